@@ -1,0 +1,462 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Hook sees a site's activations during the forward pass, in the semantic
+// shape [B, T, ...] (attn.qk_* as [B, Tq, Tk, H]), and may modify them in
+// place: the change flows downstream. For the backward pass a hook is
+// transparent (its Jacobian is taken as the identity), which is what splicing
+// an autoencoder with its error term needs.
+type Hook struct {
+	Site Site
+	Fn   func(t *Tensor) error
+}
+
+// Intervention sets elements of a site to a constant (ablation, patching).
+// Index holds flat indices into the site's [B, T, ...] tensor. The set
+// elements are constants for the backward pass: no gradient flows through.
+type Intervention struct {
+	Site  Site
+	Index []int
+	Value float32
+}
+
+// Request is one batched forward pass.
+type Request struct {
+	// Tokens holds one sequence per batch row; ragged rows are padded at the
+	// end (padding never influences real tokens: attention is causal).
+	Tokens [][]int
+	// Capture lists the sites whose activations are returned. Only these are
+	// kept: memory grows with what is captured, not with the model.
+	Capture       []Site
+	Hooks         []Hook
+	Interventions []Intervention
+	// Backward keeps what Result.Backward needs (all intermediate tensors).
+	Backward bool
+}
+
+// Result of a forward pass.
+type Result struct {
+	Lengths []int // real length of each sequence
+	T       int   // padded length
+	// Acts holds the captured activations, [B, T, ...], zero at padding.
+	Acts map[Site]*Tensor
+	// LastLayer is the last block that ran (the pass stops early when
+	// nothing later is needed).
+	LastLayer int
+
+	m    *Model
+	tape *tape
+}
+
+// pass is the state of one forward pass.
+type pass struct {
+	m       *Model
+	B, T, N int
+	lengths []int
+	want    map[Site]bool
+	hooks   map[Site][]Hook
+	sets    map[Site][]Intervention
+	res     *Result
+}
+
+// Validate checks the tokens of a request.
+func (m *Model) validate(tokens [][]int) error {
+	if len(tokens) == 0 {
+		return errors.New("empty batch: give at least one sequence of tokens")
+	}
+	for b, seq := range tokens {
+		if len(seq) == 0 {
+			return fmt.Errorf("sequence %d is empty (an empty prompt has no tokens to run)", b)
+		}
+		if len(seq) > m.NCtx {
+			return fmt.Errorf("sequence %d has %d tokens, more than the model's context of %d", b, len(seq), m.NCtx)
+		}
+		for i, tok := range seq {
+			if tok < 0 || tok >= m.Vocab {
+				return fmt.Errorf("sequence %d, position %d: token id %d is outside the vocabulary [0, %d)", b, i, tok, m.Vocab)
+			}
+		}
+	}
+	return nil
+}
+
+// Forward runs the model. It stops after the last layer anything needs and
+// skips the unembedding when nothing reads logits.
+func (m *Model) Forward(ctx context.Context, req Request) (*Result, error) {
+	if err := m.validate(req.Tokens); err != nil {
+		return nil, err
+	}
+	p := &pass{m: m, B: len(req.Tokens), want: map[Site]bool{}, hooks: map[Site][]Hook{}, sets: map[Site][]Intervention{}}
+	for _, seq := range req.Tokens {
+		p.lengths = append(p.lengths, len(seq))
+		p.T = max(p.T, len(seq))
+	}
+	p.N = p.B * p.T
+	last := -1
+	needFinal := req.Backward
+	note := func(s Site) error {
+		if err := m.check(s); err != nil {
+			return err
+		}
+		if s.Loc.HasLayer() {
+			last = max(last, s.Layer)
+		} else if s.Loc != ResidPostEmb {
+			needFinal = true
+		}
+		return nil
+	}
+	for _, s := range req.Capture {
+		if err := note(s); err != nil {
+			return nil, err
+		}
+		p.want[s] = true
+	}
+	for _, h := range req.Hooks {
+		if err := note(h.Site); err != nil {
+			return nil, err
+		}
+		p.hooks[h.Site] = append(p.hooks[h.Site], h)
+	}
+	for _, iv := range req.Interventions {
+		if err := note(iv.Site); err != nil {
+			return nil, err
+		}
+		n := p.B
+		for _, d := range m.SiteShape(iv.Site.Loc, p.T) {
+			n *= d
+		}
+		for _, i := range iv.Index {
+			if i < 0 || i >= n {
+				return nil, fmt.Errorf("intervention on %s: index %d outside the tensor of %d elements", iv.Site, i, n)
+			}
+		}
+		p.sets[iv.Site] = append(p.sets[iv.Site], iv)
+	}
+	if needFinal {
+		last = m.NLayer - 1
+	}
+	p.res = &Result{Lengths: p.lengths, T: p.T, Acts: map[Site]*Tensor{}, LastLayer: last, m: m}
+	var tp *tape
+	if req.Backward {
+		tp = &tape{layers: make([]layerTape, m.NLayer), sets: p.sets, B: p.B, T: p.T}
+		p.res.tape = tp
+	}
+	if err := p.run(ctx, req.Tokens, last, needFinal, tp); err != nil {
+		return nil, err
+	}
+	return p.res, nil
+}
+
+// layerTape holds what the backward pass needs from one block.
+type layerTape struct {
+	x, mean1, scale1, ln1, qkv, probs, vout []float32
+	mid, mean2, scale2, ln2, pre, post      []float32
+}
+
+// tape holds the forward pass for Backward.
+type tape struct {
+	B, T                 int
+	layers               []layerTape
+	final, meanF, scaleF []float32
+	sets                 map[Site][]Intervention
+}
+
+func (p *pass) run(ctx context.Context, tokens [][]int, last int, final bool, tp *tape) error {
+	m, N, d := p.m, p.N, p.m.DModel
+	resid := make([]float32, N*d)
+	for b, seq := range tokens {
+		for t := range p.T {
+			tok := 0
+			if t < len(seq) {
+				tok = seq[t]
+			}
+			row := resid[(b*p.T+t)*d : (b*p.T+t+1)*d]
+			e, pos := m.WTE[tok*d:(tok+1)*d], m.WPE[t*d:(t+1)*d]
+			for i := range row {
+				row[i] = e[i] + pos[i]
+			}
+		}
+	}
+	if err := p.visit(At(ResidPostEmb, NoLayer), resid); err != nil {
+		return err
+	}
+	var lt layerTape
+	for l := 0; l <= last; l++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if tp != nil {
+			lt = layerTape{}
+		}
+		var err error
+		if resid, err = p.block(l, resid, &lt, tp != nil); err != nil {
+			return err
+		}
+		if tp != nil {
+			tp.layers[l] = lt
+		}
+	}
+	if !final {
+		return nil
+	}
+	mean, scale, out := make([]float32, N), make([]float32, N), make([]float32, N*d)
+	layerNormStats(mean, scale, resid, N, d, m.Eps)
+	if err := p.visit(At(LnFScale, NoLayer), scale); err != nil {
+		return err
+	}
+	layerNormApply(out, resid, mean, scale, m.LnFG, m.LnFB, N, d)
+	if err := p.visit(At(LnFOut, NoLayer), out); err != nil {
+		return err
+	}
+	if tp != nil {
+		tp.final, tp.meanF, tp.scaleF = resid, mean, scale
+	}
+	s := At(Logits, NoLayer)
+	if !p.want[s] && len(p.hooks[s]) == 0 && len(p.sets[s]) == 0 && tp == nil {
+		return nil
+	}
+	logits := make([]float32, N*m.Vocab)
+	blas32.Gemm(blas.NoTrans, blas.Trans, 1, general(N, d, d, out), general(m.Vocab, d, d, m.WTE), 0, general(N, m.Vocab, m.Vocab, logits))
+	return p.visit(s, logits)
+}
+
+// block runs one transformer block on resid and returns the new residual
+// stream (a fresh slice when the tape keeps the old one).
+func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float32, error) {
+	m, N, d, mlp := p.m, p.N, p.m.DModel, p.m.DMLP
+	w := &m.Blocks[l]
+	site := func(loc Location) Site { return At(loc, l) }
+
+	lt.x = resid
+	lt.mean1, lt.scale1, lt.ln1 = make([]float32, N), make([]float32, N), make([]float32, N*d)
+	layerNormStats(lt.mean1, lt.scale1, resid, N, d, m.Eps)
+	if err := p.visit(site(AttnLnScale), lt.scale1); err != nil {
+		return nil, err
+	}
+	layerNormApply(lt.ln1, resid, lt.mean1, lt.scale1, w.Ln1G, w.Ln1B, N, d)
+	if err := p.visit(site(AttnLnOut), lt.ln1); err != nil {
+		return nil, err
+	}
+	lt.qkv = make([]float32, N*3*d)
+	linear(lt.qkv, lt.ln1, N, d, w.AttnW, 3*d, w.AttnB)
+	for _, loc := range []Location{AttnQ, AttnK, AttnV} {
+		if err := p.visit(site(loc), lt.qkv); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if lt.probs, lt.vout, err = p.attention(l, lt.qkv); err != nil {
+		return nil, err
+	}
+	delta := make([]float32, N*d)
+	linear(delta, lt.vout, N, d, w.ProjW, d, w.ProjB)
+	if err := p.visit(site(ResidDeltaAtt), delta); err != nil {
+		return nil, err
+	}
+	mid := delta // captures are copies, so delta's buffer can become resid + delta
+	for i := range mid {
+		mid[i] = resid[i] + delta[i]
+	}
+	if err := p.visit(site(ResidPostAttn), mid); err != nil {
+		return nil, err
+	}
+	lt.mid = mid
+	lt.mean2, lt.scale2, lt.ln2 = make([]float32, N), make([]float32, N), make([]float32, N*d)
+	layerNormStats(lt.mean2, lt.scale2, mid, N, d, m.Eps)
+	if err := p.visit(site(MLPLnScale), lt.scale2); err != nil {
+		return nil, err
+	}
+	layerNormApply(lt.ln2, mid, lt.mean2, lt.scale2, w.Ln2G, w.Ln2B, N, d)
+	if err := p.visit(site(MLPLnOut), lt.ln2); err != nil {
+		return nil, err
+	}
+	lt.pre, lt.post = make([]float32, N*mlp), make([]float32, N*mlp)
+	linear(lt.pre, lt.ln2, N, d, w.FcW, mlp, w.FcB)
+	if err := p.visit(site(MLPPreAct), lt.pre); err != nil {
+		return nil, err
+	}
+	gelu(lt.post, lt.pre)
+	if err := p.visit(site(MLPPostAct), lt.post); err != nil {
+		return nil, err
+	}
+	out := make([]float32, N*d)
+	linear(out, lt.post, N, mlp, w.OutW, d, w.OutB)
+	if err := p.visit(site(ResidDeltaMLP), out); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i] += mid[i]
+	}
+	if err := p.visit(site(ResidPostMLP), out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// attention computes per (sequence, head) the causal softmax attention and
+// returns probs [B, H, T, T] and v_out [N, d] (heads concatenated).
+func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error) {
+	m, B, T, d := p.m, p.B, p.T, p.m.DModel
+	H, dh := m.NHead, m.DHead()
+	logits := make([]float32, B*H*T*T)
+	inv := float32(1 / math.Sqrt(float64(dh)))
+	parallel(B*H, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/H, bh%H
+			q := qkv[b*T*3*d+h*dh:]
+			k := qkv[b*T*3*d+d+h*dh:]
+			s := logits[bh*T*T : (bh+1)*T*T]
+			blas32.Gemm(blas.NoTrans, blas.Trans, inv, general(T, dh, 3*d, q), general(T, dh, 3*d, k), 0, general(T, T, T, s))
+			for i := range T {
+				for j := i + 1; j < T; j++ {
+					s[i*T+j] = float32(math.Inf(-1))
+				}
+			}
+		}
+	})
+	if err := p.visit(At(AttnQKLogits, l), logits); err != nil {
+		return nil, nil, err
+	}
+	probs = logits // captures are copies: softmax in place
+	parallel(B*H*T, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			softmax(probs[r*T:(r+1)*T], logits[r*T:(r+1)*T])
+		}
+	})
+	if err := p.visit(At(AttnQKProbs, l), probs); err != nil {
+		return nil, nil, err
+	}
+	vout = make([]float32, p.N*d)
+	parallel(B*H, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/H, bh%H
+			v := qkv[b*T*3*d+2*d+h*dh:]
+			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1, general(T, T, T, probs[bh*T*T:]), general(T, dh, 3*d, v), 0, general(T, dh, d, vout[b*T*d+h*dh:]))
+		}
+	})
+	return probs, vout, p.visit(At(AttnVOut, l), vout)
+}
+
+// softmax of one row; -Inf entries get probability 0.
+func softmax(out, in []float32) {
+	mx := float32(math.Inf(-1))
+	for _, v := range in {
+		mx = max(mx, v)
+	}
+	if math.IsInf(float64(mx), -1) {
+		clear(out)
+		return
+	}
+	var s float64
+	for i, v := range in {
+		e := math.Exp(float64(v - mx))
+		out[i] = float32(e)
+		s += e
+	}
+	inv := float32(1 / s)
+	for i := range out {
+		out[i] *= inv
+	}
+}
+
+func (p *pass) wanted(s Site) bool {
+	return p.want[s] || len(p.hooks[s]) > 0 || len(p.sets[s]) > 0
+}
+
+// visit runs hooks and interventions on a site and captures it.
+func (p *pass) visit(s Site, buf []float32) error {
+	if !p.wanted(s) {
+		return nil
+	}
+	t, writeBack := p.semantic(s.Loc, buf)
+	for _, h := range p.hooks[s] {
+		if err := h.Fn(t); err != nil {
+			return fmt.Errorf("hook on %s: %w", s, err)
+		}
+	}
+	for _, iv := range p.sets[s] {
+		for _, i := range iv.Index {
+			t.Data[i] = iv.Value
+		}
+	}
+	if writeBack != nil && (len(p.hooks[s]) > 0 || len(p.sets[s]) > 0) {
+		writeBack()
+	}
+	if p.want[s] {
+		c := t
+		if writeBack == nil {
+			c = t.Clone()
+		}
+		p.zeroPadding(c)
+		p.res.Acts[s] = c
+	}
+	return nil
+}
+
+// zeroPadding clears the positions beyond each sequence's length.
+func (p *pass) zeroPadding(t *Tensor) {
+	perTok := t.Stride(1)
+	for b, n := range p.lengths {
+		if n < p.T {
+			clear(t.Data[(b*p.T+n)*perTok : (b+1)*p.T*perTok])
+		}
+	}
+}
+
+// semantic presents an internal buffer in the site's semantic layout. When the
+// layouts differ it returns a copy and a function that writes it back.
+func (p *pass) semantic(loc Location, buf []float32) (*Tensor, func()) {
+	return toSemantic(p.m.Config, loc, p.B, p.T, buf)
+}
+
+func toSemantic(c Config, loc Location, B, T int, buf []float32) (*Tensor, func()) {
+	shape := append([]int{B}, c.SiteShape(loc, T)...)
+	d, H, dh := c.DModel, c.NHead, c.DHead()
+	switch loc {
+	case AttnQ, AttnK, AttnV:
+		part := slices.Index([]Location{AttnQ, AttnK, AttnV}, loc)
+		t := NewTensor(shape...)
+		for r := range B * T {
+			copy(t.Data[r*d:(r+1)*d], buf[r*3*d+part*d:r*3*d+(part+1)*d])
+		}
+		return t, func() {
+			for r := range B * T {
+				copy(buf[r*3*d+part*d:r*3*d+(part+1)*d], t.Data[r*d:(r+1)*d])
+			}
+		}
+	case AttnQKLogits, AttnQKProbs:
+		t := NewTensor(shape...)
+		for b := range B {
+			for h := range H {
+				for i := range T {
+					for j := range T {
+						t.Data[((b*T+i)*T+j)*H+h] = buf[((b*H+h)*T+i)*T+j]
+					}
+				}
+			}
+		}
+		return t, func() {
+			for b := range B {
+				for h := range H {
+					for i := range T {
+						for j := range T {
+							buf[((b*H+h)*T+i)*T+j] = t.Data[((b*T+i)*T+j)*H+h]
+						}
+					}
+				}
+			}
+		}
+	}
+	_ = dh
+	return &Tensor{Shape: shape, Data: buf}, nil
+}
