@@ -318,13 +318,15 @@ func (d *downloader) attempt(ctx context.Context, u, file, final string) (err er
 		}
 	case http.StatusRequestedRangeNotSatisfiable:
 		// The part may already hold everything (we stopped just before the rename).
-		_, _, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if !ok && total < 0 || ok && size != offset || !ok && total != offset {
-			_ = f.Truncate(0)
-			return transient("server refused to resume at byte %d; starting over", offset)
-		}
-		if total < 0 {
+		if _, _, size, ok := parseContentRange(resp.Header.Get("Content-Range")); ok {
+			if total >= 0 && total != size {
+				return d.corrupt(&f, part, file, fmt.Sprintf("the hub announced %d bytes but the server has %d", total, size))
+			}
 			total = size
+		}
+		if total != offset {
+			_ = f.Truncate(0)
+			return transient("server refused to resume at byte %d of %s; starting over", offset, sizeString(total))
 		}
 		return d.finish(&f, part, file, final, total, meta, resp, nil, offset)
 	default:
