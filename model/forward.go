@@ -397,18 +397,18 @@ func (p *pass) visit(s Site, buf []float32) error {
 		if writeBack == nil {
 			c = t.Clone()
 		}
-		p.zeroPadding(c)
+		zeroPadding(c, p.lengths, p.T)
 		p.res.Acts[s] = c
 	}
 	return nil
 }
 
 // zeroPadding clears the positions beyond each sequence's length.
-func (p *pass) zeroPadding(t *Tensor) {
+func zeroPadding(t *Tensor, lengths []int, T int) {
 	perTok := t.Stride(1)
-	for b, n := range p.lengths {
-		if n < p.T {
-			clear(t.Data[(b*p.T+n)*perTok : (b+1)*p.T*perTok])
+	for b, n := range lengths {
+		if n < T {
+			clear(t.Data[(b*T+n)*perTok : (b+1)*T*perTok])
 		}
 	}
 }
