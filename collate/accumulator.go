@@ -1,0 +1,458 @@
+package collate
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Kind of values a layer's components have.
+const (
+	kindUnset  uint8 = 0
+	kindTokens uint8 = 1 // one activation per token: a record holds T values
+	kindPairs  uint8 = 2 // one activation per (query, key) pair: T(T+1)/2 values
+)
+
+// maxValues bounds the values in one record (a 1024-token pair window).
+const maxValues = 1024 * 1025 / 2
+
+// LayerAccumulator collates every component of one location and layer. It is
+// not safe for concurrent use; a worker keeps one per location and layer
+// (they may run in parallel with each other).
+type LayerAccumulator struct {
+	location   string
+	layer      int
+	components int
+	cfg        Config
+	salt       uint64
+	kind       uint8
+
+	// Live per-shard statistics: every component has seen count values.
+	count    int64
+	shiftSet bool
+	shift    []float32 // per component K of the shifted sums
+	sums     []float64 // per component sum (x-K)^p, p=1..4
+	hist     []uint32  // per component histLive bins
+
+	// Merged (exact) statistics, allocated on first merge or flush.
+	exactCount int64
+	exact      []powerSums
+	histTotal  []int64
+
+	nonzero []int64
+	minAct  []float32
+	maxAct  []float32
+	minRec  []float32 // smallest record maximum
+	records int64     // records (windows) per component
+	sketch  []sketch
+
+	top     [][]rec
+	topThr  []float32 // root's max when the heap is full, else -Inf
+	pool    [][]rec
+	poolThr []uint64 // root's priority when the pool is full, else MaxUint64
+
+	scratch []float32 // transposed window [component][values]
+	scores  []float32 // transposed scores of pair windows
+}
+
+// NewLayerAccumulator returns an empty accumulator for nComponents components
+// of location at layer.
+func NewLayerAccumulator(location string, layer, nComponents int, cfg Config) (*LayerAccumulator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if location == "" || layer < 0 || nComponents <= 0 || nComponents > 1<<24 {
+		return nil, fmt.Errorf("collate: bad layer accumulator (location %q, layer %d, %d components)", location, layer, nComponents)
+	}
+	n := nComponents
+	a := &LayerAccumulator{
+		location: location, layer: layer, components: n, cfg: cfg,
+		salt:    salt(cfg.Seed, location, layer),
+		shift:   make([]float32, n),
+		sums:    make([]float64, 4*n),
+		hist:    make([]uint32, histLive*n),
+		nonzero: make([]int64, n),
+		minAct:  make([]float32, n),
+		maxAct:  make([]float32, n),
+		minRec:  make([]float32, n),
+		sketch:  make([]sketch, n),
+		top:     make([][]rec, n),
+		topThr:  make([]float32, n),
+		pool:    make([][]rec, n),
+		poolThr: make([]uint64, n),
+	}
+	for c := 0; c < n; c++ {
+		a.minAct[c] = float32(math.Inf(1))
+		a.maxAct[c] = negInf32
+		a.minRec[c] = float32(math.Inf(1))
+		a.topThr[c] = negInf32
+		a.poolThr[c] = math.MaxUint64
+	}
+	return a, nil
+}
+
+// Location, Layer, Components and Config describe the accumulator.
+func (a *LayerAccumulator) Location() string { return a.location }
+func (a *LayerAccumulator) Layer() int       { return a.layer }
+func (a *LayerAccumulator) Components() int  { return a.components }
+func (a *LayerAccumulator) Config() Config   { return a.cfg }
+
+// Pairs reports whether the components are pair-indexed (attention heads).
+func (a *LayerAccumulator) Pairs() bool { return a.kind == kindPairs }
+
+// Records returns how many windows every component has seen.
+func (a *LayerAccumulator) Records() int64 { return a.records }
+
+func (a *LayerAccumulator) setKind(k uint8) error {
+	if a.kind == kindUnset {
+		a.kind = k
+	}
+	if a.kind != k {
+		return fmt.Errorf("collate: %s layer %d mixes per-token and per-pair windows", a.location, a.layer)
+	}
+	return nil
+}
+
+// AddWindow adds one window of per-token components. acts is the model's
+// [T, nComponents] row-major block for the window's T = len(tokens) tokens.
+// The slices are not retained.
+func (a *LayerAccumulator) AddWindow(src Source, tokens []int32, acts []float32) error {
+	T, C := len(tokens), a.components
+	if T == 0 || T > maxValues || len(acts) != T*C {
+		return fmt.Errorf("collate: %s layer %d window %v: %d activations for %d tokens × %d components", a.location, a.layer, src, len(acts), T, C)
+	}
+	if err := a.setKind(kindTokens); err != nil {
+		return err
+	}
+	a.scratch = transpose(a.scratch, acts, T, C)
+	a.addColumns(src, tokens, a.scratch, a.scratch, T)
+	return nil
+}
+
+// AddPairWindow adds one window of pair components (attention heads).
+// values and scores are [T, T, nComponents] row-major ([query, key,
+// component], T = len(tokens)); only the lower triangle (key <= query) is
+// read. A record stores the lower triangle of values row by row; scores rank
+// it (its maximum activation is the largest score) and feed the statistics,
+// histogram and quantiles. scores may be nil to use values for both; a
+// worker typically passes attention probabilities as values and the
+// per-pair write norm as scores.
+func (a *LayerAccumulator) AddPairWindow(src Source, tokens []int32, values, scores []float32) error {
+	T, C := len(tokens), a.components
+	L := T * (T + 1) / 2
+	if T == 0 || L > maxValues || len(values) != T*T*C || (scores != nil && len(scores) != T*T*C) {
+		return fmt.Errorf("collate: %s layer %d pair window %v: want %d×%d×%d values and scores", a.location, a.layer, src, T, T, C)
+	}
+	if err := a.setKind(kindPairs); err != nil {
+		return err
+	}
+	a.scratch = lowerTriangle(a.scratch, values, T, C)
+	sc := a.scratch
+	if scores != nil {
+		a.scores = lowerTriangle(a.scores, scores, T, C)
+		sc = a.scores
+	}
+	a.addColumns(src, tokens, a.scratch, sc, L)
+	return nil
+}
+
+// transpose writes the [T, C] block as [C, T] into dst, in tiles so that both
+// sides stay in cache.
+func transpose(dst, src []float32, T, C int) []float32 {
+	dst = slices.Grow(dst[:0], T*C)[:T*C]
+	const tile = 16
+	for c0 := 0; c0 < C; c0 += tile {
+		c1 := min(c0+tile, C)
+		for t := 0; t < T; t++ {
+			row := src[t*C+c0 : t*C+c1]
+			for j, x := range row {
+				dst[(c0+j)*T+t] = x
+			}
+		}
+	}
+	return dst
+}
+
+// lowerTriangle gathers, per component, the pairs (q, k<=q) of a [T, T, C]
+// block row by row into dst [C][T(T+1)/2].
+func lowerTriangle(dst, src []float32, T, C int) []float32 {
+	L := T * (T + 1) / 2
+	dst = slices.Grow(dst[:0], L*C)[:L*C]
+	i := 0
+	for q := 0; q < T; q++ {
+		for k := 0; k <= q; k++ {
+			row := src[(q*T+k)*C : (q*T+k+1)*C]
+			for c, x := range row {
+				dst[c*L+i] = x
+			}
+			i++
+		}
+	}
+	return dst
+}
+
+// addColumns updates every component from its L stored values and L scores
+// (vals[c*L:], scores[c*L:]; the same slice for per-token windows).
+func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores []float32, L int) {
+	if !a.shiftSet {
+		for c := range a.shift {
+			a.shift[c] = scores[c*L]
+		}
+		a.shiftSet = true
+	}
+	var shared []int32 // the window's tokens, copied once if a record is kept
+	for c := 0; c < a.components; c++ {
+		col := scores[c*L : (c+1)*L]
+		mx := a.summarize(c, col)
+		a.sketch[c].add(sketchCode(mx))
+		a.minRec[c] = min(a.minRec[c], mx)
+
+		enterTop := a.cfg.TopK > 0 && mx >= a.topThr[c]
+		var prio uint64
+		enterPool := false
+		if a.cfg.QuantilePool > 0 {
+			prio = priority(a.salt, c, src)
+			enterPool = prio <= a.poolThr[c]
+		}
+		if !enterTop && !enterPool {
+			continue
+		}
+		if shared == nil {
+			shared = slices.Clone(tokens)
+		}
+		r := rec{Record: Record{Source: src, MaxActivation: mx, Tokens: shared}, prio: prio}
+		var kept []float32
+		keep := func() []float32 {
+			if kept == nil {
+				kept = slices.Clone(vals[c*L : (c+1)*L])
+			}
+			return kept
+		}
+		if enterTop {
+			a.offerTop(c, r, keep)
+		}
+		if enterPool {
+			a.offerPool(c, r, keep)
+		}
+	}
+	a.count += int64(L)
+	a.records++
+	if a.count >= 1<<31 { // keep the uint32 histogram from overflowing
+		a.flushLive()
+	}
+}
+
+// summarize folds one component's window into the live statistics and
+// returns its maximum. This is the hot loop: a few instructions per value.
+func (a *LayerAccumulator) summarize(c int, col []float32) float32 {
+	k := float64(a.shift[c])
+	h := a.hist[c*histLive : (c+1)*histLive : (c+1)*histLive]
+	mx, mn := col[0], col[0]
+	var s1, s2, s3, s4 float64
+	nz := 0
+	for _, x := range col {
+		mx = max(mx, x)
+		mn = min(mn, x)
+		d := float64(x) - k
+		d2 := d * d
+		s1 += d
+		s2 += d2
+		s3 += d2 * d
+		s4 += d2 * d2
+		if x != 0 {
+			nz++
+			h[histBin(x)&(histLive-1)]++
+		}
+	}
+	s := a.sums[4*c : 4*c+4 : 4*c+4]
+	s[0] += s1
+	s[1] += s2
+	s[2] += s3
+	s[3] += s4
+	a.nonzero[c] += int64(nz)
+	a.maxAct[c] = max(a.maxAct[c], mx)
+	a.minAct[c] = min(a.minAct[c], mn)
+	return mx
+}
+
+func (a *LayerAccumulator) offerTop(c int, r rec, acts func() []float32) {
+	if len(a.top[c]) == a.cfg.TopK && !worse(&a.top[c][0], &r) {
+		return
+	}
+	r.Activations = acts()
+	a.top[c], _ = offer(a.top[c], a.cfg.TopK, r, worse)
+	if len(a.top[c]) == a.cfg.TopK {
+		a.topThr[c] = a.top[c][0].MaxActivation
+	}
+}
+
+func (a *LayerAccumulator) offerPool(c int, r rec, acts func() []float32) {
+	if len(a.pool[c]) == a.cfg.QuantilePool && !later(&a.pool[c][0], &r) {
+		return
+	}
+	r.Activations = acts()
+	a.pool[c], _ = offer(a.pool[c], a.cfg.QuantilePool, r, later)
+	if len(a.pool[c]) == a.cfg.QuantilePool {
+		a.poolThr[c] = a.pool[c][0].prio
+	}
+}
+
+// flushLive moves the live float64 sums and uint32 histogram into the exact
+// merged state and resets them.
+func (a *LayerAccumulator) flushLive() {
+	if a.exact == nil {
+		a.exact = make([]powerSums, a.components)
+		a.histTotal = make([]int64, histLive*a.components)
+	}
+	if a.count > 0 {
+		for c := range a.exact {
+			a.exact[c].addShifted(a.count, a.shift[c], (*[4]float64)(a.sums[4*c:4*c+4]))
+		}
+	} else {
+		for c := range a.exact {
+			a.exact[c].addShifted(0, 0, nil)
+		}
+	}
+	for i, v := range a.hist {
+		a.histTotal[i] += int64(v)
+	}
+	a.exactCount += a.count
+	a.count = 0
+	a.shiftSet = false
+	clear(a.sums)
+	clear(a.hist)
+	clear(a.shift)
+}
+
+// Merge folds o into a; o must not be used afterwards. Both must describe the
+// same location, layer, component count and Config. The result does not
+// depend on the order in which partials are merged.
+func (a *LayerAccumulator) Merge(o *LayerAccumulator) error {
+	if a.location != o.location || a.layer != o.layer || a.components != o.components {
+		return fmt.Errorf("collate: cannot merge %s layer %d (%d components) into %s layer %d (%d components)",
+			o.location, o.layer, o.components, a.location, a.layer, a.components)
+	}
+	if a.cfg != o.cfg {
+		return fmt.Errorf("collate: cannot merge %s layer %d: settings differ (%+v vs %+v)", a.location, a.layer, o.cfg, a.cfg)
+	}
+	if o.kind != kindUnset {
+		if err := a.setKind(o.kind); err != nil {
+			return err
+		}
+	}
+	a.flushLive()
+	o.flushLive()
+	a.exactCount += o.exactCount
+	a.records += o.records
+	for c := 0; c < a.components; c++ {
+		a.exact[c].add(&o.exact[c])
+		a.nonzero[c] += o.nonzero[c]
+		a.minAct[c] = min(a.minAct[c], o.minAct[c])
+		a.maxAct[c] = max(a.maxAct[c], o.maxAct[c])
+		a.minRec[c] = min(a.minRec[c], o.minRec[c])
+		a.sketch[c].merge(&o.sketch[c])
+		for _, r := range o.top[c] {
+			a.offerTop(c, r, func() []float32 { return r.Activations })
+		}
+		for _, r := range o.pool[c] {
+			a.offerPool(c, r, func() []float32 { return r.Activations })
+		}
+	}
+	for i, v := range o.histTotal {
+		a.histTotal[i] += v
+	}
+	return nil
+}
+
+// ComponentView is everything collated for one component.
+type ComponentView struct {
+	Location string `json:"location"`
+	Layer    int    `json:"layer"`
+	Index    int    `json:"index"`
+	// Pairs marks attention-head style records (lower-triangle activations).
+	Pairs bool `json:"pairs,omitempty"`
+	// Top holds the top records, best first.
+	Top []Record `json:"top"`
+	// Random is a uniform random sample; any prefix is a uniform sample too.
+	Random []Record `json:"random"`
+	// Quantiles[b] is a uniform sample of the records whose maximum falls in
+	// bucket b, [Stats.QuantileBoundaries[b], Stats.QuantileBoundaries[b+1]).
+	Quantiles [][]Record `json:"quantiles"`
+	Stats     Stats      `json:"stats"`
+}
+
+// Component returns the collated view of component c (finalizing the
+// quantile buckets). It does not change the accumulator.
+func (a *LayerAccumulator) Component(c int) (*ComponentView, error) {
+	if c < 0 || c >= a.components {
+		return nil, fmt.Errorf("collate: %s layer %d has no component %d (it has %d)", a.location, a.layer, c, a.components)
+	}
+	v := &ComponentView{Location: a.location, Layer: a.layer, Index: c, Pairs: a.kind == kindPairs}
+	top := slices.Clone(a.top[c])
+	slices.SortFunc(top, order(func(x, y *rec) bool { return better(&x.Record, &y.Record) }))
+	for _, r := range top {
+		v.Top = append(v.Top, r.Record)
+	}
+	pool := slices.Clone(a.pool[c])
+	slices.SortFunc(pool, order(earlier))
+	for _, r := range pool[:min(len(pool), a.cfg.RandomK)] {
+		v.Random = append(v.Random, r.Record)
+	}
+	v.Stats = a.stats(c)
+	if nb := a.cfg.QuantileBuckets; nb > 0 && len(v.Stats.QuantileBoundaries) > 0 {
+		v.Quantiles = make([][]Record, nb)
+		for _, r := range pool {
+			b := bucketOf(v.Stats.QuantileBoundaries, r.MaxActivation)
+			if len(v.Quantiles[b]) < a.cfg.PerBucket {
+				v.Quantiles[b] = append(v.Quantiles[b], r.Record)
+			}
+		}
+	}
+	return v, nil
+}
+
+// order turns a strict total order into a sort comparison.
+func order(before func(x, y *rec) bool) func(x, y rec) int {
+	return func(x, y rec) int {
+		switch {
+		case before(&x, &y):
+			return -1
+		case before(&y, &x):
+			return 1
+		}
+		return 0
+	}
+}
+
+// stats computes component c's statistics from the exact and live state.
+func (a *LayerAccumulator) stats(c int) Stats {
+	var ps powerSums
+	if a.exact != nil {
+		ps.add(&a.exact[c])
+	}
+	if a.count > 0 {
+		ps.addShifted(a.count, a.shift[c], (*[4]float64)(a.sums[4*c:4*c+4]))
+	}
+	n := a.exactCount + a.count
+	st := Stats{Count: n, Histogram: make([]int64, HistogramBins)}
+	if n == 0 {
+		return st
+	}
+	st.Mean, st.Variance, st.Skewness, st.Kurtosis = moments(n, &ps)
+	st.Max, st.Min = a.maxAct[c], a.minAct[c]
+	st.FracNonzero = float64(a.nonzero[c]) / float64(n)
+	for i := 0; i < histLive; i++ {
+		v := int64(a.hist[c*histLive+i])
+		if a.histTotal != nil {
+			v += a.histTotal[c*histLive+i]
+		}
+		j := i
+		if i >= histMags {
+			j++ // after the zero bin
+		}
+		st.Histogram[j] = v
+	}
+	st.Histogram[histMags] = n - a.nonzero[c]
+	st.QuantileBoundaries = a.sketch[c].boundaries(a.cfg.QuantileBuckets, a.minRec[c], a.maxAct[c])
+	return st
+}
