@@ -1,0 +1,301 @@
+package autoencoder
+
+import (
+	"archive/zip"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"path"
+	"strings"
+	"unsafe"
+
+	"tdb/model"
+)
+
+// torch.save (PyTorch >= 1.6) writes a zip archive: <prefix>/data.pkl, a
+// pickle of the object in which every tensor refers to a storage by key, and
+// <prefix>/data/<key>, the raw little-endian bytes of each storage, stored
+// uncompressed. The prefix is the file name the object was saved under, so
+// it varies; we find it from data.pkl.
+
+// maxPickleBytes bounds data.pkl: a state dict's pickle is a few KB.
+const maxPickleBytes = 64 << 20
+
+// torchFile is an opened torch.save state dict.
+type torchFile struct {
+	path    string
+	size    int64
+	prefix  string
+	records map[string]*zip.File
+	dict    *pyDict
+}
+
+// openTorch reads the archive's directory and unpickles its data.pkl.
+func openTorch(r io.ReaderAt, size int64, name string) (*torchFile, error) {
+	var magic [2]byte
+	if _, err := r.ReadAt(magic[:], 0); err == nil && magic[0] == 0x80 && magic[1] == 0x02 {
+		return nil, fmt.Errorf("%s: legacy (pre-zip) torch.save format is not supported: re-save it with a PyTorch of 1.6 or later", name)
+	}
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a torch.save zip archive (truncated or corrupted?): %w", name, err)
+	}
+	tf := &torchFile{path: name, size: size, records: map[string]*zip.File{}}
+	var pkl *zip.File
+	for _, f := range zr.File {
+		tf.records[f.Name] = f
+		dir, base := path.Split(f.Name)
+		if base == "data.pkl" && strings.Count(dir, "/") <= 1 {
+			if pkl != nil {
+				return nil, fmt.Errorf("%s: archive holds two data.pkl records (%s and %s)", name, pkl.Name, f.Name)
+			}
+			pkl, tf.prefix = f, dir
+		}
+	}
+	if pkl == nil {
+		return nil, fmt.Errorf("%s: archive has no data.pkl: not a torch.save file", name)
+	}
+	if _, ok := tf.records[tf.prefix+"constants.pkl"]; ok {
+		return nil, fmt.Errorf("%s: a TorchScript archive, not a state dict", name)
+	}
+	if bo, ok := tf.records[tf.prefix+"byteorder"]; ok {
+		b, err := readRecord(bo, 16)
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading %s: %w", name, bo.Name, err)
+		}
+		if s := string(b); s != "little" {
+			return nil, fmt.Errorf("%s: byte order %q is not supported (only little-endian)", name, s)
+		}
+	}
+	data, err := readRecord(pkl, maxPickleBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", name, pkl.Name, err)
+	}
+	v, err := unpickle(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", name, pkl.Name, err)
+	}
+	d, ok := v.(*pyDict)
+	if !ok {
+		return nil, fmt.Errorf("%s: holds a %s, not a state dict", name, pyTypeName(v))
+	}
+	tf.dict = d
+	return tf, nil
+}
+
+// readRecord reads a small zip record whole (checking its CRC).
+func readRecord(f *zip.File, limit int64) ([]byte, error) {
+	if f.UncompressedSize64 > uint64(limit) {
+		return nil, fmt.Errorf("record of %d bytes is larger than the limit of %d", f.UncompressedSize64, limit)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, limit))
+}
+
+// keys lists the state dict's string keys in file order.
+func (tf *torchFile) keys() []string {
+	var out []string
+	for _, k := range tf.dict.keys {
+		if s, ok := k.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// value returns a non-tensor entry.
+func (tf *torchFile) value(key string) (any, bool) { return tf.dict.get(key) }
+
+// has reports whether key holds a tensor.
+func (tf *torchFile) has(key string) bool {
+	v, ok := tf.dict.get(key)
+	if !ok {
+		return false
+	}
+	_, ok = v.(*tensorRef)
+	return ok
+}
+
+// tensor reads a tensor entry as float32, converting other element types.
+func (tf *torchFile) tensor(key string) (*model.Tensor, error) {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("%s: tensor %q: %s", tf.path, key, fmt.Sprintf(format, a...))
+	}
+	v, ok := tf.dict.get(key)
+	if !ok {
+		return nil, fail("missing from the state dict (keys: %s)", strings.Join(tf.keys(), ", "))
+	}
+	ref, ok := v.(*tensorRef)
+	if !ok {
+		return nil, fail("is a %s, not a tensor", pyTypeName(v))
+	}
+	st := ref.storage
+	rec, ok := tf.records[tf.prefix+"data/"+st.key]
+	if !ok {
+		return nil, fail("its storage record data/%s is missing from the archive", st.key)
+	}
+	if rec.Method != zip.Store {
+		return nil, fail("storage data/%s is compressed; torch.save stores storages uncompressed", st.key)
+	}
+	want := uint64(st.numel) * uint64(st.dtype.size)
+	if st.numel > math.MaxInt64/8 || rec.UncompressedSize64 != want {
+		return nil, fail("storage data/%s holds %d bytes but the pickle says %d elements of %s (%d bytes)",
+			st.key, rec.UncompressedSize64, st.numel, st.dtype.name, want)
+	}
+	off, err := rec.DataOffset()
+	if err != nil || off < 0 || rec.CompressedSize64 != want || uint64(off)+want > uint64(tf.size) {
+		return nil, fail("storage data/%s lies outside the file (truncated?)", st.key)
+	}
+	numel := int64(1)
+	for _, d := range ref.shape {
+		if d != 0 && numel > st.numel/int64(d) {
+			return nil, fail("shape %v has more elements than its storage (%d)", ref.shape, st.numel)
+		}
+		numel *= int64(d)
+	}
+	if numel > 0 {
+		// The last element the view touches must lie in the storage; each
+		// step is checked before it is added, so nothing overflows.
+		last := ref.offset
+		if last >= st.numel {
+			return nil, fail("storage offset %d is past its storage of %d elements", ref.offset, st.numel)
+		}
+		for i, d := range ref.shape {
+			if s := ref.stride[i]; d > 1 && s > 0 {
+				if int64(d-1) > (st.numel-1-last)/s {
+					return nil, fail("view (offset %d, shape %v, stride %v) reaches past its storage of %d elements",
+						ref.offset, ref.shape, ref.stride, st.numel)
+				}
+				last += int64(d-1) * s
+			}
+		}
+	}
+	t := model.NewTensor(ref.shape...)
+	if numel == 0 {
+		return t, nil
+	}
+	rc, err := rec.Open()
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	defer rc.Close()
+	if st.dtype.name == "float32" && ref.contiguous() && nativeLittleEndian {
+		// Fast path: stream the bytes straight into the tensor, then read
+		// to the end so the zip reader verifies the CRC.
+		if _, err := io.CopyN(io.Discard, rc, ref.offset*4); err != nil {
+			return nil, fail("reading storage data/%s: %v", st.key, err)
+		}
+		if _, err := io.ReadFull(rc, floatBytes(t.Data)); err != nil {
+			return nil, fail("reading storage data/%s: %v", st.key, err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			return nil, fail("reading storage data/%s: %v", st.key, err)
+		}
+		return t, nil
+	}
+	raw := make([]byte, want)
+	if _, err := io.ReadFull(rc, raw); err != nil {
+		return nil, fail("reading storage data/%s: %v", st.key, err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil, fail("reading storage data/%s: %v", st.key, err)
+	}
+	ref.gather(t.Data, raw)
+	return t, nil
+}
+
+// contiguous reports whether the view is dense row-major.
+func (r *tensorRef) contiguous() bool {
+	s := int64(1)
+	for i := len(r.shape) - 1; i >= 0; i-- {
+		if r.shape[i] != 1 && r.stride[i] != s {
+			return false
+		}
+		s *= int64(r.shape[i])
+	}
+	return true
+}
+
+// gather copies the view out of the raw storage bytes, converting to
+// float32. The caller has checked that every index lies in raw.
+func (r *tensorRef) gather(dst []float32, raw []byte) {
+	size := r.storage.dtype.size
+	idx := make([]int, len(r.shape))
+	for n := range dst {
+		e := r.offset
+		for i, k := range idx {
+			e += int64(k) * r.stride[i]
+		}
+		dst[n] = decodeElement(r.storage.dtype.name, raw[e*int64(size):])
+		for i := len(idx) - 1; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < r.shape[i] {
+				break
+			}
+			idx[i] = 0
+		}
+	}
+}
+
+func decodeElement(dt string, b []byte) float32 {
+	le := binary.LittleEndian
+	switch dt {
+	case "float32":
+		return math.Float32frombits(le.Uint32(b))
+	case "float64":
+		return float32(math.Float64frombits(le.Uint64(b)))
+	case "float16":
+		return halfToFloat32(le.Uint16(b))
+	case "bfloat16":
+		return math.Float32frombits(uint32(le.Uint16(b)) << 16)
+	case "int64":
+		return float32(int64(le.Uint64(b)))
+	case "int32":
+		return float32(int32(le.Uint32(b)))
+	case "int16":
+		return float32(int16(le.Uint16(b)))
+	case "int8":
+		return float32(int8(b[0]))
+	case "uint8", "bool":
+		return float32(b[0])
+	}
+	return float32(math.NaN())
+}
+
+// halfToFloat32 converts IEEE 754 binary16.
+func halfToFloat32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	frac := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && frac == 0:
+		return math.Float32frombits(sign)
+	case exp == 0:
+		e := uint32(127 - 15 + 1)
+		for frac&0x400 == 0 {
+			frac <<= 1
+			e--
+		}
+		return math.Float32frombits(sign | e<<23 | (frac&0x3ff)<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
+}
+
+func floatBytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), len(f)*4)
+}
+
+var nativeLittleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
