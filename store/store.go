@@ -1,6 +1,3 @@
-// Package store hides blob storage (local filesystem, Azure Blob, memory)
-// behind one small interface so that the pipeline, the query service and the
-// viewer never care where datasets live. It imports nothing else of tdb.
 package store
 
 import (
