@@ -17,7 +17,8 @@ type BackwardOptions struct {
 	// only is Stop at attn.k of that layer, the key only at attn.q, the value
 	// path only at attn.qk_probs.
 	Stop []Site
-	// Keep lists the sites whose gradients are returned; nil keeps all.
+	// Keep lists the sites whose gradients are returned (zeros for sites
+	// downstream of every seed); nil keeps all the pass reached.
 	Keep []Site
 }
 
@@ -73,6 +74,14 @@ func (r *Result) Backward(seeds map[Site]*Tensor, opts BackwardOptions) (map[Sit
 		top = m.NLayer - 1
 	}
 	b.run(top, final)
+	for _, s := range opts.Keep { // sites downstream of every seed have zero gradient
+		if _, ok := b.out[s]; !ok {
+			if err := m.check(s); err != nil {
+				return nil, fmt.Errorf("backward keep: %w", err)
+			}
+			b.out[s] = NewTensor(append([]int{tp.B}, m.SiteShape(s.Loc, tp.T)...)...)
+		}
+	}
 	return b.out, nil
 }
 

@@ -132,3 +132,7 @@ func LoadConfig(dir string) (Config, error) {
 	}
 	return c, nil
 }
+
+// TinyConfig is a small GPT-2 shape (full vocabulary) for tests and for
+// trying the pipeline quickly with random weights.
+var TinyConfig = Config{NLayer: 2, NHead: 4, DModel: 64, DMLP: 256, NCtx: 64, Vocab: 50257, Eps: 1e-5}

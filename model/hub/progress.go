@@ -41,6 +41,9 @@ func (p *progressBar) add(n int) {
 	}
 	p.done += int64(n)
 	p.fresh += int64(n)
+	if p.total > 0 && p.done >= p.total {
+		return // finish draws the final state
+	}
 	if t := p.now(); !p.drawn || t.Sub(p.last) >= progressEvery {
 		p.last = t
 		p.draw(false)
@@ -98,10 +101,10 @@ func formatProgress(name string, done, total, fresh int64, elapsed time.Duration
 			bar += ">" + strings.Repeat(" ", width-filled-1)
 		}
 		unit, div := byteUnit(total)
-		fmt.Fprintf(&b, " [%s] %3.0f%%  %.1f/%.1f %s", bar, frac*100, float64(done)/div, float64(total)/div, unit)
+		fmt.Fprintf(&b, " [%s] %3.0f%%  %s/%s %s", bar, frac*100, amount(done, div), amount(total, div), unit)
 	} else {
 		unit, div := byteUnit(done)
-		fmt.Fprintf(&b, " %.1f %s", float64(done)/div, unit)
+		fmt.Fprintf(&b, " %s %s", amount(done, div), unit)
 	}
 	fmt.Fprintf(&b, "  %.1f MB/s", rate/1e6)
 	switch {
@@ -127,6 +130,14 @@ func byteUnit(n int64) (string, float64) {
 		return "kB", 1e3
 	}
 	return "B", 1
+}
+
+// amount shows n in units of div: whole bytes, else one decimal.
+func amount(n int64, div float64) string {
+	if div == 1 {
+		return fmt.Sprint(n)
+	}
+	return fmt.Sprintf("%.1f", float64(n)/div)
 }
 
 // formatClock shows a duration as m:ss or h:mm:ss, rounded to the second.

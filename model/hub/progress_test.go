@@ -24,7 +24,7 @@ func TestFormatProgress(t *testing.T) {
 		{"unknown size", 1500, -1, 1500, time.Second, false,
 			"model.safetensors  1.5 kB  0.0 MB/s"},
 		{"no data yet", 0, 665, 0, 0, false,
-			"config.json        [>                       ]   0%  0.0/0.7 kB  0.0 MB/s  ETA --:--"},
+			"config.json        [>                       ]   0%  0/665 B  0.0 MB/s  ETA --:--"},
 	}
 	for _, tt := range tests {
 		name := "model.safetensors"
