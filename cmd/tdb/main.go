@@ -1,0 +1,132 @@
+// Command tdb is the Transformer Debugger: GPT-2 with hook points, the TDB
+// engine, sparse autoencoders, and the distributed collation pipeline.
+//
+// Each subcommand lives in its own file and registers itself in init; this
+// file only dispatches. Run "tdb help" for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// command is one "tdb <name> ..." subcommand. Nested commands ("model pull")
+// register under their full name with a space.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{}
+
+func register(name, summary string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) {
+	if _, dup := commands[name]; dup {
+		panic("duplicate command " + name)
+	}
+	commands[name] = command{summary, run}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "tdb: the Transformer Debugger (GPT-2 interpretability, in Go)")
+	fmt.Fprintln(w, "\nusage: tdb <command> [flags]   (tdb <command> -h for flags)\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-20s %s\n", n, commands[n].summary)
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches and turns errors into exit codes: 2 for usage errors, 1 otherwise.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	name := args[0]
+	rest := args[1:]
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		if _, ok := commands[name+" "+rest[0]]; ok {
+			name, rest = name+" "+rest[0], rest[1:]
+		}
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		var subs []string
+		for n := range commands {
+			if strings.HasPrefix(n, name+" ") {
+				subs = append(subs, strings.TrimPrefix(n, name+" "))
+			}
+		}
+		if len(subs) > 0 {
+			slices.Sort(subs)
+			fmt.Fprintf(stderr, "tdb %s: want one of: %s\n", name, strings.Join(subs, ", "))
+		} else {
+			fmt.Fprintf(stderr, "tdb: unknown command %q\n\n", name)
+			usage(stderr)
+		}
+		return 2
+	}
+	if err := cmd.run(ctx, rest, stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "tdb %s: %v\n", name, err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError marks bad flags or arguments (exit code 2).
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("tdb "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args and maps flag errors to usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+// envOr returns the environment variable's value or def (flags fall back to TDB_… variables).
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
