@@ -235,9 +235,13 @@ func (d *downloader) attempt(ctx context.Context, u, file, final string) (err er
 			f.Close()
 		}
 	}()
-	offset, err := f.Seek(0, io.SeekEnd)
+	// Hash what an earlier run downloaded before asking for the rest (on a
+	// slow disk this takes a while, and the server should not wait for it).
+	// This leaves the file offset at the end of the part.
+	h := sha256.New()
+	offset, err := io.Copy(h, f)
 	if err != nil {
-		return fmt.Errorf("seek %s: %w", part, err)
+		return fmt.Errorf("read %s: %w", part, err)
 	}
 
 	stall := d.opts.StallTimeout
@@ -297,6 +301,7 @@ func (d *downloader) attempt(ctx context.Context, u, file, final string) (err er
 			return fmt.Errorf("seek %s: %w", part, err)
 		}
 		offset = 0
+		h.Reset()
 		if resp.ContentLength >= 0 {
 			if total >= 0 && total != resp.ContentLength {
 				return d.corrupt(&f, part, file, fmt.Sprintf("the hub announced %d bytes but the server sends %d", total, resp.ContentLength))
@@ -328,7 +333,7 @@ func (d *downloader) attempt(ctx context.Context, u, file, final string) (err er
 			_ = f.Truncate(0)
 			return transient("server refused to resume at byte %d of %s; starting over", offset, sizeString(total))
 		}
-		return d.finish(&f, part, file, final, total, meta, resp, nil, offset)
+		return d.finish(&f, part, file, final, total, meta, resp, h, offset)
 	default:
 		return d.statusError(resp, file)
 	}
@@ -336,16 +341,6 @@ func (d *downloader) attempt(ctx context.Context, u, file, final string) (err er
 		return d.corrupt(&f, part, file, fmt.Sprintf("%d bytes already downloaded but the file has %d", offset, total))
 	}
 
-	h := sha256.New()
-	if offset > 0 {
-		// Hash what an earlier run downloaded, leaving the file offset at its end.
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("seek %s: %w", part, err)
-		}
-		if _, err := io.CopyN(h, f, offset); err != nil {
-			return fmt.Errorf("read %s: %w", part, err)
-		}
-	}
 	bar := newProgressBar(d.opts.Progress, file, total, offset, nil)
 	n, err := copyBody(f, h, resp.Body, bar, watchdog, stall)
 	got := offset + n
@@ -369,7 +364,7 @@ func (d *downloader) attempt(ctx context.Context, u, file, final string) (err er
 }
 
 // finish verifies the complete .part file and renames it to final. h holds
-// the hash of the part's content, or is nil to hash it from disk.
+// the sha256 of the part's content.
 func (d *downloader) finish(fp **os.File, part, file, final string, total int64, meta *respMeta, resp *http.Response, h hash.Hash, size int64) error {
 	f := *fp
 	if total >= 0 && size != total {
@@ -380,15 +375,6 @@ func (d *downloader) finish(fp **os.File, part, file, final string, total int64,
 		etag = resp.Header.Get("ETag")
 	}
 	if want := sha256FromETag(etag); want != "" {
-		if h == nil {
-			h = sha256.New()
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("seek %s: %w", part, err)
-			}
-			if _, err := io.Copy(h, f); err != nil {
-				return fmt.Errorf("read %s: %w", part, err)
-			}
-		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != want {
 			return d.corrupt(fp, part, file, fmt.Sprintf("sha256 is %s but the hub says %s", got, want))
 		}
