@@ -1,0 +1,48 @@
+// Package corpus turns a corpus spec (text files, JSONL, Parquet, a
+// pre-tokenized uint16 stream, or a built-in synthetic set) into windows of
+// GPT-2 tokens, cut into shards that workers can read independently.
+//
+// # Specs
+//
+//	text:GLOB              one document per file (a plain path or glob means the same,
+//	                       except that .jsonl, .parquet and .bin paths pick those kinds)
+//	jsonl:GLOB[#field]     one document per line, the string field (default "text")
+//	parquet:GLOB[#column]  one document per row, the string column (default "text")
+//	tokens:GLOB            uint16 little-endian token ids (nanoGPT .bin), one stream per file
+//	synthetic:ioi[?docs=N&seed=S]    IOI name-template sentences
+//	synthetic:facts[?docs=N&seed=S]  "Paris, France. Ottawa, Canada." style fact lists
+//
+// A path with a URL scheme (azblob://...) is read through [Options.Opener],
+// which maps it to a store.Store and a key (the key may hold a glob).
+// Files are always taken in sorted order.
+//
+// # Windows
+//
+// Each document is tokenized with EncodeOrdinary and followed by
+// <|endoftext|>. The documents of one block are concatenated and cut into
+// consecutive windows of nCtx tokens; the partial window at the end of a block
+// is dropped and counted in [Stats.Dropped]. A block is a run of consecutive
+// documents of about [Options.BlockBytes] bytes of source, chosen from the
+// corpus alone (file sizes, line offsets, Parquet row groups), so the windows
+// and their sources are the same whatever the shard size or worker count.
+// JSONL and Parquet blocks never span two files. A token stream has no blocks:
+// window k of a file is tokens [k*nCtx, (k+1)*nCtx), and its tail shorter than
+// nCtx is dropped.
+//
+// Every window records its source: Doc, the id of the document holding its
+// first token (text: file index; JSONL: line index over all files, blank lines
+// included; Parquet: row index over all files; synthetic: document index;
+// tokens: file index, 0 for a single file), and Offset, the index of that
+// token within the document's tokens (within the stream for token files).
+//
+// # Shards
+//
+// [Corpus.Plan] groups whole blocks into shards of about tokensPerShard
+// (estimated) tokens. It reads only metadata, except for JSONL, whose lines it
+// counts in one streaming pass without parsing. A [Shard] is plain data (JSON)
+// naming file ranges, so a worker that opens the same spec reads only its own
+// byte or row ranges in [Corpus.Windows].
+//
+// The package imports model/tokenizer and store (the interface only) of tdb,
+// and arrow-go's Parquet reader.
+package corpus

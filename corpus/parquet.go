@@ -1,0 +1,190 @@
+package corpus
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+)
+
+// pqFile is an open Parquet file and the index of its text column.
+type pqFile struct {
+	r      *file.Reader
+	col    int
+	maxDef int16
+}
+
+func (p *pqFile) Close() error { return p.r.Close() }
+
+// openParquet opens file i and finds the text column, listing the columns
+// when it is missing or not a plain string column.
+func (c *Corpus) openParquet(ctx context.Context, i int) (*pqFile, error) {
+	name := c.files[i]
+	ra, err := c.src.readerAt(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := file.NewParquetReader(ra)
+	if err != nil {
+		ra.Close()
+		return nil, fmt.Errorf("corpus file %s: not a readable Parquet file: %w", c.src.where(name), err)
+	}
+	sc := r.MetaData().Schema
+	col := sc.ColumnIndexByName(c.spec.Field)
+	if col < 0 || sc.Column(col).MaxRepetitionLevel() > 0 || sc.Column(col).PhysicalType() != parquet.Types.ByteArray {
+		var cols []string
+		for _, cd := range sc.Columns() {
+			cols = append(cols, fmt.Sprintf("%s (%s)", cd.Path(), cd.PhysicalType()))
+		}
+		r.Close()
+		what := "has no column"
+		if col >= 0 {
+			what = "has no top-level string column"
+		}
+		return nil, fmt.Errorf("corpus file %s %s %q; its columns: %s", c.src.where(name), what, c.spec.Field, strings.Join(cols, ", "))
+	}
+	return &pqFile{r: r, col: col, maxDef: sc.Column(col).MaxDefinitionLevel()}, nil
+}
+
+// planParquet cuts every row group into blocks of about BlockBytes of
+// uncompressed text column, by the row group's average row size.
+func (c *Corpus) planParquet(ctx context.Context) ([]estPart, error) {
+	var (
+		parts []estPart
+		doc   int64
+	)
+	for fi := range c.files {
+		pf, err := c.openParquet(ctx, fi)
+		if err != nil {
+			return nil, err
+		}
+		md := pf.r.MetaData()
+		var row int64
+		for g := 0; g < md.NumRowGroups(); g++ {
+			rg := md.RowGroup(g)
+			rows := rg.NumRows()
+			cc, err := rg.ColumnChunk(pf.col)
+			if err != nil {
+				pf.Close()
+				return nil, fmt.Errorf("corpus file %s: row group %d: %w", c.src.where(c.files[fi]), g, err)
+			}
+			bytes := max(cc.TotalUncompressedSize(), 1)
+			per := max(1, rows*c.opts.BlockBytes/bytes)
+			for s := int64(0); s < rows; s += per {
+				e := min(s+per, rows)
+				parts = append(parts, estPart{
+					Part:   Part{File: fi, Start: row + s, End: row + e, Doc: doc + s},
+					tokens: estimateTokens(bytes*(e-s)/rows) + (e - s),
+				})
+			}
+			row += rows
+			doc += rows
+		}
+		pf.Close()
+	}
+	return parts, nil
+}
+
+const pqBatch = 256
+
+func (c *Corpus) parquetWindows(ctx context.Context, sh Shard, w *windower) error {
+	var (
+		pf   *pqFile
+		open = -1
+	)
+	defer func() {
+		if pf != nil {
+			pf.Close()
+		}
+	}()
+	for _, p := range sh.Parts {
+		if p.File != open {
+			if pf != nil {
+				pf.Close()
+				pf = nil
+			}
+			var err error
+			if pf, err = c.openParquet(ctx, p.File); err != nil {
+				return err
+			}
+			open = p.File
+		}
+		if err := c.parquetPart(ctx, pf, p, w); err != nil {
+			return err
+		}
+		w.endBlock()
+	}
+	return nil
+}
+
+func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, w *windower) error {
+	name := c.src.where(c.files[p.File])
+	var (
+		vals = make([]parquet.ByteArray, pqBatch)
+		defs = make([]int16, pqBatch)
+		row  int64 // first row of the current row group
+		doc  = p.Doc
+	)
+	for g := 0; g < pf.r.NumRowGroups() && row < p.End; g++ {
+		rg := pf.r.RowGroup(g)
+		rows := rg.NumRows()
+		lo, hi := max(p.Start, row), min(p.End, row+rows)
+		if lo >= hi {
+			row += rows
+			continue
+		}
+		cr, err := rg.Column(pf.col)
+		if err != nil {
+			return fmt.Errorf("corpus file %s: row group %d: %w", name, g, err)
+		}
+		br, ok := cr.(*file.ByteArrayColumnChunkReader)
+		if !ok {
+			return fmt.Errorf("corpus file %s: column %q is not a byte array column", name, c.spec.Field)
+		}
+		if lo > row {
+			if _, err := br.Skip(lo - row); err != nil {
+				return fmt.Errorf("corpus file %s: row group %d: skip to row %d: %w", name, g, lo, err)
+			}
+		}
+		for left := hi - lo; left > 0; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n, nv, err := br.ReadBatch(min(left, pqBatch), vals, defs, nil)
+			if err != nil {
+				return fmt.Errorf("corpus file %s: row group %d: %w", name, g, err)
+			}
+			if n == 0 {
+				return fmt.Errorf("corpus file %s: row group %d ends before row %d", name, g, hi)
+			}
+			v := 0
+			for i := range int(n) {
+				if pf.maxDef > 0 && defs[i] < pf.maxDef {
+					doc++ // null: no document
+					continue
+				}
+				if v >= nv {
+					return fmt.Errorf("corpus file %s: row group %d: fewer values than rows", name, g)
+				}
+				text := vals[v]
+				v++
+				if int64(len(text)) > c.opts.MaxDocBytes {
+					return fmt.Errorf("corpus file %s: row %d: value over the %d-byte document limit", name, lo+(hi-lo-left)+int64(i), c.opts.MaxDocBytes)
+				}
+				w.st.Bytes += int64(len(text))
+				if err := w.add(doc, c.opts.Tokenizer.EncodeOrdinary(string(text))); err != nil {
+					return err
+				}
+				doc++
+			}
+			left -= n
+		}
+		row += rows
+	}
+	if row < p.End {
+		return fmt.Errorf("corpus file %s: has %d rows, the shard wants rows %d..%d; did the file change since planning?", name, row, p.Start, p.End)
+	}
+	return nil
+}

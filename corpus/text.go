@@ -1,0 +1,72 @@
+package corpus
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// planText groups consecutive files into blocks of at least BlockBytes.
+func (c *Corpus) planText(ctx context.Context) ([]estPart, error) {
+	var (
+		parts []estPart
+		bytes int64
+	)
+	start := 0
+	for i, f := range c.files {
+		n, err := c.src.size(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		if n > c.opts.MaxDocBytes {
+			return nil, fmt.Errorf("corpus file %s: %d bytes is over the %d-byte document limit", c.src.where(f), n, c.opts.MaxDocBytes)
+		}
+		bytes += n
+		if bytes >= c.opts.BlockBytes || i == len(c.files)-1 {
+			parts = append(parts, estPart{
+				Part:   Part{File: start, Start: int64(start), End: int64(i + 1), Doc: int64(start)},
+				tokens: estimateTokens(bytes) + int64(i+1-start),
+			})
+			start, bytes = i+1, 0
+		}
+	}
+	return parts, nil
+}
+
+func (c *Corpus) textWindows(ctx context.Context, sh Shard, w *windower) error {
+	for _, p := range sh.Parts {
+		for i := p.Start; i < p.End; i++ {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			name := c.files[i]
+			text, err := c.readWhole(ctx, name)
+			if err != nil {
+				return err
+			}
+			w.st.Bytes += int64(len(text))
+			if err := w.add(i, c.opts.Tokenizer.EncodeOrdinary(string(text))); err != nil {
+				return err
+			}
+		}
+		w.endBlock()
+	}
+	return nil
+}
+
+// readWhole reads one document file, refusing files over MaxDocBytes.
+func (c *Corpus) readWhole(ctx context.Context, name string) ([]byte, error) {
+	rc, err := c.src.open(ctx, name, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, c.opts.MaxDocBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("corpus file %s: read: %w", c.src.where(name), err)
+	}
+	if int64(len(data)) > c.opts.MaxDocBytes {
+		return nil, fmt.Errorf("corpus file %s: over the %d-byte document limit", c.src.where(name), c.opts.MaxDocBytes)
+	}
+	return data, nil
+}
