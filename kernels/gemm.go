@@ -20,7 +20,7 @@ type kernelSpec struct {
 	mr, nr     int
 	kc, mc, nc int
 	kern       microKernel
-	bufs       sync.Pool // *workBuf
+	bufs       freeList[workBuf]
 }
 
 // workBuf is one worker's private packing space.
@@ -30,7 +30,7 @@ type workBuf struct {
 }
 
 func (s *kernelSpec) getBuf() *workBuf {
-	if w, ok := s.bufs.Get().(*workBuf); ok {
+	if w := s.bufs.get(); w != nil {
 		return w
 	}
 	return &workBuf{
@@ -39,7 +39,32 @@ func (s *kernelSpec) getBuf() *workBuf {
 	}
 }
 
-func (s *kernelSpec) putBuf(w *workBuf) { s.bufs.Put(w) }
+func (s *kernelSpec) putBuf(w *workBuf) { s.bufs.put(w) }
+
+// freeList keeps buffers for reuse. Unlike sync.Pool it is not emptied by
+// the garbage collector, so steady-state calls allocate nothing; it holds at
+// most as many items as were ever in use at once.
+type freeList[T any] struct {
+	mu    sync.Mutex
+	items []*T
+}
+
+func (f *freeList[T]) get() *T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.items); n > 0 {
+		it := f.items[n-1]
+		f.items = f.items[:n-1]
+		return it
+	}
+	return nil
+}
+
+func (f *freeList[T]) put(it *T) {
+	f.mu.Lock()
+	f.items = append(f.items, it)
+	f.mu.Unlock()
+}
 
 // Tuning constants.
 const (
@@ -75,15 +100,20 @@ type gemmJob struct {
 	helpers sync.WaitGroup
 }
 
-var jobs = sync.Pool{New: func() any {
+var jobs freeList[gemmJob]
+
+func getJob() *gemmJob {
+	if j := jobs.get(); j != nil {
+		return j
+	}
 	j := new(gemmJob)
 	j.bar.cond.L = &j.bar.mu
 	return j
-}}
+}
 
 func gemm(g *gemmArgs) {
 	sp := g.spec
-	j := jobs.Get().(*gemmJob)
+	j := getJob()
 	j.args = *g
 	m, n, k := g.m, g.n, g.k
 
@@ -127,7 +157,7 @@ func gemm(g *gemmArgs) {
 		j.helpers.Wait()
 	}
 	j.args = gemmArgs{} // drop references to the caller's slices
-	jobs.Put(j)
+	jobs.put(j)
 }
 
 // run is worker id's share of the job.

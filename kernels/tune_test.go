@@ -1,0 +1,49 @@
+package kernels
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTune prints best-of GFLOP/s for blocking variants of the default
+// kernel; it runs only with KERNELS_TUNE=kc,mc,nc;kc,mc,nc;...
+func TestTune(t *testing.T) {
+	env := os.Getenv("KERNELS_TUNE")
+	if env == "" {
+		t.Skip("set KERNELS_TUNE to tune blocking")
+	}
+	base := defaultSpec()
+	var impls []NamedImpl
+	for _, v := range strings.Split(env, ";") {
+		f := strings.Split(v, ",")
+		kc, _ := strconv.Atoi(f[0])
+		mc, _ := strconv.Atoi(f[1])
+		nc, _ := strconv.Atoi(f[2])
+		s := &kernelSpec{name: base.name, mr: base.mr, nr: base.nr, kc: kc, mc: mc, nc: nc, kern: base.kern}
+		impls = append(impls, NamedImpl{Name: v, Impl: Implementation{spec: s}})
+	}
+	impls = append(impls, extraImpls...)
+	for _, s := range GPT2Shapes {
+		a, b, c := benchOperands(s)
+		best := make([]time.Duration, len(impls))
+		for i := range best {
+			best[i] = time.Hour
+			runGEMM(impls[i].Impl, s, a, b, c)
+		}
+		start := time.Now()
+		for r := 0; r < 3 || time.Since(start) < 3*time.Second; r++ {
+			for i, im := range impls {
+				d, _ := timeGEMM(context.Background(), im.Impl, s, a, b, c, 1, 0)
+				best[i] = min(best[i], d)
+			}
+		}
+		for i, im := range impls {
+			fmt.Printf("%-14s %-16s %6.1f\n", s, im.Name, gflops(s, best[i]))
+		}
+	}
+}

@@ -1,0 +1,216 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func dotAVX2(x, y *float32, n int) float32
+TEXT ·dotAVX2(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), SI
+	MOVQ y+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+dot32:
+	CMPQ CX, $32
+	JLT  dot8
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  dot32
+dot8:
+	CMPQ CX, $8
+	JLT  dotreduce
+	VMOVUPS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  dot8
+dotreduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+dot1:
+	TESTQ CX, CX
+	JEQ   dotdone
+	VMOVSS (SI), X4
+	VFMADD231SS (DI), X4, X0
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JMP  dot1
+dotdone:
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func axpyAVX2(alpha float32, x, y *float32, n int)
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+	VBROADCASTSS alpha+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+axpy32:
+	CMPQ CX, $32
+	JLT  axpy8
+	VMOVUPS (DI), Y1
+	VMOVUPS 32(DI), Y2
+	VMOVUPS 64(DI), Y3
+	VMOVUPS 96(DI), Y4
+	VFMADD231PS (SI), Y0, Y1
+	VFMADD231PS 32(SI), Y0, Y2
+	VFMADD231PS 64(SI), Y0, Y3
+	VFMADD231PS 96(SI), Y0, Y4
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y2, 32(DI)
+	VMOVUPS Y3, 64(DI)
+	VMOVUPS Y4, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  axpy32
+axpy8:
+	CMPQ CX, $8
+	JLT  axpy1
+	VMOVUPS (DI), Y1
+	VFMADD231PS (SI), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  axpy8
+axpy1:
+	TESTQ CX, CX
+	JEQ   axpydone
+	VMOVSS (DI), X1
+	VFMADD231SS (SI), X0, X1
+	VMOVSS X1, (DI)
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JMP  axpy1
+axpydone:
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(alpha float32, x *float32, n int)
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-24
+	VBROADCASTSS alpha+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+scale32:
+	CMPQ CX, $32
+	JLT  scale8
+	VMULPS (SI), Y0, Y1
+	VMULPS 32(SI), Y0, Y2
+	VMULPS 64(SI), Y0, Y3
+	VMULPS 96(SI), Y0, Y4
+	VMOVUPS Y1, (SI)
+	VMOVUPS Y2, 32(SI)
+	VMOVUPS Y3, 64(SI)
+	VMOVUPS Y4, 96(SI)
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP  scale32
+scale8:
+	CMPQ CX, $8
+	JLT  scale1
+	VMULPS (SI), Y0, Y1
+	VMOVUPS Y1, (SI)
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  scale8
+scale1:
+	TESTQ CX, CX
+	JEQ   scaledone
+	VMULSS (SI), X0, X1
+	VMOVSS X1, (SI)
+	ADDQ $4, SI
+	DECQ CX
+	JMP  scale1
+scaledone:
+	VZEROUPPER
+	RET
+
+// GELU8 turns 8 floats at off(SI) into gelu values at off(DI), in float64:
+// x/(1+exp(v)), v = x·(C1 + C2·x²), exp by range reduction, a degree-9
+// polynomial and VSCALEFPD. X (XY its low half), V, N, P are scratch.
+#define GELU8(off, X, XY, V, N, P) \
+	VCVTPS2PD off(SI), X \
+	VMULPD X, X, V \
+	VFMADD132PD Z17, Z16, V \
+	VMULPD X, V, V \
+	VMINPD Z21, V, V \
+	VMAXPD Z22, V, V \
+	VMULPD Z18, V, N \
+	VRNDSCALEPD $0, N, N \
+	VFNMADD231PD Z19, N, V \
+	VFNMADD231PD Z20, N, V \
+	VMOVAPD Z31, P \
+	VFMADD213PD Z30, V, P \
+	VFMADD213PD Z29, V, P \
+	VFMADD213PD Z28, V, P \
+	VFMADD213PD Z27, V, P \
+	VFMADD213PD Z26, V, P \
+	VFMADD213PD Z25, V, P \
+	VFMADD213PD Z24, V, P \
+	VFMADD213PD Z23, V, P \
+	VFMADD213PD Z23, V, P \
+	VSCALEFPD N, P, P \
+	VADDPD Z23, P, P \
+	VDIVPD P, X, X \
+	VCVTPD2PS X, XY \
+	VMOVUPS XY, off(DI)
+
+#define BCAST(val, reg) \
+	MOVQ $val, AX \
+	VPBROADCASTQ AX, reg
+
+// func geluAVX512(dst, src *float32, n int)
+TEXT ·geluAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	BCAST(0xbff9884533d43651, Z16) // C1 = -2·√(2/π)
+	BCAST(0xbfb2444f2a4d8b4b, Z17) // C2 = C1·0.044715
+	BCAST(0x3ff71547652b82fe, Z18) // log2(e)
+	BCAST(0x3fe62e42fee00000, Z19) // ln2 high part
+	BCAST(0x3dea39ef35793c76, Z20) // ln2 low part
+	BCAST(0x4086200000000000, Z21) // 708
+	BCAST(0xc086200000000000, Z22) // -708
+	BCAST(0x3ff0000000000000, Z23) // 1
+	BCAST(0x3fe0000000000000, Z24) // 1/2!
+	BCAST(0x3fc5555555555555, Z25) // 1/3!
+	BCAST(0x3fa5555555555555, Z26) // 1/4!
+	BCAST(0x3f81111111111111, Z27) // 1/5!
+	BCAST(0x3f56c16c16c16c17, Z28) // 1/6!
+	BCAST(0x3f2a01a01a01a01a, Z29) // 1/7!
+	BCAST(0x3efa01a01a01a01a, Z30) // 1/8!
+	BCAST(0x3ec71de3a556c734, Z31) // 1/9!
+gelu16:
+	CMPQ CX, $16
+	JLT  geludone
+	GELU8(0, Z0, Y0, Z1, Z2, Z3)
+	GELU8(32, Z4, Y4, Z5, Z6, Z7)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  gelu16
+geludone:
+	VZEROUPPER
+	RET
