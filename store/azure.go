@@ -328,6 +328,10 @@ func (s *Azure) wrap(op, key string, err error) error {
 		if isResp && re.ErrorCode != "" {
 			code = re.ErrorCode
 		}
+		if s.readOnly {
+			// Azure hides private containers from anonymous callers behind 404s.
+			code += "; with anonymous access a private container also looks like this"
+		}
 		return fmt.Errorf("store %s: %s %q: %w (%s)", s, op, key, ErrNotFound, code)
 	}
 	if isResp {

@@ -384,6 +384,17 @@ func TestAzureCredentials(t *testing.T) {
 			}
 		}
 	})
+	t.Run("anonymous on a private container", func(t *testing.T) {
+		anon, _ := store.NewAzure(url, store.AzureCredentials{})
+		_, err := anon.Get(ctx, "conn") // exists, but the container is private
+		t.Logf("anonymous Get of a private blob: %v", err)
+		if err == nil || !strings.Contains(err.Error(), `"conn"`) {
+			t.Fatalf("anonymous Get of a private blob: %v; want an error naming the key", err)
+		}
+		if errors.Is(err, store.ErrNotFound) && !strings.Contains(err.Error(), "private container") {
+			t.Fatalf("anonymous not-found error %q does not hint at a private container", err)
+		}
+	})
 	t.Run("Open reads the environment", func(t *testing.T) {
 		t.Setenv(store.EnvAzureConnectionString, conn)
 		s, err := store.Open(ctx, url)
