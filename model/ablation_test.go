@@ -8,8 +8,8 @@ import (
 )
 
 func TestParityAblations(t *testing.T) {
-	for _, fixture := range []string{"small-vocab", "tiny"} {
-		t.Run(fixture, func(t *testing.T) {
+	forEachFixture(t, func(t *testing.T, fixture string) {
+		{
 			dir := fixtureDir(t, fixture)
 			ref := loadReference(t, dir)
 			cfg, err := LoadConfig(dir)
@@ -76,6 +76,6 @@ func TestParityAblations(t *testing.T) {
 				}
 				compare(t, c.key, last, ref.get(t, c.key).Data)
 			}
-		})
-	}
+		}
+	})
 }

@@ -19,8 +19,8 @@ func logitDiffSeed(c Config, lengths []int, T, target, distractor int) map[Site]
 }
 
 func TestParityGradients(t *testing.T) {
-	for _, fixture := range []string{"small-vocab", "tiny"} {
-		t.Run(fixture, func(t *testing.T) {
+	forEachFixture(t, func(t *testing.T, fixture string) {
+		{
 			dir := fixtureDir(t, fixture)
 			ref := loadReference(t, dir)
 			cfg, err := LoadConfig(dir)
@@ -51,6 +51,6 @@ func TestParityGradients(t *testing.T) {
 			if checked != 11*cfg.NLayer {
 				t.Fatalf("checked %d gradients", checked)
 			}
-		})
-	}
+		}
+	})
 }

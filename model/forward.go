@@ -93,6 +93,9 @@ func (m *Model) validate(tokens [][]int) error {
 // Forward runs the model. It stops after the last layer anything needs and
 // skips the unembedding when nothing reads logits.
 func (m *Model) Forward(ctx context.Context, req Request) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := m.validate(req.Tokens); err != nil {
 		return nil, err
 	}

@@ -2,11 +2,17 @@ package model
 
 import (
 	"context"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/gonum"
+
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"tdb/kernels"
 	"testing"
 )
 
@@ -142,9 +148,28 @@ func gather(c Config, acts map[Site]*Tensor, sites []Site) []float32 {
 	return out
 }
 
+// blasImpls are the matrix-multiply implementations parity must hold for.
+var blasImpls = []struct {
+	name string
+	impl blas.Float32
+}{{"gonum", gonum.Implementation{}}, {"kernels", kernels.Implementation{}}}
+
+// forEachFixture runs fn per fixture and BLAS implementation.
+func forEachFixture(t *testing.T, fn func(t *testing.T, fixture string)) {
+	defer blas32.Use(gonum.Implementation{})
+	for _, b := range blasImpls {
+		for _, fixture := range []string{"small-vocab", "tiny"} {
+			t.Run(b.name+"/"+fixture, func(t *testing.T) {
+				blas32.Use(b.impl)
+				fn(t, fixture)
+			})
+		}
+	}
+}
+
 func TestParityForward(t *testing.T) {
-	for _, fixture := range []string{"small-vocab", "tiny"} {
-		t.Run(fixture, func(t *testing.T) {
+	forEachFixture(t, func(t *testing.T, fixture string) {
+		{
 			dir := fixtureDir(t, fixture)
 			ref := loadReference(t, dir)
 			for _, weights := range []string{"model.safetensors", "model.hub-naming.safetensors"} {
@@ -191,6 +216,6 @@ func TestParityForward(t *testing.T) {
 				}
 				compare(t, weights+" act.ln_f", res.Acts[At(LnFOut, NoLayer)].Data, ref.get(t, "act.ln_f").Data)
 			}
-		})
-	}
+		}
+	})
 }

@@ -1,0 +1,86 @@
+package model
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"tdb/kernels"
+)
+
+var (
+	smallOnce sync.Once
+	small     *Model
+)
+
+// gpt2Small is GPT-2-small-shaped random weights, built once per test binary.
+func gpt2Small(b *testing.B) *Model {
+	smallOnce.Do(func() {
+		var err error
+		if small, err = NewRandom(Presets["gpt2"], 1); err != nil {
+			b.Fatal(err)
+		}
+	})
+	return small
+}
+
+// peakRSSMiB reads the process's peak resident set size (Linux).
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func benchForward(b *testing.B, batch, seq int, capture func(c Config) []Site, fast bool) {
+	if fast {
+		kernels.Install()
+	}
+	m := gpt2Small(b)
+	tokens := make([][]int, batch)
+	for i := range tokens {
+		tokens[i] = make([]int, seq)
+		for t := range tokens[i] {
+			tokens[i][t] = (i*7919 + t*104729) % m.Vocab
+		}
+	}
+	req := Request{Tokens: tokens, Capture: capture(m.Config)}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := m.Forward(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(batch*seq*b.N)/b.Elapsed().Seconds(), "tokens/s")
+	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+}
+
+func allMLP(c Config) []Site {
+	var s []Site
+	for l := range c.NLayer {
+		s = append(s, At(MLPPostAct, l))
+	}
+	return s
+}
+
+func withLogits(c Config) []Site { return append(allMLP(c), At(Logits, NoLayer)) }
+
+// BenchmarkForward: GPT-2-small-shaped random weights, batch 8 × 64, MLP
+// activations of all layers captured (the collation workload), with and
+// without the unembedding, on gonum's Sgemm and on package kernels.
+func BenchmarkForward(b *testing.B) {
+	b.Run("gonum/8x64/mlp", func(b *testing.B) { benchForward(b, 8, 64, allMLP, false) })
+	b.Run("kernels/8x64/mlp", func(b *testing.B) { benchForward(b, 8, 64, allMLP, true) })
+	b.Run("kernels/8x64/mlp+logits", func(b *testing.B) { benchForward(b, 8, 64, withLogits, true) })
+	b.Run("kernels/32x64/mlp+logits", func(b *testing.B) { benchForward(b, 32, 64, withLogits, true) })
+}
