@@ -32,7 +32,7 @@ type LayerAccumulator struct {
 	shiftSet bool
 	shift    []float32 // per component K of the shifted sums
 	sums     []float64 // per component sum (x-K)^p, p=1..4
-	hist     []uint32  // per component histLive bins
+	hist     []uint32  // per component histLive bins and a scratch slot
 
 	// Merged (exact) statistics, allocated on first merge or flush.
 	exactCount int64
@@ -70,7 +70,7 @@ func NewLayerAccumulator(location string, layer, nComponents int, cfg Config) (*
 		salt:    salt(cfg.Seed, location, layer),
 		shift:   make([]float32, n),
 		sums:    make([]float64, 4*n),
-		hist:    make([]uint32, histLive*n),
+		hist:    make([]uint32, histStride*n),
 		nonzero: make([]int64, n),
 		minAct:  make([]float32, n),
 		maxAct:  make([]float32, n),
@@ -229,10 +229,10 @@ func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores [
 			return kept
 		}
 		if enterTop {
-			a.offerTop(c, r, keep)
+			a.offerTop(c, r, keep, false)
 		}
 		if enterPool {
-			a.offerPool(c, r, keep)
+			a.offerPool(c, r, keep, false)
 		}
 	}
 	a.count += int64(L)
@@ -243,55 +243,105 @@ func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores [
 }
 
 // summarize folds one component's window into the live statistics and
-// returns its maximum. This is the hot loop: a few instructions per value.
+// returns its maximum.
 func (a *LayerAccumulator) summarize(c int, col []float32) float32 {
-	k := float64(a.shift[c])
-	h := a.hist[c*histLive : (c+1)*histLive : (c+1)*histLive]
-	mx, mn := col[0], col[0]
-	var s1, s2, s3, s4 float64
-	nz := 0
-	for _, x := range col {
-		mx = max(mx, x)
-		mn = min(mn, x)
-		d := float64(x) - k
-		d2 := d * d
-		s1 += d
-		s2 += d2
-		s3 += d2 * d
-		s4 += d2 * d2
-		if x != 0 {
-			nz++
-			h[histBin(x)&(histLive-1)]++
-		}
-	}
-	s := a.sums[4*c : 4*c+4 : 4*c+4]
-	s[0] += s1
-	s[1] += s2
-	s[2] += s3
-	s[3] += s4
-	a.nonzero[c] += int64(nz)
+	h := (*[histStride]uint32)(a.hist[c*histStride : (c+1)*histStride])
+	s := (*[4]float64)(a.sums[4*c : 4*c+4])
+	mx, mn, zeros := summarizeColumn(col, float64(a.shift[c]), h, s)
+	a.nonzero[c] += int64(len(col) - zeros)
 	a.maxAct[c] = max(a.maxAct[c], mx)
 	a.minAct[c] = min(a.minAct[c], mn)
 	return mx
 }
 
-func (a *LayerAccumulator) offerTop(c int, r rec, acts func() []float32) {
+// summarizeColumn is the hot loop, a dozen instructions per activation: it
+// adds the shifted power sums of col to s, counts col's nonzero values into
+// their histogram bins and returns the maximum, minimum and number of exact
+// zeros. Values whose float32 exponent field is zero (zeros and subnormals)
+// are counted in scratch slot histLive; subnormals are rare enough to be
+// binned afterwards by a second look at the column.
+func summarizeColumn(col []float32, k float64, h *[histStride]uint32, s *[4]float64) (mx, mn float32, zeros int) {
+	mx, mn = col[0], col[0]
+	var a1, a2, a3, a4, b1, b2, b3, b4 float64
+	var zs uint32
+	i := 0
+	for ; i+1 < len(col); i += 2 {
+		x, y := col[i], col[i+1]
+		if x > mx {
+			mx = x
+		}
+		if x < mn {
+			mn = x
+		}
+		if y > mx {
+			mx = y
+		}
+		if y < mn {
+			mn = y
+		}
+		dx, dy := float64(x)-k, float64(y)-k
+		dx2, dy2 := dx*dx, dy*dy
+		a1 += dx
+		b1 += dy
+		a2 += dx2
+		b2 += dy2
+		a3 += dx2 * dx
+		b3 += dy2 * dy
+		a4 += dx2 * dx2
+		b4 += dy2 * dy2
+		bx, by := math.Float32bits(x), math.Float32bits(y)
+		h[histLUT[bx>>22]]++
+		h[histLUT[by>>22]]++
+		zx, zy := bx<<1, by<<1
+		zs += ((zx|-zx)>>31 ^ 1) + ((zy|-zy)>>31 ^ 1)
+	}
+	if i < len(col) {
+		x := col[i]
+		mx, mn = max(mx, x), min(mn, x)
+		dx := float64(x) - k
+		dx2 := dx * dx
+		a1 += dx
+		a2 += dx2
+		a3 += dx2 * dx
+		a4 += dx2 * dx2
+		bx := math.Float32bits(x)
+		h[histLUT[bx>>22]]++
+		zx := bx << 1
+		zs += (zx|-zx)>>31 ^ 1
+	}
+	s[0] += a1 + b1
+	s[1] += a2 + b2
+	s[2] += a3 + b3
+	s[3] += a4 + b4
+	if tiny := h[histLive]; tiny != zs {
+		// Subnormals: put them in the lowest magnitude bin of their sign.
+		for _, x := range col {
+			if x != 0 && math.Float32bits(x)&0x7f800000 == 0 {
+				h[histBin(x)]++
+			}
+		}
+	}
+	h[histLive] = 0
+	return mx, mn, int(zs)
+}
+
+func (a *LayerAccumulator) offerTop(c int, r rec, acts func() []float32, dedup bool) {
 	if len(a.top[c]) == a.cfg.TopK && !worse(&a.top[c][0], &r) {
 		return
 	}
 	r.Activations = acts()
-	a.top[c], _ = offer(a.top[c], a.cfg.TopK, r, worse)
+	a.top[c], _ = offer(a.top[c], a.cfg.TopK, r, worse, dedup)
 	if len(a.top[c]) == a.cfg.TopK {
 		a.topThr[c] = a.top[c][0].MaxActivation
 	}
 }
 
-func (a *LayerAccumulator) offerPool(c int, r rec, acts func() []float32) {
+func (a *LayerAccumulator) offerPool(c int, r rec, acts func() []float32, dedup bool) {
 	if len(a.pool[c]) == a.cfg.QuantilePool && !later(&a.pool[c][0], &r) {
 		return
 	}
 	r.Activations = acts()
-	a.pool[c], _ = offer(a.pool[c], a.cfg.QuantilePool, r, later)
+	a.pool[c], _ = offer(a.pool[c], a.cfg.QuantilePool, r, later, dedup)
 	if len(a.pool[c]) == a.cfg.QuantilePool {
 		a.poolThr[c] = a.pool[c][0].prio
 	}
@@ -313,8 +363,10 @@ func (a *LayerAccumulator) flushLive() {
 			a.exact[c].addShifted(0, 0, nil)
 		}
 	}
-	for i, v := range a.hist {
-		a.histTotal[i] += int64(v)
+	for c := 0; c < a.components; c++ {
+		for i := 0; i < histLive; i++ {
+			a.histTotal[c*histLive+i] += int64(a.hist[c*histStride+i])
+		}
 	}
 	a.exactCount += a.count
 	a.count = 0
@@ -352,10 +404,10 @@ func (a *LayerAccumulator) Merge(o *LayerAccumulator) error {
 		a.minRec[c] = min(a.minRec[c], o.minRec[c])
 		a.sketch[c].merge(&o.sketch[c])
 		for _, r := range o.top[c] {
-			a.offerTop(c, r, func() []float32 { return r.Activations })
+			a.offerTop(c, r, func() []float32 { return r.Activations }, true)
 		}
 		for _, r := range o.pool[c] {
-			a.offerPool(c, r, func() []float32 { return r.Activations })
+			a.offerPool(c, r, func() []float32 { return r.Activations }, true)
 		}
 	}
 	for i, v := range o.histTotal {
@@ -442,7 +494,7 @@ func (a *LayerAccumulator) stats(c int) Stats {
 	st.Max, st.Min = a.maxAct[c], a.minAct[c]
 	st.FracNonzero = float64(a.nonzero[c]) / float64(n)
 	for i := 0; i < histLive; i++ {
-		v := int64(a.hist[c*histLive+i])
+		v := int64(a.hist[c*histStride+i])
 		if a.histTotal != nil {
 			v += a.histTotal[c*histLive+i]
 		}

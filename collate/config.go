@@ -6,19 +6,19 @@ import "fmt"
 // the same Config: partials with different settings refuse to merge.
 type Config struct {
 	// TopK is how many top-activating records each component keeps.
-	TopK int
+	TopK int `json:"top_k"`
 	// RandomK is the size of the uniform random record sample.
-	RandomK int
+	RandomK int `json:"random_k"`
 	// QuantileBuckets is how many activation-quantile buckets are sampled.
-	QuantileBuckets int
+	QuantileBuckets int `json:"quantile_buckets"`
 	// PerBucket is how many records each quantile bucket keeps.
-	PerBucket int
+	PerBucket int `json:"per_bucket"`
 	// QuantilePool is the size of the bottom-k hash pool from which the
 	// random sample and the quantile samples are drawn after the merge.
 	// Bigger pools make short buckets rarer and cost memory.
-	QuantilePool int
+	QuantilePool int `json:"quantile_pool"`
 	// Seed selects the random sample; the same seed gives the same sample.
-	Seed uint64
+	Seed uint64 `json:"seed"`
 }
 
 // DefaultConfig returns the settings of the public datasets: top 32, 16

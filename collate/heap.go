@@ -40,18 +40,21 @@ func siftDown(h []rec, i int, before func(a, b *rec) bool) {
 }
 
 // offer inserts r into the bounded heap h of capacity k if it belongs there
-// and reports whether it did. A record whose source is already kept is
-// ignored, so offering the same record twice changes nothing.
-func offer(h []rec, k int, r rec, before func(a, b *rec) bool) ([]rec, bool) {
+// and reports whether it did. With dedup, a record whose source is already
+// kept is ignored, so merging the same record twice changes nothing; windows
+// fed by AddWindow skip that scan (their sources are unique by contract).
+func offer(h []rec, k int, r rec, before func(a, b *rec) bool, dedup bool) ([]rec, bool) {
 	if k == 0 {
 		return h, false
 	}
 	if len(h) == k && !before(&h[0], &r) {
 		return h, false
 	}
-	for i := range h {
-		if h[i].Source == r.Source {
-			return h, false
+	if dedup {
+		for i := range h {
+			if h[i].Source == r.Source {
+				return h, false
+			}
 		}
 	}
 	if len(h) < k {

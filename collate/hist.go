@@ -21,7 +21,24 @@ const (
 	histLive = 2 * histMags // live bins: nonzero values only
 	// HistogramBins is the number of bins in a written histogram.
 	HistogramBins = histLive + 1
+	// histStride is the live histogram's per-component size: the bins
+	// plus a scratch slot for values with a zero exponent field.
+	histStride = histLive + 1
 )
+
+// histLUT maps the top 10 bits of a float32 (sign, exponent, first mantissa
+// bit) to its live bin; zero-exponent values (zeros and subnormals) map to
+// the scratch slot histLive.
+var histLUT = func() (t [1024]uint8) {
+	for i := range t {
+		if (i>>1)&0xff == 0 {
+			t[i] = histLive
+			continue
+		}
+		t[i] = uint8(histBin(math.Float32frombits(uint32(i) << 22)))
+	}
+	return t
+}()
 
 // histBin maps a nonzero activation to its live bin: 0..31 negative
 // (ascending value), 32..63 positive. It is branch-free bit arithmetic on the

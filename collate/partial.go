@@ -86,7 +86,7 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 		for _, v := range a.sums[4*c : 4*c+4] {
 			e.f64(v)
 		}
-		for _, v := range a.hist[c*histLive : (c+1)*histLive] {
+		for _, v := range a.hist[c*histStride : c*histStride+histLive] {
 			e.uvarint(uint64(v))
 		}
 		if a.exact != nil {
@@ -272,7 +272,7 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 			a.sums[4*c+i] = d.f64()
 		}
 		for i := range histLive {
-			a.hist[c*histLive+i] = uint32(d.int(math.MaxUint32))
+			a.hist[c*histStride+i] = uint32(d.int(math.MaxUint32))
 		}
 		if hasExact {
 			for i := range 4 {
@@ -324,9 +324,9 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 				}
 				var ok bool
 				if which == 0 {
-					a.top[c], ok = offer(a.top[c], cfg.TopK, r, worse)
+					a.top[c], ok = offer(a.top[c], cfg.TopK, r, worse, true)
 				} else {
-					a.pool[c], ok = offer(a.pool[c], cfg.QuantilePool, r, later)
+					a.pool[c], ok = offer(a.pool[c], cfg.QuantilePool, r, later, true)
 				}
 				if !ok {
 					d.fail("duplicate record")

@@ -1,9 +1,6 @@
 package collate
 
-import (
-	"math"
-	"sort"
-)
+import "math"
 
 // The quantile sketch counts per-record maximum activations in fixed bins
 // whose relative width is 2^-5 (about 3%), so sketches of shards add up
@@ -83,7 +80,15 @@ func (s *sketch) add(code uint16) {
 		s.counts = append(s.counts, 1)
 		return
 	}
-	i := sort.Search(n, func(i int) bool { return s.codes[i] >= code })
+	i, j := 0, n // binary search for the first code >= code
+	for i < j {
+		m := int(uint(i+j) >> 1)
+		if s.codes[m] < code {
+			i = m + 1
+		} else {
+			j = m
+		}
+	}
 	if i < n && s.codes[i] == code {
 		s.counts[i]++
 		return

@@ -1,0 +1,120 @@
+package collate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"tdb/store"
+)
+
+// Manifest describes a finished dataset. It is written last: a dataset
+// whose manifest is missing does not exist for readers.
+type Manifest struct {
+	SchemaVersion int    `json:"schema_version"`
+	Name          string `json:"name"`
+	// Model names the subject model (e.g. "gpt2").
+	Model string `json:"model"`
+	// Autoencoders lists the autoencoders whose latents were collated.
+	Autoencoders []string `json:"autoencoders,omitempty"`
+	// Corpus is the corpus spec the job read.
+	Corpus string `json:"corpus"`
+	// Tokens is how many tokens the job processed.
+	Tokens int64 `json:"tokens"`
+	// NCtx is the window length in tokens.
+	NCtx      int                `json:"n_ctx"`
+	Locations []ManifestLocation `json:"locations"`
+	Settings  Config             `json:"settings"`
+	// ComponentsPerRowGroup is how many components one row group holds.
+	ComponentsPerRowGroup int    `json:"components_per_row_group"`
+	CreatedBy             string `json:"created_by"`
+}
+
+// ManifestLocation is one collated location with its layers.
+type ManifestLocation struct {
+	Name       string `json:"name"`
+	Layers     []int  `json:"layers"`
+	Components int    `json:"components"`
+	// Pairs marks pair records (attention heads: lower-triangle activations).
+	Pairs bool `json:"pairs,omitempty"`
+}
+
+// ManifestKey is the store key of a dataset's manifest.
+func ManifestKey(dataset string) string { return "datasets/" + dataset + "/manifest.json" }
+
+// Location returns the named location of the manifest.
+func (m *Manifest) Location(name string) (ManifestLocation, bool) {
+	for _, l := range m.Locations {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return ManifestLocation{}, false
+}
+
+// WriteManifest writes the dataset's manifest; call it after every layer's
+// files are written. Its JSON is deterministic (fixed field order, no time).
+func WriteManifest(ctx context.Context, st store.Store, m *Manifest) error {
+	if err := checkName("dataset", m.Name); err != nil {
+		return err
+	}
+	for _, l := range m.Locations {
+		if err := checkName("location", l.Name); err != nil {
+			return err
+		}
+	}
+	if m.SchemaVersion == 0 {
+		m.SchemaVersion = SchemaVersion
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("collate: encoding manifest of %s: %w", m.Name, err)
+	}
+	b = append(b, '\n')
+	if err := st.Put(ctx, ManifestKey(m.Name), bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("collate: writing manifest of %s to %s: %w", m.Name, st, err)
+	}
+	return nil
+}
+
+// ErrNoDataset is wrapped (together with store.ErrNotFound) when a dataset
+// has no manifest.
+var ErrNoDataset = errors.New("collate: no such dataset")
+
+// maxManifestBytes bounds what ReadManifest accepts.
+const maxManifestBytes = 16 << 20
+
+// ReadManifest reads a dataset's manifest. A dataset without one (missing or
+// still being written) gives an error wrapping ErrNoDataset and
+// store.ErrNotFound.
+func ReadManifest(ctx context.Context, st store.Store, dataset string) (*Manifest, error) {
+	if err := checkName("dataset", dataset); err != nil {
+		return nil, err
+	}
+	rc, err := st.Get(ctx, ManifestKey(dataset))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w %q in %s: %w", ErrNoDataset, dataset, st, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("collate: reading manifest of %s from %s: %w", dataset, st, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("collate: reading manifest of %s from %s: %w", dataset, st, err)
+	}
+	if len(b) > maxManifestBytes {
+		return nil, fmt.Errorf("collate: manifest of %s is over %d bytes", dataset, maxManifestBytes)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("collate: manifest of %s: %w", dataset, err)
+	}
+	if m.SchemaVersion > SchemaVersion {
+		return nil, fmt.Errorf("collate: dataset %s has schema version %d; this tdb reads up to %d (upgrade tdb)", dataset, m.SchemaVersion, SchemaVersion)
+	}
+	return &m, nil
+}

@@ -1,0 +1,142 @@
+package collate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"reflect"
+	"sync/atomic"
+	"testing"
+
+	"tdb/store"
+)
+
+func memStore(t testing.TB) store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// countingStore counts ranged reads of a real store.
+type countingStore struct {
+	store.Store
+	ranges, bytes atomic.Int64
+}
+
+func (c *countingStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	c.ranges.Add(1)
+	c.bytes.Add(n)
+	return c.Store.GetRange(ctx, key, off, n)
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return c.Store.Get(ctx, key)
+}
+
+func TestParquetRoundTripAndDeterminism(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig()
+	for _, tc := range []struct {
+		name  string
+		loc   string
+		pairs bool
+		T, C  int
+	}{
+		{"tokens", "mlp.post_act", false, 12, 150},
+		{"pairs", "attn.heads", true, 5, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wins := synthCorpus(11, 80, tc.T, tc.C, tc.pairs)
+			var first [2][]byte
+			for _, how := range []string{"forward", "reverse", "tree"} {
+				acc := shardAndMerge(t, wins, tc.loc, 2, tc.C, cfg, 6, 3, how)
+				var rb, sb bytes.Buffer
+				if err := acc.WriteRecords(&rb, 16); err != nil {
+					t.Fatal(err)
+				}
+				if err := acc.WriteStats(&sb, 16); err != nil {
+					t.Fatal(err)
+				}
+				if first[0] == nil {
+					first = [2][]byte{rb.Bytes(), sb.Bytes()}
+				} else if !bytes.Equal(first[0], rb.Bytes()) || !bytes.Equal(first[1], sb.Bytes()) {
+					t.Fatalf("merge order %s changes the Parquet bytes", how)
+				}
+			}
+
+			acc := shardAndMerge(t, wins, tc.loc, 2, tc.C, cfg, 4, 8, "forward")
+			mem := memStore(t)
+			st := &countingStore{Store: mem}
+			if _, err := ReadComponent(ctx, st, "demo", tc.loc, 2, 0); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrNoDataset) {
+				t.Fatalf("reading a dataset without manifest: %v, want not found", err)
+			}
+			if err := WriteLayer(ctx, st, "demo", acc, 16); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ReadComponent(ctx, st, "demo", tc.loc, 2, 0); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("layer files without manifest are visible: %v", err)
+			}
+			m := &Manifest{Name: "demo", Model: "gpt2", Corpus: "synthetic", Tokens: int64(len(wins) * tc.T), NCtx: tc.T,
+				Locations: []ManifestLocation{{Name: tc.loc, Layers: []int{2}, Components: tc.C, Pairs: tc.pairs}},
+				Settings:  cfg, ComponentsPerRowGroup: 16, CreatedBy: "collate test"}
+			if err := WriteManifest(ctx, st, m); err != nil {
+				t.Fatal(err)
+			}
+			back, err := ReadManifest(ctx, st, "demo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back, m) {
+				t.Fatalf("manifest round trip\n got %+v\nwant %+v", back, m)
+			}
+			for c := 0; c < tc.C; c++ {
+				want, err := acc.Component(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st.ranges.Store(0)
+				st.bytes.Store(0)
+				got, err := ReadComponent(ctx, st, "demo", tc.loc, 2, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("component %d differs after Parquet round trip\n got %+v\nwant %+v", c, got.Stats, want.Stats)
+				}
+				// Footer and one row group per file, nothing else.
+				if n := st.ranges.Load(); n > 4 {
+					t.Errorf("component %d took %d ranged reads, want at most 4", c, n)
+				}
+			}
+			rsize, _ := mem.Size(ctx, RecordsKey("demo", tc.loc, 2))
+			ssize, _ := mem.Size(ctx, StatsKey("demo", tc.loc, 2))
+			size := rsize + ssize
+			if tc.C >= 64 && st.bytes.Load() > size/2 {
+				t.Errorf("reading one component read %d of %d bytes; row-group pruning is not working", st.bytes.Load(), size)
+			}
+			for _, bad := range []struct {
+				loc          string
+				layer, index int
+			}{{"nope", 2, 0}, {tc.loc, 3, 0}, {tc.loc, 2, tc.C}, {tc.loc, 2, -1}} {
+				if _, err := ReadComponent(ctx, st, "demo", bad.loc, bad.layer, bad.index); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("ReadComponent(%v): %v, want not found", bad, err)
+				}
+			}
+		})
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{{"demo", true}, {"gpt2-small_v1.2", true}, {"", false}, {"../x", false}, {"a/b", false}, {".hidden", false}} {
+		if err := checkName("dataset", tc.name); (err == nil) != tc.ok {
+			t.Errorf("checkName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}

@@ -1,0 +1,404 @@
+package collate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"tdb/store"
+)
+
+// ReadComponent reads one component of a dataset: its top records (best
+// first), random sample, quantile samples and statistics. It reads the
+// manifest (a dataset without one does not exist) and then only the row
+// group holding the component from each of the layer's two files.
+func ReadComponent(ctx context.Context, st store.Store, dataset, location string, layer, index int) (*ComponentView, error) {
+	m, err := ReadManifest(ctx, st, dataset)
+	if err != nil {
+		return nil, err
+	}
+	return ReadComponentFrom(ctx, st, m, location, layer, index)
+}
+
+// ReadComponentFrom is ReadComponent with a manifest the caller already read
+// (the query service caches manifests).
+func ReadComponentFrom(ctx context.Context, st store.Store, m *Manifest, location string, layer, index int) (*ComponentView, error) {
+	loc, ok := m.Location(location)
+	if !ok {
+		var names []string
+		for _, l := range m.Locations {
+			names = append(names, l.Name)
+		}
+		return nil, fmt.Errorf("collate: dataset %s has no location %q (it has %v): %w", m.Name, location, names, store.ErrNotFound)
+	}
+	if !slices.Contains(loc.Layers, layer) {
+		return nil, fmt.Errorf("collate: dataset %s has no layer %d of %s (it has %v): %w", m.Name, layer, location, loc.Layers, store.ErrNotFound)
+	}
+	if index < 0 || index >= loc.Components {
+		return nil, fmt.Errorf("collate: dataset %s: %s has components 0..%d, not %d: %w", m.Name, location, loc.Components-1, index, store.ErrNotFound)
+	}
+	v := &ComponentView{Location: location, Layer: layer, Index: index, Pairs: loc.Pairs}
+	if err := readComponentRows(ctx, st, RecordsKey(m.Name, location, layer), index, func(rec arrow.RecordBatch, i int) error {
+		return v.addRecordRow(rec, i)
+	}); err != nil {
+		return nil, err
+	}
+	found := false
+	if err := readComponentRows(ctx, st, StatsKey(m.Name, location, layer), index, func(rec arrow.RecordBatch, i int) error {
+		found = true
+		return v.setStatsRow(rec, i)
+	}); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("collate: %s has no statistics row for component %d", StatsKey(m.Name, location, layer), index)
+	}
+	return v, nil
+}
+
+// readComponentRows calls row for every row of component index in the
+// Parquet file key, reading only the row group(s) that can hold it.
+func readComponentRows(ctx context.Context, st store.Store, key string, index int, row func(rec arrow.RecordBatch, i int) error) error {
+	ra, err := openBlob(ctx, st, key)
+	if err != nil {
+		return err
+	}
+	pf, err := file.NewParquetReader(ra)
+	if err != nil {
+		return fmt.Errorf("collate: opening %s: %w", key, err)
+	}
+	defer pf.Close()
+	groups := componentGroups(pf.MetaData(), index)
+	if len(groups) == 0 {
+		return nil
+	}
+	for _, g := range groups {
+		if err := ra.prefetchRowGroup(pf.MetaData().RowGroup(g)); err != nil {
+			return fmt.Errorf("collate: reading %s: %w", key, err)
+		}
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("collate: opening %s: %w", key, err)
+	}
+	cols := make([]int, pf.MetaData().Schema.NumColumns())
+	for i := range cols {
+		cols[i] = i
+	}
+	tbl, err := fr.ReadRowGroups(ctx, cols, groups)
+	if err != nil {
+		return fmt.Errorf("collate: reading %s: %w", key, err)
+	}
+	defer tbl.Release()
+	tr := array.NewTableReader(tbl, 1<<16)
+	defer tr.Release()
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		comp, ok := rec.Column(0).(*array.Int32)
+		if !ok || rec.Schema().Field(0).Name != "component" {
+			return fmt.Errorf("collate: %s: first column is not the int32 component", key)
+		}
+		for i := 0; i < int(rec.NumRows()); i++ {
+			if int(comp.Value(i)) != index {
+				continue
+			}
+			if err := row(rec, i); err != nil {
+				return fmt.Errorf("collate: %s row of component %d: %w", key, index, err)
+			}
+		}
+	}
+	return tr.Err()
+}
+
+// componentGroups returns the row groups whose component statistics may
+// hold index; without statistics, the group the layout metadata names.
+func componentGroups(md *metadata.FileMetaData, index int) []int {
+	var out []int
+	for g := 0; g < md.NumRowGroups(); g++ {
+		rg := md.RowGroup(g)
+		if rg.NumColumns() == 0 {
+			continue
+		}
+		cc, err := rg.ColumnChunk(0)
+		if err != nil {
+			return layoutGroup(md, index)
+		}
+		stats, err := cc.Statistics()
+		s, ok := stats.(*metadata.Int32Statistics)
+		if err != nil || !ok || !s.HasMinMax() {
+			return layoutGroup(md, index)
+		}
+		if int(s.Min()) <= index && index <= int(s.Max()) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func layoutGroup(md *metadata.FileMetaData, index int) []int {
+	per, err := -1, error(nil)
+	if v := md.KeyValueMetadata().FindValue(metaPerRowGroup); v != nil {
+		per, err = strconv.Atoi(*v)
+	}
+	g := index / max(per, 1)
+	if err != nil || per <= 0 || g >= md.NumRowGroups() {
+		all := make([]int, md.NumRowGroups())
+		for i := range all {
+			all[i] = i
+		}
+		return all
+	}
+	return []int{g}
+}
+
+func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
+	cols, err := columns(rec, "kind", "rank", "bucket", "max_activation", "doc", "offset", "tokens", "activations")
+	if err != nil {
+		return err
+	}
+	kind, ok1 := cols[0].(*array.String)
+	rank, ok2 := cols[1].(*array.Int32)
+	bucket, ok3 := cols[2].(*array.Int8)
+	mx, ok4 := cols[3].(*array.Float32)
+	doc, ok5 := cols[4].(*array.Int64)
+	off, ok6 := cols[5].(*array.Int64)
+	toks, ok7 := cols[6].(*array.List)
+	acts, ok8 := cols[7].(*array.List)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) {
+		return errors.New("unexpected column types")
+	}
+	tv, ok9 := toks.ListValues().(*array.Int32)
+	av, ok10 := acts.ListValues().(*array.Float32)
+	if !ok9 || !ok10 {
+		return errors.New("unexpected list types")
+	}
+	t0, t1 := toks.ValueOffsets(i)
+	a0, a1 := acts.ValueOffsets(i)
+	r := Record{
+		Source:        Source{Doc: doc.Value(i), Offset: off.Value(i)},
+		MaxActivation: mx.Value(i),
+		Tokens:        slices.Clone(tv.Int32Values()[t0:t1]),
+		Activations:   slices.Clone(av.Float32Values()[a0:a1]),
+	}
+	rk := int(rank.Value(i))
+	place := func(list *[]Record) error {
+		if rk != len(*list) {
+			return fmt.Errorf("%s record rank %d out of order", kind.Value(i), rk)
+		}
+		*list = append(*list, r)
+		return nil
+	}
+	switch kind.Value(i) {
+	case KindTop:
+		return place(&v.Top)
+	case KindRandom:
+		return place(&v.Random)
+	case KindQuantile:
+		b := int(bucket.Value(i))
+		if b < 0 || b >= maxBuckets {
+			return fmt.Errorf("quantile bucket %d out of range", b)
+		}
+		for len(v.Quantiles) <= b {
+			v.Quantiles = append(v.Quantiles, nil)
+		}
+		v.Quantiles[b] = append(v.Quantiles[b], r)
+		return nil
+	}
+	return fmt.Errorf("unknown record kind %q", kind.Value(i))
+}
+
+func (v *ComponentView) setStatsRow(rec arrow.RecordBatch, i int) error {
+	names := []string{"count", "mean", "variance", "skewness", "kurtosis", "max", "min", "frac_nonzero", "quantile_boundaries", "histogram"}
+	cols, err := columns(rec, names...)
+	if err != nil {
+		return err
+	}
+	f64 := func(j int) (float64, bool) {
+		a, ok := cols[j].(*array.Float64)
+		if !ok {
+			return 0, false
+		}
+		return a.Value(i), true
+	}
+	count, ok := cols[0].(*array.Int64)
+	if !ok {
+		return errors.New("count is not int64")
+	}
+	s := &v.Stats
+	s.Count = count.Value(i)
+	for j, dst := range map[int]*float64{1: &s.Mean, 2: &s.Variance, 3: &s.Skewness, 4: &s.Kurtosis, 7: &s.FracNonzero} {
+		if *dst, ok = f64(j); !ok {
+			return fmt.Errorf("%s is not float64", names[j])
+		}
+	}
+	mx, ok1 := cols[5].(*array.Float32)
+	mn, ok2 := cols[6].(*array.Float32)
+	qb, ok3 := cols[8].(*array.List)
+	hist, ok4 := cols[9].(*array.List)
+	if !(ok1 && ok2 && ok3 && ok4) {
+		return errors.New("unexpected column types")
+	}
+	qv, ok5 := qb.ListValues().(*array.Float32)
+	hv, ok6 := hist.ListValues().(*array.Int64)
+	if !ok5 || !ok6 {
+		return errors.New("unexpected list types")
+	}
+	s.Max, s.Min = mx.Value(i), mn.Value(i)
+	q0, q1 := qb.ValueOffsets(i)
+	s.QuantileBoundaries = slices.Clone(qv.Float32Values()[q0:q1])
+	h0, h1 := hist.ValueOffsets(i)
+	s.Histogram = slices.Clone(hv.Int64Values()[h0:h1])
+	if n := len(s.QuantileBoundaries) - 1; n > 0 {
+		for len(v.Quantiles) < n {
+			v.Quantiles = append(v.Quantiles, nil)
+		}
+	}
+	return nil
+}
+
+// columns finds the named columns of rec.
+func columns(rec arrow.RecordBatch, names ...string) ([]arrow.Array, error) {
+	out := make([]arrow.Array, len(names))
+	for j, n := range names {
+		idx := rec.Schema().FieldIndices(n)
+		if len(idx) != 1 {
+			return nil, fmt.Errorf("missing column %q", n)
+		}
+		out[j] = rec.Column(idx[0])
+	}
+	return out, nil
+}
+
+// blobReaderAt reads a blob through ranged GETs. It serves reads from
+// prefetched ranges (the footer and the chosen row groups) so that reading
+// one component costs a handful of requests, not one per column page.
+type blobReaderAt struct {
+	ctx    context.Context
+	st     store.Store
+	key    string
+	size   int64
+	pos    int64
+	chunks []blobChunk
+}
+
+type blobChunk struct {
+	off  int64
+	data []byte
+}
+
+var _ parquet.ReaderAtSeeker = (*blobReaderAt)(nil)
+
+// tailBytes is prefetched on open: enough for a typical footer.
+const tailBytes = 16 << 10
+
+func openBlob(ctx context.Context, st store.Store, key string) (*blobReaderAt, error) {
+	size, err := st.Size(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("collate: %s in %s: %w", key, st, err)
+	}
+	r := &blobReaderAt{ctx: ctx, st: st, key: key, size: size}
+	if err := r.prefetch(max(0, size-tailBytes), min(size, tailBytes)); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *blobReaderAt) prefetch(off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	rc, err := r.st.GetRange(r.ctx, r.key, off, n)
+	if err != nil {
+		return fmt.Errorf("collate: reading %s [%d, %d): %w", r.key, off, off+n, err)
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return fmt.Errorf("collate: reading %s [%d, %d): %w", r.key, off, off+n, err)
+	}
+	r.chunks = append(r.chunks, blobChunk{off: off, data: buf})
+	return nil
+}
+
+// prefetchRowGroup reads the byte range of every column chunk of rg at once.
+func (r *blobReaderAt) prefetchRowGroup(rg *metadata.RowGroupMetaData) error {
+	lo, hi := int64(-1), int64(0)
+	for c := 0; c < rg.NumColumns(); c++ {
+		cc, err := rg.ColumnChunk(c)
+		if err != nil {
+			return err
+		}
+		start := cc.DataPageOffset()
+		if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 {
+			start = min(start, cc.DictionaryPageOffset())
+		}
+		if lo < 0 || start < lo {
+			lo = start
+		}
+		hi = max(hi, start+cc.TotalCompressedSize())
+	}
+	if lo < 0 || hi > r.size || lo >= hi {
+		return nil // let the reader fetch (and report) by itself
+	}
+	return r.prefetch(lo, hi-lo)
+}
+
+func (r *blobReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("collate: negative offset %d in %s", off, r.key)
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), r.size-off)
+	for _, c := range r.chunks {
+		if off >= c.off && off+want <= c.off+int64(len(c.data)) {
+			n := copy(p[:want], c.data[off-c.off:])
+			if int64(n) < int64(len(p)) {
+				return n, io.EOF
+			}
+			return n, nil
+		}
+	}
+	rc, err := r.st.GetRange(r.ctx, r.key, off, want)
+	if err != nil {
+		return 0, fmt.Errorf("collate: reading %s at %d: %w", r.key, off, err)
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p[:want])
+	if err != nil {
+		return n, fmt.Errorf("collate: reading %s at %d: %w", r.key, off, err)
+	}
+	if int64(n) < int64(len(p)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (r *blobReaderAt) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return 0, fmt.Errorf("collate: bad whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("collate: seek to %d in %s", offset, r.key)
+	}
+	r.pos = offset
+	return offset, nil
+}
