@@ -63,18 +63,41 @@ type GEMMResult struct {
 // GPT2Shapes and writes a table, or JSON when jsonOut is set. Each figure is
 // the best of several runs (at least 3, up to about a second per pair).
 func BenchGEMM(ctx context.Context, w io.Writer, jsonOut bool) error {
+	return benchGEMM(ctx, w, jsonOut, GPT2Shapes, time.Second)
+}
+
+// benchGEMM measures each shape with every implementation, interleaving the
+// implementations run by run so that load from other processes hits them
+// alike, and keeps each one's best time.
+func benchGEMM(ctx context.Context, w io.Writer, jsonOut bool, shapes []GEMMShape, budget time.Duration) error {
+	var impls []NamedImpl
+	for _, im := range BenchImpls() {
+		if im.Name == "tdb-generic" && len(cpuSpecs) > 1 {
+			continue // only interesting where it is the fastest
+		}
+		impls = append(impls, im)
+	}
 	var results []GEMMResult
-	for _, s := range GPT2Shapes {
+	for _, s := range shapes {
 		a, b, c := benchOperands(s)
-		for _, im := range BenchImpls() {
-			if im.Name == "tdb-generic" && len(cpuSpecs) > 1 {
-				continue // only interesting where it is the fastest
+		best := make([]time.Duration, len(impls))
+		for i, im := range impls {
+			runGEMM(im.Impl, s, a, b, c) // warm caches, pools and helper goroutines
+			best[i] = time.Duration(1<<63 - 1)
+		}
+		start := time.Now()
+		for r := 0; r < 3 || time.Since(start) < budget; r++ {
+			for i, im := range impls {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("bench gemm %s %s: %w", s, im.Name, err)
+				}
+				t0 := time.Now()
+				runGEMM(im.Impl, s, a, b, c)
+				best[i] = min(best[i], time.Since(t0))
 			}
-			best, err := timeGEMM(ctx, im.Impl, s, a, b, c, 3, time.Second)
-			if err != nil {
-				return fmt.Errorf("bench gemm %s %s: %w", s, im.Name, err)
-			}
-			results = append(results, GEMMResult{Shape: s.String(), Impl: im.Name, GFLOPS: gflops(s, best)})
+		}
+		for i, im := range impls {
+			results = append(results, GEMMResult{Shape: s.String(), Impl: im.Name, GFLOPS: gflops(s, best[i])})
 		}
 	}
 	if jsonOut {
@@ -116,23 +139,6 @@ func runGEMM(impl blas.Float32, s GEMMShape, a, b, c []float32) {
 		tB, ldb = blas.Trans, s.K
 	}
 	impl.Sgemm(blas.NoTrans, tB, s.M, s.N, s.K, 1, a, s.K, b, ldb, 0, c, s.N)
-}
-
-// timeGEMM returns the fastest of at least minRuns runs, running more while
-// the total stays under budget.
-func timeGEMM(ctx context.Context, impl blas.Float32, s GEMMShape, a, b, c []float32, minRuns int, budget time.Duration) (time.Duration, error) {
-	runGEMM(impl, s, a, b, c) // warm caches, pools and helper goroutines
-	best := time.Duration(1<<63 - 1)
-	start := time.Now()
-	for i := 0; i < minRuns || time.Since(start) < budget; i++ {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		t0 := time.Now()
-		runGEMM(impl, s, a, b, c)
-		best = min(best, time.Since(t0))
-	}
-	return best, nil
 }
 
 func gflops(s GEMMShape, d time.Duration) float64 {

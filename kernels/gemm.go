@@ -306,11 +306,33 @@ func packB(dst, b []float32, ldb int, trans bool, pc, kc, jc, nc, nr int) {
 			}
 			continue
 		}
-		for c := 0; c < cols; c++ {
-			off := (jc+jp+c)*ldb + pc
-			src := b[off : off+kc]
-			for kk, v := range src {
-				d[kk*nr+c] = v
+		c0 := 0
+		if kb := kc / 16; kb > 0 {
+			for ; c0+16 <= cols; c0 += 16 {
+				off := (jc+jp+c0)*ldb + pc
+				if !transpose16(d[c0:], nr, b[off:], ldb, kb) {
+					break
+				}
+			}
+		}
+		// What the 16×16 tiles left: columns from c0 and, for the tiled
+		// columns, the k tail. Blocks of 16 k keep the strided writes
+		// within a few cache lines.
+		kTiled := 0
+		if c0 > 0 {
+			kTiled = kc / 16 * 16
+		}
+		for k0 := 0; k0 < kc; k0 += 16 {
+			k1 := min(k0+16, kc)
+			cStart := c0
+			if k0 >= kTiled {
+				cStart = 0
+			}
+			for c := cStart; c < cols; c++ {
+				off := (jc+jp+c)*ldb + pc
+				for kk, v := range b[off+k0 : off+k1] {
+					d[(k0+kk)*nr+c] = v
+				}
 			}
 		}
 		for c := cols; c < nr; c++ {

@@ -81,6 +81,15 @@ func emit(w *bytes.Buffer, k kernel) {
 	p("MOVQ c+24(FP), DX")
 	p("MOVQ ldc+32(FP), R8")
 	p("SHLQ $2, R8")
+	// Fetch the C tile now; the k loop gives it thousands of cycles to land.
+	p("MOVQ DX, R10")
+	for i := 0; i < k.mr; i++ {
+		p("PREFETCHT0 (R10)")
+		p("PREFETCHT0 %d(R10)", k.nr()*4-1)
+		if i+1 < k.mr {
+			p("ADDQ R8, R10")
+		}
+	}
 	for i := 0; i < nacc; i++ {
 		if k.reg == "Z" {
 			p("VPXORD %s, %s, %s", r(i), r(i), r(i))

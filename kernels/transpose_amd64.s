@@ -1,0 +1,145 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func transpose16AVX512(dst *float32, dstStride int, src *float32, srcStride int, blocks int)
+//
+// Transposes a 16-row × 16·blocks-column block of src (row stride srcStride
+// floats) into dst (row stride dstStride floats): dst[c][r] = src[r][c].
+// Four shuffle stages per 16×16 tile: 32-bit unpacks, 64-bit unpacks and two
+// rounds of 128-bit lane shuffles.
+TEXT ·transpose16AVX512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ srcStride+24(FP), R9
+	SHLQ $2, R9
+	MOVQ blocks+32(FP), CX
+	LEAQ (R9)(R9*2), R10 // 3 rows of src
+	LEAQ (R8)(R8*2), R11 // 3 rows of dst
+tile:
+	TESTQ CX, CX
+	JEQ   done
+	MOVQ SI, AX
+	VMOVUPS (AX), Z0
+	VMOVUPS (AX)(R9*1), Z1
+	VMOVUPS (AX)(R9*2), Z2
+	VMOVUPS (AX)(R10*1), Z3
+	LEAQ (AX)(R9*4), AX
+	VMOVUPS (AX), Z4
+	VMOVUPS (AX)(R9*1), Z5
+	VMOVUPS (AX)(R9*2), Z6
+	VMOVUPS (AX)(R10*1), Z7
+	LEAQ (AX)(R9*4), AX
+	VMOVUPS (AX), Z8
+	VMOVUPS (AX)(R9*1), Z9
+	VMOVUPS (AX)(R9*2), Z10
+	VMOVUPS (AX)(R10*1), Z11
+	LEAQ (AX)(R9*4), AX
+	VMOVUPS (AX), Z12
+	VMOVUPS (AX)(R9*1), Z13
+	VMOVUPS (AX)(R9*2), Z14
+	VMOVUPS (AX)(R10*1), Z15
+
+	// Stage 1: interleave row pairs.
+	VUNPCKLPS Z1, Z0, Z16
+	VUNPCKHPS Z1, Z0, Z17
+	VUNPCKLPS Z3, Z2, Z18
+	VUNPCKHPS Z3, Z2, Z19
+	VUNPCKLPS Z5, Z4, Z20
+	VUNPCKHPS Z5, Z4, Z21
+	VUNPCKLPS Z7, Z6, Z22
+	VUNPCKHPS Z7, Z6, Z23
+	VUNPCKLPS Z9, Z8, Z24
+	VUNPCKHPS Z9, Z8, Z25
+	VUNPCKLPS Z11, Z10, Z26
+	VUNPCKHPS Z11, Z10, Z27
+	VUNPCKLPS Z13, Z12, Z28
+	VUNPCKHPS Z13, Z12, Z29
+	VUNPCKLPS Z15, Z14, Z30
+	VUNPCKHPS Z15, Z14, Z31
+
+	// Stage 2: Zg+j holds, in 128-bit lane L, column 4L+j of rows g..g+3.
+	VUNPCKLPD Z18, Z16, Z0
+	VUNPCKHPD Z18, Z16, Z1
+	VUNPCKLPD Z19, Z17, Z2
+	VUNPCKHPD Z19, Z17, Z3
+	VUNPCKLPD Z22, Z20, Z4
+	VUNPCKHPD Z22, Z20, Z5
+	VUNPCKLPD Z23, Z21, Z6
+	VUNPCKHPD Z23, Z21, Z7
+	VUNPCKLPD Z26, Z24, Z8
+	VUNPCKHPD Z26, Z24, Z9
+	VUNPCKLPD Z27, Z25, Z10
+	VUNPCKHPD Z27, Z25, Z11
+	VUNPCKLPD Z30, Z28, Z12
+	VUNPCKHPD Z30, Z28, Z13
+	VUNPCKLPD Z31, Z29, Z14
+	VUNPCKHPD Z31, Z29, Z15
+
+	// Stages 3 and 4 for j = 0..3: gather lane L of Z(0+j), Z(4+j),
+	// Z(8+j), Z(12+j) into output row 4L+j.
+	VSHUFF32X4 $0x88, Z4, Z0, Z16
+	VSHUFF32X4 $0xDD, Z4, Z0, Z17
+	VSHUFF32X4 $0x88, Z12, Z8, Z18
+	VSHUFF32X4 $0xDD, Z12, Z8, Z19
+	VSHUFF32X4 $0x88, Z18, Z16, Z20 // row 0
+	VSHUFF32X4 $0xDD, Z18, Z16, Z21 // row 8
+	VSHUFF32X4 $0x88, Z19, Z17, Z22 // row 4
+	VSHUFF32X4 $0xDD, Z19, Z17, Z23 // row 12
+
+	VSHUFF32X4 $0x88, Z5, Z1, Z16
+	VSHUFF32X4 $0xDD, Z5, Z1, Z17
+	VSHUFF32X4 $0x88, Z13, Z9, Z18
+	VSHUFF32X4 $0xDD, Z13, Z9, Z19
+	VSHUFF32X4 $0x88, Z18, Z16, Z24 // row 1
+	VSHUFF32X4 $0xDD, Z18, Z16, Z25 // row 9
+	VSHUFF32X4 $0x88, Z19, Z17, Z26 // row 5
+	VSHUFF32X4 $0xDD, Z19, Z17, Z27 // row 13
+
+	VSHUFF32X4 $0x88, Z6, Z2, Z16
+	VSHUFF32X4 $0xDD, Z6, Z2, Z17
+	VSHUFF32X4 $0x88, Z14, Z10, Z18
+	VSHUFF32X4 $0xDD, Z14, Z10, Z19
+	VSHUFF32X4 $0x88, Z18, Z16, Z28 // row 2
+	VSHUFF32X4 $0xDD, Z18, Z16, Z29 // row 10
+	VSHUFF32X4 $0x88, Z19, Z17, Z30 // row 6
+	VSHUFF32X4 $0xDD, Z19, Z17, Z31 // row 14
+
+	VSHUFF32X4 $0x88, Z7, Z3, Z16
+	VSHUFF32X4 $0xDD, Z7, Z3, Z17
+	VSHUFF32X4 $0x88, Z15, Z11, Z18
+	VSHUFF32X4 $0xDD, Z15, Z11, Z19
+	VSHUFF32X4 $0x88, Z18, Z16, Z0 // row 3
+	VSHUFF32X4 $0xDD, Z18, Z16, Z1 // row 11
+	VSHUFF32X4 $0x88, Z19, Z17, Z2 // row 7
+	VSHUFF32X4 $0xDD, Z19, Z17, Z3 // row 15
+
+	MOVQ DI, BX
+	VMOVUPS Z20, (BX)
+	VMOVUPS Z24, (BX)(R8*1)
+	VMOVUPS Z28, (BX)(R8*2)
+	VMOVUPS Z0, (BX)(R11*1)
+	LEAQ (BX)(R8*4), BX
+	VMOVUPS Z22, (BX)
+	VMOVUPS Z26, (BX)(R8*1)
+	VMOVUPS Z30, (BX)(R8*2)
+	VMOVUPS Z2, (BX)(R11*1)
+	LEAQ (BX)(R8*4), BX
+	VMOVUPS Z21, (BX)
+	VMOVUPS Z25, (BX)(R8*1)
+	VMOVUPS Z29, (BX)(R8*2)
+	VMOVUPS Z1, (BX)(R11*1)
+	LEAQ (BX)(R8*4), BX
+	VMOVUPS Z23, (BX)
+	VMOVUPS Z27, (BX)(R8*1)
+	VMOVUPS Z31, (BX)(R8*2)
+	VMOVUPS Z3, (BX)(R11*1)
+	LEAQ (BX)(R8*4), DI // next tile: 16 rows of dst further
+	ADDQ $64, SI        // next tile: 16 columns of src further
+	DECQ CX
+	JMP  tile
+done:
+	VZEROUPPER
+	RET
