@@ -1,0 +1,262 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"tdb/autoencoder"
+	"tdb/collate"
+	"tdb/corpus"
+	"tdb/internal/natsutil"
+	"tdb/model"
+)
+
+// DefaultBatchSize is the windows per forward pass when a spec gives none.
+const DefaultBatchSize = 8
+
+// CollateConfig is the accumulator configuration of a job: the spec's
+// sample sizes, with a quantile pool big enough for them.
+func CollateConfig(spec natsutil.JobSpec) collate.Config {
+	c := collate.DefaultConfig()
+	c.TopK, c.RandomK, c.QuantileBuckets, c.PerBucket, c.Seed = spec.TopK, spec.RandomK, spec.Buckets, spec.PerBucket, spec.Seed
+	c.QuantilePool = max(c.QuantilePool, 3*c.QuantileBuckets*c.PerBucket, c.RandomK, c.PerBucket)
+	return c
+}
+
+// Job is everything a worker needs to run shards of one job: the model, the
+// corpus and the targets. It is safe to run several shards of a Job at once.
+type Job struct {
+	Spec    natsutil.JobSpec
+	Model   *model.Model
+	Corpus  *corpus.Corpus
+	targets []target
+	capture []model.Site
+	cfg     collate.Config
+}
+
+// NewJob prepares a job: it checks the spec against the model and opens the
+// corpus (opts.VocabSize is set to the model's vocabulary).
+func NewJob(ctx context.Context, spec natsutil.JobSpec, m *model.Model, opts corpus.Options) (*Job, error) {
+	if spec.NCtx < 1 || spec.NCtx > m.NCtx {
+		return nil, fmt.Errorf("n_ctx %d is out of range: the model takes 1..%d tokens", spec.NCtx, m.NCtx)
+	}
+	cfg := CollateConfig(spec)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ts, err := planTargets(ctx, m.Config, spec.Locations, spec.Layers, spec.Autoencoders)
+	if err != nil {
+		return nil, err
+	}
+	opts.VocabSize = m.Vocab
+	opts.BlockBytes = spec.BlockBytes
+	c, err := corpus.Open(ctx, spec.Corpus, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Job{Spec: spec, Model: m, Corpus: c, targets: ts, capture: captures(ts), cfg: cfg}, nil
+}
+
+// ShardResult is a computed shard: one accumulator per target, in the
+// job's target order, and what the corpus read.
+type ShardResult struct {
+	Accumulators []*collate.LayerAccumulator
+	Stats        corpus.Stats
+}
+
+// Run computes one shard. progress (may be nil) gets the tokens done so far
+// after every batch.
+func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int64)) (*ShardResult, error) {
+	accs := make([]*collate.LayerAccumulator, len(j.targets))
+	feeds := make([]*feeder, len(j.targets))
+	for i, t := range j.targets {
+		a, err := collate.NewLayerAccumulator(t.location, t.layer, t.components, j.cfg)
+		if err != nil {
+			return nil, err
+		}
+		accs[i] = a
+		feeds[i] = &feeder{t: t, acc: a, m: j.Model}
+	}
+	bs := j.Spec.BatchSize
+	if bs <= 0 {
+		bs = DefaultBatchSize
+	}
+	batch := make([]corpus.Window, 0, bs)
+	tokens := make([][]int, 0, bs)
+	var done int64
+	flush := func() error {
+		tokens = tokens[:0]
+		for _, w := range batch {
+			seq := make([]int, len(w.Tokens))
+			for i, id := range w.Tokens {
+				seq[i] = int(id)
+			}
+			tokens = append(tokens, seq)
+		}
+		res, err := j.Model.Forward(ctx, model.Request{Tokens: tokens, Capture: j.capture})
+		if err != nil {
+			return fmt.Errorf("forward pass on windows from document %d offset %d: %w", batch[0].Doc, batch[0].Offset, err)
+		}
+		if err := feedAll(ctx, feeds, res, batch); err != nil {
+			return err
+		}
+		for _, w := range batch {
+			done += int64(len(w.Tokens))
+		}
+		batch = batch[:0]
+		if progress != nil {
+			progress(done)
+		}
+		return nil
+	}
+	st, err := j.Corpus.Windows(ctx, sh, j.Spec.NCtx, func(w corpus.Window) error {
+		batch = append(batch, w)
+		if len(batch) == bs {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = flush()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ShardResult{Accumulators: accs, Stats: st}, nil
+}
+
+// feedAll feeds a batch to every target's accumulator, the targets in
+// parallel (each accumulator is touched by one goroutine).
+func feedAll(ctx context.Context, feeds []*feeder, res *model.Result, batch []corpus.Window) error {
+	n := min(runtime.GOMAXPROCS(0), len(feeds))
+	errs := make([]error, len(feeds))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = feeds[i].feed(res, batch)
+			}
+		}()
+	}
+	for i := range feeds {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// feeder turns one target's activations into accumulator windows.
+type feeder struct {
+	t     target
+	acc   *collate.LayerAccumulator
+	m     *model.Model
+	codes autoencoder.Codes
+	// head scratch
+	norms, proj, scores []float32
+}
+
+func (f *feeder) feed(res *model.Result, batch []corpus.Window) error {
+	switch {
+	case f.t.heads:
+		return f.feedHeads(res, batch)
+	case f.t.ae != nil:
+		x := res.Acts[f.t.site]
+		B, T := x.Shape[0], x.Shape[1]
+		if err := f.t.ae.EncodeInto(&f.codes, x.Data, B*T); err != nil {
+			return err
+		}
+		return f.feedTokens(f.codes.Latents, T, batch)
+	default:
+		x := res.Acts[f.t.site]
+		return f.feedTokens(x.Data, x.Shape[1], batch)
+	}
+}
+
+func (f *feeder) feedTokens(data []float32, T int, batch []corpus.Window) error {
+	C := f.t.components
+	for b, w := range batch {
+		if len(w.Tokens) != T {
+			return fmt.Errorf("window of %d tokens in a batch padded to %d", len(w.Tokens), T)
+		}
+		if err := f.acc.AddWindow(collate.Source{Doc: w.Doc, Offset: w.Offset}, w.Tokens, data[b*T*C:(b+1)*T*C]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// feedHeads scores every token pair (query i, key j) of head h by the norm
+// of what it writes to the residual stream: ‖p[i,j,h] · v[j,h] · W_O[h]‖ =
+// p[i,j,h] · ‖v[j,h] · W_O[h]‖ (p ≥ 0), with W_O[h] the head's rows of
+// c_proj. The per-key norms cost one [T, d_head]×[d_head, d] product per
+// head, like c_proj itself.
+func (f *feeder) feedHeads(res *model.Result, batch []corpus.Window) error {
+	probs := res.Acts[model.At(model.AttnQKProbs, f.t.layer)]
+	v := res.Acts[model.At(model.AttnV, f.t.layer)]
+	B, T := probs.Shape[0], probs.Shape[1]
+	H, dh, d := f.m.NHead, f.m.DHead(), f.m.DModel
+	w := f.m.Blocks[f.t.layer].ProjW
+	N := B * T
+	f.norms = grow(f.norms, N*H)
+	f.proj = grow(f.proj, N*d)
+	for h := range H {
+		vh := blas32.General{Rows: N, Cols: dh, Stride: H * dh, Data: v.Data[h*dh:]}
+		wh := blas32.General{Rows: dh, Cols: d, Stride: d, Data: w[h*dh*d : (h+1)*dh*d]}
+		blas32.Gemm(blas.NoTrans, blas.NoTrans, 1, vh, wh, 0, blas32.General{Rows: N, Cols: d, Stride: d, Data: f.proj})
+		for r := range N {
+			var s float64
+			for _, x := range f.proj[r*d : (r+1)*d] {
+				s += float64(x) * float64(x)
+			}
+			f.norms[r*H+h] = float32(math.Sqrt(s))
+		}
+	}
+	f.scores = grow(f.scores, T*T*H)
+	for b, win := range batch {
+		if len(win.Tokens) != T {
+			return fmt.Errorf("window of %d tokens in a batch padded to %d", len(win.Tokens), T)
+		}
+		p := probs.Data[b*T*T*H : (b+1)*T*T*H]
+		norm := f.norms[b*T*H : (b+1)*T*H]
+		for i := range T {
+			for j := range T {
+				row := (i*T + j) * H
+				for h := range H {
+					f.scores[row+h] = p[row+h] * norm[j*H+h]
+				}
+			}
+		}
+		if err := f.acc.AddPairWindow(collate.Source{Doc: win.Doc, Offset: win.Offset}, win.Tokens, f.scores, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}

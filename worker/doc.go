@@ -1,0 +1,13 @@
+// Package worker runs the shards of collation jobs: it pulls shard messages
+// from the shared JetStream consumer, reads the job spec from KV, loads the
+// model (and autoencoders) and the corpus the spec names (cached across
+// shards), runs the forward pass over the shard's windows in batches, feeds
+// one collate accumulator per location and layer, writes each accumulator's
+// partial to the store under a deterministic key, records the shard in KV
+// and only then acks. While it computes it sends in-progress acks so a long
+// shard is not redelivered; a crash leaves the message unacked and the
+// server redelivers it to another worker.
+//
+// It imports model, model/hub, autoencoder, corpus, collate, store and
+// internal/natsutil; it knows nothing of the coordinator.
+package worker

@@ -1,0 +1,34 @@
+package worker
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are a worker process's Prometheus metrics; the workers of one
+// process share them.
+type Metrics struct {
+	Tokens        prometheus.Counter
+	Shards        *prometheus.CounterVec // by result: done, skipped, failed, retried, stale
+	ShardDuration prometheus.Histogram
+	Redeliveries  prometheus.Counter
+	Errors        *prometheus.CounterVec // by stage
+	InFlight      prometheus.Gauge
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Tokens: prometheus.NewCounter(prometheus.CounterOpts{Name: "tdb_worker_tokens_total", Help: "Tokens run through the model and collated."}),
+		Shards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tdb_worker_shards_total",
+			Help: "Shard deliveries handled, by result (done, skipped, retried, failed, stale, interrupted)."}, []string{"result"}),
+		ShardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tdb_worker_shard_duration_seconds",
+			Help: "Time to compute and write one shard.", Buckets: prometheus.ExponentialBuckets(0.25, 2, 14)}),
+		Redeliveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "tdb_worker_redeliveries_total", Help: "Shard messages received on their second or later delivery."}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tdb_worker_errors_total",
+			Help: "Errors by stage (fetch, decode, job, compute, store, kv, ack)."}, []string{"stage"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tdb_worker_shards_in_flight", Help: "Shards being computed now."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Tokens, m.Shards, m.ShardDuration, m.Redeliveries, m.Errors, m.InFlight)
+	}
+	return m
+}

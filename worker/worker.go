@@ -1,0 +1,447 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"tdb/corpus"
+	"tdb/internal/natsutil"
+	"tdb/store"
+)
+
+// Config configures one worker.
+type Config struct {
+	// Name identifies the worker in shard records and logs (default
+	// hostname-pid).
+	Name string
+	// Dial opens the worker's NATS connection (natsutil.RetryDialer for a
+	// cluster, Embedded.Dialer in process).
+	Dial  natsutil.Dialer
+	Store store.Store
+	// CorpusOptions open corpora (set Opener for corpora on a store).
+	CorpusOptions corpus.Options
+	// Models is shared by the workers of a process (default: a private
+	// cache of one model).
+	Models  *ModelCache
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// ShardDelay is for tests only (TDB_TEST_SHARD_DELAY): every shard
+	// waits this long, sending in-progress acks, before it computes, so a
+	// test can kill a worker in the middle of a shard.
+	ShardDelay time.Duration
+	// FetchWait bounds one pull request (default 2 s); it is also how
+	// quickly the worker notices that its context ended.
+	FetchWait time.Duration
+}
+
+// Worker runs shards from the shared consumer until its context ends.
+type Worker struct {
+	cfg  Config
+	log  *slog.Logger
+	kv   jetstream.KeyValue
+	q    natsutil.QueueConfig
+	mu   sync.Mutex
+	jobs map[string]*jobEntry // by job id and attempt
+}
+
+type jobEntry struct {
+	once sync.Once
+	job  *Job
+	err  error
+}
+
+// Run connects, binds to the shard consumer and processes shards one at a
+// time until ctx ends. It returns nil on a clean shutdown.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Dial == nil || cfg.Store == nil {
+		return errors.New("worker: a NATS dialer and a store are required")
+	}
+	if cfg.Name == "" {
+		host, _ := os.Hostname()
+		cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Models == nil {
+		cfg.Models = NewModelCache(1, cfg.Logger)
+	}
+	if cfg.FetchWait <= 0 {
+		cfg.FetchWait = 2 * time.Second
+	}
+	w := &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), jobs: map[string]*jobEntry{}}
+	nc, err := cfg.Dial(ctx, "tdb-worker "+cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	kv, cons, q, err := natsutil.Bind(ctx, js, w.log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	w.kv, w.q = kv, q
+	w.log.Info("worker ready", "ack_wait", q.AckWait, "max_deliver", q.MaxDeliver)
+	failures := 0
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(cfg.FetchWait))
+		if err != nil {
+			failures++
+			w.cfg.Metrics.Errors.WithLabelValues("fetch").Inc()
+			wait := min(time.Duration(failures)*500*time.Millisecond, 10*time.Second)
+			w.log.Warn("cannot fetch shards; retrying", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			w.handle(ctx, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			failures++
+			w.cfg.Metrics.Errors.WithLabelValues("fetch").Inc()
+			w.log.Warn("pull request failed", "err", err)
+			time.Sleep(min(time.Duration(failures)*500*time.Millisecond, 10*time.Second))
+			continue
+		}
+		failures = 0
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// errJobGone stops a shard whose job was cancelled, failed or resubmitted.
+var errJobGone = errors.New("job is no longer running")
+
+// handle processes one delivery of a shard message. Whatever happens the
+// message is acked, nak'ed or terminated, except when the process dies.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	m := w.cfg.Metrics
+	meta, err := msg.Metadata()
+	if err != nil {
+		m.Errors.WithLabelValues("decode").Inc()
+		w.log.Error("shard message without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	delivery := int(meta.NumDelivered)
+	if delivery > 1 {
+		m.Redeliveries.Inc()
+	}
+	var task natsutil.ShardTask
+	if err := json.Unmarshal(msg.Data(), &task); err != nil {
+		m.Errors.WithLabelValues("decode").Inc()
+		w.log.Error("undecodable shard message; dropping it", "subject", msg.Subject(), "err", err)
+		_ = msg.TermWithReason("undecodable shard message")
+		return
+	}
+	log := w.log.With("job", task.Job, "shard", task.Index, "delivery", delivery)
+
+	// A shard already done for this attempt (a redelivery after the ack was
+	// lost) is skipped once its partials verify.
+	var rec natsutil.ShardRecord
+	if _, err := natsutil.GetJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), &rec); err == nil &&
+		rec.Status == natsutil.ShardDone && rec.Attempt == task.Attempt {
+		if err := w.verify(ctx, rec.Partials); err == nil {
+			log.Info("shard already done; skipping")
+			m.Shards.WithLabelValues("skipped").Inc()
+			_ = msg.DoubleAck(ctx)
+			return
+		} else {
+			log.Warn("shard recorded as done but its partials do not verify; recomputing", "err", err)
+		}
+	}
+	var state natsutil.JobState
+	if _, err := natsutil.GetJSON(ctx, w.kv, natsutil.StateKey(task.Job), &state); err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			log.Warn("shard of an unknown job; dropping it")
+			m.Shards.WithLabelValues("stale").Inc()
+			_ = msg.TermWithReason("unknown job")
+			return
+		}
+		m.Errors.WithLabelValues("kv").Inc()
+		log.Warn("cannot read job state; retrying later", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if state.Status.Final() || state.Attempt != task.Attempt {
+		log.Info("shard of a job that is no longer running; dropping it", "status", state.Status, "attempt", state.Attempt)
+		m.Shards.WithLabelValues("stale").Inc()
+		_ = msg.TermWithReason("job " + string(state.Status))
+		return
+	}
+
+	start := time.Now()
+	m.InFlight.Inc()
+	defer m.InFlight.Dec()
+	rec = natsutil.ShardRecord{Job: task.Job, Attempt: task.Attempt, Index: task.Index, Status: natsutil.ShardRunning,
+		Delivery: delivery, Worker: w.cfg.Name, Started: start.UTC(), Updated: start.UTC()}
+	if err := natsutil.PutJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), rec); err != nil {
+		m.Errors.WithLabelValues("kv").Inc()
+		log.Warn("cannot record shard start", "err", err)
+	}
+	log.Info("shard started")
+	refs, windows, tokens, err := w.compute(ctx, msg, task, rec)
+	if err != nil {
+		w.fail(ctx, msg, task, rec, delivery, err, log)
+		return
+	}
+	rec.Status, rec.Partials, rec.Tokens, rec.Windows = natsutil.ShardDone, refs, tokens, windows
+	rec.Updated = time.Now().UTC()
+	rec.Seconds = time.Since(start).Seconds()
+	if err := natsutil.PutJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), rec); err != nil {
+		// Without the record the coordinator cannot count the shard: let
+		// it be redelivered (the recomputation writes the same partials).
+		m.Errors.WithLabelValues("kv").Inc()
+		log.Error("cannot record finished shard; it will be redelivered", "err", err)
+		_ = msg.Nak()
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		// The record is written: a redelivery finds it and skips.
+		m.Errors.WithLabelValues("ack").Inc()
+		log.Warn("ack not confirmed", "err", err)
+	}
+	m.Tokens.Add(float64(rec.Tokens))
+	m.ShardDuration.Observe(rec.Seconds)
+	m.Shards.WithLabelValues("done").Inc()
+	log.Info("shard done", "tokens", rec.Tokens, "seconds", fmt.Sprintf("%.2f", rec.Seconds))
+}
+
+// compute runs the shard while a heartbeat keeps the delivery alive, then
+// writes the partials.
+// It returns the partials, the windows and the tokens run.
+func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task natsutil.ShardTask, rec natsutil.ShardRecord) (refs []natsutil.PartialRef, windows, tokens int64, err error) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var progress sync.Mutex
+	var sofar int64
+	hbDone := make(chan struct{})
+	var hb sync.WaitGroup
+	hb.Add(1)
+	go func() {
+		defer hb.Done()
+		w.heartbeat(cctx, cancel, msg, task, rec, &progress, &sofar, hbDone)
+	}()
+	defer func() { close(hbDone); hb.Wait() }()
+
+	job, err := w.job(cctx, task)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var sh corpus.Shard
+	if err := json.Unmarshal(task.Shard, &sh); err != nil {
+		return nil, 0, 0, fmt.Errorf("decoding shard %d: %w", task.Index, err)
+	}
+	if w.cfg.ShardDelay > 0 {
+		select {
+		case <-cctx.Done():
+			return nil, 0, 0, context.Cause(cctx)
+		case <-time.After(w.cfg.ShardDelay):
+		}
+	}
+	res, err := job.Run(cctx, sh, func(n int64) {
+		progress.Lock()
+		sofar = n
+		progress.Unlock()
+	})
+	if err != nil {
+		if cause := context.Cause(cctx); cause != nil && cctx.Err() != nil {
+			return nil, 0, 0, cause
+		}
+		return nil, 0, 0, fmt.Errorf("shard %d: %w", task.Index, err)
+	}
+	refs = make([]natsutil.PartialRef, 0, len(res.Accumulators))
+	for i, acc := range res.Accumulators {
+		var buf bytes.Buffer
+		if err := acc.Encode(&buf); err != nil {
+			return nil, 0, 0, fmt.Errorf("encoding partial %s layer %d: %w", acc.Location(), acc.Layer(), err)
+		}
+		sum := sha256.Sum256(buf.Bytes())
+		ref := natsutil.PartialRef{Location: acc.Location(), Layer: acc.Layer(),
+			Key: natsutil.PartialKey(task.Job, acc.Location(), acc.Layer(), task.Index), Size: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
+		if err := w.cfg.Store.Put(cctx, ref.Key, &buf); err != nil {
+			w.cfg.Metrics.Errors.WithLabelValues("store").Inc()
+			return nil, 0, 0, fmt.Errorf("writing partial %s to %s: %w", ref.Key, w.cfg.Store, err)
+		}
+		refs = append(refs, ref)
+		res.Accumulators[i] = nil // free it before encoding the next one
+	}
+	return refs, res.Stats.Windows, res.Stats.Windows * int64(job.Spec.NCtx), nil
+}
+
+// heartbeat sends in-progress acks and the token count every AckWait/4,
+// and stops the shard when its job is cancelled or failed.
+func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, msg jetstream.Msg, task natsutil.ShardTask,
+	rec natsutil.ShardRecord, mu *sync.Mutex, tokens *int64, done <-chan struct{}) {
+	every := max(w.q.AckWait/4, 50*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := msg.InProgress(); err != nil {
+			w.log.Warn("in-progress ack failed", "job", task.Job, "shard", task.Index, "err", err)
+		}
+		var st natsutil.JobState
+		if _, err := natsutil.GetJSON(ctx, w.kv, natsutil.StateKey(task.Job), &st); err == nil && (st.Status.Final() || st.Attempt != task.Attempt) {
+			cancel(fmt.Errorf("%w (%s)", errJobGone, st.Status))
+			return
+		}
+		mu.Lock()
+		n := *tokens
+		mu.Unlock()
+		if n != last {
+			last = n
+			r := rec
+			r.Tokens, r.Updated = n, time.Now().UTC()
+			if err := natsutil.PutJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), r); err != nil && ctx.Err() == nil {
+				w.log.Debug("cannot record shard progress", "err", err)
+			}
+		}
+	}
+}
+
+// fail reports a failed delivery: a shutdown hands the shard back at once,
+// a dead job drops it, anything else is recorded with its reason and
+// retried after a back-off, or, on the last allowed delivery, recorded as
+// final, which fails the job.
+func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task natsutil.ShardTask, rec natsutil.ShardRecord, delivery int, err error, log *slog.Logger) {
+	m := w.cfg.Metrics
+	if ctx.Err() != nil {
+		log.Info("worker stopping; handing the shard back")
+		m.Shards.WithLabelValues("interrupted").Inc()
+		_ = msg.Nak()
+		return
+	}
+	if errors.Is(err, errJobGone) {
+		log.Info("job stopped; dropping the shard", "reason", err)
+		m.Shards.WithLabelValues("stale").Inc()
+		_ = msg.TermWithReason(err.Error())
+		return
+	}
+	m.Errors.WithLabelValues("compute").Inc()
+	final := delivery >= w.q.MaxDeliver
+	rec.Status, rec.Error, rec.Final, rec.Updated = natsutil.ShardError, err.Error(), final, time.Now().UTC()
+	if perr := natsutil.PutJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), rec); perr != nil {
+		log.Error("cannot record shard failure", "err", perr)
+	}
+	if final {
+		log.Error("shard failed on its last delivery; the job fails", "err", err, "max_deliver", w.q.MaxDeliver)
+		m.Shards.WithLabelValues("failed").Inc()
+		_ = msg.TermWithReason(truncate(err.Error(), 200))
+		return
+	}
+	backoff := w.q.BackOff()
+	wait := backoff[min(delivery-1, len(backoff)-1)]
+	log.Warn("shard failed; it will be retried", "err", err, "retry_in", wait)
+	m.Shards.WithLabelValues("retried").Inc()
+	_ = msg.NakWithDelay(wait)
+}
+
+// job returns the prepared job for a task, building it (model, corpus,
+// targets) on first use.
+func (w *Worker) job(ctx context.Context, task natsutil.ShardTask) (*Job, error) {
+	key := jobCacheKey(task.Job, task.Attempt)
+	w.mu.Lock()
+	e, ok := w.jobs[key]
+	if !ok {
+		e = &jobEntry{}
+		if len(w.jobs) >= 4 {
+			clear(w.jobs)
+		}
+		w.jobs[key] = e
+	}
+	w.mu.Unlock()
+	e.once.Do(func() {
+		var spec natsutil.JobSpec
+		if _, err := natsutil.GetJSON(ctx, w.kv, natsutil.SpecKey(task.Job), &spec); err != nil {
+			e.err = fmt.Errorf("reading the job spec: %w", err)
+			return
+		}
+		m, err := w.cfg.Models.Get(ctx, spec.Model)
+		if err != nil {
+			e.err = err
+			return
+		}
+		e.job, e.err = NewJob(ctx, spec, m, w.cfg.CorpusOptions)
+	})
+	if e.err != nil {
+		w.mu.Lock()
+		if w.jobs[key] == e {
+			delete(w.jobs, key) // retry on the next delivery
+		}
+		w.mu.Unlock()
+	}
+	return e.job, e.err
+}
+
+func jobCacheKey(job string, attempt int) string { return fmt.Sprintf("%s/%d", job, attempt) }
+
+// verify checks that every partial exists with its recorded size and sha256.
+func (w *Worker) verify(ctx context.Context, refs []natsutil.PartialRef) error {
+	if len(refs) == 0 {
+		return errors.New("no partials recorded")
+	}
+	for _, r := range refs {
+		if err := VerifyPartial(ctx, w.cfg.Store, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// VerifyPartial checks one partial's size and sha256 in the store.
+func VerifyPartial(ctx context.Context, st store.Store, r natsutil.PartialRef) error {
+	rc, err := st.Get(ctx, r.Key)
+	if err != nil {
+		return fmt.Errorf("partial %s: %w", r.Key, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return fmt.Errorf("reading partial %s: %w", r.Key, err)
+	}
+	if n != r.Size || hex.EncodeToString(h.Sum(nil)) != r.SHA256 {
+		return fmt.Errorf("partial %s does not match its record (%d bytes, want %d; or checksum differs)", r.Key, n, r.Size)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
