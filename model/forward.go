@@ -67,6 +67,60 @@ type pass struct {
 	hooks   map[Site][]Hook
 	sets    map[Site][]Intervention
 	res     *Result
+	ws      *workspace // nil when the tape keeps every buffer
+}
+
+// alloc returns a buffer for the pass: from the workspace's current arena,
+// or fresh when the tape must keep it. Contents are undefined.
+func (p *pass) alloc(n int) []float32 {
+	if p.ws == nil {
+		return make([]float32, n)
+	}
+	return p.ws.cur.alloc(n)
+}
+
+// arena hands out slices of one buffer until reset; what does not fit is
+// allocated and the buffer grows at the next reset, so steady state
+// allocates nothing.
+type arena struct {
+	buf        []float32
+	off, spill int
+}
+
+func (a *arena) alloc(n int) []float32 {
+	if a.off+n <= len(a.buf) {
+		s := a.buf[a.off : a.off+n : a.off+n]
+		a.off += n
+		return s
+	}
+	a.spill += n
+	return make([]float32, n)
+}
+
+func (a *arena) reset() {
+	if a.spill > 0 {
+		a.buf = make([]float32, a.off+a.spill)
+	}
+	a.off, a.spill = 0, 0
+}
+
+// workspace holds two arenas used by alternate layers: a layer reads the
+// previous layer's output from one while writing its own into the other.
+type workspace struct {
+	arenas [2]arena
+	cur    *arena
+}
+
+func (w *workspace) use(i int) {
+	w.cur = &w.arenas[i]
+	w.cur.reset()
+}
+
+func (m *Model) workspace() *workspace {
+	if w, ok := m.pool.Get().(*workspace); ok {
+		return w
+	}
+	return &workspace{}
 }
 
 // Validate checks the tokens of a request.
@@ -176,7 +230,14 @@ type tape struct {
 
 func (p *pass) run(ctx context.Context, tokens [][]int, last int, final bool, tp *tape) error {
 	m, N, d := p.m, p.N, p.m.DModel
-	resid := make([]float32, N*d)
+	var ws *workspace
+	if tp == nil { // nothing outlives the pass: reuse buffers across layers and calls
+		ws = m.workspace()
+		defer m.pool.Put(ws)
+		p.ws = ws
+		ws.use(1)
+	}
+	resid := p.alloc(N * d)
 	for b, seq := range tokens {
 		for t := range p.T {
 			tok := 0
@@ -200,6 +261,8 @@ func (p *pass) run(ctx context.Context, tokens [][]int, last int, final bool, tp
 		}
 		if tp != nil {
 			lt = layerTape{}
+		} else {
+			ws.use(l % 2) // layer l's buffers; the previous layer's output stays in the other arena
 		}
 		var err error
 		if resid, err = p.block(l, resid, &lt, tp != nil); err != nil {
@@ -212,7 +275,10 @@ func (p *pass) run(ctx context.Context, tokens [][]int, last int, final bool, tp
 	if !final {
 		return nil
 	}
-	mean, scale, out := make([]float32, N), make([]float32, N), make([]float32, N*d)
+	if ws != nil {
+		ws.use((last + 1) % 2)
+	}
+	mean, scale, out := p.alloc(N), p.alloc(N), p.alloc(N*d)
 	layerNormStats(mean, scale, resid, N, d, m.Eps)
 	if err := p.visit(At(LnFScale, NoLayer), scale); err != nil {
 		return err
@@ -228,7 +294,7 @@ func (p *pass) run(ctx context.Context, tokens [][]int, last int, final bool, tp
 	if !p.want[s] && len(p.hooks[s]) == 0 && len(p.sets[s]) == 0 && tp == nil {
 		return nil
 	}
-	logits := make([]float32, N*m.Vocab)
+	logits := p.alloc(N * m.Vocab)
 	blas32.Gemm(blas.NoTrans, blas.Trans, 1, general(N, d, d, out), general(m.Vocab, d, d, m.WTE), 0, general(N, m.Vocab, m.Vocab, logits))
 	return p.visit(s, logits)
 }
@@ -241,7 +307,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float3
 	site := func(loc Location) Site { return At(loc, l) }
 
 	lt.x = resid
-	lt.mean1, lt.scale1, lt.ln1 = make([]float32, N), make([]float32, N), make([]float32, N*d)
+	lt.mean1, lt.scale1, lt.ln1 = p.alloc(N), p.alloc(N), p.alloc(N*d)
 	layerNormStats(lt.mean1, lt.scale1, resid, N, d, m.Eps)
 	if err := p.visit(site(AttnLnScale), lt.scale1); err != nil {
 		return nil, err
@@ -250,7 +316,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float3
 	if err := p.visit(site(AttnLnOut), lt.ln1); err != nil {
 		return nil, err
 	}
-	lt.qkv = make([]float32, N*3*d)
+	lt.qkv = p.alloc(N * 3 * d)
 	linear(lt.qkv, lt.ln1, N, d, w.AttnW, 3*d, w.AttnB)
 	for _, loc := range []Location{AttnQ, AttnK, AttnV} {
 		if err := p.visit(site(loc), lt.qkv); err != nil {
@@ -261,7 +327,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float3
 	if lt.probs, lt.vout, err = p.attention(l, lt.qkv); err != nil {
 		return nil, err
 	}
-	delta := make([]float32, N*d)
+	delta := p.alloc(N * d)
 	linear(delta, lt.vout, N, d, w.ProjW, d, w.ProjB)
 	if err := p.visit(site(ResidDeltaAtt), delta); err != nil {
 		return nil, err
@@ -274,7 +340,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float3
 		return nil, err
 	}
 	lt.mid = mid
-	lt.mean2, lt.scale2, lt.ln2 = make([]float32, N), make([]float32, N), make([]float32, N*d)
+	lt.mean2, lt.scale2, lt.ln2 = p.alloc(N), p.alloc(N), p.alloc(N*d)
 	layerNormStats(lt.mean2, lt.scale2, mid, N, d, m.Eps)
 	if err := p.visit(site(MLPLnScale), lt.scale2); err != nil {
 		return nil, err
@@ -283,7 +349,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float3
 	if err := p.visit(site(MLPLnOut), lt.ln2); err != nil {
 		return nil, err
 	}
-	lt.pre, lt.post = make([]float32, N*mlp), make([]float32, N*mlp)
+	lt.pre, lt.post = p.alloc(N*mlp), p.alloc(N*mlp)
 	linear(lt.pre, lt.ln2, N, d, w.FcW, mlp, w.FcB)
 	if err := p.visit(site(MLPPreAct), lt.pre); err != nil {
 		return nil, err
@@ -292,7 +358,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float3
 	if err := p.visit(site(MLPPostAct), lt.post); err != nil {
 		return nil, err
 	}
-	out := make([]float32, N*d)
+	out := p.alloc(N * d)
 	linear(out, lt.post, N, mlp, w.OutW, d, w.OutB)
 	if err := p.visit(site(ResidDeltaMLP), out); err != nil {
 		return nil, err
@@ -311,7 +377,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float3
 func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error) {
 	m, B, T, d := p.m, p.B, p.T, p.m.DModel
 	H, dh := m.NHead, m.DHead()
-	logits := make([]float32, B*H*T*T)
+	logits := p.alloc(B * H * T * T)
 	inv := float32(1 / math.Sqrt(float64(dh)))
 	parallel(B*H, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
@@ -333,13 +399,15 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 	probs = logits // captures are copies: softmax in place
 	parallel(B*H*T, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			softmax(probs[r*T:(r+1)*T], logits[r*T:(r+1)*T])
+			q := r % T // keys after the query are masked: probability 0
+			softmax(probs[r*T:r*T+q+1], logits[r*T:r*T+q+1])
+			clear(probs[r*T+q+1 : (r+1)*T])
 		}
 	})
 	if err := p.visit(At(AttnQKProbs, l), probs); err != nil {
 		return nil, nil, err
 	}
-	vout = make([]float32, p.N*d)
+	vout = p.alloc(p.N * d)
 	parallel(B*H, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/H, bh%H

@@ -7,6 +7,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"tdb/kernels"
 )
 
 func sqrt64(x float64) float64 { return math.Sqrt(x) }
@@ -118,13 +120,10 @@ func layerNormBackward(dx, dscale, dout, x, mean, scale, g []float32, n, d int, 
 
 const geluC = 0.7978845608028654 // sqrt(2/pi)
 
-// gelu is GPT-2's gelu_new (tanh approximation).
+// gelu is GPT-2's gelu_new (tanh approximation), vectorised by kernels.
 func gelu(out, in []float32) {
 	parallel(len(in), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			x := float64(in[i])
-			out[i] = float32(0.5 * x * (1 + math.Tanh(geluC*(x+0.044715*x*x*x))))
-		}
+		kernels.GeluTanh(out[lo:hi], in[lo:hi])
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Block holds one transformer block's weights in Hugging Face Conv1D layout
@@ -27,6 +28,8 @@ type Model struct {
 	LnFB   []float32
 	// Random is true for weights made by NewRandom: they predict nothing.
 	Random bool
+
+	pool sync.Pool // *workspace, reused by forward passes without a tape
 }
 
 // Load reads a Hugging Face GPT-2 checkpoint folder (config.json +
