@@ -1,0 +1,297 @@
+package autoencoder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+
+	"tdb/model"
+	"tdb/model/hub"
+)
+
+// The public GPT-2 small autoencoders live in OpenAI's public Azure blob
+// container, one torch.save file per layer:
+//
+//	https://openaipublic.blob.core.windows.net/openaipublic/sparse-autoencoder/gpt2-small/<kind>[_v4]/autoencoders/<layer>.pt
+const (
+	// DefaultEndpoint is the blob service of the openaipublic account.
+	DefaultEndpoint = "https://openaipublic.blob.core.windows.net"
+	// Container holds the autoencoders; it allows anonymous reads.
+	Container = "openaipublic"
+	// EnvEndpoint overrides the blob service URL (a mirror, or Azurite:
+	// http://127.0.0.1:10000/devstoreaccount1).
+	EnvEndpoint = "TDB_AUTOENCODER_ENDPOINT"
+)
+
+// ErrNotFound is returned (wrapped) when the named autoencoder is not in the
+// container.
+var ErrNotFound = errors.New("autoencoder not found")
+
+// Kinds of public autoencoders and the locations they read.
+var kinds = map[string]model.Location{
+	"mlp_post_act":     model.MLPPostAct,
+	"resid_delta_mlp":  model.ResidDeltaMLP,
+	"resid_delta_attn": model.ResidDeltaAtt,
+}
+
+// publicModel is the only model OpenAI published autoencoders for, and its
+// layer count.
+const (
+	publicModel  = "gpt2-small"
+	publicLayers = 12
+)
+
+// Name identifies a public autoencoder. Its text form is
+//
+//	[gpt2-small/]<kind>[_v4]/<layer>
+//
+// with kind mlp_post_act (reads mlp.post_act, 3072 inputs), resid_delta_mlp
+// (resid.delta_mlp, 768) or resid_delta_attn (resid.delta_attn, 768), the
+// _v4 suffix for the newer release, and layer 0..11; for example
+// mlp_post_act_v4/5 or gpt2-small/resid_delta_attn/3.
+type Name struct {
+	Kind  string // mlp_post_act, resid_delta_mlp or resid_delta_attn
+	V4    bool
+	Layer int
+}
+
+// ParseName parses the text form of a Name.
+func ParseName(s string) (Name, error) {
+	usage := func(why string) error {
+		return fmt.Errorf("bad autoencoder name %q: %s (want [gpt2-small/]<kind>[_v4]/<layer>, kind one of mlp_post_act, resid_delta_mlp, resid_delta_attn, e.g. mlp_post_act_v4/5)", s, why)
+	}
+	parts := strings.Split(strings.TrimSpace(s), "/")
+	if len(parts) == 3 {
+		if parts[0] != publicModel {
+			return Name{}, usage("only gpt2-small autoencoders are published")
+		}
+		parts = parts[1:]
+	}
+	if len(parts) != 2 {
+		return Name{}, usage("no layer")
+	}
+	var n Name
+	n.Kind, n.V4 = strings.CutSuffix(parts[0], "_v4")
+	if _, ok := kinds[n.Kind]; !ok {
+		return Name{}, usage(fmt.Sprintf("unknown kind %q", parts[0]))
+	}
+	layer, err := strconv.Atoi(parts[1])
+	if err != nil || layer < 0 || layer >= publicLayers {
+		return Name{}, usage(fmt.Sprintf("layer %q is not in 0..%d", parts[1], publicLayers-1))
+	}
+	n.Layer = layer
+	return n, nil
+}
+
+func (n Name) String() string {
+	v := ""
+	if n.V4 {
+		v = "_v4"
+	}
+	return fmt.Sprintf("%s%s/%d", n.Kind, v, n.Layer)
+}
+
+// Location is the model location the autoencoder reads.
+func (n Name) Location() model.Location { return kinds[n.Kind] }
+
+// Blob is the blob's path inside the container.
+func (n Name) Blob() string {
+	v := ""
+	if n.V4 {
+		v = "_v4"
+	}
+	return fmt.Sprintf("sparse-autoencoder/%s/%s%s/autoencoders/%d.pt", publicModel, n.Kind, v, n.Layer)
+}
+
+// Endpoint is the blob service URL: $TDB_AUTOENCODER_ENDPOINT or
+// DefaultEndpoint, without a trailing slash.
+func Endpoint() string {
+	if e := os.Getenv(EnvEndpoint); e != "" {
+		return strings.TrimRight(e, "/")
+	}
+	return DefaultEndpoint
+}
+
+// CachePath is where the named autoencoder is (or will be) cached:
+// <cache>/autoencoders/openaipublic/<blob path>, with <cache> the model
+// cache root ($TDB_CACHE_DIR, $XDG_CACHE_HOME/tdb or ~/.cache/tdb).
+func CachePath(n Name) string {
+	return filepath.Join(hub.CacheDir(), "autoencoders", Container, filepath.FromSlash(n.Blob()))
+}
+
+// Pull downloads the named public autoencoder into the cache, unless it is
+// already there, and returns the file's path. The download is read
+// anonymously, written to a temporary file, checked against the blob's size
+// and renamed into place, so the cache never holds a partial file.
+// progress receives a progress line (nil: silent).
+func Pull(ctx context.Context, name string, progress io.Writer) (string, error) {
+	n, err := ParseName(name)
+	if err != nil {
+		return "", err
+	}
+	path := CachePath(n)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		return path, nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("autoencoder cache: %w", err)
+	}
+	endpoint := Endpoint()
+	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("autoencoder endpoint %q is not an http(s) URL (check %s)", endpoint, EnvEndpoint)
+	}
+	client, err := azblob.NewClientWithNoCredential(endpoint, &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{
+		Retry: policy.RetryOptions{MaxRetries: 4, TryTimeout: 15 * time.Minute},
+	}})
+	if err != nil {
+		return "", fmt.Errorf("autoencoder %s: %w", n, err)
+	}
+	src := endpoint + "/" + Container + "/" + n.Blob()
+	resp, err := client.DownloadStream(ctx, Container, n.Blob(), nil)
+	if err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) {
+			switch re.StatusCode {
+			case http.StatusNotFound:
+				return "", fmt.Errorf("autoencoder %s: %s: %w (%s)", n, src, ErrNotFound, re.ErrorCode)
+			case http.StatusForbidden, http.StatusUnauthorized:
+				return "", fmt.Errorf("autoencoder %s: %s: anonymous read refused (%s): is the container public?", n, src, re.ErrorCode)
+			}
+		}
+		return "", fmt.Errorf("autoencoder %s: downloading %s: %w", n, src, err)
+	}
+	body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5})
+	defer body.Close()
+	size := int64(-1)
+	if resp.ContentLength != nil {
+		size = *resp.ContentLength
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("autoencoder cache: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
+	if err != nil {
+		return "", fmt.Errorf("autoencoder cache: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	p := &progressLine{w: progress, name: n.String(), total: size}
+	written, err := io.Copy(io.MultiWriter(tmp, p), body)
+	p.finish(err == nil)
+	if err == nil && size >= 0 && written != size {
+		err = fmt.Errorf("received %d bytes, the blob has %d", written, size)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("autoencoder %s: downloading %s: %w", n, src, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("autoencoder cache: %w", err)
+	}
+	return path, nil
+}
+
+// Open resolves what a user names an autoencoder by and loads it: an
+// existing file or SAELens folder is loaded as it is (its Layer set to
+// layer when layer ≥ 0); anything else is a public Name, pulled on first
+// use. A name's layer may be left out ("mlp_post_act_v4") when layer ≥ 0
+// gives it. Location and Layer are set from the name.
+func Open(ctx context.Context, pathOrName string, layer int, opts Options, progress io.Writer) (*Autoencoder, error) {
+	if _, err := os.Stat(pathOrName); err == nil {
+		a, err := Load(ctx, pathOrName, opts)
+		if err != nil {
+			return nil, err
+		}
+		if layer >= 0 {
+			a.Layer = layer
+		}
+		return a, nil
+	}
+	name := pathOrName
+	if layer >= 0 && !strings.Contains(strings.TrimPrefix(name, publicModel+"/"), "/") {
+		name += "/" + strconv.Itoa(layer)
+	}
+	n, err := ParseName(name)
+	if err != nil {
+		if looksLikePath(pathOrName) {
+			return nil, fmt.Errorf("autoencoder file %s does not exist", pathOrName)
+		}
+		return nil, err
+	}
+	if layer >= 0 && n.Layer != layer {
+		return nil, fmt.Errorf("autoencoder %s is for layer %d, not %d", n, n.Layer, layer)
+	}
+	path, err := Pull(ctx, n.String(), progress)
+	if err != nil {
+		return nil, err
+	}
+	a, err := Load(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	a.Location, a.Layer = n.Location(), n.Layer
+	return a, nil
+}
+
+// looksLikePath tells a mistyped file name from a mistyped public name.
+func looksLikePath(s string) bool {
+	return filepath.IsAbs(s) || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "~") ||
+		strings.HasSuffix(s, ".pt") || strings.HasSuffix(s, ".safetensors")
+}
+
+// progressLine draws "name  45% 120.0/266.3 MB" redrawn with '\r', at most
+// every 200 ms. A nil writer draws nothing.
+type progressLine struct {
+	w     io.Writer
+	name  string
+	total int64
+	done  int64
+	last  time.Time
+}
+
+func (p *progressLine) Write(b []byte) (int, error) {
+	p.done += int64(len(b))
+	if p.w != nil && time.Since(p.last) >= 200*time.Millisecond {
+		p.last = time.Now()
+		p.draw()
+	}
+	return len(b), nil
+}
+
+func (p *progressLine) draw() {
+	const mb = 1 << 20
+	if p.total > 0 {
+		fmt.Fprintf(p.w, "\r%s %3d%% %.1f/%.1f MB", p.name, p.done*100/p.total, float64(p.done)/mb, float64(p.total)/mb)
+	} else {
+		fmt.Fprintf(p.w, "\r%s %.1f MB", p.name, float64(p.done)/mb)
+	}
+}
+
+func (p *progressLine) finish(ok bool) {
+	if p.w == nil {
+		return
+	}
+	p.draw()
+	if ok {
+		fmt.Fprintln(p.w, " done")
+	} else {
+		fmt.Fprintln(p.w, " failed")
+	}
+}
