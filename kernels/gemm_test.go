@@ -203,3 +203,19 @@ func TestInstall(t *testing.T) {
 		t.Fatalf("Name() = %q, want %q", n, cpuSpecs[0].name)
 	}
 }
+
+// TestSgemmSteadyStateAllocs checks that repeated calls, single- and
+// multi-goroutine, allocate nothing once pools are warm.
+func TestSgemmSteadyStateAllocs(t *testing.T) {
+	for _, sz := range []int{40, 300} {
+		a := make([]float32, sz*sz)
+		c := make([]float32, sz*sz)
+		f := func() {
+			Implementation{}.Sgemm(blas.NoTrans, blas.Trans, sz, sz, sz, 1, a, sz, a, sz, 0, c, sz)
+		}
+		f()
+		if n := testing.AllocsPerRun(50, f); n > 0.1 {
+			t.Errorf("%d³ Sgemm: %v allocations per call", sz, n)
+		}
+	}
+}

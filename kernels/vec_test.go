@@ -9,7 +9,27 @@ import (
 
 var vecLens = []int{0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 100, 768, 1001}
 
+// vecImpl is one implementation of the level-1 helpers.
+type vecImpl struct {
+	name  string
+	dot   func(x, y []float32) float32
+	axpy  func(alpha float32, x, y []float32)
+	scale func(alpha float32, x []float32)
+}
+
+var vecImpls = []vecImpl{
+	{"exported", Dot, Axpy, Scale},
+	{"go", func(x, y []float32) float32 { return dotGo(x, y[:len(x)]) },
+		func(a float32, x, y []float32) { axpyGo(a, x, y[:len(x)]) }, scaleGo},
+}
+
 func TestDotAxpyScale(t *testing.T) {
+	for _, im := range vecImpls {
+		t.Run(im.name, func(t *testing.T) { testDotAxpyScale(t, im.dot, im.axpy, im.scale) })
+	}
+}
+
+func testDotAxpyScale(t *testing.T, Dot func(x, y []float32) float32, Axpy func(float32, []float32, []float32), Scale func(float32, []float32)) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, n := range vecLens {
 		x, y := randSlice(r, n), randSlice(r, n+2)
