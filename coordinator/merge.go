@@ -109,7 +109,11 @@ func (c *Coordinator) merge(ctx context.Context, spec natsutil.JobSpec, st natsu
 	}
 	log.Info("dataset written", "dataset", spec.Dataset, "store", c.cfg.Store.String(), "tokens", tokens, "layers", len(groups), "merge_seconds", time.Since(start).Seconds())
 	if !c.cfg.KeepPartials {
-		c.deletePartials(ctx, spec.ID, groups, log)
+		// Finish the clean-up even when the coordinator is stopping (the
+		// job is done: nothing else would delete them).
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		c.deletePartials(dctx, spec.ID, groups, log)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"tdb/collate"
 	"tdb/coordinator"
 	"tdb/internal/natsutil"
+	"tdb/model"
 	"tdb/store"
 	"tdb/worker"
 )
@@ -170,7 +171,7 @@ func TestPipelineDatasetIndependentOfShardsAndWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m.Tokens != three.Tokens || len(m.Locations) != 2 || m.Locations[0].Name != "attn.heads" || !m.Locations[0].Pairs ||
-		m.Locations[1].Components != worker.TinyConfig.DMLP || len(m.Locations[1].Layers) != 2 {
+		m.Locations[1].Components != model.TinyConfig.DMLP || len(m.Locations[1].Layers) != 2 {
 		t.Fatalf("manifest %+v", m)
 	}
 	// Partials are deleted after the merge (just after the job is done).

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tdb/coordinator"
+	"tdb/corpus"
+	"tdb/internal/natsutil"
+	"tdb/kernels"
+	"tdb/model"
+	"tdb/model/hub"
+	"tdb/store"
+	"tdb/worker"
+)
+
+func init() {
+	register("collate", "collate top-activating records and statistics of every component over a corpus into a dataset", cmdCollate)
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("collate", stderr)
+	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder, or random:<gpt2|gpt2-medium|gpt2-large|gpt2-xl|tiny> (random weights, for trying the pipeline) ($TDB_MODEL)")
+	corpusSpec := fs.String("corpus", envOr("TDB_CORPUS", "synthetic:ioi"), "corpus spec: text:GLOB, jsonl:GLOB[#field], parquet:GLOB[#column], tokens:GLOB, synthetic:ioi|facts[?docs=N&seed=S] ($TDB_CORPUS)")
+	locations := fs.String("locations", "mlp.post_act", "comma-separated locations: mlp.post_act, attn.heads, or any per-token location (resid.delta_mlp, ...)")
+	layers := fs.String("layers", "", "comma-separated layers (default: all)")
+	var aes stringList
+	fs.Var(&aes, "autoencoder", "collate autoencoder latents: PATH@LAYER or PATH@LOCATION/LAYER (repeatable)")
+	nCtx := fs.Int("n-ctx", coordinator.DefaultNCtx, "tokens per record window")
+	topK := fs.Int("top-k", coordinator.DefaultTopK, "top-activating records kept per component")
+	randomK := fs.Int("random-k", coordinator.DefaultRandomK, "random records kept per component")
+	buckets := fs.Int("quantile-buckets", coordinator.DefaultBuckets, "activation-quantile buckets sampled per component")
+	perBucket := fs.Int("per-bucket", coordinator.DefaultPerBucket, "records sampled per quantile bucket")
+	seed := fs.Uint64("seed", 0, "seed of the random samples")
+	shardTokens := fs.Int64("tokens-per-shard", coordinator.DefaultTokensPerShard, "approximate tokens per shard (the unit of work and of retry)")
+	batch := fs.Int("batch", coordinator.DefaultBatchSize, "windows per forward pass")
+	blockBytes := fs.Int64("block-bytes", 0, "corpus block size in bytes (0: the corpus default of 64 KiB); part of the job")
+	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "where datasets go: a folder, file:///abs, mem://, azblob://ACCOUNT/CONTAINER[/prefix] ($TDB_STORE)")
+	dataset := fs.String("dataset", "", "dataset name (default: derived from model, corpus and the job id)")
+	jobID := fs.String("job", "", "job id (default: a hash of the job spec, so re-running the same command resumes it)")
+	workers := fs.Int("workers", defaultWorkers(), "local workers (embedded mode)")
+	natsURL := fs.String("nats", envOr("TDB_NATS", ""), "submit to the NATS cluster at this URL where tdb coordinator and tdb worker run (default: embedded server, local workers) ($TDB_NATS)")
+	natsDir := fs.String("nats-dir", envOr("TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats")), "embedded NATS data folder; an interrupted job resumes from it ($TDB_NATS_DIR)")
+	natsListen := fs.String("nats-listen", "127.0.0.1:0", "embedded mode: TCP address of the embedded server (port 0: any free port), so tdb jobs and extra tdb worker processes can reach it; empty: in-process only")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "embedded mode: time a shard may go without an (in-progress) ack before redelivery")
+	maxDeliver := fs.Int("max-deliver", 5, "embedded mode: deliveries of a shard before the job fails")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090 (default off)")
+	detach := fs.Bool("detach", false, "with --nats: submit and return without waiting")
+	verbose := fs.Bool("v", false, "log every shard")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if *workers < 1 {
+		return usagef("--workers must be at least 1")
+	}
+	spec := natsutil.JobSpec{
+		ID: *jobID, Dataset: *dataset, Model: *modelName, Corpus: *corpusSpec, Autoencoders: aes,
+		NCtx: *nCtx, TopK: *topK, RandomK: *randomK, Buckets: *buckets, PerBucket: *perBucket, Seed: *seed,
+		TokensPerShard: *shardTokens, BatchSize: *batch, BlockBytes: *blockBytes,
+	}
+	for l := range strings.SplitSeq(*locations, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			spec.Locations = append(spec.Locations, l)
+		}
+	}
+	ls, err := parseInts(*layers)
+	if err != nil {
+		return usagef("--layers: %v", err)
+	}
+	spec.Layers = ls
+	if _, err := corpus.ParseSpec(spec.Corpus); err != nil {
+		return usagef("--corpus: %v", err)
+	}
+	if err := checkLocations(ctx, spec, *natsURL == "", stderr); err != nil {
+		return err
+	}
+	if spec.Dataset == "" {
+		spec.Dataset = deriveDataset(spec)
+	}
+	spec, err = coordinator.Normalize(spec)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	st, err := store.Open(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	reg := natsutil.NewRegistry()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if *metricsAddr != "" {
+		if _, err := natsutil.ServeMetrics(runCtx, *metricsAddr, reg, log); err != nil {
+			return err
+		}
+	}
+
+	var (
+		conn     func(name string) (*nats.Conn, error)
+		services sync.WaitGroup
+		svcErr   = make(chan error, *workers+1)
+	)
+	if *natsURL == "" {
+		kernels.Install()
+		emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer emb.Shutdown()
+		if u := emb.URL(); u != "" {
+			fmt.Fprintf(stderr, "embedded NATS at %s: more workers can join with: tdb worker --nats %s --store %s\n", u, u, *storeURL)
+		}
+		conn = func(name string) (*nats.Conn, error) { return emb.Connect(name) }
+		startServices(runCtx, &services, svcErr, serviceOptions{
+			dial: emb.Dialer(), store: st, workers: *workers, log: log, reg: reg, coordinator: true,
+			queue: natsutil.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver},
+		})
+		defer func() { stop(); services.Wait() }()
+	} else {
+		dial := natsutil.RetryDialer(*natsURL, log)
+		conn = func(name string) (*nats.Conn, error) { return dial(ctx, name) }
+	}
+	nc, err := conn("tdb collate")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	client, err := coordinator.NewClient(ctx, nc, 1)
+	if err != nil {
+		return err
+	}
+	state, err := client.Submit(ctx, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "job %s (%s): dataset %q in %s\n", state.ID, state.Status, spec.Dataset, st)
+	if *detach && *natsURL != "" {
+		fmt.Fprintln(stdout, state.ID)
+		return nil
+	}
+	prog := newProgressPrinter(stderr)
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	go func() {
+		select {
+		case err := <-svcErr:
+			if err != nil {
+				fmt.Fprintf(stderr, "tdb collate: %v\n", err)
+				cancelWait()
+			}
+		case <-waitCtx.Done():
+		}
+	}()
+	final, err := client.Wait(waitCtx, state.ID, prog.update)
+	prog.finish()
+	if err != nil {
+		if ctx.Err() != nil {
+			where := *natsDir
+			if *natsURL != "" {
+				where = *natsURL
+			}
+			fmt.Fprintf(stderr, "interrupted: job %s is kept in %s; run the same command again to resume it\n", state.ID, where)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "dataset %s written to %s: %d tokens, %d shards (job %s)\n", spec.Dataset, st, final.Tokens, final.Shards, final.ID)
+	return nil
+}
+
+// defaultWorkers leaves the cores to the forward pass (it is multi-threaded):
+// one worker per four cores.
+func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
+
+// checkLocations validates the locations (and layers) against the model's
+// shape before anything is submitted. In embedded mode the model is
+// resolved (downloaded if needed: the workers need it anyway); with a
+// cluster only the names are checked when the model is not local.
+func checkLocations(ctx context.Context, spec natsutil.JobSpec, resolve bool, stderr io.Writer) error {
+	cfg, isRandom, err := worker.RandomConfig(spec.Model)
+	if err != nil {
+		return usagef("--model: %v", err)
+	}
+	if isRandom {
+		fmt.Fprintf(stderr, "WARNING: --model %s uses RANDOM weights: the dataset shows how the pipeline works, not what GPT-2 does\n", spec.Model)
+	} else if fi, statErr := os.Stat(spec.Model); (statErr == nil && fi.IsDir()) || resolve {
+		dir, err := hub.Resolve(ctx, spec.Model, stderr)
+		if err != nil {
+			return err
+		}
+		if cfg, err = model.LoadConfig(dir); err != nil {
+			return err
+		}
+	} else {
+		cfg = model.Presets["gpt2"] // names only; the workers check the rest
+	}
+	if len(spec.Locations) == 0 && len(spec.Autoencoders) == 0 {
+		return usagef("--locations: give at least one location")
+	}
+	for _, l := range spec.Locations {
+		if _, err := worker.ValidateLocation(cfg, l); err != nil {
+			return usagef("--locations: %v", err)
+		}
+	}
+	for _, l := range spec.Layers {
+		if l < 0 || l >= cfg.NLayer {
+			return usagef("--layers: layer %d is out of range: the model has layers 0..%d", l, cfg.NLayer-1)
+		}
+	}
+	for _, a := range spec.Autoencoders {
+		if _, err := worker.ParseAutoencoderSpec(a); err != nil {
+			return usagef("--autoencoder: %v", err)
+		}
+	}
+	return nil
+}
+
+var nonName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// deriveDataset names a dataset after its model and corpus plus the job
+// hash, e.g. "gpt2_synthetic-ioi_3f2a1c9d0b1e".
+func deriveDataset(spec natsutil.JobSpec) string {
+	m := filepath.Base(strings.TrimRight(spec.Model, "/"))
+	m = strings.Trim(nonName.ReplaceAllString(m, "-"), "-.")
+	c := spec.Corpus
+	if s, err := corpus.ParseSpec(c); err == nil {
+		c = string(s.Kind)
+		if s.Kind == corpus.Synthetic {
+			c += "-" + s.Name
+		} else if s.Path != "" {
+			c += "-" + filepath.Base(s.Path)
+		}
+	}
+	c = strings.Trim(nonName.ReplaceAllString(c, "-"), "-.")
+	return fmt.Sprintf("%s_%s_%s", m, c, strings.TrimPrefix(spec.DefaultID(), "j-"))
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// serviceOptions configure the in-process coordinator and workers.
+type serviceOptions struct {
+	dial        natsutil.Dialer
+	store       store.Store
+	workers     int
+	coordinator bool
+	queue       natsutil.QueueConfig
+	log         *slog.Logger
+	reg         prometheus.Registerer
+	shardDelay  time.Duration
+	keep        bool
+	name        string
+	sweep       time.Duration
+}
+
+// startServices runs a coordinator (if asked) and workers as goroutines;
+// each reports its exit on errs.
+func startServices(ctx context.Context, wg *sync.WaitGroup, errs chan<- error, o serviceOptions) {
+	if o.coordinator {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := coordinator.Run(ctx, coordinator.Config{Dial: o.dial, Store: o.store, Queue: o.queue, Logger: o.log,
+				Metrics: coordinator.NewMetrics(o.reg), KeepPartials: o.keep, SweepInterval: o.sweep, CorpusOptions: corpusOptions(ctx)})
+			if err != nil {
+				err = fmt.Errorf("coordinator: %w", err)
+			}
+			errs <- err
+		}()
+	}
+	if o.workers == 0 {
+		return
+	}
+	models := worker.NewModelCache(1, o.log)
+	metrics := worker.NewMetrics(o.reg)
+	host, _ := os.Hostname()
+	if o.name == "" {
+		o.name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	for i := range o.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := worker.Run(ctx, worker.Config{Name: fmt.Sprintf("%s-%d", o.name, i), Dial: o.dial, Store: o.store, Models: models,
+				Metrics: metrics, Logger: o.log, ShardDelay: o.shardDelay, CorpusOptions: corpusOptions(ctx)})
+			if err != nil {
+				err = fmt.Errorf("worker %d: %w", i, err)
+			}
+			errs <- err
+		}()
+	}
+}
+
+// corpusOptions lets corpora live on any store URL (azblob://...).
+func corpusOptions(context.Context) corpus.Options {
+	return corpus.Options{Opener: func(ctx context.Context, url string) (store.Store, string, error) {
+		return openStoreGlob(ctx, url)
+	}}
+}
+
+// openStoreGlob splits a store URL whose last segments hold a key (or
+// glob) into the store and the key: the container URL is everything up to
+// the first segment with a glob character, or the parent of the last one.
+func openStoreGlob(ctx context.Context, url string) (store.Store, string, error) {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return nil, "", fmt.Errorf("not a URL: %q", url)
+	}
+	segs := strings.Split(rest, "/")
+	// azblob://account/container/key...; http(s)://host/[account/]container/key...
+	root := 2
+	if scheme == "http" || scheme == "https" {
+		root = 2
+		if !strings.Contains(segs[0], ".blob.") {
+			root = 3 // path-style emulator: host/account/container
+		}
+	}
+	if len(segs) <= root {
+		return nil, "", fmt.Errorf("corpus URL %q names no blob inside the container", url)
+	}
+	st, err := store.Open(ctx, scheme+"://"+strings.Join(segs[:root], "/"))
+	if err != nil {
+		return nil, "", err
+	}
+	return st, strings.Join(segs[root:], "/"), nil
+}
+
+// progressPrinter shows job progress on one line of stderr, redrawn on a
+// terminal and printed at most every few seconds otherwise.
+type progressPrinter struct {
+	w    io.Writer
+	tty  bool
+	last time.Time
+	line string
+	mu   sync.Mutex
+}
+
+func newProgressPrinter(w io.Writer) *progressPrinter {
+	p := &progressPrinter{w: w}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progressPrinter) update(pr coordinator.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	every := 5 * time.Second
+	if p.tty {
+		every = 200 * time.Millisecond
+	}
+	p.line = pr.Format(now)
+	if pr.LastError != "" && !pr.State.Status.Final() {
+		p.line += " (last error: " + truncateLine(pr.LastError, 120) + ")"
+	}
+	if now.Sub(p.last) < every && !pr.State.Status.Final() {
+		return
+	}
+	p.last = now
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", p.line)
+	} else {
+		fmt.Fprintln(p.w, p.line)
+	}
+}
+
+func (p *progressPrinter) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.line != "" {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func truncateLine(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

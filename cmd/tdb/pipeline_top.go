@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"tdb/collate"
+	"tdb/model/tokenizer"
+	"tdb/store"
+)
+
+func init() {
+	register("top", "print a component's top-activating records, random records and statistics from a dataset", cmdTop)
+}
+
+// topOutput is the JSON of tdb top.
+type topOutput struct {
+	Top    []collate.Record `json:"top"`
+	Random []collate.Record `json:"random"`
+	Stats  collate.Stats    `json:"stats"`
+}
+
+func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("top", stderr)
+	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
+	dataset := fs.String("dataset", "", "dataset name")
+	location := fs.String("location", "mlp.post_act", "location (mlp.post_act, attn.heads, ...)")
+	layer := fs.Int("layer", 0, "layer")
+	index := fs.Int("index", 0, "component index (neuron, head or latent)")
+	k := fs.Int("k", 0, "show at most K top records (default: all stored)")
+	asJSON := fs.Bool("json", false, "print JSON: {top, random, stats}")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dataset == "" {
+		return usagef("--dataset is required")
+	}
+	if *k < 0 {
+		return usagef("-k must not be negative")
+	}
+	st, err := store.Open(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+	v, err := collate.ReadComponent(ctx, st, *dataset, *location, *layer, *index)
+	if err != nil {
+		return err
+	}
+	out := topOutput{Top: v.Top, Random: v.Random, Stats: v.Stats}
+	if *k > 0 && len(out.Top) > *k {
+		out.Top = out.Top[:*k]
+	}
+	if out.Top == nil {
+		out.Top = []collate.Record{}
+	}
+	if out.Random == nil {
+		out.Random = []collate.Record{}
+	}
+	if *asJSON {
+		return writeJSON(stdout, out)
+	}
+	tok, err := tokenizer.GPT2()
+	if err != nil {
+		return err
+	}
+	s := out.Stats
+	fmt.Fprintf(stdout, "%s %s layer %d #%d: mean %.4g, variance %.4g, skewness %.4g, kurtosis %.4g, max %.4g, non-zero %.1f%%\n",
+		*dataset, *location, *layer, *index, s.Mean, s.Variance, s.Skewness, s.Kurtosis, s.Max, 100*s.FracNonzero)
+	for _, part := range []struct {
+		name string
+		recs []collate.Record
+	}{{"top", out.Top}, {"random", out.Random}} {
+		fmt.Fprintf(stdout, "\n%s records:\n", part.name)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "#\tMAX\tDOC\tOFFSET\tTEXT ([[max token]])")
+		for i, r := range part.recs {
+			fmt.Fprintf(tw, "%d\t%.4g\t%d\t%d\t%s\n", i, r.MaxActivation, r.Source.Doc, r.Source.Offset, recordText(tok, r, v.Pairs))
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+// recordText decodes a record's tokens and marks the token where the
+// activation peaks (for head records: the query token of the peak pair).
+func recordText(tok *tokenizer.Tokenizer, r collate.Record, pairs bool) string {
+	peak := 0
+	for i, a := range r.Activations {
+		if a > r.Activations[peak] {
+			peak = i
+		}
+	}
+	if pairs { // lower triangle row by row: row i starts at i(i+1)/2
+		row := 0
+		for (row+1)*(row+2)/2 <= peak {
+			row++
+		}
+		peak = min(row, len(r.Tokens)-1)
+	}
+	var b strings.Builder
+	for i, id := range r.Tokens {
+		s := tok.Decode([]int{int(id)})
+		if i == peak {
+			s = "[[" + s + "]]"
+		}
+		b.WriteString(s)
+	}
+	return strings.NewReplacer("\n", "⏎", "\t", " ").Replace(b.String())
+}
