@@ -333,7 +333,7 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 				}
 			}
 		}
-		if len(a.top[c]) == cfg.TopK {
+		if len(a.top[c]) == cfg.TopK && cfg.TopK > 0 {
 			a.topThr[c] = a.top[c][0].MaxActivation
 		}
 		if len(a.pool[c]) == cfg.QuantilePool && cfg.QuantilePool > 0 {
