@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -85,35 +86,35 @@ type gemmArgs struct {
 	lda, ldb, ldc  int
 }
 
-// gemmJob is one Sgemm call shared by its workers. A is packed once into
-// packA by all workers together (phase 1); then workers take tasks, blocks
-// of C, from an atomic counter, each packing the B block it needs (phase 2).
+// gemmJob is one Sgemm call shared by its workers. For each block of rows
+// of A, workers first pack that block of A into packA together (units:
+// one mr-row panel of one kc chunk each), then take tasks, blocks of C, each
+// packing the part of B it needs. Work is handed out by atomic counters and
+// a worker waits only for work in progress, never for a worker to arrive:
+// a helper the scheduler starts late finds the work done and leaves, so a
+// busy machine cannot stall a call on a descheduled goroutine.
 type gemmJob struct {
-	args    gemmArgs
-	threads int
-	mBig    int // rows of A packed at a time
-	taskW   int // columns per task, a multiple of nr
-	taskH   int // rows per task, a multiple of mr
-	packA   []float32
-	next    atomic.Int64
-	bar     barrier
-	helpers sync.WaitGroup
+	args       gemmArgs
+	mBig       int // rows of A packed at a time
+	taskW      int // columns per task, a multiple of nr
+	taskH      int // rows per task, a multiple of mr
+	totalTasks int64
+	packA      []float32
+	unitsNext  atomic.Int64 // packing units handed out, over all row blocks
+	unitsDone  atomic.Int64
+	tasksNext  atomic.Int64 // tasks handed out, over all row blocks
+	tasksDone  atomic.Int64
+	refs       atomic.Int32 // participants still holding the job
 }
 
 var jobs freeList[gemmJob]
 
-func getJob() *gemmJob {
-	if j := jobs.get(); j != nil {
-		return j
-	}
-	j := new(gemmJob)
-	j.bar.cond.L = &j.bar.mu
-	return j
-}
-
 func gemm(g *gemmArgs) {
 	sp := g.spec
-	j := getJob()
+	j := jobs.get()
+	if j == nil {
+		j = new(gemmJob)
+	}
 	j.args = *g
 	m, n, k := g.m, g.n, g.k
 
@@ -131,75 +132,113 @@ func gemm(g *gemmArgs) {
 	if f := 2 * m * n * k / minFlopsPerThread; f < t {
 		t = max(1, f)
 	}
-	nTiles := ceilDiv(n, sp.nr)
+	j.taskH = roundUp(j.mBig, sp.mr)
 	if t == 1 {
 		j.taskW = roundUp(min(n, sp.nc), sp.nr)
-		j.taskH = roundUp(j.mBig, sp.mr)
 	} else {
-		w := min(max(1, ceilDiv(nTiles, 4*t)), sp.nc/sp.nr)
+		// Several tasks per worker so that an unlucky worker does not hold
+		// up the rest; rows are split too when there are few columns.
+		w := min(max(1, ceilDiv(ceilDiv(n, sp.nr), 4*t)), sp.nc/sp.nr)
 		j.taskW = w * sp.nr
 		nJ := ceilDiv(n, j.taskW)
-		j.taskH = roundUp(j.mBig, sp.mr)
 		if nJ < 2*t {
-			nI := ceilDiv(4*t, nJ)
-			j.taskH = roundUp(ceilDiv(j.mBig, nI), sp.mr)
+			j.taskH = roundUp(ceilDiv(j.mBig, ceilDiv(4*t, nJ)), sp.mr)
 		}
 		t = min(t, nJ*ceilDiv(j.mBig, j.taskH))
 	}
-	j.threads = t
-	j.bar.n = t
+	j.totalTasks = 0
+	for ib := 0; ib < m; ib += j.mBig {
+		j.totalTasks += int64(ceilDiv(n, j.taskW) * ceilDiv(min(j.mBig, m-ib), j.taskH))
+	}
+	j.unitsNext.Store(0)
+	j.unitsDone.Store(0)
+	j.tasksNext.Store(0)
+	j.tasksDone.Store(0)
+	j.refs.Store(int32(t))
 	if t > 1 {
-		j.helpers.Add(t - 1)
 		dispatch(j, t-1)
 	}
-	j.run(0)
-	if t > 1 {
-		j.helpers.Wait()
-	}
-	j.args = gemmArgs{} // drop references to the caller's slices
-	jobs.put(j)
+	j.run()
+	waitFor(&j.tasksDone, j.totalTasks)
+	j.release()
 }
 
-// run is worker id's share of the job.
-func (j *gemmJob) run(id int) {
+// release drops one participant's hold; the last one recycles the job.
+func (j *gemmJob) release() {
+	if j.refs.Add(-1) == 0 {
+		j.args = gemmArgs{} // drop references to the caller's slices
+		jobs.put(j)
+	}
+}
+
+// run does whatever work of the job is left, in order.
+func (j *gemmJob) run() {
 	g := &j.args
 	sp := g.spec
 	w := sp.getBuf()
 	defer sp.putBuf(w)
-	t := j.threads
+	var uBase, tBase int64
 	for ib := 0; ib < g.m; ib += j.mBig {
 		mb := min(j.mBig, g.m-ib)
 		mbR := roundUp(mb, sp.mr)
 		panels := mbR / sp.mr
-		units := panels * ceilDiv(g.k, sp.kc)
-		for u := id * units / t; u < (id+1)*units/t; u++ {
-			p, ip := u/panels, u%panels
+		uEnd := uBase + int64(panels*ceilDiv(g.k, sp.kc))
+		nI := ceilDiv(mb, j.taskH)
+		tEnd := tBase + int64(ceilDiv(g.n, j.taskW)*nI)
+
+		// packA still serves the previous row block's tasks until they end.
+		waitFor(&j.tasksDone, tBase)
+		for {
+			u := grab(&j.unitsNext, uEnd)
+			if u < 0 {
+				break
+			}
+			p, ip := int(u-uBase)/panels, int(u-uBase)%panels
 			pc := p * sp.kc
 			kc := min(sp.kc, g.k-pc)
 			dst := j.packA[p*sp.kc*mbR+ip*kc*sp.mr:]
 			r0 := ip * sp.mr
 			packA(dst[:kc*sp.mr], g.a, g.lda, g.aTrans, ib+r0, min(sp.mr, mb-r0), pc, kc, sp.mr)
+			j.unitsDone.Add(1)
 		}
-		if id == 0 {
-			j.next.Store(0)
-		}
-		j.bar.wait()
+		waitFor(&j.unitsDone, uEnd)
 
-		nJ := ceilDiv(g.n, j.taskW)
-		nI := ceilDiv(mb, j.taskH)
-		total := int64(nJ * nI)
 		for {
-			task := j.next.Add(1) - 1
-			if task >= total {
+			task := grab(&j.tasksNext, tEnd)
+			if task < 0 {
 				break
 			}
-			tj, ti := int(task)/nI, int(task)%nI
+			tj, ti := int(task-tBase)/nI, int(task-tBase)%nI
 			i0 := ib + ti*j.taskH
 			j0 := tj * j.taskW
 			j.task(w, ib, mbR, i0, min(i0+j.taskH, ib+mb), j0, min(j0+j.taskW, g.n))
+			j.tasksDone.Add(1)
 		}
-		if ib+mb < g.m {
-			j.bar.wait() // everyone is done with packA before it is refilled
+		uBase, tBase = uEnd, tEnd
+	}
+}
+
+// grab hands out the next index below end from c, or -1 when none is left.
+func grab(c *atomic.Int64, end int64) int64 {
+	for {
+		v := c.Load()
+		if v >= end {
+			return -1
+		}
+		if c.CompareAndSwap(v, v+1) {
+			return v
+		}
+	}
+}
+
+// waitFor returns once c reaches target: work another worker is finishing.
+// It yields first, then sleeps briefly, so waiting burns little CPU.
+func waitFor(c *atomic.Int64, target int64) {
+	for i := 0; c.Load() < target; i++ {
+		if i < 50 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(20 * time.Microsecond)
 		}
 	}
 }
@@ -343,40 +382,10 @@ func packB(dst, b []float32, ldb int, trans bool, pc, kc, jc, nc, nr int) {
 	}
 }
 
-// barrier blocks its n participants until all have arrived; reusable.
-type barrier struct {
-	mu    sync.Mutex
-	cond  sync.Cond
-	n     int
-	count int
-	gen   uint64
-}
-
-func (b *barrier) wait() {
-	if b.n <= 1 {
-		return
-	}
-	b.mu.Lock()
-	gen := b.gen
-	b.count++
-	if b.count == b.n {
-		b.count = 0
-		b.gen++
-		b.cond.Broadcast()
-	} else {
-		for gen == b.gen {
-			b.cond.Wait()
-		}
-	}
-	b.mu.Unlock()
-}
-
-// Helper goroutines. A job's workers meet at barriers, so every dispatched
-// item must get a goroutine of its own: the pool grows whenever no idle
-// helper is free, which rules out deadlock between concurrent Sgemm calls.
+// Helper goroutines run jobs' work; the pool grows when no idle helper is
+// free, so concurrent Sgemm calls each get their helpers promptly.
 type workItem struct {
 	job *gemmJob
-	id  int
 }
 
 var helperPool struct {
@@ -399,18 +408,18 @@ func dispatch(j *gemmJob, n int) {
 		}
 	}
 	p.mu.Unlock()
-	for i := 1; i <= n; i++ {
-		p.items <- workItem{job: j, id: i}
+	for i := 0; i < n; i++ {
+		p.items <- workItem{job: j}
 	}
 }
 
 func helperLoop(items chan workItem) {
 	for it := range items {
-		it.job.run(it.id)
+		it.job.run()
+		it.job.release()
 		helperPool.mu.Lock()
 		helperPool.idle++
 		helperPool.mu.Unlock()
-		it.job.helpers.Done()
 	}
 }
 

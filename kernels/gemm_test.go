@@ -219,3 +219,20 @@ func TestSgemmSteadyStateAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmConcurrentCalls runs parallel Sgemm calls from several
+// goroutines at once; each must still match gonum.
+func TestSgemmConcurrentCalls(t *testing.T) {
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 4 {
+				runCase(t, defaultSpec(), gemmCase{m: 150 + 10*g, n: 170, k: 190 + i, alpha: 1, beta: 0.5, tB: blas.Trans}, uint64(1000+10*g+i))
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}

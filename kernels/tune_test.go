@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package kernels
 
 import (
@@ -19,6 +21,14 @@ func TestTune(t *testing.T) {
 		t.Skip("set KERNELS_TUNE to tune blocking")
 	}
 	base := defaultSpec()
+	switch os.Getenv("KERNELS_TUNE_KERN") {
+	case "12x32":
+		base = &kernelSpec{name: "avx512", mr: 12, nr: 32, kern: kernAVX512x12x32}
+	case "6x64":
+		base = &kernelSpec{name: "avx512", mr: 6, nr: 64, kern: kernAVX512x6x64}
+	case "avx2":
+		base = cpuSpecs[1]
+	}
 	var impls []NamedImpl
 	for _, v := range strings.Split(env, ";") {
 		f := strings.Split(v, ",")
