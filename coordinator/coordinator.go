@@ -157,7 +157,9 @@ func (c *Coordinator) drive(ctx context.Context, id string) {
 	for ctx.Err() == nil {
 		var st natsutil.JobState
 		if _, err := natsutil.GetJSON(ctx, c.kv, natsutil.StateKey(id), &st); err != nil {
-			log.Error("cannot read job state", "err", err)
+			if ctx.Err() == nil {
+				log.Error("cannot read job state", "err", err)
+			}
 			return
 		}
 		var spec natsutil.JobSpec
@@ -430,7 +432,7 @@ func (c *Coordinator) lostShard(ctx context.Context, id string, attempt int, rec
 			continue
 		}
 		if time.Since(r.Updated) > limit {
-			return fmt.Sprintf("shard %d: its worker (%s) was lost on delivery %d of %d, the last allowed", i, r.Worker, r.Delivery, q.MaxDeliver)
+			return fmt.Sprintf("shard %d exhausted its %d deliveries; its last worker (%s) stopped without reporting (crash or kill?)", i, q.MaxDeliver, r.Worker)
 		}
 	}
 	return ""
