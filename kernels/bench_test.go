@@ -2,6 +2,8 @@ package kernels
 
 import (
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
 )
 
 // BenchmarkSgemm runs GPT-2 small's shapes at 512 tokens for every
@@ -20,5 +22,30 @@ func BenchmarkSgemm(b *testing.B) {
 				b.ReportMetric(2*float64(s.M)*float64(s.N)*float64(s.K)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+// BenchmarkSgemmAttention covers per-head attention products at 64 tokens:
+// Q·Kᵀ (TransB) with the row stride of a fused QKV buffer, and P·V.
+func BenchmarkSgemmAttention(b *testing.B) {
+	const T, d, ld = 64, 64, 3 * 768
+	qkv := make([]float32, T*ld)
+	p := make([]float32, T*T)
+	out := make([]float32, T*d)
+	for _, im := range BenchImpls() {
+		b.Run("QKt/"+im.Name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				im.Impl.Sgemm(blas.NoTrans, blas.Trans, T, T, d, 0.125, qkv, ld, qkv[768:], ld, 0, p, T)
+			}
+			b.ReportMetric(2*T*T*d*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+		b.Run("PV/"+im.Name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				im.Impl.Sgemm(blas.NoTrans, blas.NoTrans, T, d, T, 1, p, T, qkv[1536:], ld, 0, out, d)
+			}
+			b.ReportMetric(2*T*T*d*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
 	}
 }
