@@ -94,10 +94,11 @@ func fromStateDict(tf *torchFile) (*Autoencoder, error) {
 		if err != nil {
 			return nil, err
 		}
-		if w, ok := want[name]; ok && !sameShape(t.Shape, w) || !ok && !sameShape(t.Shape, []int{a.NLatents}) {
-			if !ok {
-				w = []int{a.NLatents}
-			}
+		w, ok := want[name]
+		if !ok {
+			w = []int{a.NLatents} // per-latent statistics
+		}
+		if !sameShape(t.Shape, w) {
 			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v (encoder.weight is %v)", path, name, t.Shape, w, enc.Shape)
 		}
 		return t.Data, nil

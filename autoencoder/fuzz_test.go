@@ -70,7 +70,11 @@ func FuzzUnpickle(f *testing.F) {
 }
 
 // FuzzOpenTorch runs the whole loader (zip directory, pickle, storage
-// reads, state-dict checks) on mutated small archives.
+// reads, state-dict checks) on mutated small archives. The test binary is
+// large, so minimising a new input is slow: run it with a bounded
+// minimisation, e.g.
+//
+//	go test ./autoencoder -run XXX -fuzz FuzzOpenTorch -fuzztime 60s -fuzzminimizetime 200x
 func FuzzOpenTorch(f *testing.F) {
 	w := randomWeights(2, 3, 5)
 	f.Add(encodePT(w, ptOptions{}))
@@ -104,8 +108,8 @@ func FuzzOpenTorch(f *testing.F) {
 	})
 }
 
-// TestFixturePickleRoundTrip checks the seed corpus is meaningful: the
-// fixture pickles decode into a state dict holding the expected keys.
+// TestFixturePickles checks the seed corpus is meaningful: the fixture
+// pickles decode into a state dict holding the expected keys.
 func TestFixturePickles(t *testing.T) {
 	dir := fixtureDir(t)
 	f, err := os.Open(filepath.Join(dir, "sae_topk.pt"))

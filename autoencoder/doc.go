@@ -1,0 +1,47 @@
+// Package autoencoder loads sparse autoencoders, runs them fast on batches of
+// activations, splices them into the model so their latents become readable
+// and ablatable locations, and downloads OpenAI's public GPT-2 small ones
+// (tdb-semantics §10).
+//
+// Formats (Load):
+//   - OpenAI torch.save state dicts (.pt: a zip holding data.pkl and raw
+//     storages), read by a small restricted unpickler that builds plain Go
+//     values and never runs Python (fuzzed; see FuzzUnpickle, FuzzOpenTorch).
+//     "activation" ReLU (the default), Identity or TopK with
+//     activation_state_dict {k, postact_fn}; as in OpenAI's loader, TopK
+//     autoencoders normalise their input per token.
+//   - SAELens folders: sae_weights.safetensors + cfg.json, architectures
+//     standard (ReLU), topk and jumprelu, normalize_activations none or
+//     layer_norm, apply_b_dec_to_input honoured.
+//
+// Unknown activations, corrupted or truncated files and shape mismatches are
+// errors naming the file and the tensor.
+//
+// Computation: Encode runs x·W_encᵀ through blas32.Gemm (accelerated by
+// package kernels once kernels.Install has been called), then the bias and
+// activation per token (TopK by a k-element heap). Decode sums the decoder
+// rows of the non-zero latents (the decoder is stored transposed,
+// [n_latents, n_inputs], so each latent's write vector is contiguous) and
+// falls back to a GEMM for dense codes. Options.DropDead removes latents
+// whose training statistics say they never fired, keeping Original to map
+// back to file indices.
+//
+// Splicing (Autoencoder.Splice → Spliced.Hook): the hook encodes the site,
+// exposes Latents [B, T, n_latents], applies LatentAblations and adds
+// decode(ablated) − decode(latents) to the activation, i.e. the
+// reconstruction plus its error, so an unablated run is exactly the model.
+// For attribution, Spliced.LatentGrad maps a site gradient to latent
+// gradients, PreActGrad gives a latent's input direction for tracing and
+// WriteVector its output direction; normalising autoencoders hold the
+// token's std constant in all three (documented on each).
+//
+// Download (Pull, Open): names like mlp_post_act_v4/5 or
+// gpt2-small/resid_delta_attn/3 map to blobs of the openaipublic container,
+// read anonymously with azblob from $TDB_AUTOENCODER_ENDPOINT (default
+// https://openaipublic.blob.core.windows.net) into the tdb cache
+// ($TDB_CACHE_DIR, $XDG_CACHE_HOME/tdb or ~/.cache/tdb) under
+// autoencoders/openaipublic/<blob path>.
+//
+// It may import model (and model/hub for the cache root), kernels (tests
+// only), gonum, azblob and the standard library.
+package autoencoder
