@@ -13,10 +13,6 @@ import (
 	"tdb/model/hub"
 )
 
-// TinyConfig is the shape of "random:tiny": a two-layer GPT-2 for tests and
-// quick trials of the pipeline.
-var TinyConfig = model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}
-
 // RandomPrefix marks a model name meaning "GPT-2-shaped random weights".
 const RandomPrefix = "random:"
 
@@ -32,7 +28,7 @@ func RandomConfig(name string) (cfg model.Config, ok bool, err error) {
 		return model.Config{}, false, nil
 	}
 	if preset == "tiny" {
-		return TinyConfig, true, nil
+		return model.TinyConfig, true, nil
 	}
 	if c, found := model.Presets[preset]; found {
 		return c, true, nil
