@@ -532,3 +532,25 @@ func transpose(dst, src []float32, rows, cols int) {
 		}
 	})
 }
+
+// PreActivation is latent i's pre-activation for one token's input x
+// ([NInputs]): W_enc[i]·(x' − inBias) + latentBias[i], x' normalised when
+// the autoencoder normalises. Tracing reports it as the explained scalar.
+func (a *Autoencoder) PreActivation(x []float32, i int) (float32, error) {
+	if len(x) != a.NInputs || i < 0 || i >= a.NLatents {
+		return 0, fmt.Errorf("autoencoder %s: pre-activation of latent %d for %d inputs (have %d latents, %d inputs)", a.Source, i, len(x), a.NLatents, a.NInputs)
+	}
+	v := append([]float32(nil), x...)
+	if a.Normalize {
+		normalize(v)
+	}
+	var s float64
+	for j, w := range a.enc[i*a.NInputs : (i+1)*a.NInputs] {
+		xj := v[j]
+		if a.inBias != nil {
+			xj -= a.inBias[j]
+		}
+		s += float64(w) * float64(xj)
+	}
+	return float32(s + float64(a.latentBias[i])), nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,5 +226,42 @@ func TestDropDeadNeedsStats(t *testing.T) {
 	_, err := Load(context.Background(), writePT(t, w, ptOptions{}), Options{DropDead: true})
 	if err == nil || !strings.Contains(err.Error(), "latents_activation_frequency") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// PreActivation agrees with Encode wherever the latent is active.
+func TestPreActivationMatchesEncode(t *testing.T) {
+	for _, name := range []string{"sae_relu.pt", "sae_topk.pt"} {
+		path := filepath.Join(fixtureDir(t), name)
+		a, err := Load(context.Background(), path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		x := make([]float32, a.NInputs)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		c, err := a.Encode(x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		active := 0
+		for i, v := range c.Latents {
+			if v <= 0 {
+				continue
+			}
+			active++
+			pre, err := a.PreActivation(x, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(float64(pre-v)) > 1e-4*math.Max(1, math.Abs(float64(v))) {
+				t.Errorf("%s latent %d: pre-activation %g, encoded latent %g", name, i, pre, v)
+			}
+		}
+		if active == 0 {
+			t.Fatalf("%s: no active latent", name)
+		}
 	}
 }
