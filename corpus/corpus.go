@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"runtime"
 
 	"tdb/model/tokenizer"
 )
@@ -34,6 +35,10 @@ type Options struct {
 	VocabSize int
 	// Tokenizer defaults to tokenizer.GPT2().
 	Tokenizer *tokenizer.Tokenizer
+	// Tokenizers is the number of goroutines that tokenize ahead of the
+	// Windows callback (tokenizing is the costly part of reading); 1
+	// tokenizes inline. Default: GOMAXPROCS, at most 4.
+	Tokenizers int
 }
 
 // Corpus is an opened corpus spec. It is safe for concurrent use: Windows may
@@ -130,6 +135,9 @@ func OpenSpec(ctx context.Context, s Spec, opts Options) (*Corpus, error) {
 	}
 	if opts.MaxDocBytes <= 0 {
 		opts.MaxDocBytes = DefaultMaxDocBytes
+	}
+	if opts.Tokenizers <= 0 {
+		opts.Tokenizers = min(4, runtime.GOMAXPROCS(0))
 	}
 	if opts.VocabSize <= 0 {
 		opts.VocabSize = tokenizer.VocabSize
@@ -280,18 +288,13 @@ func (c *Corpus) Windows(ctx context.Context, sh Shard, nCtx int, fn func(Window
 		return st, c.tokenWindows(ctx, sh, nCtx, &st, fn)
 	case Text, JSONL, Parquet, Synthetic:
 		w := &windower{n: nCtx, fn: fn, st: &st}
-		var err error
-		switch c.spec.Kind {
-		case Text:
-			err = c.textWindows(ctx, sh, w)
-		case JSONL:
-			err = c.jsonlWindows(ctx, sh, w)
-		case Parquet:
-			err = c.parquetWindows(ctx, sh, w)
-		case Synthetic:
-			err = c.syntheticWindows(ctx, sh, w)
-		}
-		return st, err
+		read := map[Kind]func(context.Context, Shard, sink) error{
+			Text:      c.readText,
+			JSONL:     c.readJSONL,
+			Parquet:   c.readParquet,
+			Synthetic: c.readSynthetic,
+		}[c.spec.Kind]
+		return st, c.runDocs(ctx, w, func(ctx context.Context, s sink) error { return read(ctx, sh, s) })
 	}
 	return st, fmt.Errorf("corpus: unknown kind %q", c.spec.Kind)
 }

@@ -541,3 +541,33 @@ func TestDescribe(t *testing.T) {
 		t.Error("fingerprint is not stable")
 	}
 }
+
+// TestTokenizerPipeline checks that tokenizing ahead on several goroutines
+// gives exactly the inline result, and stops cleanly on a callback error.
+func TestTokenizerPipeline(t *testing.T) {
+	spec := "synthetic:facts?docs=400&seed=9"
+	inline, ist := collect(t, open(t, spec, Options{Tokenizers: 1, BlockBytes: 3000}), 5000, 32)
+	for _, n := range []int{2, 5} {
+		c := open(t, spec, Options{Tokenizers: n, BlockBytes: 3000})
+		got, st := collect(t, c, 5000, 32)
+		if !reflect.DeepEqual(got, inline) || st != ist {
+			t.Fatalf("%d tokenizers: %d windows %+v, inline %d %+v", n, len(got), st, len(inline), ist)
+		}
+		shards, err := c.Plan(context.Background(), 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := fmt.Errorf("stop")
+		calls := 0
+		st, err = c.Windows(context.Background(), shards[0], 32, func(Window) error {
+			calls++
+			if calls == 10 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop || calls != 10 || st.Windows != 10 {
+			t.Errorf("%d tokenizers: stop after 10 windows gave %v, %d calls, %+v", n, err, calls, st)
+		}
+	}
+}

@@ -77,17 +77,19 @@ func (c *Corpus) planJSONL(ctx context.Context) ([]estPart, error) {
 	return parts, nil
 }
 
-func (c *Corpus) jsonlWindows(ctx context.Context, sh Shard, w *windower) error {
+func (c *Corpus) readJSONL(ctx context.Context, sh Shard, s sink) error {
 	for _, p := range sh.Parts {
-		if err := c.jsonlPart(ctx, p, w); err != nil {
+		if err := c.jsonlPart(ctx, p, s); err != nil {
 			return err
 		}
-		w.endBlock()
+		if err := s.endBlock(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func (c *Corpus) jsonlPart(ctx context.Context, p Part, w *windower) error {
+func (c *Corpus) jsonlPart(ctx context.Context, p Part, s sink) error {
 	name := c.files[p.File]
 	rc, err := c.src.open(ctx, name, p.Start, p.End-p.Start)
 	if err != nil {
@@ -123,7 +125,7 @@ func (c *Corpus) jsonlPart(ctx context.Context, p Part, w *windower) error {
 				return err
 			}
 			read += int64(len(buf))
-			w.st.Bytes += int64(len(buf))
+			n := int64(len(buf))
 			if p.Start == 0 && line == 1 {
 				buf = bytes.TrimPrefix(buf, []byte("\uFEFF"))
 			}
@@ -132,9 +134,12 @@ func (c *Corpus) jsonlPart(ctx context.Context, p Part, w *windower) error {
 				return fmt.Errorf("corpus file %s:%d: %w", c.src.where(name), line, err)
 			}
 			if ok {
-				if err := w.add(doc, c.opts.Tokenizer.EncodeOrdinary(text)); err != nil {
-					return err
-				}
+				err = s.add(doc, text, n)
+			} else {
+				err = s.skip(n)
+			}
+			if err != nil {
+				return err
 			}
 			doc++
 			line++

@@ -89,7 +89,7 @@ func (c *Corpus) planParquet(ctx context.Context) ([]estPart, error) {
 
 const pqBatch = 256
 
-func (c *Corpus) parquetWindows(ctx context.Context, sh Shard, w *windower) error {
+func (c *Corpus) readParquet(ctx context.Context, sh Shard, s sink) error {
 	var (
 		pf   *pqFile
 		open = -1
@@ -111,15 +111,17 @@ func (c *Corpus) parquetWindows(ctx context.Context, sh Shard, w *windower) erro
 			}
 			open = p.File
 		}
-		if err := c.parquetPart(ctx, pf, p, w); err != nil {
+		if err := c.parquetPart(ctx, pf, p, s); err != nil {
 			return err
 		}
-		w.endBlock()
+		if err := s.endBlock(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, w *windower) error {
+func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, s sink) error {
 	name := c.src.where(c.files[p.File])
 	var (
 		vals = make([]parquet.ByteArray, pqBatch)
@@ -173,8 +175,7 @@ func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, w *windowe
 				if int64(len(text)) > c.opts.MaxDocBytes {
 					return fmt.Errorf("corpus file %s: row %d: value over the %d-byte document limit", name, lo+(hi-lo-left)+int64(i), c.opts.MaxDocBytes)
 				}
-				w.st.Bytes += int64(len(text))
-				if err := w.add(doc, c.opts.Tokenizer.EncodeOrdinary(string(text))); err != nil {
+				if err := s.add(doc, string(text), int64(len(text))); err != nil {
 					return err
 				}
 				doc++

@@ -175,7 +175,11 @@ func (s storeSource) readerAt(ctx context.Context, name string) (readerAtSeekClo
 }
 
 func (s storeSource) where(name string) string {
-	return strings.TrimSuffix(s.st.String(), "/") + "/" + name
+	base := s.st.String()
+	if !strings.HasSuffix(base, "/") {
+		base += "/"
+	}
+	return base + name
 }
 
 // blobReader gives a blob random access through ranged reads.

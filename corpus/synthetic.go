@@ -66,19 +66,20 @@ func (c *Corpus) planSynthetic() []estPart {
 	return parts
 }
 
-func (c *Corpus) syntheticWindows(ctx context.Context, sh Shard, w *windower) error {
+func (c *Corpus) readSynthetic(ctx context.Context, sh Shard, s sink) error {
 	for _, p := range sh.Parts {
 		for i := p.Start; i < p.End; i++ {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			text := c.gen.doc(i)
-			w.st.Bytes += int64(len(text))
-			if err := w.add(i, c.opts.Tokenizer.EncodeOrdinary(text)); err != nil {
+			if err := s.add(i, text, int64(len(text))); err != nil {
 				return err
 			}
 		}
-		w.endBlock()
+		if err := s.endBlock(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func (c *Corpus) planText(ctx context.Context) ([]estPart, error) {
 	return parts, nil
 }
 
-func (c *Corpus) textWindows(ctx context.Context, sh Shard, w *windower) error {
+func (c *Corpus) readText(ctx context.Context, sh Shard, s sink) error {
 	for _, p := range sh.Parts {
 		for i := p.Start; i < p.End; i++ {
 			if err := ctx.Err(); err != nil {
@@ -44,12 +44,13 @@ func (c *Corpus) textWindows(ctx context.Context, sh Shard, w *windower) error {
 			if err != nil {
 				return err
 			}
-			w.st.Bytes += int64(len(text))
-			if err := w.add(i, c.opts.Tokenizer.EncodeOrdinary(string(text))); err != nil {
+			if err := s.add(i, string(text), int64(len(text))); err != nil {
 				return err
 			}
 		}
-		w.endBlock()
+		if err := s.endBlock(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
