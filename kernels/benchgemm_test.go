@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -44,5 +45,16 @@ func TestBenchGEMMOutput(t *testing.T) {
 	cancel()
 	if err := benchGEMM(ctx, &buf, false, shapes, 0); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: err = %v", err)
+	}
+}
+
+// TestBenchGEMMPrint prints BenchGEMM's table (what `tdb bench gemm` shows)
+// when KERNELS_BENCH is set; it is a measurement, not a check.
+func TestBenchGEMMPrint(t *testing.T) {
+	if os.Getenv("KERNELS_BENCH") == "" {
+		t.Skip("set KERNELS_BENCH=1 to print GEMM GFLOP/s")
+	}
+	if err := BenchGEMM(context.Background(), os.Stdout, false); err != nil {
+		t.Fatal(err)
 	}
 }
