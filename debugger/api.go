@@ -22,6 +22,11 @@ type Request struct {
 	TopK int `json:"top_k,omitempty"`
 	// Candidates is the number of top and bottom next-token candidates (default 100).
 	Candidates int `json:"candidates,omitempty"`
+	// UseMLPAutoencoders and UseAttnAutoencoders splice the engine's
+	// autoencoders in: their latents become nodes (MLP latents replace the
+	// neurons of their layers in the node table), ablatable and traceable.
+	UseMLPAutoencoders  bool `json:"use_mlp_autoencoders,omitempty"`
+	UseAttnAutoencoders bool `json:"use_attention_autoencoders,omitempty"`
 	// Inspect lists nodes whose token views (upvoted output tokens, input
 	// tokens that upvote them, tokens attended to/from) are returned.
 	Inspect []Node `json:"inspect,omitempty"`

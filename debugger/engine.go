@@ -29,9 +29,9 @@ type Engine struct {
 	Model *model.Model
 	Tok   *tokenizer.Tokenizer
 
-	once      sync.Once
-	outNorms  [][]float32 // ‖W_out[n,:]‖ per layer
-	unembedLn []float32   // W_U ⊙ ln_f gain is applied on the fly; cached gain copy
+	once     sync.Once
+	outNorms [][]float32 // ‖W_out[n,:]‖ per layer
+	aes      map[aeSlot]*registered
 }
 
 // New makes an engine.
@@ -83,6 +83,7 @@ type prepared struct {
 	targets     []int
 	distractors []int
 	T           int
+	splices     []*splice
 }
 
 func (e *Engine) prepare(req Request) (*prepared, error) {
@@ -150,12 +151,12 @@ func (e *Engine) prepare(req Request) (*prepared, error) {
 		p.distractors = append(p.distractors, id)
 	}
 	for _, a := range req.Ablations {
-		if err := e.checkNode(a.Node, p.T, true); err != nil {
+		if err := e.checkNode(req, a.Node, p.T, true); err != nil {
 			return nil, badf("ablation %s: %v", a.Node.Name(), err)
 		}
 	}
 	for tr := req.Trace; tr != nil; tr = tr.Downstream {
-		if err := e.checkNode(tr.Node, p.T, false); err != nil {
+		if err := e.checkNode(req, tr.Node, p.T, false); err != nil {
 			return nil, badf("trace %s: %v", tr.Node.Name(), err)
 		}
 		switch {
@@ -165,15 +166,13 @@ func (e *Engine) prepare(req Request) (*prepared, error) {
 			return nil, badf("trace path %q is only for attention heads", tr.Path)
 		case tr.Downstream != nil && tr.Path != "v":
 			return nil, badf("a downstream node is only for a trace through v")
-		case tr.Node.Type == MLPLatent || tr.Node.Type == AttnLatent:
-			return nil, badf("tracing latents needs autoencoders, which this engine has not loaded")
 		}
 		if d := tr.Downstream; d != nil && !before(writePoint(tr.Node), readPoint(d.Node)) {
 			return nil, badf("downstream node %s does not read what %s writes", d.Node.Name(), tr.Node.Name())
 		}
 	}
 	for _, n := range req.Inspect {
-		if err := e.checkNode(n, p.T, false); err != nil {
+		if err := e.checkNode(req, n, p.T, false); err != nil {
 			return nil, badf("inspect %s: %v", n.Name(), err)
 		}
 	}
@@ -191,7 +190,7 @@ func (e *Engine) prepare(req Request) (*prepared, error) {
 	return p, nil
 }
 
-func (e *Engine) checkNode(n Node, T int, allowAll bool) error {
+func (e *Engine) checkNode(req Request, n Node, T int, allowAll bool) error {
 	m := e.Model
 	if n.Layer < 0 || n.Layer >= m.NLayer {
 		return fmt.Errorf("layer %d out of range 0..%d", n.Layer, m.NLayer-1)
@@ -203,7 +202,9 @@ func (e *Engine) checkNode(n Node, T int, allowAll bool) error {
 			return fmt.Errorf("index %d out of range 0..%d", n.Index, limit-1)
 		}
 	case MLPLatent, AttnLatent:
-		return errors.New("autoencoder latents need autoencoders, which this engine has not loaded")
+		if err := e.checkLatent(req, n); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("node type %q cannot be used here", n.Type)
 	}
@@ -274,10 +275,19 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 	for l := range L {
 		capture = append(capture, model.At(model.MLPPostAct, l), model.At(model.AttnQKProbs, l), model.At(model.AttnV, l))
 	}
+	for _, n := range p.req.Inspect {
+		if n.Type == MLPLatent {
+			capture = append(capture, model.At(model.MLPPreAct, n.Layer))
+		}
+	}
 	for tr := p.req.Trace; tr != nil; tr = tr.Downstream {
 		capture = append(capture, e.traceSites(tr.Node, tr.Path)...)
 	}
-	fwd, err := m.Forward(ctx, model.Request{Tokens: batch, Capture: capture, Interventions: e.interventions(p), Backward: true})
+	var hooks []model.Hook
+	if p.splices, hooks, err = e.splices(p); err != nil {
+		return nil, err
+	}
+	fwd, err := m.Forward(ctx, model.Request{Tokens: batch, Capture: capture, Hooks: hooks, Interventions: e.interventions(p), Backward: true})
 	if err != nil {
 		return nil, err
 	}
@@ -289,19 +299,34 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 	for l := range L {
 		keep = append(keep, model.At(model.MLPPostAct, l), model.At(model.AttnQKProbs, l))
 	}
+	for _, sp := range p.splices {
+		keep = append(keep, sp.s.Site)
+	}
 	grads, err := fwd.Backward(sc.seeds, model.BackwardOptions{Stop: sc.stops, Keep: keep})
 	if err != nil {
 		return nil, err
+	}
+	for _, sp := range p.splices {
+		if sp.grad, err = sp.s.LatentGrad(grads[sp.s.Site]); err != nil {
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	gstar := grads[e.gradSite(sc.gstar)]
 	space := newNodeSpace(L, T, m.DMLP, H)
+	space.addLatents(activeLatents(p.splices, T))
+	for _, sp := range p.splices {
+		if sp.slot.kind == MLPLatent {
+			space.skipNeurons[sp.slot.layer] = true // latents replace the neurons
+		}
+	}
 	resp := &Response{Columns: Columns, Scalar: sc.describe}
 	perRow := make([]*metrics, len(p.rows))
 	for r, rw := range p.rows {
 		mt := e.metrics(space, fwd, grads, gstar.Data[r*T*D:(r+1)*T*D], r, sc.gstar)
+		e.latentMetrics(mt, space, r, gstar.Data[r*T*D:(r+1)*T*D], sc.gstar)
 		perRow[r] = mt
 		resp.Runs = append(resp.Runs, Run{
 			Label:        rw.label,
@@ -502,6 +527,19 @@ func (e *Engine) traceScalar(p *prepared, fwd *model.Result, tr Trace) (*scalarS
 			sc.position = n.KeyToken
 		}
 		sc.describe = fmt.Sprintf("attention logit of %s through %s", n.Name(), strings.ToUpper(path))
+	case n.Type == MLPLatent || n.Type == AttnLatent:
+		sp, seed, values, err := e.latentTraceSeed(p.splices, n, B)
+		if err != nil {
+			return nil, err
+		}
+		sc.seeds[sp.s.Site] = seed
+		sc.values = values
+		ln := model.MLPLnScale
+		if n.Type == AttnLatent {
+			ln = model.AttnLnScale
+		}
+		sc.stops = []model.Site{model.At(ln, n.Layer)}
+		sc.describe = "pre-activation of " + n.Name()
 	case n.Type == AttnHead: // through V: the head's direct effect on the loss or the downstream node
 		var down *scalarSpec
 		var err error

@@ -14,13 +14,25 @@ import (
 type nodeSpace struct {
 	L, T, dmlp, H   int
 	offMLP, offAttn int
-	total           int
+	// extra holds sparse nodes (active autoencoder latents) after the heads.
+	offExtra    int
+	extra       []Node
+	extraRef    []latentRef
+	skipNeurons []bool // layers whose neurons are replaced by MLP latents
+	total       int
+}
+
+func (s *nodeSpace) addLatents(nodes []Node, refs []latentRef) {
+	s.extra, s.extraRef = nodes, refs
+	s.total = s.offExtra + len(nodes)
 }
 
 func newNodeSpace(L, T, dmlp, H int) nodeSpace {
 	s := nodeSpace{L: L, T: T, dmlp: dmlp, H: H, offMLP: T}
 	s.offAttn = s.offMLP + L*T*dmlp
-	s.total = s.offAttn + L*T*T*H
+	s.offExtra = s.offAttn + L*T*T*H
+	s.total = s.offExtra
+	s.skipNeurons = make([]bool, L)
 	return s
 }
 
@@ -31,6 +43,8 @@ func (s nodeSpace) node(i int) Node {
 	case i < s.offAttn:
 		i -= s.offMLP
 		return Node{Type: MLPNeuron, Layer: i / (s.T * s.dmlp), Token: i / s.dmlp % s.T, Index: i % s.dmlp}
+	case i >= s.offExtra:
+		return s.extra[i-s.offExtra]
 	}
 	i -= s.offAttn
 	h, k, q, l := i%s.H, i/s.H%s.T, i/(s.H*s.T)%s.T, i/(s.H*s.T*s.T)
@@ -38,8 +52,11 @@ func (s nodeSpace) node(i int) Node {
 }
 
 func (s nodeSpace) valid(i int) bool {
-	if i < s.offAttn {
+	if i >= s.offExtra {
 		return true
+	}
+	if i < s.offAttn {
+		return i < s.offMLP || !s.skipNeurons[(i-s.offMLP)/(s.T*s.dmlp)]
 	}
 	i -= s.offAttn
 	return i/s.H%s.T <= i/(s.H*s.T)%s.T
@@ -157,13 +174,21 @@ func (e *Engine) valueWrites(l int, v []float32, T int) []float32 {
 
 func (s nodeSpace) tokenEffects(axg []float32) TokenEffects {
 	te := TokenEffects{Embedding: make([]float64, s.T), MLP: make([]float64, s.T), AttentionFrom: make([]float64, s.T), AttentionTo: make([]float64, s.T)}
+	if len(s.extra) > 0 {
+		te.Latents = make([]float64, s.T)
+		for j, n := range s.extra {
+			te.Latents[n.Token] += float64(axg[s.offExtra+j])
+		}
+	}
 	for t := range s.T {
 		te.Embedding[t] = float64(axg[t])
 	}
 	for l := range s.L {
 		for t := range s.T {
 			for n := range s.dmlp {
-				te.MLP[t] += float64(axg[s.offMLP+(l*s.T+t)*s.dmlp+n])
+				if !s.skipNeurons[l] {
+					te.MLP[t] += float64(axg[s.offMLP+(l*s.T+t)*s.dmlp+n])
+				}
 			}
 			for k := 0; k <= t; k++ {
 				for h := range s.H {
@@ -323,8 +348,90 @@ func (e *Engine) detail(n Node, fwd *model.Result, p *prepared) NodeDetail {
 			from = append(from, ScoredToken{Token: Token{toks[q], disp[q]}, Position: q, Score: float64(probs[(q*T+key)*H+n.Index])})
 		}
 		d.AttendedTo, d.AttendedFrom = bestScored(to, k), bestScored(from, k)
+	case MLPLatent, AttnLatent:
+		e.latentDetail(&d, fwd, p, k)
 	}
 	return d
+}
+
+// latentDetail: the latent's write through the unembedding, the input
+// tokens that upvote it (MLP latents), and for attention latents the key
+// tokens whose attention writes most along its encoder direction.
+func (e *Engine) latentDetail(d *NodeDetail, fwd *model.Result, p *prepared, k int) {
+	m := e.Model
+	n := d.Node
+	var sp *splice
+	for _, x := range p.splices {
+		if x.slot == (aeSlot{n.Type, n.Layer}) {
+			sp = x
+		}
+	}
+	if sp == nil {
+		return
+	}
+	i, _ := sp.reg.ae.IndexOf(n.Index)
+	T, D := p.T, m.DModel
+	a := sp.s.Latents.Data[n.Token*sp.reg.ae.NLatents+i]
+	w, err := sp.s.WriteVector(0, n.Token, i)
+	if err != nil {
+		return
+	}
+	if sp.reg.loc == model.MLPPostAct {
+		wr := make([]float32, D)
+		for j, x := range w { // W_outᵀ·w
+			row := m.Blocks[n.Layer].OutW[j*D : (j+1)*D]
+			for o := range wr {
+				wr[o] += x * row[o]
+			}
+		}
+		w = wr
+	}
+	d.Upvoted, d.Downvoted = e.outputTokens(w, float64(a), k)
+	g, err := sp.s.PreActGrad(0, n.Token, i)
+	if err != nil {
+		return
+	}
+	if n.Type == MLPLatent {
+		// back through the MLP at this token to its input, then ln_2's gain
+		// (scale frozen); the LayerNorm's centring is applied in inputTokens
+		b := &m.Blocks[n.Layer]
+		gPost := g
+		if sp.reg.loc == model.ResidDeltaMLP {
+			gPost = make([]float32, m.DMLP)
+			gemv(b.OutW, m.DMLP, D, g, gPost)
+		}
+		pre := fwd.Acts[model.At(model.MLPPreAct, n.Layer)]
+		u := make([]float32, D)
+		if pre != nil {
+			pt := pre.Data[n.Token*m.DMLP : (n.Token+1)*m.DMLP]
+			for j := range gPost {
+				x := float64(pt[j])
+				t := math.Tanh(0.7978845608028654 * (x + 0.044715*x*x*x))
+				gPost[j] *= float32(0.5*(1+t) + 0.5*x*(1-t*t)*0.7978845608028654*(1+3*0.044715*x*x))
+			}
+			gemv(b.FcW, D, m.DMLP, gPost, u)
+			for o := range u {
+				u[o] *= b.Ln2G[o]
+			}
+			d.InputTokens = e.inputTokens(u, k)
+		}
+		return
+	}
+	// attention latent: key tokens by (Σ_heads write from that key)·encoder direction
+	H := m.NHead
+	probs := fwd.Acts[model.At(model.AttnQKProbs, n.Layer)].Data
+	vw := e.valueWrites(n.Layer, fwd.Acts[model.At(model.AttnV, n.Layer)].Data[:T*D], T)
+	toks := p.rows[0].tokens
+	disp := e.Tok.Display(toks)
+	var keys []ScoredToken
+	for key := 0; key <= n.Token; key++ {
+		var score float64
+		for h := range H {
+			score += float64(probs[(n.Token*T+key)*H+h]) * dot(vw[(key*H+h)*D:(key*H+h+1)*D], g)
+		}
+		keys = append(keys, ScoredToken{Token: Token{toks[key], disp[key]}, Position: key, Score: score})
+	}
+	d.AttendedTo = bestScored(keys, 3)
 }
 
 func bestScored(xs []ScoredToken, k int) []ScoredToken {
