@@ -103,3 +103,12 @@ func BenchmarkPlanJSONL(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTokenizers shows how tokenizing ahead scales with goroutines.
+func BenchmarkTokenizers(b *testing.B) {
+	for _, n := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			benchWindows(b, open(b, "synthetic:ioi?docs=10000", Options{Tokenizers: n}), 64)
+		})
+	}
+}

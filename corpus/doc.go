@@ -35,6 +35,12 @@
 // tokens: file index, 0 for a single file), and Offset, the index of that
 // token within the document's tokens (within the stream for token files).
 //
+// Text is tokenized as UTF-8; invalid bytes become U+FFFD. Tokenizing
+// (tiktoken-go, about 0.5-1 M tokens/s per core) is the costly part of
+// reading, so Windows tokenizes ahead on [Options.Tokenizers] goroutines while
+// the callback runs; the callback itself is called on the caller's goroutine,
+// in corpus order.
+//
 // # Shards
 //
 // [Corpus.Plan] groups whole blocks into shards of about tokensPerShard
