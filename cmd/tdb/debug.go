@@ -31,6 +31,8 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	loss := fs.String("loss", "logit_diff", "loss: logit_diff, logit_minus_mean, probs, zero")
 	top := fs.Int("top", 10, "k for the node table (top-k and bottom-k per column)")
 	asJSON := fs.Bool("json", false, "print the full JSON response")
+	mlpAE := fs.String("mlp-autoencoders", "", "MLP autoencoders to use: PATH_OR_NAME@LAYER[:LOCATION],... or a public name for every layer (mlp_post_act_v4)")
+	attnAE := fs.String("attn-autoencoders", "", "attention autoencoders to use (resid.delta_attn): PATH_OR_NAME@LAYER,... or resid_delta_attn_v4")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -77,7 +79,23 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	resp, err := debugger.New(m, tok).Run(ctx, req)
+	eng := debugger.New(m, tok)
+	for _, spec := range []struct {
+		flag string
+		on   *bool
+	}{{*mlpAE, &req.UseMLPAutoencoders}, {*attnAE, &req.UseAttnAutoencoders}} {
+		aes, err := openAutoencoders(ctx, spec.flag, m, stderr)
+		if err != nil {
+			return err
+		}
+		for _, a := range aes {
+			if err := eng.AddAutoencoder(a.ae, a.layer, a.loc); err != nil {
+				return err
+			}
+			*spec.on = true
+		}
+	}
+	resp, err := eng.Run(ctx, req)
 	if err != nil {
 		if _, ok := err.(debugger.BadRequest); ok {
 			return usageError{err}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tdb/autoencoder"
 	"tdb/model"
 	"tdb/model/tokenizer"
 )
@@ -34,6 +35,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	top := fs.Int("top", 10, "number of next-token predictions to print")
 	target := fs.String("target", "", "target token (string or #ID): save gradients of Σ_batch logit(target) − logit(distractor) at the last position")
 	distractor := fs.String("distractor", "", "distractor token (string or #ID), with --target")
+	aeSpec := fs.String("autoencoder", "", "splice autoencoders in: PATH_OR_NAME@LAYER[:LOCATION], comma-separated; captures <location>.latents/<layer>")
 	freeze := fs.Bool("freeze-ln-f", false, "treat the final LayerNorm scale as a constant in the backward pass (as TDB does)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -79,6 +81,22 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		capture = append(capture[:len(capture):len(capture)], model.At(model.Logits, model.NoLayer))
 	}
 	req := model.Request{Tokens: batch, Capture: capture, Backward: *target != ""}
+	aes, err := openAutoencoders(ctx, *aeSpec, m, stderr)
+	if err != nil {
+		return err
+	}
+	var spliced []*autoencoder.Spliced
+	for _, a := range aes {
+		s, err := a.ae.Splice(a.layer, a.loc)
+		if err != nil {
+			return err
+		}
+		if err := s.Check(m.Config); err != nil {
+			return err
+		}
+		spliced = append(spliced, s)
+		req.Hooks = append(req.Hooks, s.Hook())
+	}
 	res, err := m.Forward(ctx, req)
 	if err != nil {
 		return err
@@ -99,6 +117,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tensors := []model.NamedTensor{}
 	for _, s := range sites { // logits are always computed for the predictions; saved only when asked
 		tensors = append(tensors, model.NamedTensor{Name: s.String(), Tensor: res.Acts[s]})
+	}
+	for _, s := range spliced {
+		lat := s.Latents.Clone()
+		for b, n := range res.Lengths { // padding has no latents
+			clear(lat.Data[(b*res.T+n)*lat.Shape[2] : (b+1)*res.T*lat.Shape[2]])
+		}
+		tensors = append(tensors, model.NamedTensor{Name: fmt.Sprintf("%s.latents/%d", s.Site.Loc, s.Site.Layer), Tensor: lat})
+		fmt.Fprintf(stdout, "%s.latents/%d: %s\n", s.Site.Loc, s.Site.Layer, s.AE)
 	}
 	if *target != "" {
 		t, err := tok.SingleToken(*target)
