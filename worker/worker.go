@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"tdb/collate"
 	"tdb/corpus"
 	"tdb/internal/natsutil"
 	"tdb/store"
@@ -277,19 +277,13 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task natsutil.S
 	}
 	refs = make([]natsutil.PartialRef, 0, len(res.Accumulators))
 	for i, acc := range res.Accumulators {
-		var buf bytes.Buffer
-		if err := acc.Encode(&buf); err != nil {
-			return nil, 0, 0, fmt.Errorf("encoding partial %s layer %d: %w", acc.Location(), acc.Layer(), err)
-		}
-		sum := sha256.Sum256(buf.Bytes())
-		ref := natsutil.PartialRef{Location: acc.Location(), Layer: acc.Layer(),
-			Key: natsutil.PartialKey(task.Job, acc.Location(), acc.Layer(), task.Index), Size: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
-		if err := w.cfg.Store.Put(cctx, ref.Key, &buf); err != nil {
+		ref, err := WritePartial(cctx, w.cfg.Store, natsutil.PartialKey(task.Job, acc.Location(), acc.Layer(), task.Index), acc)
+		if err != nil {
 			w.cfg.Metrics.Errors.WithLabelValues("store").Inc()
-			return nil, 0, 0, fmt.Errorf("writing partial %s to %s: %w", ref.Key, w.cfg.Store, err)
+			return nil, 0, 0, err
 		}
 		refs = append(refs, ref)
-		res.Accumulators[i] = nil // free it before encoding the next one
+		res.Accumulators[i] = nil // let it be freed before the next one is written
 	}
 	return refs, res.Stats.Windows, res.Stats.Windows * int64(job.Spec.NCtx), nil
 }
@@ -420,6 +414,29 @@ func (w *Worker) verify(ctx context.Context, refs []natsutil.PartialRef) error {
 	}
 	return nil
 }
+
+// WritePartial streams an accumulator's partial into the store under key,
+// hashing it on the way (no copy of the whole partial is held in memory).
+func WritePartial(ctx context.Context, st store.Store, key string, acc *collate.LayerAccumulator) (natsutil.PartialRef, error) {
+	ref := natsutil.PartialRef{Location: acc.Location(), Layer: acc.Layer(), Key: key}
+	pr, pw := io.Pipe()
+	h := sha256.New()
+	cw := &countWriter{}
+	go func() {
+		pw.CloseWithError(acc.Encode(io.MultiWriter(pw, h, cw)))
+	}()
+	err := st.Put(ctx, key, pr)
+	pr.CloseWithError(errors.New("store stopped reading")) // unblocks the encoder if Put returned early
+	if err != nil {
+		return ref, fmt.Errorf("writing partial %s to %s: %w", key, st, err)
+	}
+	ref.Size, ref.SHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
+	return ref, nil
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
 // VerifyPartial checks one partial's size and sha256 in the store.
 func VerifyPartial(ctx context.Context, st store.Store, r natsutil.PartialRef) error {
