@@ -5,22 +5,42 @@
 // activation-quantile bucket with the bucket boundaries, and statistics over
 // every activation (moments, extremes, density, a fixed histogram).
 //
-// It imports only tdb/store (and Apache Arrow's Parquet packages).
+// It imports only tdb/store (and Apache Arrow's Parquet packages,
+// github.com/apache/arrow-go/v18).
 //
 // # Flow
 //
-// A worker keeps one LayerAccumulator per location and layer and feeds it every
-// window of its shard (AddWindow for per-token components, AddPairWindow for
-// attention heads), then writes Encode's bytes as the shard's partial. The
-// merger decodes the partials (DecodePartial), merges them (Merge) and writes
-// the layer's Parquet files (WriteLayer); the dataset manifest is written last
-// (WriteManifest) and a dataset without one does not exist for readers
-// (ReadManifest, ReadComponent).
+//	worker, per shard:
+//	    acc, _ := collate.NewLayerAccumulator("mlp.post_act", layer, 3072, cfg)
+//	    for each window: acc.AddWindow(src, tokens, acts)   // acts [T, C] row-major
+//	    (heads: acc.AddPairWindow(src, tokens, probs, writeNorms) // [T, T, H])
+//	    acc.Encode(w)  → the shard's partial on the store
+//	merger, per location and layer:
+//	    a, _ := collate.DecodePartial(bytes); a.Merge(b) ...  // any order
+//	    collate.WriteLayer(ctx, st, dataset, a, 0)  // records.parquet, stats.parquet
+//	last: collate.WriteManifest(ctx, st, &collate.Manifest{...})
+//	readers: collate.ReadManifest, collate.ReadComponent (tdb top, query)
+//
+// Files: datasets/<name>/<location>/layer=<L>/records.parquet holds one row
+// per record (component, kind "top"/"random"/"quantile", rank, bucket (-1
+// unless quantile), max_activation, doc, offset, tokens, activations), sorted
+// by component, kind, rank, in row groups of whole components (64 by
+// default) with min/max statistics on component so a reader fetches one row
+// group. stats.parquet holds one row per component (count, mean, variance,
+// skewness, kurtosis, max, min, frac_nonzero, quantile_boundaries,
+// histogram); the histogram's bin edges are in the file metadata
+// (tdb.histogram_edges) and in HistogramEdges. Writer settings are fixed
+// (zstd level 3, no timestamps, created_by "tdb collate"), so the same
+// merged state gives byte-identical files.
 //
 // # Determinism
 //
-// The merged result is a pure function of the set of windows given to the
-// shards, whatever the shard order, merge order or worker count:
+// Records, counts, extremes, histograms, sketches, quantile boundaries and
+// samples are a pure function of the set of windows, however they are
+// sharded. Moments are a pure function of the set of shards: any merge order
+// or worker count gives the same bits, and a different sharding differs only
+// by float64 rounding within shards. So the written files are byte-identical
+// for a given shard plan, whatever happens at run time:
 //
 //   - Records are totally ordered by (max activation descending, document
 //     ascending, offset ascending); the top-k is the first k in that order.
@@ -39,6 +59,8 @@
 //     sample of the whole bucket (a uniform sample of it); a bucket with
 //     fewer pool records keeps what it has (probability about 1e-3 per
 //     bucket at the defaults). The random sample is the pool's prefix.
+//   - Record maxima enter the quantile sketch in batches of 128 windows
+//     (a sorted merge per batch), which is exact and order-free as well.
 //   - Statistics: within a shard, per-component sums of powers of (x − K)
 //     (K = the first activation the shard saw) are kept in float64; merging
 //     converts them to exact power sums about zero in big-float arithmetic

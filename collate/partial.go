@@ -31,6 +31,7 @@ const partialMagic = "TDBPART1"
 
 // Encode writes the accumulator as a partial.
 func (a *LayerAccumulator) Encode(w io.Writer) error {
+	a.flushSketch()
 	bw := bufio.NewWriterSize(w, 1<<16)
 	e := &encoder{w: bw}
 	e.bytes([]byte(partialMagic))
