@@ -39,7 +39,7 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 	}{
 		{"missing corpus", store.NewMemory(), func(s *natsutil.JobSpec) { s.Corpus = filepath.Join(dir, "nope", "*.txt") }, []string{"corpus", "matches no files"}},
 		{"unknown location", store.NewMemory(), func(s *natsutil.JobSpec) { s.Locations = []string{"mlp.post_akt"} }, []string{"shard 0", `unknown location "mlp.post_akt"`}},
-		{"bad JSONL line", store.NewMemory(), func(s *natsutil.JobSpec) { s.Corpus = "jsonl:" + badJSONL }, []string{"shard 0 failed on delivery 2 of 2", "bad.jsonl:2", "not a string"}},
+		{"bad JSONL line", store.NewMemory(), func(s *natsutil.JobSpec) { s.Corpus = "jsonl:" + badJSONL }, []string{"shard 0 failed on delivery 2 of 2: corpus file", "bad.jsonl:2", "not a string"}},
 		{"store refuses writes", refusingStore{store.NewMemory()}, func(s *natsutil.JobSpec) {}, []string{"writing the shard plan", "not authorized"}},
 	}
 	for _, tc := range tests {

@@ -238,6 +238,15 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task natsutil.ShardTask, rec natsutil.ShardRecord) (refs []natsutil.PartialRef, windows, tokens int64, err error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	defer func() {
+		// A stopped job shows up as whatever error the interrupted step
+		// returned (often "context canceled"); report the cause instead.
+		if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+			if cause := context.Cause(cctx); errors.Is(cause, errJobGone) {
+				err = cause
+			}
+		}
+	}()
 	var progress sync.Mutex
 	var sofar int64
 	hbDone := make(chan struct{})
@@ -270,10 +279,7 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task natsutil.S
 		progress.Unlock()
 	})
 	if err != nil {
-		if cause := context.Cause(cctx); cause != nil && cctx.Err() != nil {
-			return nil, 0, 0, cause
-		}
-		return nil, 0, 0, fmt.Errorf("shard %d: %w", task.Index, err)
+		return nil, 0, 0, err
 	}
 	refs = make([]natsutil.PartialRef, 0, len(res.Accumulators))
 	for i, acc := range res.Accumulators {

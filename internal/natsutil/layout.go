@@ -133,6 +133,9 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, q QueueConfig) (je
 // start before the coordinator has created them) and returns them with the
 // consumer's queue settings.
 func Bind(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (jetstream.KeyValue, jetstream.Consumer, QueueConfig, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		kv, err := js.KeyValue(ctx, Bucket)

@@ -59,8 +59,7 @@ func ValidateJobID(id string) error {
 func (s JobSpec) DefaultID() string {
 	s.ID = ""
 	b, _ := json.Marshal(s)
-	h := sha256.Sum256(b)
-	return "j-" + hex.EncodeToString(h[:6])
+	return "j-" + sha256Hex(b)[:12]
 }
 
 // JobStatus is the life-cycle stage of a job.
@@ -231,9 +230,13 @@ func UpdateState(ctx context.Context, kv jetstream.KeyValue, job string, fn func
 
 // CheckPartial verifies a partial's bytes against its record.
 func CheckPartial(b []byte, ref PartialRef) error {
-	sum := sha256.Sum256(b)
-	if int64(len(b)) != ref.Size || hex.EncodeToString(sum[:]) != ref.SHA256 {
+	if int64(len(b)) != ref.Size || sha256Hex(b) != ref.SHA256 {
 		return fmt.Errorf("partial %s does not match its record (%d bytes, want %d, or a different sha256)", ref.Key, len(b), ref.Size)
 	}
 	return nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
