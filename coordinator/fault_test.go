@@ -249,12 +249,13 @@ func watchNoHalfDataset(t *testing.T, st store.Store, dataset string, locations 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		rctx := context.Background() // reads are never cut short by stop
 		for ctx.Err() == nil {
-			if _, err := collate.ReadManifest(ctx, st, dataset); err == nil {
+			if _, err := collate.ReadManifest(rctx, st, dataset); err == nil {
 				saw = true
 				for _, loc := range locations {
 					for l := range layers {
-						if _, err := collate.ReadComponent(ctx, st, dataset, loc, l, 0); err != nil {
+						if _, err := collate.ReadComponent(rctx, st, dataset, loc, l, 0); err != nil {
 							t.Errorf("manifest visible but %s layer %d unreadable: %v", loc, l, err)
 						}
 					}

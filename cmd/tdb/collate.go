@@ -72,6 +72,9 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q", fs.Args())
 	}
+	// Logs from the services' goroutines and the progress line share stderr.
+	tty := isTerminal(stderr)
+	stderr = &lockedWriter{w: stderr}
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
@@ -165,7 +168,7 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout, state.ID)
 		return nil
 	}
-	prog := newProgressPrinter(stderr)
+	prog := &progressPrinter{w: stderr, tty: tty}
 	waitCtx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
 	go func() {
@@ -373,14 +376,25 @@ type progressPrinter struct {
 	mu   sync.Mutex
 }
 
-func newProgressPrinter(w io.Writer) *progressPrinter {
-	p := &progressPrinter{w: w}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
-	return p
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func (p *progressPrinter) update(pr coordinator.Progress) {
