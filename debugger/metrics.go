@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
 	"tdb/model"
 )
 
@@ -151,23 +154,18 @@ func (e *Engine) metrics(s nodeSpace, fwd *model.Result, grads map[model.Site]*m
 	return mt
 }
 
-// valueWrites returns V[k,h]·W_O[h] for every key token and head: [T, H, D].
+// valueWrites returns V[k,h]·W_O[h] for every key token and head: [T, H, D],
+// one strided GEMM per head.
 func (e *Engine) valueWrites(l int, v []float32, T int) []float32 {
 	m := e.Model
 	D, H, dh := m.DModel, m.NHead, m.DHead()
 	out := make([]float32, T*H*D)
 	w := m.Blocks[l].ProjW
-	for k := range T {
-		for h := range H {
-			dst := out[(k*H+h)*D : (k*H+h+1)*D]
-			vk := v[(k*H+h)*dh : (k*H+h+1)*dh]
-			for j, x := range vk {
-				row := w[(h*dh+j)*D : (h*dh+j+1)*D]
-				for o := range dst {
-					dst[o] += x * row[o]
-				}
-			}
-		}
+	for h := range H {
+		blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
+			blas32.General{Rows: T, Cols: dh, Stride: H * dh, Data: v[h*dh:]},
+			blas32.General{Rows: dh, Cols: D, Stride: D, Data: w[h*dh*D:]},
+			0, blas32.General{Rows: T, Cols: D, Stride: H * D, Data: out[h*D:]})
 	}
 	return out
 }
