@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -98,7 +99,7 @@ func fromStateDict(tf *torchFile) (*Autoencoder, error) {
 		if !ok {
 			w = []int{a.NLatents} // per-latent statistics
 		}
-		if !sameShape(t.Shape, w) {
+		if !slices.Equal(t.Shape, w) {
 			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v (encoder.weight is %v)", path, name, t.Shape, w, enc.Shape)
 		}
 		return t.Data, nil
@@ -123,18 +124,6 @@ func fromStateDict(tf *torchFile) (*Autoencoder, error) {
 	a.dec = make([]float32, len(dec))
 	transpose(a.dec, dec, a.NInputs, a.NLatents)
 	return a, a.check()
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // SAELens file names.
@@ -234,7 +223,7 @@ func loadSAELens(weights, cfgPath string) (*Autoencoder, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !sameShape(t.Shape, shape) {
+		if !slices.Equal(t.Shape, shape) {
 			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v (d_in %d, d_sae %d)", weights, name, t.Shape, shape, cfg.DIn, cfg.DSAE)
 		}
 		return t.Data, nil

@@ -250,7 +250,7 @@ func decodeElement(dt string, b []byte) float32 {
 	case "float64":
 		return float32(math.Float64frombits(le.Uint64(b)))
 	case "float16":
-		return halfToFloat32(le.Uint16(b))
+		return model.HalfToFloat(le.Uint16(b))
 	case "bfloat16":
 		return math.Float32frombits(uint32(le.Uint16(b)) << 16)
 	case "int64":
@@ -265,27 +265,6 @@ func decodeElement(dt string, b []byte) float32 {
 		return float32(b[0])
 	}
 	return float32(math.NaN())
-}
-
-// halfToFloat32 converts IEEE 754 binary16.
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && frac == 0:
-		return math.Float32frombits(sign)
-	case exp == 0:
-		e := uint32(127 - 15 + 1)
-		for frac&0x400 == 0 {
-			frac <<= 1
-			e--
-		}
-		return math.Float32frombits(sign | e<<23 | (frac&0x3ff)<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
 }
 
 func floatBytes(f []float32) []byte {

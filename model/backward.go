@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -53,7 +54,7 @@ func (r *Result) Backward(seeds map[Site]*Tensor, opts BackwardOptions) (map[Sit
 			return nil, fmt.Errorf("backward seed: %w", err)
 		}
 		want := append([]int{tp.B}, m.SiteShape(s.Loc, tp.T)...)
-		if !equalShape(t.Shape, want) {
+		if !slices.Equal(t.Shape, want) {
 			return nil, fmt.Errorf("backward seed %s: shape %v, want %v", s, t.Shape, want)
 		}
 		internal := make([]float32, internalLen(m.Config, s.Loc, tp.B, tp.T))

@@ -2,12 +2,10 @@ package model
 
 import (
 	"context"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
+	"tdb/internal/memstat"
 	"tdb/kernels"
 )
 
@@ -25,21 +23,6 @@ func gpt2Small(b *testing.B) *Model {
 		}
 	})
 	return small
-}
-
-// peakRSSMiB reads the process's peak resident set size (Linux).
-func peakRSSMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 func benchForward(b *testing.B, batch, seq int, capture func(c Config) []Site, fast bool) {
@@ -62,7 +45,7 @@ func benchForward(b *testing.B, batch, seq int, capture func(c Config) []Site, f
 		}
 	}
 	b.ReportMetric(float64(batch*seq*b.N)/b.Elapsed().Seconds(), "tokens/s")
-	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+	b.ReportMetric(memstat.PeakRSSMiB(), "peak-RSS-MiB")
 }
 
 func allMLP(c Config) []Site {

@@ -179,7 +179,7 @@ func decodeElem(dt string, b []byte) float32 {
 	case "F32":
 		return math.Float32frombits(binary.LittleEndian.Uint32(b))
 	case "F16":
-		return halfToFloat(binary.LittleEndian.Uint16(b))
+		return HalfToFloat(binary.LittleEndian.Uint16(b))
 	case "BF16":
 		return math.Float32frombits(uint32(binary.LittleEndian.Uint16(b)) << 16)
 	case "F64":
@@ -192,8 +192,8 @@ func decodeElem(dt string, b []byte) float32 {
 	return float32(math.NaN())
 }
 
-// halfToFloat converts IEEE 754 binary16 to float32.
-func halfToFloat(h uint16) float32 {
+// HalfToFloat converts IEEE 754 binary16 to float32.
+func HalfToFloat(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
 	frac := uint32(h) & 0x3ff

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -69,7 +70,7 @@ func LoadFile(cfg Config, path string) (*Model, error) {
 			return nil, fmt.Errorf("%s: tensor %q is missing (is this a GPT-2 checkpoint matching config.json?)", path, canon)
 		}
 		ti := sf.Tensors[name]
-		if !equalShape(ti.Shape, shape) {
+		if !slices.Equal(ti.Shape, shape) {
 			return nil, fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", path, name, ti.Shape, shape)
 		}
 		t, err := sf.Float32(name)
@@ -107,18 +108,6 @@ func LoadFile(cfg Config, path string) (*Model, error) {
 		}
 	}
 	return m, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Tensors returns the weights under Hugging Face names (with the

@@ -119,11 +119,11 @@ func TestHalfToFloat(t *testing.T) {
 		h uint16
 		f float32
 	}{{0x3c00, 1}, {0xc000, -2}, {0x7bff, 65504}, {0x0001, 5.960464477539063e-08}, {0x0000, 0}, {0x3555, 0.333251953125}} {
-		if got := halfToFloat(c.h); got != c.f {
+		if got := HalfToFloat(c.h); got != c.f {
 			t.Errorf("half %#x = %g, want %g", c.h, got, c.f)
 		}
 	}
-	if !math.IsInf(float64(halfToFloat(0x7c00)), 1) || !math.IsNaN(float64(halfToFloat(0x7e00))) {
+	if !math.IsInf(float64(HalfToFloat(0x7c00)), 1) || !math.IsNaN(float64(HalfToFloat(0x7e00))) {
 		t.Error("inf/nan")
 	}
 }

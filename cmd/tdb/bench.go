@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
+	"tdb/internal/memstat"
 	"tdb/kernels"
 	"tdb/model"
 )
@@ -91,7 +89,7 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		el := time.Since(start).Seconds()
 		results = append(results, forwardResult{Model: *modelName, Batch: *batch, Seq: *seq, Logits: logits,
-			TokensSec: float64(n**batch**seq) / el, Seconds: el / float64(n), PeakRSS: peakRSSMiB(),
+			TokensSec: float64(n**batch**seq) / el, Seconds: el / float64(n), PeakRSS: memstat.PeakRSSMiB(),
 			GEMM: kernels.Name(), Threads: runtime.GOMAXPROCS(0)})
 	}
 	if *asJSON {
@@ -105,19 +103,4 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	fmt.Fprintf(stdout, "(MLP activations of every layer captured; GEMM %s, %d threads)\n", kernels.Name(), runtime.GOMAXPROCS(0))
 	return nil
-}
-
-// peakRSSMiB is the process's peak resident set size (Linux; 0 elsewhere).
-func peakRSSMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

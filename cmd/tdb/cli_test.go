@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,7 +56,7 @@ func TestRunWritesActivationsAndGradients(t *testing.T) {
 			t.Errorf("%s missing (have %v)", name, sf.Names())
 			continue
 		}
-		if !slicesEqual(ti.Shape, shape) {
+		if !slices.Equal(ti.Shape, shape) {
 			t.Errorf("%s: shape %v, want %v", name, ti.Shape, shape)
 		}
 	}
@@ -69,18 +70,6 @@ func TestRunWritesActivationsAndGradients(t *testing.T) {
 	if nonzero == 0 {
 		t.Error("gradients are all zero")
 	}
-}
-
-func slicesEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestBadInputExitCodes(t *testing.T) {
