@@ -437,3 +437,57 @@ func TestTraceVValueIsDirectEffect(t *testing.T) {
 		t.Errorf("V-traced scalar %g, direct effect in the loss table %g", got, want)
 	}
 }
+
+// The probs loss is Σ target probabilities, and its seed on the logits is
+// the derivative of that sum (checked by finite differences of the softmax);
+// the zero loss has no gradient anywhere.
+func TestOtherLosses(t *testing.T) {
+	e := loudEngine(t)
+	req := baseRequest()
+	req.Loss = "probs"
+	req.Targets = []string{" Canada", " France"}
+	resp := run(t, e, req)
+	var sum float64
+	for _, c := range resp.Runs[0].Candidates.Pinned {
+		if c.Role == "target" {
+			sum += c.Prob
+		}
+	}
+	if math.Abs(resp.Runs[0].Loss-sum) > 1e-9 || sum <= 0 {
+		t.Errorf("probs loss %g, Σ target probabilities %g", resp.Runs[0].Loss, sum)
+	}
+	p, err := e.prepare(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := e.Model.Forward(context.Background(), model.Request{Tokens: [][]int{p.rows[0].tokens}, Capture: e.captures()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := e.lossScalar(p, fwd)
+	V, last := e.Model.Vocab, p.T-1
+	logits := fwd.Acts[model.At(model.Logits, model.NoLayer)].Data[last*V : (last+1)*V]
+	seed := sc.seeds[model.At(model.Logits, model.NoLayer)].Data[last*V : (last+1)*V]
+	loss := func(j int, eps float32) float64 {
+		row := append([]float32(nil), logits...)
+		row[j] += eps
+		pr := softmax(row)
+		return pr[p.targets[0]] + pr[p.targets[1]]
+	}
+	for _, j := range []int{p.targets[0], p.targets[1], p.distractors[0], 0, 1234} {
+		fd := (loss(j, 1e-2) - loss(j, -1e-2)) / 2e-2
+		if math.Abs(fd-float64(seed[j])) > 1e-4*math.Max(1e-3, math.Abs(fd)) {
+			t.Errorf("dL/dlogit[%d] = %g, finite difference %g", j, seed[j], fd)
+		}
+	}
+	req.Loss = "zero"
+	zero := run(t, e, req)
+	if zero.Runs[0].Loss != 0 {
+		t.Errorf("zero loss = %g", zero.Runs[0].Loss)
+	}
+	for _, r := range zero.Nodes {
+		if v := r.Metrics[ColActTimesGrad].Value; v != 0 {
+			t.Errorf("zero loss: %s has act×grad %g", r.Name, v)
+		}
+	}
+}
