@@ -265,7 +265,7 @@ func (p *pass) run(ctx context.Context, tokens [][]int, last int, final bool, tp
 			ws.use(l % 2) // layer l's buffers; the previous layer's output stays in the other arena
 		}
 		var err error
-		if resid, err = p.block(l, resid, &lt, tp != nil); err != nil {
+		if resid, err = p.block(l, resid, &lt); err != nil {
 			return err
 		}
 		if tp != nil {
@@ -300,8 +300,9 @@ func (p *pass) run(ctx context.Context, tokens [][]int, last int, final bool, tp
 }
 
 // block runs one transformer block on resid and returns the new residual
-// stream (a fresh slice when the tape keeps the old one).
-func (p *pass) block(l int, resid []float32, lt *layerTape, keep bool) ([]float32, error) {
+// stream. Its buffers come from p.alloc: fresh when the tape keeps them,
+// otherwise from the workspace arena of this layer.
+func (p *pass) block(l int, resid []float32, lt *layerTape) ([]float32, error) {
 	m, N, d, mlp := p.m, p.N, p.m.DModel, p.m.DMLP
 	w := &m.Blocks[l]
 	site := func(loc Location) Site { return At(loc, l) }
@@ -492,7 +493,7 @@ func (p *pass) semantic(loc Location, buf []float32) (*Tensor, func()) {
 
 func toSemantic(c Config, loc Location, B, T int, buf []float32) (*Tensor, func()) {
 	shape := append([]int{B}, c.SiteShape(loc, T)...)
-	d, H, dh := c.DModel, c.NHead, c.DHead()
+	d, H := c.DModel, c.NHead
 	switch loc {
 	case AttnQ, AttnK, AttnV:
 		part := slices.Index([]Location{AttnQ, AttnK, AttnV}, loc)
@@ -528,6 +529,5 @@ func toSemantic(c Config, loc Location, B, T int, buf []float32) (*Tensor, func(
 			}
 		}
 	}
-	_ = dh
 	return &Tensor{Shape: shape, Data: buf}, nil
 }
