@@ -67,7 +67,23 @@ type pass struct {
 	hooks   map[Site][]Hook
 	sets    map[Site][]Intervention
 	res     *Result
-	ws      *workspace // nil when the tape keeps every buffer
+	ws      *workspace        // nil when the tape keeps every buffer
+	owned   map[*float32]bool // site buffers handed to the result as they are
+}
+
+// allocSite returns the buffer of a site that is never modified after its
+// visit: a captured one gets a buffer of its own that becomes the result
+// (no copy); others come from alloc.
+func (p *pass) allocSite(s Site, n int) []float32 {
+	if !p.want[s] || p.ws == nil {
+		return p.alloc(n)
+	}
+	buf := make([]float32, n)
+	if p.owned == nil {
+		p.owned = map[*float32]bool{}
+	}
+	p.owned[&buf[0]] = true
+	return buf
 }
 
 // alloc returns a buffer for the pass: from the workspace's current arena,
@@ -294,7 +310,7 @@ func (p *pass) run(ctx context.Context, tokens [][]int, last int, final bool, tp
 	if !p.want[s] && len(p.hooks[s]) == 0 && len(p.sets[s]) == 0 && tp == nil {
 		return nil
 	}
-	logits := p.alloc(N * m.Vocab)
+	logits := p.allocSite(s, N*m.Vocab)
 	blas32.Gemm(blas.NoTrans, blas.Trans, 1, general(N, d, d, out), general(m.Vocab, d, d, m.WTE), 0, general(N, m.Vocab, m.Vocab, logits))
 	return p.visit(s, logits)
 }
@@ -350,7 +366,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape) ([]float32, error) {
 	if err := p.visit(site(MLPLnOut), lt.ln2); err != nil {
 		return nil, err
 	}
-	lt.pre, lt.post = p.alloc(N*mlp), p.alloc(N*mlp)
+	lt.pre, lt.post = p.allocSite(site(MLPPreAct), N*mlp), p.allocSite(site(MLPPostAct), N*mlp)
 	linear(lt.pre, lt.ln2, N, d, w.FcW, mlp, w.FcB)
 	if err := p.visit(site(MLPPreAct), lt.pre); err != nil {
 		return nil, err
@@ -466,7 +482,7 @@ func (p *pass) visit(s Site, buf []float32) error {
 	}
 	if p.want[s] {
 		c := t
-		if writeBack == nil {
+		if writeBack == nil && !p.owned[&buf[0]] {
 			c = t.Clone()
 		}
 		zeroPadding(c, p.lengths, p.T)
