@@ -46,16 +46,24 @@ type LayerAccumulator struct {
 	records int64     // records (windows) per component
 	sketch  []sketch
 
-	top     [][]rec
+	// Kept records (heap.go): entries refer to the window table and to
+	// activation slots in the arena.
+	wins    windowTable
+	acts    arena
+	top     [][]topEnt
 	topThr  []float32 // root's max when the heap is full, else -Inf
-	pool    [][]rec
+	pool    [][]poolEnt
 	poolThr []uint64 // root's priority when the pool is full, else MaxUint64
+	// prioBase[c] is the component part of the sampling hash.
+	prioBase []uint64
 
 	// Record maxima wait here (as sketch codes, [window][component]) and
 	// enter the per-component sketches in batches: one sorted merge per
 	// batch instead of a cache-missing search per component and window.
-	pend  []uint16
-	pendN int
+	pend      []uint16
+	pendN     int
+	pendCodes []uint16
+	batch     sketch
 
 	scratch []float32 // transposed window [component][values]
 	scores  []float32 // transposed scores of pair windows
@@ -73,19 +81,20 @@ func NewLayerAccumulator(location string, layer, nComponents int, cfg Config) (*
 	n := nComponents
 	a := &LayerAccumulator{
 		location: location, layer: layer, components: n, cfg: cfg,
-		salt:    salt(cfg.Seed, location, layer),
-		shift:   make([]float32, n),
-		sums:    make([]float64, 4*n),
-		hist:    make([]uint32, histStride*n),
-		nonzero: make([]int64, n),
-		minAct:  make([]float32, n),
-		maxAct:  make([]float32, n),
-		minRec:  make([]float32, n),
-		sketch:  make([]sketch, n),
-		top:     make([][]rec, n),
-		topThr:  make([]float32, n),
-		pool:    make([][]rec, n),
-		poolThr: make([]uint64, n),
+		salt:     salt(cfg.Seed, location, layer),
+		shift:    make([]float32, n),
+		sums:     make([]float64, 4*n),
+		hist:     make([]uint32, histStride*n),
+		nonzero:  make([]int64, n),
+		minAct:   make([]float32, n),
+		maxAct:   make([]float32, n),
+		minRec:   make([]float32, n),
+		sketch:   make([]sketch, n),
+		top:      make([][]topEnt, n),
+		topThr:   make([]float32, n),
+		pool:     make([][]poolEnt, n),
+		poolThr:  make([]uint64, n),
+		prioBase: make([]uint64, n),
 	}
 	for c := 0; c < n; c++ {
 		a.minAct[c] = float32(math.Inf(1))
@@ -93,6 +102,7 @@ func NewLayerAccumulator(location string, layer, nComponents int, cfg Config) (*
 		a.minRec[c] = float32(math.Inf(1))
 		a.topThr[c] = negInf32
 		a.poolThr[c] = math.MaxUint64
+		a.prioBase[c] = priorityBase(a.salt, c)
 	}
 	return a, nil
 }
@@ -214,43 +224,27 @@ func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores [
 		}
 		a.shiftSet = true
 	}
-	var shared []int32 // the window's tokens, copied once if a record is kept
+	win := a.wins.add(src, tokens)
 	if a.pend == nil {
 		a.pend = make([]uint16, pendWindows*a.components)
 	}
 	pend := a.pend[a.pendN*a.components : (a.pendN+1)*a.components]
+	useTop, usePool := a.cfg.TopK > 0, a.cfg.QuantilePool > 0
 	for c := 0; c < a.components; c++ {
 		col := scores[c*L : (c+1)*L]
 		mx := a.summarize(c, col)
 		pend[c] = sketchCode(mx)
 		a.minRec[c] = min(a.minRec[c], mx)
-
-		enterTop := a.cfg.TopK > 0 && mx >= a.topThr[c]
+		// Most windows enter neither heap: two compares reject them.
+		enterTop := useTop && mx >= a.topThr[c]
 		var prio uint64
 		enterPool := false
-		if a.cfg.QuantilePool > 0 {
-			prio = priority(a.salt, c, src)
+		if usePool {
+			prio = priorityOf(a.prioBase[c], src)
 			enterPool = prio <= a.poolThr[c]
 		}
-		if !enterTop && !enterPool {
-			continue
-		}
-		if shared == nil {
-			shared = slices.Clone(tokens)
-		}
-		r := rec{Record: Record{Source: src, MaxActivation: mx, Tokens: shared}, prio: prio}
-		var kept []float32
-		keep := func() []float32 {
-			if kept == nil {
-				kept = slices.Clone(vals[c*L : (c+1)*L])
-			}
-			return kept
-		}
-		if enterTop {
-			a.offerTop(c, r, keep, false)
-		}
-		if enterPool {
-			a.offerPool(c, r, keep, false)
+		if enterTop || enterPool {
+			a.keep(c, win, mx, prio, L, vals[c*L:(c+1)*L])
 		}
 	}
 	a.count += int64(L)
@@ -260,6 +254,43 @@ func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores [
 	}
 	if a.count >= 1<<31 { // keep the uint32 histogram from overflowing
 		a.flushLive()
+	}
+	a.maybeCompact()
+}
+
+// recordLen is the number of stored values of a record of window w.
+func (a *LayerAccumulator) recordLen(w int32) int {
+	T := a.wins.ntok(w)
+	if a.kind == kindPairs {
+		return T * (T + 1) / 2
+	}
+	return T
+}
+
+// maybeCompact drops windows no record refers to once they are at least
+// as many as the referenced ones (amortized: each compaction at least
+// doubles the table's size before the next).
+func (a *LayerAccumulator) maybeCompact() {
+	if a.wins.len() <= 2*a.wins.live+4096 {
+		return
+	}
+	keep := make([]bool, a.wins.len())
+	for c := range a.top {
+		for _, e := range a.top[c] {
+			keep[e.win] = true
+		}
+		for _, e := range a.pool[c] {
+			keep[e.win] = true
+		}
+	}
+	remap := a.wins.compact(keep)
+	for c := range a.top {
+		for i := range a.top[c] {
+			a.top[c][i].win = remap[a.top[c][i].win]
+		}
+		for i := range a.pool[c] {
+			a.pool[c][i].win = remap[a.pool[c][i].win]
+		}
 	}
 }
 
@@ -278,34 +309,38 @@ func (a *LayerAccumulator) summarize(c int, col []float32) float32 {
 // summarizeColumn is the hot loop: it adds the shifted power sums of col to
 // s, counts col's nonzero values into their histogram bins and returns the
 // maximum, minimum and number of exact zeros. Extremes are taken over
-// order-preserving integer keys of the float32 bits (branch-free; measured
-// faster than float compares or two separate passes). Values whose float32
-// exponent field is zero (zeros and subnormals) are counted in scratch slot
-// histLive; subnormals are rare enough to be binned afterwards by a second
-// look at the column.
+// order-preserving integer keys of the float32 bits. On CPUs with AVX2 and
+// FMA the sums, extremes and zeros of the first len(col)&^7 values come from
+// an 8-wide vector loop (its float64 sums add in a different order from the
+// scalar loop; either is a fixed function of the column). Values whose
+// float32 exponent field is zero (zeros and subnormals) are counted in
+// scratch slot histLive; subnormals are rare enough to be binned afterwards
+// by a second look at the column.
 func summarizeColumn(col []float32, k float64, h *[histStride]uint32, s *[4]float64) (mx, mn float32, zeros int) {
-	var zs uint32
-	mxk, mnk := uint32(0), uint32(math.MaxUint32)
-	var a1, a2, a3, a4 float64
-	for _, x := range col {
-		b := math.Float32bits(x)
-		h[histLUT[b>>22]]++
-		z := b << 1
-		zs += (z|-z)>>31 ^ 1
-		key := b ^ (uint32(int32(b)>>31) | 0x80000000)
-		mxk = max(mxk, key)
-		mnk = min(mnk, key)
-		d := float64(x) - k
-		d2 := d * d
-		a1 += d
-		a2 += d2
-		a3 += d2 * d
-		a4 += d2 * d2
+	mxk, mnk, vz, done := summarizeVec(col, k, s)
+	zs := uint32(vz)
+	if done < len(col) {
+		var a1, a2, a3, a4 float64
+		for _, x := range col[done:] {
+			b := math.Float32bits(x)
+			z := b << 1
+			zs += (z|-z)>>31 ^ 1
+			key := b ^ (uint32(int32(b)>>31) | 0x80000000)
+			mxk = max(mxk, key)
+			mnk = min(mnk, key)
+			d := float64(x) - k
+			d2 := d * d
+			a1 += d
+			a2 += d2
+			a3 += d2 * d
+			a4 += d2 * d2
+		}
+		s[0] += a1
+		s[1] += a2
+		s[2] += a3
+		s[3] += a4
 	}
-	s[0] += a1
-	s[1] += a2
-	s[2] += a3
-	s[3] += a4
+	histAdd(col, h)
 	if tiny := h[histLive]; tiny != zs {
 		// Subnormals: put them in the lowest magnitude bin of their sign.
 		for _, x := range col {
@@ -326,28 +361,6 @@ func fromKey(k uint32) float32 {
 	return math.Float32frombits(^k)
 }
 
-func (a *LayerAccumulator) offerTop(c int, r rec, acts func() []float32, dedup bool) {
-	if len(a.top[c]) == a.cfg.TopK && !worse(&a.top[c][0], &r) {
-		return
-	}
-	r.Activations = acts()
-	a.top[c], _ = offer(a.top[c], a.cfg.TopK, r, worse, dedup)
-	if len(a.top[c]) == a.cfg.TopK {
-		a.topThr[c] = a.top[c][0].MaxActivation
-	}
-}
-
-func (a *LayerAccumulator) offerPool(c int, r rec, acts func() []float32, dedup bool) {
-	if len(a.pool[c]) == a.cfg.QuantilePool && !later(&a.pool[c][0], &r) {
-		return
-	}
-	r.Activations = acts()
-	a.pool[c], _ = offer(a.pool[c], a.cfg.QuantilePool, r, later, dedup)
-	if len(a.pool[c]) == a.cfg.QuantilePool {
-		a.poolThr[c] = a.pool[c][0].prio
-	}
-}
-
 // pendWindows is how many windows of record maxima wait before they enter
 // the sketches.
 const pendWindows = 128
@@ -358,8 +371,8 @@ func (a *LayerAccumulator) flushSketch() {
 		return
 	}
 	C := a.components
-	codes := make([]uint16, a.pendN)
-	var batch sketch
+	codes := slices.Grow(a.pendCodes[:0], a.pendN)[:a.pendN]
+	batch := &a.batch
 	for c := 0; c < C; c++ {
 		for w := range codes {
 			codes[w] = a.pend[w*C+c]
@@ -369,8 +382,9 @@ func (a *LayerAccumulator) flushSketch() {
 		for _, code := range codes {
 			batch.add(code) // ascending: the append fast path
 		}
-		a.sketch[c].merge(&batch)
+		a.sketch[c].merge(batch)
 	}
+	a.pendCodes = codes
 	a.pendN = 0
 }
 
@@ -425,6 +439,23 @@ func (a *LayerAccumulator) Merge(o *LayerAccumulator) error {
 	o.flushSketch()
 	a.exactCount += o.exactCount
 	a.records += o.records
+	// o's windows enter a's table when one of their records is kept.
+	remap := make([]int32, o.wins.len())
+	for i := range remap {
+		remap[i] = -1
+	}
+	existed := make([]bool, o.wins.len())
+	window := func(ow int32) (int32, bool) {
+		if w := remap[ow]; w >= 0 {
+			return w, existed[ow]
+		}
+		w, ok := a.wins.lookup(o.wins.src[ow])
+		if !ok {
+			w = a.wins.add(o.wins.src[ow], o.wins.tokens(ow))
+		}
+		remap[ow], existed[ow] = w, ok
+		return w, ok
+	}
 	for c := 0; c < a.components; c++ {
 		a.exact[c].add(&o.exact[c])
 		a.nonzero[c] += o.nonzero[c]
@@ -432,17 +463,59 @@ func (a *LayerAccumulator) Merge(o *LayerAccumulator) error {
 		a.maxAct[c] = max(a.maxAct[c], o.maxAct[c])
 		a.minRec[c] = min(a.minRec[c], o.minRec[c])
 		a.sketch[c].merge(&o.sketch[c])
-		for _, r := range o.top[c] {
-			a.offerTop(c, r, func() []float32 { return r.Activations }, true)
+		// Every record o keeps is offered once to both heaps: the merged
+		// top-k (pool) is the top-k (pool) of the union.
+		for _, e := range o.top[c] {
+			a.mergeRecord(c, o, e.win, e.max, e.ref, window)
 		}
-		for _, r := range o.pool[c] {
-			a.offerPool(c, r, func() []float32 { return r.Activations }, true)
+		for _, e := range o.pool[c] {
+			if !o.inTop(c, &topEnt{win: e.win, max: e.max}) {
+				a.mergeRecord(c, o, e.win, e.max, e.ref, window)
+			}
 		}
 	}
 	for i, v := range o.histTotal {
 		a.histTotal[i] += v
 	}
+	a.maybeCompact()
 	return nil
+}
+
+// mergeRecord offers o's record (window ow, maximum mx, activations in slot
+// ref of o's arena) of component c to a. A record whose source a already
+// keeps is ignored, so merging the same partial twice changes nothing.
+func (a *LayerAccumulator) mergeRecord(c int, o *LayerAccumulator, ow int32, mx float32, ref slotRef, window func(int32) (int32, bool)) {
+	src := o.wins.src[ow]
+	var prio uint64
+	enterPool := false
+	if a.cfg.QuantilePool > 0 {
+		prio = priorityOf(a.prioBase[c], src)
+		enterPool = prio <= a.poolThr[c]
+	}
+	if !(a.cfg.TopK > 0 && mx >= a.topThr[c]) && !enterPool {
+		return
+	}
+	w, existed := window(ow)
+	if existed && a.holds(c, w) {
+		return
+	}
+	n := o.recordLen(ow)
+	a.keep(c, w, mx, prio, n, o.acts.get(ref, n))
+}
+
+// holds reports whether component c keeps a record of window w.
+func (a *LayerAccumulator) holds(c int, w int32) bool {
+	for _, e := range a.top[c] {
+		if e.win == w {
+			return true
+		}
+	}
+	for _, e := range a.pool[c] {
+		if e.win == w {
+			return true
+		}
+	}
+	return false
 }
 
 // ComponentView is everything collated for one component.
@@ -470,12 +543,18 @@ func (a *LayerAccumulator) Component(c int) (*ComponentView, error) {
 	}
 	a.flushSketch()
 	v := &ComponentView{Location: a.location, Layer: a.layer, Index: c, Pairs: a.kind == kindPairs}
-	top := slices.Clone(a.top[c])
+	top := make([]rec, len(a.top[c]))
+	for i, e := range a.top[c] {
+		top[i] = a.view(e.win, e.max, e.ref, 0)
+	}
 	slices.SortFunc(top, order(func(x, y *rec) bool { return better(&x.Record, &y.Record) }))
 	for _, r := range top {
 		v.Top = append(v.Top, r.Record)
 	}
-	pool := slices.Clone(a.pool[c])
+	pool := make([]rec, len(a.pool[c]))
+	for i, e := range a.pool[c] {
+		pool[i] = a.view(e.win, e.max, e.ref, e.prio)
+	}
 	slices.SortFunc(pool, order(earlier))
 	for _, r := range pool[:min(len(pool), a.cfg.RandomK)] {
 		v.Random = append(v.Random, r.Record)
@@ -491,6 +570,13 @@ func (a *LayerAccumulator) Component(c int) (*ComponentView, error) {
 		}
 	}
 	return v, nil
+}
+
+// view returns a kept record as a rec with its own copy of the activations
+// (arena slots are reused) and the window table's tokens.
+func (a *LayerAccumulator) view(w int32, mx float32, ref slotRef, prio uint64) rec {
+	return rec{Record: Record{Source: a.wins.src[w], MaxActivation: mx, Tokens: a.wins.tokens(w),
+		Activations: slices.Clone(a.acts.get(ref, a.recordLen(w)))}, prio: prio}
 }
 
 // order turns a strict total order into a sort comparison.

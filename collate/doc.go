@@ -6,7 +6,8 @@
 // every activation (moments, extremes, density, a fixed histogram).
 //
 // It imports only tdb/store (and Apache Arrow's Parquet packages,
-// github.com/apache/arrow-go/v18).
+// github.com/apache/arrow-go/v18, and golang.org/x/sys/cpu to pick the
+// AVX2 summary loop).
 //
 // # Flow
 //
@@ -67,6 +68,20 @@
 //     and adds exactly, so merge order cannot change a bit. Mean, variance,
 //     skewness and kurtosis are computed once from the exact sums. Counts,
 //     extremes, histograms and sketches are integers or exact comparisons.
+//
+// # Memory and speed
+//
+// A component keeps at most TopK + QuantilePool records (a record in both
+// is stored once), so a shard's accumulator is bounded by components ×
+// (TopK + QuantilePool) × values per record × 4 bytes however long the
+// shard is (1.7 GB for all 36,864 GPT-2 small neurons at n_ctx 64 and the
+// defaults), and a longer shard costs no more memory, only fewer partials
+// per token. Kept records are pointer-free heap entries; their tokens live
+// once per window in a window table and their activations in an arena of
+// large chunks whose slots are reused, so keeping a record allocates
+// nothing and the garbage collector never scans them. Most windows enter no
+// heap: the window maximum is compared with the top-k threshold and the
+// sampling priority with the pool threshold before anything else.
 //
 // # Conventions
 //

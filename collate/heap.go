@@ -1,68 +1,192 @@
 package collate
 
-// Bounded heaps of kept records. The root is the record that leaves first:
-// for the top-k the worst-ranked record, for the pool the latest priority.
+// Bounded heaps of kept records, one top-k heap and one pool heap per
+// component. Entries are small and pointer-free: the activations live in the
+// accumulator's arena, the source and tokens in its window table. The root
+// is the record that leaves first: for the top-k the worst-ranked record,
+// for the pool the one of latest priority. A record kept by both heaps
+// shares one arena slot.
 
-// worse is the top-k heap order: a leaves before b.
-func worse(a, b *rec) bool { return better(&b.Record, &a.Record) }
-
-// later is the pool heap order: a leaves before b.
-func later(a, b *rec) bool { return earlier(b, a) }
-
-func siftUp(h []rec, i int, before func(a, b *rec) bool) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !before(&h[i], &h[p]) {
-			return
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
+// topEnt is a kept top-k record.
+type topEnt struct {
+	ref slotRef
+	win int32
+	max float32
 }
 
-func siftDown(h []rec, i int, before func(a, b *rec) bool) {
-	n := len(h)
+// poolEnt is a kept pool record.
+type poolEnt struct {
+	prio uint64
+	ref  slotRef
+	win  int32
+	max  float32
+}
+
+// topWorse reports whether x ranks after y in the top-k order (smaller
+// maximum, then larger source).
+func (a *LayerAccumulator) topWorse(x, y *topEnt) bool {
+	if x.max != y.max {
+		return x.max < y.max
+	}
+	return a.wins.src[y.win].less(a.wins.src[x.win])
+}
+
+// poolLater reports whether x comes after y in the sampling order (larger
+// priority, then larger source).
+func (a *LayerAccumulator) poolLater(x, y *poolEnt) bool {
+	if x.prio != y.prio {
+		return x.prio > y.prio
+	}
+	return a.wins.src[y.win].less(a.wins.src[x.win])
+}
+
+// topAdmits reports whether a new record e belongs in component c's top-k.
+func (a *LayerAccumulator) topAdmits(c int, e *topEnt) bool {
+	h := a.top[c]
+	return a.cfg.TopK > 0 && (len(h) < a.cfg.TopK || a.topWorse(&h[0], e))
+}
+
+// poolAdmits reports whether a new record e belongs in component c's pool.
+func (a *LayerAccumulator) poolAdmits(c int, e *poolEnt) bool {
+	h := a.pool[c]
+	return a.cfg.QuantilePool > 0 && (len(h) < a.cfg.QuantilePool || a.poolLater(&h[0], e))
+}
+
+// inTop reports whether a record that was offered to component c's top-k
+// is kept there. The top-k is the best TopK of every record ever offered,
+// so membership is a comparison with the root.
+func (a *LayerAccumulator) inTop(c int, e *topEnt) bool {
+	h := a.top[c]
+	return a.cfg.TopK > 0 && (len(h) < a.cfg.TopK || !a.topWorse(e, &h[0]))
+}
+
+// inPool is inTop for the pool (the bottom QuantilePool by priority).
+func (a *LayerAccumulator) inPool(c int, e *poolEnt) bool {
+	h := a.pool[c]
+	return a.cfg.QuantilePool > 0 && (len(h) < a.cfg.QuantilePool || !a.poolLater(e, &h[0]))
+}
+
+// pushTop adds e, which topAdmits, to component c's top-k and returns the
+// record it evicted, if any.
+func (a *LayerAccumulator) pushTop(c int, e topEnt) (topEnt, bool) {
+	h := a.top[c]
+	if len(h) < a.cfg.TopK {
+		h = append(h, e)
+		i := len(h) - 1
+		for i > 0 {
+			p := (i - 1) / 2
+			if !a.topWorse(&h[i], &h[p]) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+		a.top[c] = h
+		if len(h) == a.cfg.TopK {
+			a.topThr[c] = h[0].max
+		}
+		return topEnt{}, false
+	}
+	old := h[0]
+	h[0] = e
+	n, i := len(h), 0
 	for {
 		l := 2*i + 1
 		if l >= n {
-			return
+			break
 		}
 		m := l
-		if r := l + 1; r < n && before(&h[r], &h[l]) {
+		if r := l + 1; r < n && a.topWorse(&h[r], &h[l]) {
 			m = r
 		}
-		if !before(&h[m], &h[i]) {
-			return
+		if !a.topWorse(&h[m], &h[i]) {
+			break
 		}
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
+	a.topThr[c] = h[0].max
+	return old, true
 }
 
-// offer inserts r into the bounded heap h of capacity k if it belongs there
-// and reports whether it did. With dedup, a record whose source is already
-// kept is ignored, so merging the same record twice changes nothing; windows
-// fed by AddWindow skip that scan (their sources are unique by contract).
-func offer(h []rec, k int, r rec, before func(a, b *rec) bool, dedup bool) ([]rec, bool) {
-	if k == 0 {
-		return h, false
-	}
-	if len(h) == k && !before(&h[0], &r) {
-		return h, false
-	}
-	if dedup {
-		for i := range h {
-			if h[i].Source == r.Source {
-				return h, false
+// pushPool is pushTop for the pool.
+func (a *LayerAccumulator) pushPool(c int, e poolEnt) (poolEnt, bool) {
+	h := a.pool[c]
+	if len(h) < a.cfg.QuantilePool {
+		h = append(h, e)
+		i := len(h) - 1
+		for i > 0 {
+			p := (i - 1) / 2
+			if !a.poolLater(&h[i], &h[p]) {
+				break
 			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+		a.pool[c] = h
+		if len(h) == a.cfg.QuantilePool {
+			a.poolThr[c] = h[0].prio
+		}
+		return poolEnt{}, false
+	}
+	old := h[0]
+	h[0] = e
+	n, i := len(h), 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && a.poolLater(&h[r], &h[l]) {
+			m = r
+		}
+		if !a.poolLater(&h[m], &h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	a.poolThr[c] = h[0].prio
+	return old, true
+}
+
+// keep offers a record of component c to both heaps and stores its
+// activations (vals, copied only if the record is kept) in one shared
+// slot. It releases the slots of records that no heap keeps any more.
+func (a *LayerAccumulator) keep(c int, win int32, mx float32, prio uint64, n int, vals []float32) {
+	t := topEnt{win: win, max: mx}
+	p := poolEnt{prio: prio, win: win, max: mx}
+	toTop, toPool := a.topAdmits(c, &t), a.poolAdmits(c, &p)
+	if !toTop && !toPool {
+		return
+	}
+	ref := a.acts.alloc(n)
+	copy(a.acts.get(ref, n), vals)
+	t.ref, p.ref = ref, ref
+	var oldT topEnt
+	var oldP poolEnt
+	var evT, evP bool
+	if toTop {
+		oldT, evT = a.pushTop(c, t)
+	}
+	if toPool {
+		oldP, evP = a.pushPool(c, p)
+	}
+	if evT && evP && oldT.ref == oldP.ref {
+		a.acts.release(oldT.ref, a.recordLen(oldT.win))
+		return
+	}
+	if evT {
+		q := poolEnt{prio: priority(a.salt, c, a.wins.src[oldT.win]), win: oldT.win}
+		if !a.inPool(c, &q) {
+			a.acts.release(oldT.ref, a.recordLen(oldT.win))
 		}
 	}
-	if len(h) < k {
-		h = append(h, r)
-		siftUp(h, len(h)-1, before)
-		return h, true
+	if evP {
+		q := topEnt{win: oldP.win, max: oldP.max}
+		if !a.inTop(c, &q) {
+			a.acts.release(oldP.ref, a.recordLen(oldP.win))
+		}
 	}
-	h[0] = r
-	siftDown(h, 0, before)
-	return h, true
 }

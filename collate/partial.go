@@ -1,7 +1,6 @@
 package collate
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -14,26 +13,33 @@ import (
 
 // A partial is one accumulator in a compact, deterministic binary form (the
 // same state always gives the same bytes). Layout, little-endian, integers as
-// (zig-zag) varints:
+// (zig-zag) varints unless noted:
 //
-//	"TDBPART1"
+//	"TDBPART2"
 //	header: location, layer, components, TopK, RandomK, QuantileBuckets,
 //	        PerBucket, QuantilePool, Seed (8 bytes), kind, live count,
 //	        records, exact count, has-exact flag
-//	windows: n, then per window (sorted by source) doc, offset, tokens
+//	windows: n, then per window (sorted by source) doc, offset, token
+//	        count; then every window's tokens as raw int32s
 //	per component: shift, 4 live sums (float64), 64 live histogram counts,
 //	        [4 exact sums, 64 merged histogram counts], nonzero, min, max,
 //	        smallest record max, sketch (code deltas and counts),
-//	        top records, pool records (window index, max, activations)
+//	        records: n, then per record (by window) the window index delta,
+//	        flags (1 top, 2 pool, 3 both), max (float32) and the activations
+//	        as raw float32s (as many as the window's tokens, or T(T+1)/2 for
+//	        pair records)
 //
-// Record priorities are not stored: they are recomputed from the seed.
-const partialMagic = "TDBPART1"
+// A record kept by both the top-k and the pool is stored once. Record
+// priorities are not stored: they are recomputed from the seed.
+const partialMagic = "TDBPART2"
+
+// encodeChunk is how much the encoder buffers before writing.
+const encodeChunk = 1 << 20
 
 // Encode writes the accumulator as a partial.
 func (a *LayerAccumulator) Encode(w io.Writer) error {
 	a.flushSketch()
-	bw := bufio.NewWriterSize(w, 1<<16)
-	e := &encoder{w: bw}
+	e := &encoder{w: w}
 	e.bytes([]byte(partialMagic))
 	e.str(a.location)
 	e.uvarint(uint64(a.layer))
@@ -48,40 +54,38 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 	e.uvarint(uint64(a.exactCount))
 	e.flag(a.exact != nil)
 
-	// The window table: every distinct source of a kept record.
-	wins := map[Source][]int32{}
+	// The window table: every window of a kept record, sorted by source.
+	used := make([]bool, a.wins.len())
 	for c := 0; c < a.components; c++ {
-		for _, h := range [][]rec{a.top[c], a.pool[c]} {
-			for _, r := range h {
-				wins[r.Source] = r.Tokens
-			}
+		for _, r := range a.top[c] {
+			used[r.win] = true
+		}
+		for _, r := range a.pool[c] {
+			used[r.win] = true
 		}
 	}
-	srcs := make([]Source, 0, len(wins))
-	for s := range wins {
-		srcs = append(srcs, s)
-	}
-	slices.SortFunc(srcs, func(x, y Source) int {
-		if x.less(y) {
-			return -1
-		} else if y.less(x) {
-			return 1
+	var ids []int32
+	for i, u := range used {
+		if u {
+			ids = append(ids, int32(i))
 		}
-		return 0
-	})
-	index := make(map[Source]int, len(srcs))
-	e.uvarint(uint64(len(srcs)))
-	for i, s := range srcs {
-		index[s] = i
+	}
+	slices.SortFunc(ids, func(x, y int32) int { return a.wins.src[x].cmp(a.wins.src[y]) })
+	index := make([]int32, a.wins.len())
+	e.uvarint(uint64(len(ids)))
+	for i, w := range ids {
+		index[w] = int32(i)
+		s := a.wins.src[w]
 		e.varint(s.Doc)
 		e.varint(s.Offset)
-		toks := wins[s]
-		e.uvarint(uint64(len(toks)))
-		for _, t := range toks {
-			e.varint(int64(t))
-		}
+		e.uvarint(uint64(a.wins.ntok(w)))
+	}
+	for _, w := range ids {
+		e.buf = appendI32s(e.buf, a.wins.tokens(w))
+		e.maybeFlush()
 	}
 
+	var recs []encRec
 	for c := 0; c < a.components; c++ {
 		e.f32(a.shift[c])
 		for _, v := range a.sums[4*c : 4*c+4] {
@@ -110,28 +114,50 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 			e.uvarint(sk.counts[i])
 			prev = code
 		}
-		for _, h := range [][]rec{a.top[c], a.pool[c]} {
-			// Heap order depends on insertion history; write a canonical order.
-			h = slices.Clone(h)
-			slices.SortFunc(h, order(func(x, y *rec) bool { return x.Source.less(y.Source) }))
-			e.uvarint(uint64(len(h)))
-			for _, r := range h {
-				e.uvarint(uint64(index[r.Source]))
-				e.f32(r.MaxActivation)
-				e.uvarint(uint64(len(r.Activations)))
-				for _, v := range r.Activations {
-					e.f32(v)
-				}
-			}
+		// Records in window order (heap order depends on history); a
+		// record in both heaps shares its slot and is written once.
+		recs = recs[:0]
+		for _, r := range a.top[c] {
+			recs = append(recs, encRec{win: index[r.win], old: r.win, max: r.max, ref: r.ref, flags: 1})
 		}
+		for _, r := range a.pool[c] {
+			recs = append(recs, encRec{win: index[r.win], old: r.win, max: r.max, ref: r.ref, flags: 2})
+		}
+		slices.SortFunc(recs, func(x, y encRec) int { return int(x.win) - int(y.win) })
+		n := 0
+		for i := range recs {
+			if n > 0 && recs[n-1].win == recs[i].win {
+				recs[n-1].flags |= recs[i].flags
+				continue
+			}
+			recs[n] = recs[i]
+			n++
+		}
+		e.uvarint(uint64(n))
+		prevWin := int32(-1)
+		for _, r := range recs[:n] {
+			e.uvarint(uint64(r.win - prevWin))
+			prevWin = r.win
+			e.buf = append(e.buf, r.flags)
+			e.f32(r.max)
+			e.buf = appendF32s(e.buf, a.acts.get(r.ref, a.recordLen(r.old)))
+			e.maybeFlush()
+		}
+		e.maybeFlush()
 	}
+	e.flush()
 	if e.err != nil {
 		return fmt.Errorf("collate: encoding %s layer %d: %w", a.location, a.layer, e.err)
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("collate: encoding %s layer %d: %w", a.location, a.layer, err)
-	}
 	return nil
+}
+
+// encRec is a record on its way into a partial.
+type encRec struct {
+	win, old int32 // index in the written table, in the accumulator's
+	max      float32
+	ref      slotRef
+	flags    byte
 }
 
 // MarshalBinary returns the partial's bytes.
@@ -143,25 +169,35 @@ func (a *LayerAccumulator) MarshalBinary() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// encoder appends to a buffer that it writes out in large pieces.
 type encoder struct {
-	w   *bufio.Writer
-	buf [binary.MaxVarintLen64]byte
+	w   io.Writer
+	buf []byte
 	err error
 }
 
-func (e *encoder) bytes(b []byte) {
-	if e.err == nil {
-		_, e.err = e.w.Write(b)
+func (e *encoder) maybeFlush() {
+	if len(e.buf) >= encodeChunk {
+		e.flush()
 	}
 }
-func (e *encoder) uvarint(v uint64) { e.bytes(binary.AppendUvarint(e.buf[:0], v)) }
-func (e *encoder) varint(v int64)   { e.bytes(binary.AppendVarint(e.buf[:0], v)) }
-func (e *encoder) u64(v uint64)     { e.bytes(binary.LittleEndian.AppendUint64(e.buf[:0], v)) }
+
+func (e *encoder) flush() {
+	if e.err == nil && len(e.buf) > 0 {
+		_, e.err = e.w.Write(e.buf)
+	}
+	e.buf = e.buf[:0]
+}
+
+func (e *encoder) bytes(b []byte)   { e.buf = append(e.buf, b...) }
+func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
+func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
+func (e *encoder) u64(v uint64)     { e.buf = binary.LittleEndian.AppendUint64(e.buf, v) }
 func (e *encoder) f64(v float64)    { e.u64(math.Float64bits(v)) }
 func (e *encoder) f32(v float32) {
-	e.bytes(binary.LittleEndian.AppendUint32(e.buf[:0], math.Float32bits(v)))
+	e.buf = binary.LittleEndian.AppendUint32(e.buf, math.Float32bits(v))
 }
-func (e *encoder) str(s string) { e.uvarint(uint64(len(s))); e.bytes([]byte(s)) }
+func (e *encoder) str(s string) { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
 func (e *encoder) flag(b bool) {
 	if b {
 		e.uvarint(1)
@@ -199,7 +235,7 @@ func (e *encoder) bigFloat(f *big.Float) {
 var ErrCorruptPartial = errors.New("collate: corrupt partial")
 
 // minComponentBytes is the least a component takes in a partial.
-const minComponentBytes = 4 + 32 + histLive + 1 + 12 + 3
+const minComponentBytes = 4 + 32 + histLive + 1 + 12 + 2
 
 // DecodePartial parses a partial written by Encode. It never panics on bad
 // input and allocates no more than a small multiple of len(data).
@@ -214,7 +250,7 @@ func DecodePartial(data []byte) (*LayerAccumulator, error) {
 
 func (d *decoder) partial() (*LayerAccumulator, error) {
 	if string(d.take(len(partialMagic))) != partialMagic {
-		return nil, errors.New("not a tdb partial (bad magic)")
+		return nil, errors.New("not a tdb partial of this version (bad magic)")
 	}
 	loc := d.str(256)
 	layer := d.int(1 << 16)
@@ -243,25 +279,32 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 	a.shiftSet = count > 0
 
 	nw := d.int(len(d.b) / 3)
-	wins := make([]Source, nw)
-	toks := make([][]int32, nw)
-	for i := range wins {
-		wins[i] = Source{Doc: d.varint(), Offset: d.varint()}
-		if i > 0 && !wins[i-1].less(wins[i]) {
+	var total int
+	for i := 0; i < nw && d.err == nil; i++ {
+		src := Source{Doc: d.varint(), Offset: d.varint()}
+		n := d.int(min(len(d.b)/4, maxValues))
+		if i > 0 && !a.wins.src[i-1].less(src) {
 			return nil, errors.New("window table not sorted")
 		}
-		n := d.int(min(len(d.b), maxValues))
-		toks[i] = make([]int32, n)
-		for j := range toks[i] {
-			v := d.varint()
-			if v < math.MinInt32 || v > math.MaxInt32 {
-				d.fail("token out of range")
-			}
-			toks[i][j] = int32(v)
+		if n == 0 || (kind == kindPairs && n*(n+1)/2 > maxValues) {
+			d.fail("bad window length")
 		}
-		if d.err != nil {
-			return nil, d.err
+		total += n
+		if total > len(d.b)/4 {
+			d.fail("window tokens exceed the data")
 		}
+		a.wins.src = append(a.wins.src, src)
+		a.wins.start = append(a.wins.start, int64(total))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	a.wins.start = append([]int64{0}, a.wins.start...)
+	a.wins.toks = make([]int32, total)
+	readI32s(a.wins.toks, d.take(4*total))
+	a.wins.live = nw
+	if nw > 0 && kind == kindUnset {
+		return nil, errors.New("records of unknown kind")
 	}
 	if hasExact {
 		a.exact = make([]powerSums, comps)
@@ -301,45 +344,7 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 			}
 			sk.codes[i], sk.counts[i] = uint16(code), uint64(d.int(math.MaxInt64))
 		}
-		for _, which := range []int{0, 1} {
-			limit := cfg.TopK
-			if which == 1 {
-				limit = cfg.QuantilePool
-			}
-			n := d.int(limit)
-			for range n {
-				w := d.int(max(nw-1, 0))
-				if d.err != nil || nw == 0 {
-					d.fail("record without window")
-					break
-				}
-				r := rec{Record: Record{Source: wins[w], Tokens: toks[w], MaxActivation: d.f32()}}
-				r.prio = priority(a.salt, c, r.Source)
-				na := d.int(min(len(d.b)/4, maxValues))
-				r.Activations = make([]float32, na)
-				for i := range r.Activations {
-					r.Activations[i] = d.f32()
-				}
-				if d.err != nil {
-					break
-				}
-				var ok bool
-				if which == 0 {
-					a.top[c], ok = offer(a.top[c], cfg.TopK, r, worse, true)
-				} else {
-					a.pool[c], ok = offer(a.pool[c], cfg.QuantilePool, r, later, true)
-				}
-				if !ok {
-					d.fail("duplicate record")
-				}
-			}
-		}
-		if len(a.top[c]) == cfg.TopK && cfg.TopK > 0 {
-			a.topThr[c] = a.top[c][0].MaxActivation
-		}
-		if len(a.pool[c]) == cfg.QuantilePool && cfg.QuantilePool > 0 {
-			a.poolThr[c] = a.pool[c][0].prio
-		}
+		d.records(a, c, nw)
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -350,9 +355,77 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 	return a, nil
 }
 
+// records reads component c's records into its heaps and checks that they
+// are what an accumulator can hold: at most TopK top and QuantilePool pool
+// records, and a record kept by one heap only does not belong in the other
+// (the heaps' membership tests rely on it).
+func (d *decoder) records(a *LayerAccumulator, c, nw int) {
+	cfg := a.cfg
+	n := d.int(cfg.TopK + cfg.QuantilePool)
+	w := -1
+	only := d.only[:0]
+	for range n {
+		delta := d.int(nw)
+		flags := d.int(3)
+		mx := d.f32()
+		if d.err != nil {
+			return
+		}
+		w += delta
+		if delta == 0 || w >= nw || flags == 0 {
+			d.fail("bad record")
+			return
+		}
+		win := int32(w)
+		L := a.recordLen(win)
+		vals := d.take(4 * L)
+		if d.err != nil {
+			return
+		}
+		ref := a.acts.alloc(L)
+		readF32s(a.acts.get(ref, L), vals)
+		if flags&1 != 0 {
+			if len(a.top[c]) == cfg.TopK {
+				d.fail("too many top records")
+				return
+			}
+			a.pushTop(c, topEnt{ref: ref, win: win, max: mx})
+		}
+		if flags&2 != 0 {
+			if len(a.pool[c]) == cfg.QuantilePool {
+				d.fail("too many pool records")
+				return
+			}
+			a.pushPool(c, poolEnt{prio: priority(a.salt, c, a.wins.src[win]), ref: ref, win: win, max: mx})
+		}
+		if flags != 3 {
+			only = append(only, onlyRec{win: win, flags: flags, max: mx})
+		}
+	}
+	d.only = only
+	for _, r := range only {
+		if r.flags == 1 && a.inPool(c, &poolEnt{prio: priority(a.salt, c, a.wins.src[r.win]), win: r.win}) {
+			d.fail("top record missing from the pool")
+			return
+		}
+		if r.flags == 2 && a.inTop(c, &topEnt{win: r.win, max: r.max}) {
+			d.fail("pool record missing from the top-k")
+			return
+		}
+	}
+}
+
+// onlyRec is a decoded record kept by one heap only.
+type onlyRec struct {
+	win   int32
+	flags int
+	max   float32
+}
+
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	only []onlyRec
 }
 
 func (d *decoder) fail(msg string) {

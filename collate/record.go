@@ -18,6 +18,17 @@ func (s Source) less(o Source) bool {
 	return s.Offset < o.Offset
 }
 
+// cmp orders sources for sorting.
+func (s Source) cmp(o Source) int {
+	switch {
+	case s.less(o):
+		return -1
+	case o.less(s):
+		return 1
+	}
+	return 0
+}
+
 // Record is one window of one component: its tokens, the component's
 // activation at every token (for pair components the lower triangle of the
 // [query, key] matrix row by row: query i, keys 0..i) and the maximum
@@ -79,9 +90,17 @@ func salt(seed uint64, location string, layer int) uint64 {
 // priority is the sampling priority of a component's record. It depends
 // only on the job's seed, the location, layer, component and source.
 func priority(salt uint64, component int, src Source) uint64 {
-	h := mix64(salt ^ uint64(component)*0xd6e8feb86659fd93)
-	h = mix64(h ^ uint64(src.Doc))
-	return mix64(h ^ uint64(src.Offset)*0x9e3779b97f4a7c15)
+	return priorityOf(priorityBase(salt, component), src)
+}
+
+// priorityBase is the part of priority that depends on the component only
+// (accumulators keep it per component).
+func priorityBase(salt uint64, component int) uint64 {
+	return mix64(salt ^ uint64(component)*0xd6e8feb86659fd93)
+}
+
+func priorityOf(base uint64, src Source) uint64 {
+	return mix64(mix64(base^uint64(src.Doc)) ^ uint64(src.Offset)*0x9e3779b97f4a7c15)
 }
 
 var negInf32 = float32(math.Inf(-1))

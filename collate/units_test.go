@@ -254,3 +254,58 @@ func FuzzDecodePartial(f *testing.F) {
 		}
 	})
 }
+
+// TestSummarizeColumnPaths checks the vector and scalar parts of
+// summarizeColumn against a plain reference for every length around the
+// vector width, with zeros of both signs, subnormals and extremes.
+func TestSummarizeColumnPaths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	special := []float32{0, float32(math.Copysign(0, -1)), math.Float32frombits(3), -math.Float32frombits(9),
+		3e4, -2e4, 1e-30, -7.5}
+	for n := 1; n <= 41; n++ {
+		col := make([]float32, n)
+		for i := range col {
+			if rng.IntN(3) == 0 {
+				col[i] = special[rng.IntN(len(special))]
+			} else {
+				col[i] = float32(rng.NormFloat64())
+			}
+		}
+		const k = 0.25
+		var h [histStride]uint32
+		var s [4]float64
+		mx, mn, zeros := summarizeColumn(col, k, &h, &s)
+		var want [histStride]uint32
+		var ws [4]float64
+		wmx, wmn, wz := float32(math.Inf(-1)), float32(math.Inf(1)), 0
+		for _, x := range col {
+			if x == 0 {
+				wz++
+			} else {
+				want[histBin(x)]++
+			}
+			if x > wmx || (x == wmx && !math.Signbit(float64(x))) {
+				wmx = x
+			}
+			if x < wmn || (x == wmn && math.Signbit(float64(x))) {
+				wmn = x
+			}
+			d := float64(x) - k
+			ws[0] += d
+			ws[1] += d * d
+			ws[2] += d * d * d
+			ws[3] += d * d * d * d
+		}
+		if math.Float32bits(mx) != math.Float32bits(wmx) || math.Float32bits(mn) != math.Float32bits(wmn) || zeros != wz {
+			t.Fatalf("n=%d: max %v min %v zeros %d; want %v %v %d", n, mx, mn, zeros, wmx, wmn, wz)
+		}
+		if h != want {
+			t.Fatalf("n=%d: histogram %v, want %v", n, h, want)
+		}
+		for p := range s {
+			if !relClose(s[p], ws[p], 1e-12) {
+				t.Fatalf("n=%d: sum of power %d = %v, want %v", n, p+1, s[p], ws[p])
+			}
+		}
+	}
+}

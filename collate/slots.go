@@ -1,0 +1,222 @@
+package collate
+
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+	"unsafe"
+)
+
+// Kept records are stored without pointers so that a worker keeping
+// hundreds of millions of activations costs the garbage collector nothing
+// to scan and AddWindow allocates nothing per record:
+//
+//   - a window table holds every window's source and tokens once
+//     (records refer to a window by index);
+//   - an arena holds record activations in large chunks; slots freed by
+//     evicted records are reused by the next records of the same length.
+
+// windowTable holds the sources and tokens of the windows records refer to.
+type windowTable struct {
+	src   []Source
+	start []int64 // window i's tokens are toks[start[i]:start[i+1]]
+	toks  []int32
+	// index finds a window by source; built on first merge (AddWindow's
+	// sources are unique by contract and need no lookup).
+	index map[Source]int32
+	// live is the number of windows referenced at the last compaction.
+	live int
+}
+
+func (t *windowTable) len() int { return len(t.src) }
+
+// add appends a window and returns its index.
+func (t *windowTable) add(src Source, tokens []int32) int32 {
+	if len(t.start) == 0 {
+		t.start = append(t.start, 0)
+	}
+	i := int32(len(t.src))
+	t.src = append(t.src, src)
+	t.toks = append(t.toks, tokens...)
+	t.start = append(t.start, int64(len(t.toks)))
+	if t.index != nil {
+		t.index[src] = i
+	}
+	return i
+}
+
+// tokens returns window i's tokens; the slice must not be modified (it is
+// shared by every record of the window and never rewritten in place).
+func (t *windowTable) tokens(i int32) []int32 {
+	return t.toks[t.start[i]:t.start[i+1]:t.start[i+1]]
+}
+
+func (t *windowTable) ntok(i int32) int { return int(t.start[i+1] - t.start[i]) }
+
+// lookup returns the index of the window with source src, if present.
+func (t *windowTable) lookup(src Source) (int32, bool) {
+	if t.index == nil {
+		t.index = make(map[Source]int32, len(t.src))
+		for i, s := range t.src {
+			t.index[s] = int32(i)
+		}
+	}
+	i, ok := t.index[src]
+	return i, ok
+}
+
+// compact keeps the windows whose keep flag is set, in their order, and
+// returns the new index of every old window (-1 for dropped ones).
+func (t *windowTable) compact(keep []bool) []int32 {
+	remap := make([]int32, len(t.src))
+	var nt windowTable
+	nt.start = make([]int64, 1, len(t.src)/2+1)
+	for i := range t.src {
+		if !keep[i] {
+			remap[i] = -1
+			continue
+		}
+		remap[i] = nt.add(t.src[i], t.tokens(int32(i)))
+	}
+	nt.live = len(nt.src)
+	*t = nt
+	return remap
+}
+
+// slotRef addresses a record's activations: chunk index << 32 | offset.
+type slotRef uint64
+
+// Arena chunk sizes in float32 values: the first chunk is small (tests and
+// tiny models make many accumulators), later ones double up to the cap.
+const (
+	arenaFirstChunk = 1 << 12
+	arenaMaxChunk   = 1 << 22 // 16 MiB
+)
+
+// arena stores fixed-length runs of float32 values in pointer-free chunks.
+// Freed runs are kept on per-length free lists and reused.
+type arena struct {
+	chunks [][]float32
+	used   int // values used in the last chunk
+	// The common record length has its own free list; others use the map.
+	freeLen  int
+	freeList []slotRef
+	free     map[int][]slotRef
+	inUse    int64 // values in live slots
+}
+
+// alloc returns a slot of n values (contents undefined).
+func (ar *arena) alloc(n int) slotRef {
+	if ar.freeLen == 0 {
+		ar.freeLen = n
+	}
+	if n == ar.freeLen {
+		if k := len(ar.freeList); k > 0 {
+			r := ar.freeList[k-1]
+			ar.freeList = ar.freeList[:k-1]
+			ar.inUse += int64(n)
+			return r
+		}
+	} else if l := ar.free[n]; len(l) > 0 {
+		r := l[len(l)-1]
+		ar.free[n] = l[:len(l)-1]
+		ar.inUse += int64(n)
+		return r
+	}
+	if len(ar.chunks) == 0 || ar.used+n > len(ar.chunks[len(ar.chunks)-1]) {
+		size := arenaFirstChunk
+		if k := len(ar.chunks); k > 0 {
+			size = min(2*len(ar.chunks[k-1]), arenaMaxChunk)
+		}
+		ar.chunks = append(ar.chunks, make([]float32, max(size, n)))
+		ar.used = 0
+	}
+	r := slotRef(uint64(len(ar.chunks)-1)<<32 | uint64(ar.used))
+	ar.used += n
+	ar.inUse += int64(n)
+	return r
+}
+
+// get returns the n values of slot r.
+func (ar *arena) get(r slotRef, n int) []float32 {
+	off := int(uint32(r))
+	return ar.chunks[r>>32][off : off+n : off+n]
+}
+
+// release returns slot r of n values to the free lists.
+func (ar *arena) release(r slotRef, n int) {
+	ar.inUse -= int64(n)
+	if n == ar.freeLen {
+		ar.freeList = append(ar.freeList, r)
+		return
+	}
+	if ar.free == nil {
+		ar.free = map[int][]slotRef{}
+	}
+	ar.free[n] = append(ar.free[n], r)
+}
+
+// littleEndian reports whether float32 slices can be copied to and from
+// the little-endian partial encoding as raw bytes.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// appendF32s appends vs as little-endian float32s.
+func appendF32s(b []byte, vs []float32) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	if littleEndian {
+		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), 4*len(vs))...)
+	}
+	b = slices.Grow(b, 4*len(vs))
+	for _, v := range vs {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	}
+	return b
+}
+
+// appendI32s appends vs as little-endian int32s.
+func appendI32s(b []byte, vs []int32) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	if littleEndian {
+		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), 4*len(vs))...)
+	}
+	b = slices.Grow(b, 4*len(vs))
+	for _, v := range vs {
+		b = binary.LittleEndian.AppendUint32(b, uint32(v))
+	}
+	return b
+}
+
+// readF32s fills dst from len(dst) little-endian float32s in src.
+func readF32s(dst []float32, src []byte) {
+	if len(dst) == 0 {
+		return
+	}
+	if littleEndian {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), src)
+		return
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
+
+// readI32s fills dst from len(dst) little-endian int32s in src.
+func readI32s(dst []int32, src []byte) {
+	if len(dst) == 0 {
+		return
+	}
+	if littleEndian {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), src)
+		return
+	}
+	for i := range dst {
+		dst[i] = int32(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
