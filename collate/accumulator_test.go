@@ -386,3 +386,95 @@ func TestEncodeDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanSources checks that planning a shard's sources (the early pool
+// threshold) changes nothing in the partial, and that a plan is enforced.
+func TestPlanSources(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		nWin  int
+		pairs bool
+	}{{"tokens", 120, false}, {"fewer windows than the pool", 10, false}, {"pairs", 60, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const T, C = 6, 5
+			wins := synthCorpus(11, tc.nWin, T, C, tc.pairs)
+			cfg := testConfig()
+			plain, _ := NewLayerAccumulator("x", 2, C, cfg)
+			feed(t, plain, wins)
+			planned, _ := NewLayerAccumulator("x", 2, C, cfg)
+			var srcs []Source
+			for i := len(wins) - 1; i >= 0; i-- { // any order
+				srcs = append(srcs, wins[i].src)
+			}
+			if err := planned.PlanSources(srcs); err != nil {
+				t.Fatal(err)
+			}
+			feed(t, planned, wins[:len(wins)-1])
+			if _, err := planned.MarshalBinary(); err == nil {
+				t.Fatal("an open plan encoded")
+			}
+			if _, err := planned.Component(0); err == nil {
+				t.Fatal("an open plan was read")
+			}
+			feed(t, planned, wins[len(wins)-1:])
+			b1, err := plain.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b2, err := planned.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b1, b2) {
+				t.Fatalf("planned partial differs from the plain one (%d vs %d bytes)", len(b2), len(b1))
+			}
+			if got, want := planned.acts.inUse, plain.acts.inUse; got != want {
+				t.Fatalf("planned accumulator holds %d values in live slots, plain %d", got, want)
+			}
+		})
+	}
+	a, _ := NewLayerAccumulator("x", 0, 2, testConfig())
+	wins := synthCorpus(1, 3, 4, 2, false)
+	if err := a.PlanSources([]Source{wins[0].src, wins[0].src}); err == nil {
+		t.Fatal("duplicate planned source accepted")
+	}
+	if err := a.PlanSources([]Source{wins[0].src, wins[1].src}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddWindow(wins[2].src, wins[2].tokens, wins[2].acts); err == nil {
+		t.Fatal("unplanned window accepted")
+	}
+	feed(t, a, wins[:1])
+	if err := a.AddWindow(wins[0].src, wins[0].tokens, wins[0].acts); err == nil {
+		t.Fatal("planned window accepted twice")
+	}
+	if err := a.PlanSources(nil); err == nil {
+		t.Fatal("second plan accepted")
+	}
+}
+
+// TestArenaReuse checks that evicted records give their slots back: after a
+// long stream the live slots are exactly the kept records.
+func TestArenaReuse(t *testing.T) {
+	const T, C = 4, 3
+	cfg := testConfig()
+	a, _ := NewLayerAccumulator("x", 0, C, cfg)
+	feed(t, a, synthCorpus(4, 400, T, C, false))
+	want := int64(0)
+	for c := 0; c < C; c++ {
+		seen := map[int32]bool{}
+		for _, e := range a.top[c] {
+			seen[e.win] = true
+		}
+		for _, e := range a.pool[c] {
+			seen[e.win] = true
+		}
+		want += int64(len(seen) * T)
+	}
+	if a.acts.inUse != want {
+		t.Fatalf("%d values in live slots, want %d (kept records × %d)", a.acts.inUse, want, T)
+	}
+	if a.wins.len() > 2*a.wins.live+4096 {
+		t.Fatalf("window table not compacted: %d windows", a.wins.len())
+	}
+}

@@ -193,3 +193,37 @@ func BenchmarkWriteLayer(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "file-bytes")
 }
+
+// BenchmarkAddWindowShard runs whole shards of 1024 windows of one GPT-2
+// small MLP layer (3072 neurons, 64 tokens) from a fresh accumulator with
+// the shard's sources planned, as a worker does: the early windows all enter
+// the heaps, so this is the realistic cost (BenchmarkAddWindow is the steady
+// state). cpu-µs/token-gpt2small scales it to all 36,864 neurons.
+func BenchmarkAddWindowShard(b *testing.B) {
+	const T, C, W = 64, 3072, 1024
+	wins := gptWindows(64, T, C)
+	srcs := make([]Source, W)
+	for i := range srcs {
+		srcs[i] = Source{Doc: int64(i / 4), Offset: int64(i%4) * T}
+	}
+	b.SetBytes(int64(W * T * C * 4))
+	c0 := cpuTime()
+	for b.Loop() {
+		a, err := NewLayerAccumulator("mlp.post_act", 0, C, DefaultConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.PlanSources(srcs); err != nil {
+			b.Fatal(err)
+		}
+		for i, src := range srcs {
+			w := wins[(i*7)%len(wins)]
+			if err := a.AddWindow(src, w.tokens, w.acts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	cpu := float64((cpuTime() - c0).Nanoseconds()) / float64(b.N) / (W * T * C)
+	b.ReportMetric(cpu, "cpu-ns/token-component")
+	b.ReportMetric(cpu*36864/1000, "cpu-µs/token-gpt2small")
+}

@@ -49,7 +49,7 @@ func (a *LayerAccumulator) topAdmits(c int, e *topEnt) bool {
 // poolAdmits reports whether a new record e belongs in component c's pool.
 func (a *LayerAccumulator) poolAdmits(c int, e *poolEnt) bool {
 	h := a.pool[c]
-	return a.cfg.QuantilePool > 0 && (len(h) < a.cfg.QuantilePool || a.poolLater(&h[0], e))
+	return a.cfg.QuantilePool > 0 && e.prio <= a.poolThr[c] && (len(h) < a.cfg.QuantilePool || a.poolLater(&h[0], e))
 }
 
 // inTop reports whether a record that was offered to component c's top-k
@@ -60,10 +60,11 @@ func (a *LayerAccumulator) inTop(c int, e *topEnt) bool {
 	return a.cfg.TopK > 0 && (len(h) < a.cfg.TopK || !a.topWorse(e, &h[0]))
 }
 
-// inPool is inTop for the pool (the bottom QuantilePool by priority).
+// inPool is inTop for the pool (the bottom QuantilePool by priority; while
+// a plan is open, records above the planned threshold were never offered).
 func (a *LayerAccumulator) inPool(c int, e *poolEnt) bool {
 	h := a.pool[c]
-	return a.cfg.QuantilePool > 0 && (len(h) < a.cfg.QuantilePool || !a.poolLater(e, &h[0]))
+	return a.cfg.QuantilePool > 0 && e.prio <= a.poolThr[c] && (len(h) < a.cfg.QuantilePool || !a.poolLater(e, &h[0]))
 }
 
 // pushTop adds e, which topAdmits, to component c's top-k and returns the
@@ -109,9 +110,20 @@ func (a *LayerAccumulator) pushTop(c int, e topEnt) (topEnt, bool) {
 	return old, true
 }
 
-// pushPool is pushTop for the pool.
+// pushPool is pushTop for the pool. While a plan is open, exactly the
+// records that end in the pool are admitted, so they are appended in any
+// order and put in heap order once the pool is full or the plan closes.
 func (a *LayerAccumulator) pushPool(c int, e poolEnt) (poolEnt, bool) {
 	h := a.pool[c]
+	if a.planned != nil && len(h) < a.cfg.QuantilePool {
+		h = append(h, e)
+		a.pool[c] = h
+		if len(h) == a.cfg.QuantilePool {
+			a.heapifyPool(c)
+			a.poolThr[c] = h[0].prio
+		}
+		return poolEnt{}, false
+	}
 	if len(h) < a.cfg.QuantilePool {
 		h = append(h, e)
 		i := len(h) - 1
@@ -131,24 +143,36 @@ func (a *LayerAccumulator) pushPool(c int, e poolEnt) (poolEnt, bool) {
 	}
 	old := h[0]
 	h[0] = e
-	n, i := len(h), 0
+	a.siftDownPool(h, 0)
+	a.poolThr[c] = h[0].prio
+	return old, true
+}
+
+// heapifyPool puts component c's pool in heap order.
+func (a *LayerAccumulator) heapifyPool(c int) {
+	h := a.pool[c]
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		a.siftDownPool(h, i)
+	}
+}
+
+func (a *LayerAccumulator) siftDownPool(h []poolEnt, i int) {
+	n := len(h)
 	for {
 		l := 2*i + 1
 		if l >= n {
-			break
+			return
 		}
 		m := l
 		if r := l + 1; r < n && a.poolLater(&h[r], &h[l]) {
 			m = r
 		}
 		if !a.poolLater(&h[m], &h[i]) {
-			break
+			return
 		}
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-	a.poolThr[c] = h[0].prio
-	return old, true
 }
 
 // keep offers a record of component c to both heaps and stores its

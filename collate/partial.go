@@ -38,6 +38,9 @@ const encodeChunk = 1 << 20
 
 // Encode writes the accumulator as a partial.
 func (a *LayerAccumulator) Encode(w io.Writer) error {
+	if err := a.openPlan(); err != nil {
+		return err
+	}
 	a.flushSketch()
 	e := &encoder{w: w}
 	e.bytes([]byte(partialMagic))

@@ -1,6 +1,9 @@
 package collate
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // The quantile sketch counts per-record maximum activations in fixed bins
 // whose relative width is 2^-5 (about 3%), so sketches of shards add up
@@ -101,26 +104,40 @@ func (s *sketch) add(code uint16) {
 	s.counts[i] = 1
 }
 
-// merge adds o's counts into s.
+// merge adds o's counts into s, in place when s has room.
 func (s *sketch) merge(o *sketch) {
-	codes := make([]uint16, 0, len(s.codes)+len(o.codes))
-	counts := make([]uint64, 0, cap(codes))
-	i, j := 0, 0
-	for i < len(s.codes) || j < len(o.codes) {
+	// The union's size, then a merge from the back into s's grown slices.
+	n, i, j := 0, 0, 0
+	for i < len(s.codes) && j < len(o.codes) {
 		switch {
-		case j == len(o.codes) || (i < len(s.codes) && s.codes[i] < o.codes[j]):
-			codes, counts = append(codes, s.codes[i]), append(counts, s.counts[i])
+		case s.codes[i] < o.codes[j]:
 			i++
-		case i == len(s.codes) || o.codes[j] < s.codes[i]:
-			codes, counts = append(codes, o.codes[j]), append(counts, o.counts[j])
+		case o.codes[j] < s.codes[i]:
 			j++
 		default:
-			codes, counts = append(codes, s.codes[i]), append(counts, s.counts[i]+o.counts[j])
 			i++
 			j++
 		}
+		n++
 	}
-	s.codes, s.counts = codes, counts
+	n += len(s.codes) - i + len(o.codes) - j
+	i, j = len(s.codes)-1, len(o.codes)-1
+	s.codes = slices.Grow(s.codes, n-len(s.codes))[:n]
+	s.counts = slices.Grow(s.counts, n-len(s.counts))[:n]
+	for k := n - 1; j >= 0; k-- {
+		switch {
+		case i >= 0 && s.codes[i] > o.codes[j]:
+			s.codes[k], s.counts[k] = s.codes[i], s.counts[i]
+			i--
+		case i >= 0 && s.codes[i] == o.codes[j]:
+			s.codes[k], s.counts[k] = s.codes[i], s.counts[i]+o.counts[j]
+			i--
+			j--
+		default:
+			s.codes[k], s.counts[k] = o.codes[j], o.counts[j]
+			j--
+		}
+	}
 }
 
 func (s *sketch) total() uint64 {

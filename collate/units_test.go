@@ -309,3 +309,31 @@ func TestSummarizeColumnPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSketchMerge checks the in-place merge against counting by hand.
+func TestSketchMerge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	for trial := 0; trial < 200; trial++ {
+		var s, o sketch
+		want := map[uint16]uint64{}
+		for _, sk := range []*sketch{&s, &o} {
+			for range rng.IntN(30) {
+				code := uint16(rng.IntN(60))
+				sk.add(code)
+				want[code]++
+			}
+		}
+		s.merge(&o)
+		if len(s.codes) != len(want) || len(s.counts) != len(s.codes) {
+			t.Fatalf("trial %d: %d codes, want %d", trial, len(s.codes), len(want))
+		}
+		for i, code := range s.codes {
+			if i > 0 && s.codes[i-1] >= code {
+				t.Fatalf("trial %d: codes not increasing: %v", trial, s.codes)
+			}
+			if s.counts[i] != want[code] {
+				t.Fatalf("trial %d: code %d counted %d, want %d", trial, code, s.counts[i], want[code])
+			}
+		}
+	}
+}

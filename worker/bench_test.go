@@ -1,7 +1,11 @@
 package worker
 
 import (
+	"bufio"
 	"context"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"tdb/collate"
@@ -36,12 +40,48 @@ func benchSetup(b *testing.B, tokens int64) (*Job, corpus.Shard) {
 	return job, shards[0]
 }
 
+// benchShardTokens is the shard size of BenchmarkShardGPT2Small: the
+// coordinator's default (1<<16) unless TDB_BENCH_SHARD_TOKENS says otherwise.
+func benchShardTokens(b *testing.B) int64 {
+	if v := os.Getenv("TDB_BENCH_SHARD_TOKENS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 64 {
+			b.Fatalf("TDB_BENCH_SHARD_TOKENS=%q: want a token count of at least 64", v)
+		}
+		return n
+	}
+	return 1 << 16
+}
+
+// peakRSS returns the process's peak resident set size in bytes (Linux;
+// 0 elsewhere).
+func peakRSS() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
 // BenchmarkShardGPT2Small compares the worker's end-to-end shard (read and
 // tokenize the corpus, forward, accumulate all 36,864 neurons, encode and
 // write the partials) with the bare forward passes over the same windows
-// (capturing the 12 mlp.post_act sites). Run with -benchtime=1x.
+// (capturing the 12 mlp.post_act sites), and reports the process's peak RSS
+// after each. The shard has the coordinator's default size (see
+// benchShardTokens): partials are bounded by the components, not the
+// tokens, so a longer shard writes fewer bytes per token. Run with
+// -benchtime=1x; the forward sub-benchmark runs first, so its peak RSS is
+// the model's and the forward's alone.
 func BenchmarkShardGPT2Small(b *testing.B) {
-	job, sh := benchSetup(b, 4096)
+	job, sh := benchSetup(b, benchShardTokens(b))
 	ctx := context.Background()
 	var windows [][]int
 	if _, err := job.Corpus.Windows(ctx, sh, job.Spec.NCtx, func(w corpus.Window) error {
@@ -64,6 +104,7 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 			}
 		}
 		b.ReportMetric(tokens*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		b.ReportMetric(peakRSS()/1e6, "peak-RSS-MB")
 	})
 	b.Run("end-to-end", func(b *testing.B) {
 		st, err := store.NewLocal(b.TempDir())
@@ -76,16 +117,17 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, a := range res.Accumulators {
-				ref, err := WritePartial(ctx, st, natsutil.PartialKey("bench", a.Location(), a.Layer(), 0), a)
-				if err != nil {
-					b.Fatal(err)
-				}
+			refs, err := WritePartials(ctx, st, "bench", 0, res.Accumulators)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, ref := range refs {
 				written += ref.Size
 			}
 		}
 		b.ReportMetric(tokens*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 		b.ReportMetric(float64(written)/float64(b.N)/1e6, "partial-MB/shard")
+		b.ReportMetric(peakRSS()/1e6, "peak-RSS-MB")
 	})
 }
 

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -72,7 +73,26 @@ type ShardResult struct {
 
 // Run computes one shard. progress (may be nil) gets the tokens done so far
 // after every batch.
+//
+// The shard's windows are read first (their tokens are small next to the
+// activations), so that every accumulator knows the shard's sources
+// (collate.LayerAccumulator.PlanSources) before the first batch. The forward
+// pass of one batch then runs while the previous batch is accumulated; the
+// captured activations are copied by hooks into two reused buffer sets
+// instead of being allocated per batch.
 func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int64)) (*ShardResult, error) {
+	var wins []corpus.Window
+	st, err := j.Corpus.Windows(ctx, sh, j.Spec.NCtx, func(w corpus.Window) error {
+		wins = append(wins, w)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	srcs := make([]collate.Source, len(wins))
+	for i, w := range wins {
+		srcs[i] = collate.Source{Doc: w.Doc, Offset: w.Offset}
+	}
 	accs := make([]*collate.LayerAccumulator, len(j.targets))
 	feeds := make([]*feeder, len(j.targets))
 	for i, t := range j.targets {
@@ -83,52 +103,138 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 		accs[i] = a
 		feeds[i] = &feeder{t: t, acc: a, m: j.Model}
 	}
+	if err := parallel(ctx, len(accs), func(i int) error { return accs[i].PlanSources(srcs) }); err != nil {
+		return nil, err
+	}
 	bs := j.Spec.BatchSize
 	if bs <= 0 {
 		bs = DefaultBatchSize
 	}
-	batch := make([]corpus.Window, 0, bs)
-	tokens := make([][]int, 0, bs)
-	var done int64
-	flush := func() error {
-		tokens = tokens[:0]
-		for _, w := range batch {
-			seq := make([]int, len(w.Tokens))
-			for i, id := range w.Tokens {
-				seq[i] = int(id)
+
+	// Two buffer sets circulate between the forward loop and the
+	// accumulating goroutine.
+	free := make(chan *batchActs, 2)
+	for range 2 {
+		free <- &batchActs{acts: map[model.Site]*model.Tensor{}}
+	}
+	full := make(chan *batchActs)
+	accErr := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		var done int64
+		var err error
+		for ba := range full {
+			if err == nil {
+				err = feedAll(ctx, feeds, &model.Result{Acts: ba.acts}, ba.batch)
+				if err == nil {
+					for _, w := range ba.batch {
+						done += int64(len(w.Tokens))
+					}
+					if progress != nil {
+						progress(done)
+					}
+				} else {
+					cancel() // stop the forward loop
+				}
 			}
-			tokens = append(tokens, seq)
+			free <- ba
 		}
-		res, err := j.Model.Forward(ctx, model.Request{Tokens: tokens, Capture: j.capture})
-		if err != nil {
-			return fmt.Errorf("forward pass on windows from document %d offset %d: %w", batch[0].Doc, batch[0].Offset, err)
-		}
-		if err := feedAll(ctx, feeds, res, batch); err != nil {
-			return err
-		}
-		for _, w := range batch {
-			done += int64(len(w.Tokens))
-		}
-		batch = batch[:0]
-		if progress != nil {
-			progress(done)
+		accErr <- err
+	}()
+	forwardErr := func() error {
+		defer close(full)
+		tokens := make([][]int, 0, bs)
+		for start := 0; start < len(wins); start += bs {
+			batch := wins[start:min(start+bs, len(wins))]
+			var ba *batchActs
+			select {
+			case ba = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			tokens = tokens[:0]
+			for _, w := range batch {
+				seq := make([]int, len(w.Tokens))
+				for i, id := range w.Tokens {
+					seq[i] = int(id)
+				}
+				tokens = append(tokens, seq)
+			}
+			ba.batch = batch
+			if _, err := j.Model.Forward(ctx, model.Request{Tokens: tokens, Hooks: ba.hooks(j.capture)}); err != nil {
+				free <- ba
+				return fmt.Errorf("forward pass on windows from document %d offset %d: %w", batch[0].Doc, batch[0].Offset, err)
+			}
+			select {
+			case full <- ba:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		return nil
-	}
-	st, err := j.Corpus.Windows(ctx, sh, j.Spec.NCtx, func(w corpus.Window) error {
-		batch = append(batch, w)
-		if len(batch) == bs {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil && len(batch) > 0 {
-		err = flush()
-	}
-	if err != nil {
+	}()
+	if err := <-accErr; err != nil {
 		return nil, err
 	}
+	if forwardErr != nil {
+		return nil, forwardErr
+	}
 	return &ShardResult{Accumulators: accs, Stats: st}, nil
+}
+
+// batchActs is one batch's captured activations in buffers reused from
+// batch to batch.
+type batchActs struct {
+	acts  map[model.Site]*model.Tensor
+	batch []corpus.Window
+}
+
+// hooks returns hooks that copy the sites' activations into ba's buffers.
+func (ba *batchActs) hooks(sites []model.Site) []model.Hook {
+	hs := make([]model.Hook, len(sites))
+	for i, s := range sites {
+		hs[i] = model.Hook{Site: s, Fn: func(t *model.Tensor) error {
+			dst := ba.acts[s]
+			if dst == nil {
+				dst = &model.Tensor{}
+				ba.acts[s] = dst
+			}
+			dst.Shape = append(dst.Shape[:0], t.Shape...)
+			dst.Data = append(dst.Data[:0], t.Data...)
+			return nil
+		}}
+	}
+	return hs
+}
+
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and returns the
+// first error.
+func parallel(ctx context.Context, n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // feedAll feeds a batch to every target's accumulator, the targets in

@@ -281,15 +281,10 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task natsutil.S
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	refs = make([]natsutil.PartialRef, 0, len(res.Accumulators))
-	for i, acc := range res.Accumulators {
-		ref, err := WritePartial(cctx, w.cfg.Store, natsutil.PartialKey(task.Job, acc.Location(), acc.Layer(), task.Index), acc)
-		if err != nil {
-			w.cfg.Metrics.Errors.WithLabelValues("store").Inc()
-			return nil, 0, 0, err
-		}
-		refs = append(refs, ref)
-		res.Accumulators[i] = nil // let it be freed before the next one is written
+	refs, err = WritePartials(cctx, w.cfg.Store, task.Job, task.Index, res.Accumulators)
+	if err != nil {
+		w.cfg.Metrics.Errors.WithLabelValues("store").Inc()
+		return nil, 0, 0, err
 	}
 	return refs, res.Stats.Windows, res.Stats.Windows * int64(job.Spec.NCtx), nil
 }
@@ -419,6 +414,25 @@ func (w *Worker) verify(ctx context.Context, refs []natsutil.PartialRef) error {
 		}
 	}
 	return nil
+}
+
+// WritePartials writes a shard's partials, in parallel on up to GOMAXPROCS
+// goroutines (encoding and hashing are CPU-bound), and returns their
+// references in accumulator order. Each accumulator is dropped from accs
+// once written, so its memory can be freed before the shard ends.
+func WritePartials(ctx context.Context, st store.Store, job string, shard int, accs []*collate.LayerAccumulator) ([]natsutil.PartialRef, error) {
+	refs := make([]natsutil.PartialRef, len(accs))
+	err := parallel(ctx, len(accs), func(i int) error {
+		acc := accs[i]
+		ref, err := WritePartial(ctx, st, natsutil.PartialKey(job, acc.Location(), acc.Layer(), shard), acc)
+		refs[i] = ref
+		accs[i] = nil
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return refs, nil
 }
 
 // WritePartial streams an accumulator's partial into the store under key,
