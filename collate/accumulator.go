@@ -31,7 +31,7 @@ type LayerAccumulator struct {
 	count    int64
 	shiftSet bool
 	shift    []float32 // per component K of the shifted sums
-	sums     []float64 // per component sum (x-K)^p, p=1..4
+	sums     []float64 // sum (x-K)^p of component c at sums[(p-1)*C+c], p=1..4
 	hist     []uint32  // per component histLive bins and a scratch slot
 
 	// Merged (exact) statistics, allocated on first merge or flush.
@@ -70,7 +70,13 @@ type LayerAccumulator struct {
 	batch     sketch
 
 	scratch []float32 // transposed window [component][values]
-	scores  []float32 // transposed scores of pair windows
+	winMax  []float32 // the window's maximum per component
+	col     []float32 // one gathered column
+	fills   []fill    // kept records of the current window to fill
+	// outputs of the row-wise vector summary
+	rowMax, rowMin []uint32
+	rowZeros       []int32
+	scores         []float32 // transposed scores of pair windows
 }
 
 // NewLayerAccumulator returns an empty accumulator for nComponents components
@@ -147,9 +153,71 @@ func (a *LayerAccumulator) AddWindow(src Source, tokens []int32, acts []float32)
 	if err := a.setKind(kindTokens); err != nil {
 		return err
 	}
+	if hasAVX2FMA && C >= 8 {
+		a.addRows(src, tokens, acts, T)
+		return nil
+	}
 	a.scratch = transpose(a.scratch, acts, T, C)
 	a.addColumns(src, tokens, a.scratch, a.scratch, T)
 	return nil
+}
+
+// addRows is addColumns for a [T, C] window read row by row: the vector
+// loop summarizes blocks of eight components with one per lane (no
+// transpose); the last C%8 components and kept records' values are
+// gathered column by column.
+func (a *LayerAccumulator) addRows(src Source, tokens []int32, acts []float32, T int) {
+	C := a.components
+	if !a.shiftSet {
+		copy(a.shift, acts[:C])
+		a.shiftSet = true
+	}
+	if len(a.winMax) < C {
+		a.winMax = make([]float32, C)
+		a.rowMax, a.rowMin = make([]uint32, C), make([]uint32, C)
+		a.rowZeros = make([]int32, C)
+	}
+	n := summarizeRows(acts, T, C, a.shift, a.sums, a.hist, a.rowMax, a.rowMin, a.rowZeros)
+	a.col = slices.Grow(a.col[:0], T)[:T]
+	column := func(c int) []float32 {
+		for t := range a.col {
+			a.col[t] = acts[t*C+c]
+		}
+		return a.col
+	}
+	for c := 0; c < n; c++ {
+		mx, mn, zeros := fromKey(a.rowMax[c]), fromKey(a.rowMin[c]), int(a.rowZeros[c])
+		h := (*[histStride]uint32)(a.hist[c*histStride : (c+1)*histStride])
+		if h[histLive] != uint32(zeros) {
+			fixSubnormals(column(c), h)
+		}
+		h[histLive] = 0
+		a.nonzero[c] += int64(T - zeros)
+		a.maxAct[c] = max(a.maxAct[c], mx)
+		a.minAct[c] = min(a.minAct[c], mn)
+		a.winMax[c] = mx
+	}
+	for c := n; c < C; c++ {
+		a.winMax[c] = a.summarize(c, column(c))
+	}
+	// Kept records' values are gathered afterwards in one pass over the
+	// rows (a column gathered per record misses the cache on every value).
+	a.fills = a.fills[:0]
+	a.addRecords(src, tokens, T, nil)
+	if len(a.fills) > 0 {
+		for t := 0; t < T; t++ {
+			row := acts[t*C : (t+1)*C]
+			for _, f := range a.fills {
+				a.acts.chunks[f.ref>>32][int(uint32(f.ref))+t] = row[f.c]
+			}
+		}
+	}
+}
+
+// fill is a kept record whose slot awaits its values.
+type fill struct {
+	c   int32
+	ref slotRef
 }
 
 // AddPairWindow adds one window of pair components (attention heads).
@@ -322,6 +390,19 @@ func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores [
 		}
 		a.shiftSet = true
 	}
+	if len(a.winMax) < a.components {
+		a.winMax = make([]float32, a.components)
+	}
+	for c := 0; c < a.components; c++ {
+		a.winMax[c] = a.summarize(c, scores[c*L:(c+1)*L])
+	}
+	a.addRecords(src, tokens, L, func(c int) []float32 { return vals[c*L : (c+1)*L] })
+}
+
+// addRecords finishes a window whose per-component maxima are in winMax:
+// the sketches, the heaps (values(c) returns component c's L values, called
+// only for records that are kept) and the counts.
+func (a *LayerAccumulator) addRecords(src Source, tokens []int32, L int, values func(c int) []float32) {
 	closing := false
 	if a.planned != nil {
 		delete(a.planned, src)
@@ -334,8 +415,7 @@ func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores [
 	pend := a.pend[a.pendN:]
 	useTop, usePool := a.cfg.TopK > 0, a.cfg.QuantilePool > 0
 	for c := 0; c < a.components; c++ {
-		col := scores[c*L : (c+1)*L]
-		mx := a.summarize(c, col)
+		mx := a.winMax[c]
 		pend[c*pendWindows] = sketchCode(mx)
 		a.minRec[c] = min(a.minRec[c], mx)
 		// Most windows enter neither heap: two compares reject them.
@@ -347,7 +427,7 @@ func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores [
 			enterPool = prio <= a.poolThr[c]
 		}
 		if enterTop || enterPool {
-			a.keep(c, win, mx, prio, L, vals[c*L:(c+1)*L])
+			a.keep(c, win, mx, prio, L, values)
 		}
 	}
 	if closing {
@@ -406,12 +486,24 @@ func (a *LayerAccumulator) maybeCompact() {
 	}
 }
 
+// liveSums returns component c's live power sums.
+func (a *LayerAccumulator) liveSums(c int) [4]float64 {
+	C := a.components
+	return [4]float64{a.sums[c], a.sums[C+c], a.sums[2*C+c], a.sums[3*C+c]}
+}
+
+func (a *LayerAccumulator) setLiveSums(c int, s *[4]float64) {
+	C := a.components
+	a.sums[c], a.sums[C+c], a.sums[2*C+c], a.sums[3*C+c] = s[0], s[1], s[2], s[3]
+}
+
 // summarize folds one component's window into the live statistics and
 // returns its maximum.
 func (a *LayerAccumulator) summarize(c int, col []float32) float32 {
 	h := (*[histStride]uint32)(a.hist[c*histStride : (c+1)*histStride])
-	s := (*[4]float64)(a.sums[4*c : 4*c+4])
-	mx, mn, zeros := summarizeColumn(col, float64(a.shift[c]), h, s)
+	s := a.liveSums(c)
+	mx, mn, zeros := summarizeColumn(col, float64(a.shift[c]), h, &s)
+	a.setLiveSums(c, &s)
 	a.nonzero[c] += int64(len(col) - zeros)
 	a.maxAct[c] = max(a.maxAct[c], mx)
 	a.minAct[c] = min(a.minAct[c], mn)
@@ -453,16 +545,22 @@ func summarizeColumn(col []float32, k float64, h *[histStride]uint32, s *[4]floa
 		s[3] += a4
 	}
 	histAdd(col, h)
-	if tiny := h[histLive]; tiny != zs {
-		// Subnormals: put them in the lowest magnitude bin of their sign.
-		for _, x := range col {
-			if x != 0 && math.Float32bits(x)&0x7f800000 == 0 {
-				h[histBin(x)]++
-			}
-		}
+	if h[histLive] != zs {
+		fixSubnormals(col, h)
 	}
 	h[histLive] = 0
 	return fromKey(mxk), fromKey(mnk), int(zs)
+}
+
+// fixSubnormals puts col's subnormals, which the histogram LUT counts in
+// scratch slot histLive with the zeros, in the lowest magnitude bin of their
+// sign.
+func fixSubnormals(col []float32, h *[histStride]uint32) {
+	for _, x := range col {
+		if x != 0 && math.Float32bits(x)&0x7f800000 == 0 {
+			h[histBin(x)]++
+		}
+	}
 }
 
 // fromKey inverts the order-preserving key of summarizeColumn.
@@ -507,7 +605,8 @@ func (a *LayerAccumulator) flushLive() {
 	}
 	if a.count > 0 {
 		for c := range a.exact {
-			a.exact[c].addShifted(a.count, a.shift[c], (*[4]float64)(a.sums[4*c:4*c+4]))
+			s := a.liveSums(c)
+			a.exact[c].addShifted(a.count, a.shift[c], &s)
 		}
 	} else {
 		for c := range a.exact {
@@ -616,7 +715,7 @@ func (a *LayerAccumulator) mergeRecord(c int, o *LayerAccumulator, ow int32, mx 
 		return
 	}
 	n := o.recordLen(ow)
-	a.keep(c, w, mx, prio, n, o.acts.get(ref, n))
+	a.keep(c, w, mx, prio, n, func(int) []float32 { return o.acts.get(ref, n) })
 }
 
 // holds reports whether component c keeps a record of window w.
@@ -719,7 +818,8 @@ func (a *LayerAccumulator) stats(c int) Stats {
 		ps.add(&a.exact[c])
 	}
 	if a.count > 0 {
-		ps.addShifted(a.count, a.shift[c], (*[4]float64)(a.sums[4*c:4*c+4]))
+		s := a.liveSums(c)
+		ps.addShifted(a.count, a.shift[c], &s)
 	}
 	n := a.exactCount + a.count
 	st := Stats{Count: n, Histogram: make([]int64, HistogramBins)}

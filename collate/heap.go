@@ -176,9 +176,10 @@ func (a *LayerAccumulator) siftDownPool(h []poolEnt, i int) {
 }
 
 // keep offers a record of component c to both heaps and stores its
-// activations (vals, copied only if the record is kept) in one shared
+// activations (vals(c), called only if the record is kept; with vals nil the
+// slot is listed in a.fills for the caller to fill) in one shared
 // slot. It releases the slots of records that no heap keeps any more.
-func (a *LayerAccumulator) keep(c int, win int32, mx float32, prio uint64, n int, vals []float32) {
+func (a *LayerAccumulator) keep(c int, win int32, mx float32, prio uint64, n int, vals func(c int) []float32) {
 	t := topEnt{win: win, max: mx}
 	p := poolEnt{prio: prio, win: win, max: mx}
 	toTop, toPool := a.topAdmits(c, &t), a.poolAdmits(c, &p)
@@ -186,7 +187,11 @@ func (a *LayerAccumulator) keep(c int, win int32, mx float32, prio uint64, n int
 		return
 	}
 	ref := a.acts.alloc(n)
-	copy(a.acts.get(ref, n), vals)
+	if vals != nil {
+		copy(a.acts.get(ref, n), vals(c))
+	} else {
+		a.fills = append(a.fills, fill{c: int32(c), ref: ref})
+	}
 	t.ref, p.ref = ref, ref
 	var oldT topEnt
 	var oldP poolEnt

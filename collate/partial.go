@@ -91,7 +91,7 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 	var recs []encRec
 	for c := 0; c < a.components; c++ {
 		e.f32(a.shift[c])
-		for _, v := range a.sums[4*c : 4*c+4] {
+		for _, v := range a.liveSums(c) {
 			e.f64(v)
 		}
 		for _, v := range a.hist[c*histStride : c*histStride+histLive] {
@@ -315,9 +315,11 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 	}
 	for c := 0; c < comps && d.err == nil; c++ {
 		a.shift[c] = d.f32()
-		for i := range 4 {
-			a.sums[4*c+i] = d.f64()
+		var sums [4]float64
+		for i := range sums {
+			sums[i] = d.f64()
 		}
+		a.setLiveSums(c, &sums)
 		for i := range histLive {
 			a.hist[c*histStride+i] = uint32(d.int(math.MaxUint32))
 		}

@@ -29,3 +29,28 @@ func histAdd(col []float32, h *[histStride]uint32) {
 		histCount(&col[0], len(col), &histLUT[0], &h[0])
 	}
 }
+
+//go:noescape
+func rowsAVX2(src *float32, T, C, blocks int, shift *float32, sums *float64, hist *uint32, lut *uint8, mxk, mnk *uint32, zeros *int32)
+
+// summarizeRows summarizes components 0..n-1 of a [T, C] window straight
+// from its rows, n the largest multiple of 8 the vector loop covers (0
+// without AVX2): see rowsAVX2. sums is [4][C], hist [C][histStride], and
+// mxk, mnk and zeros get one entry per component.
+func summarizeRows(acts []float32, T, C int, shift []float32, sums []float64, hist []uint32, mxk, mnk []uint32, zeros []int32) int {
+	blocks := C / 8
+	if !hasAVX2FMA || blocks == 0 || T == 0 {
+		return 0
+	}
+	// Bounds the assembly relies on.
+	_ = acts[T*C-1]
+	_ = shift[C-1]
+	_ = sums[4*C-1]
+	_ = hist[C*histStride-1]
+	_, _, _ = mxk[C-1], mnk[C-1], zeros[C-1]
+	rowsAVX2(&acts[0], T, C, blocks, &shift[0], &sums[0], &hist[0], &histLUT[0], &mxk[0], &mnk[0], &zeros[0])
+	return 8 * blocks
+}
+
+// rowsAVX2 hard-codes a component's histogram as 65 uint32s.
+const _ = uint(histStride-65) + uint(65-histStride)

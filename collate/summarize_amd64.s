@@ -141,3 +141,156 @@ hloop:
 	JNE hloop
 hdone:
 	RET
+
+DATA signbit<>+0(SB)/8, $0x8000000080000000
+DATA signbit<>+8(SB)/8, $0x8000000080000000
+DATA signbit<>+16(SB)/8, $0x8000000080000000
+DATA signbit<>+24(SB)/8, $0x8000000080000000
+GLOBL signbit<>(SB), RODATA|NOPTR, $32
+
+DATA zero256<>+0(SB)/8, $0
+DATA zero256<>+8(SB)/8, $0
+DATA zero256<>+16(SB)/8, $0
+DATA zero256<>+24(SB)/8, $0
+GLOBL zero256<>(SB), RODATA|NOPTR, $32
+
+// func rowsAVX2(src *float32, T, C, blocks int, shift *float32, sums *float64, hist *uint32, lut *uint8, mxk, mnk *uint32, zeros *int32)
+//
+// Summarizes a [T, C] row-major window for components 0..8*blocks-1, eight
+// at a time with one component per vector lane, so no transpose is needed:
+// adds the window's sums of (x-shift[c])^p to sums[(p-1)*C+c], counts every
+// value into hist[c*65+lut[bits>>22]], and writes each component's largest
+// and smallest order-preserving key and number of exact zeros.
+TEXT ·rowsAVX2(SB), NOSPLIT, $32-88
+	MOVQ src+0(FP), BX
+	MOVQ C+16(FP), R10
+	SHLQ $2, R10                 // row stride in bytes
+	MOVQ C+16(FP), R11
+	SHLQ $3, R11                 // power stride of sums in bytes
+	MOVQ blocks+24(FP), DX
+	MOVQ shift+32(FP), R12
+	MOVQ sums+40(FP), R9
+	MOVQ hist+48(FP), DI
+	MOVQ lut+56(FP), R8
+	XORQ R13, R13                // byte offset of the block's component
+	TESTQ DX, DX
+	JEQ  rdone
+
+rblock:
+	VXORPD   Y0, Y0, Y0
+	VXORPD   Y1, Y1, Y1
+	VXORPD   Y2, Y2, Y2
+	VXORPD   Y3, Y3, Y3
+	VXORPD   Y4, Y4, Y4
+	VXORPD   Y5, Y5, Y5
+	VXORPD   Y6, Y6, Y6
+	VXORPD   Y7, Y7, Y7
+	VPXOR    Y8, Y8, Y8
+	VPCMPEQD Y9, Y9, Y9
+	VPXOR    Y10, Y10, Y10
+	VMOVUPS      (R12), Y14
+	VCVTPS2PD    X14, Y11
+	VEXTRACTF128 $1, Y14, X14
+	VCVTPS2PD    X14, Y12
+	MOVQ BX, SI
+	MOVQ T+8(FP), CX
+
+rrow:
+	VMOVUPS (SI), Y14
+
+	VPSRAD   $31, Y14, Y15
+	VPOR     signbit<>(SB), Y15, Y15
+	VPXOR    Y14, Y15, Y15
+	VPMAXUD  Y15, Y8, Y8
+	VPMINUD  Y15, Y9, Y9
+
+	VPSLLD   $1, Y14, Y15
+	VPCMPEQD zero256<>(SB), Y15, Y15
+	VPSUBD   Y15, Y10, Y10
+
+	VPSRLD   $22, Y14, Y15
+	VMOVDQU  Y15, (SP)
+
+	VCVTPS2PD   X14, Y15
+	VSUBPD      Y11, Y15, Y15
+	VMULPD      Y15, Y15, Y13
+	VADDPD      Y15, Y0, Y0
+	VADDPD      Y13, Y2, Y2
+	VFMADD231PD Y15, Y13, Y4
+	VFMADD231PD Y13, Y13, Y6
+
+	VEXTRACTF128 $1, Y14, X14
+	VCVTPS2PD    X14, Y15
+	VSUBPD       Y12, Y15, Y15
+	VMULPD       Y15, Y15, Y13
+	VADDPD       Y15, Y1, Y1
+	VADDPD       Y13, Y3, Y3
+	VFMADD231PD  Y15, Y13, Y5
+	VFMADD231PD  Y13, Y13, Y7
+
+	MOVL    0(SP), AX
+	MOVBLZX (R8)(AX*1), AX
+	INCL    0(DI)(AX*4)
+	MOVL    4(SP), AX
+	MOVBLZX (R8)(AX*1), AX
+	INCL    260(DI)(AX*4)
+	MOVL    8(SP), AX
+	MOVBLZX (R8)(AX*1), AX
+	INCL    520(DI)(AX*4)
+	MOVL    12(SP), AX
+	MOVBLZX (R8)(AX*1), AX
+	INCL    780(DI)(AX*4)
+	MOVL    16(SP), AX
+	MOVBLZX (R8)(AX*1), AX
+	INCL    1040(DI)(AX*4)
+	MOVL    20(SP), AX
+	MOVBLZX (R8)(AX*1), AX
+	INCL    1300(DI)(AX*4)
+	MOVL    24(SP), AX
+	MOVBLZX (R8)(AX*1), AX
+	INCL    1560(DI)(AX*4)
+	MOVL    28(SP), AX
+	MOVBLZX (R8)(AX*1), AX
+	INCL    1820(DI)(AX*4)
+	ADDQ R10, SI
+	DECQ CX
+	JNE  rrow
+
+	VADDPD  (R9), Y0, Y0
+	VMOVUPD Y0, (R9)
+	VADDPD  32(R9), Y1, Y1
+	VMOVUPD Y1, 32(R9)
+	LEAQ    (R9)(R11*1), AX
+	VADDPD  (AX), Y2, Y2
+	VMOVUPD Y2, (AX)
+	VADDPD  32(AX), Y3, Y3
+	VMOVUPD Y3, 32(AX)
+	ADDQ    R11, AX
+	VADDPD  (AX), Y4, Y4
+	VMOVUPD Y4, (AX)
+	VADDPD  32(AX), Y5, Y5
+	VMOVUPD Y5, 32(AX)
+	ADDQ    R11, AX
+	VADDPD  (AX), Y6, Y6
+	VMOVUPD Y6, (AX)
+	VADDPD  32(AX), Y7, Y7
+	VMOVUPD Y7, 32(AX)
+
+	MOVQ    mxk+64(FP), AX
+	VMOVDQU Y8, (AX)(R13*1)
+	MOVQ    mnk+72(FP), AX
+	VMOVDQU Y9, (AX)(R13*1)
+	MOVQ    zeros+80(FP), AX
+	VMOVDQU Y10, (AX)(R13*1)
+
+	ADDQ $32, BX
+	ADDQ $32, R12
+	ADDQ $64, R9
+	ADDQ $2080, DI
+	ADDQ $32, R13
+	DECQ DX
+	JNE  rblock
+
+rdone:
+	VZEROUPPER
+	RET

@@ -16,3 +16,12 @@ func histAdd(col []float32, h *[histStride]uint32) {
 		h[histLUT[math.Float32bits(x)>>22]]++
 	}
 }
+
+// summarizeRows is the row-wise vector summary; without one it covers no
+// component.
+func summarizeRows(acts []float32, T, C int, shift []float32, sums []float64, hist []uint32, mxk, mnk []uint32, zeros []int32) int {
+	return 0
+}
+
+// hasAVX2FMA is false: there is no vector path.
+const hasAVX2FMA = false
