@@ -41,7 +41,7 @@ func benchSetup(b *testing.B, tokens int64) (*Job, corpus.Shard) {
 }
 
 // benchShardTokens is the shard size of BenchmarkShardGPT2Small: the
-// coordinator's default (1<<16) unless TDB_BENCH_SHARD_TOKENS says otherwise.
+// coordinator's default (1<<17) unless TDB_BENCH_SHARD_TOKENS says otherwise.
 func benchShardTokens(b *testing.B) int64 {
 	if v := os.Getenv("TDB_BENCH_SHARD_TOKENS"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -50,7 +50,7 @@ func benchShardTokens(b *testing.B) int64 {
 		}
 		return n
 	}
-	return 1 << 16
+	return 1 << 17
 }
 
 // peakRSS returns the process's peak resident set size in bytes (Linux;
