@@ -8,6 +8,12 @@
 // shard is not redelivered; a crash leaves the message unacked and the
 // server redelivers it to another worker.
 //
+// A shard runs as a pipeline: its windows are read first (tokens are small)
+// so every accumulator can plan the shard's sources; then the forward pass
+// of one batch runs while the previous batch is accumulated (hooks copy the
+// captured sites into two reused buffer sets), and the partials are encoded,
+// hashed and written in parallel at the end.
+//
 // It imports model, model/hub, autoencoder, corpus, collate, store and
 // internal/natsutil; it knows nothing of the coordinator.
 package worker
