@@ -256,13 +256,11 @@ func topK(s nodeSpace, k int, value func(i int) float64) []int {
 func (e *Engine) table(p *prepared, s nodeSpace, rows []*metrics) []NodeRow {
 	k := p.req.TopK
 	main := rows[0]
+	// Diff compares with the baseline when there are ablations, else with
+	// the second prompt (rows: main, [baseline], [right]).
 	var other *metrics
-	otherLabel := ""
 	if len(rows) > 1 {
-		other, otherLabel = rows[len(rows)-1], p.rows[len(rows)-1].label
-		if len(p.req.Ablations) > 0 {
-			other, otherLabel = rows[1], "baseline"
-		}
+		other = rows[1]
 	}
 	reasons := map[int][]string{}
 	var order []int
@@ -306,7 +304,6 @@ func (e *Engine) table(p *prepared, s nodeSpace, rows []*metrics) []NodeRow {
 		}
 		out = append(out, nr)
 	}
-	_ = otherLabel
 	return out
 }
 
