@@ -202,10 +202,19 @@ func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (natsut
 				}
 			}
 			if t.state.ID == "" {
-				if e == nil {
+				if e != nil {
+					continue
+				}
+				// The watch's initial values can race with a concurrent update
+				// of the state key; read it directly before giving up.
+				got, err := c.kv.Get(ctx, natsutil.StateKey(id))
+				if err != nil {
 					return t.state, fmt.Errorf("%w: %s", ErrNoJob, id)
 				}
-				continue
+				t.apply(got.Key(), got.Value())
+				if t.state.ID == "" {
+					return t.state, fmt.Errorf("%w: %s", ErrNoJob, id)
+				}
 			}
 			if fn != nil {
 				fn(t.progress())
