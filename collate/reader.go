@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -84,7 +82,7 @@ func readComponentRows(ctx context.Context, st store.Store, key string, index in
 		return nil
 	}
 	for _, g := range groups {
-		if err := ra.prefetchRowGroup(pf.MetaData().RowGroup(g)); err != nil {
+		if err := prefetchRowGroup(ra, pf.MetaData().RowGroup(g)); err != nil {
 			return fmt.Errorf("collate: reading %s: %w", key, err)
 		}
 	}
@@ -280,59 +278,26 @@ func columns(rec arrow.RecordBatch, names ...string) ([]arrow.Array, error) {
 	return out, nil
 }
 
-// blobReaderAt reads a blob through ranged GETs. It serves reads from
-// prefetched ranges (the footer and the chosen row groups) so that reading
-// one component costs a handful of requests, not one per column page.
-type blobReaderAt struct {
-	ctx    context.Context
-	st     store.Store
-	key    string
-	size   int64
-	pos    int64
-	chunks []blobChunk
-}
-
-type blobChunk struct {
-	off  int64
-	data []byte
-}
-
-var _ parquet.ReaderAtSeeker = (*blobReaderAt)(nil)
-
 // tailBytes is prefetched on open: enough for a typical footer.
 const tailBytes = 16 << 10
 
-func openBlob(ctx context.Context, st store.Store, key string) (*blobReaderAt, error) {
-	size, err := st.Size(ctx, key)
+// openBlob opens a Parquet blob for ranged reads with its footer prefetched,
+// so that reading one component costs a handful of requests, not one per
+// column page.
+func openBlob(ctx context.Context, st store.Store, key string) (*store.Reader, error) {
+	r, err := store.NewReader(ctx, st, key)
 	if err != nil {
 		return nil, fmt.Errorf("collate: %s in %s: %w", key, st, err)
 	}
-	r := &blobReaderAt{ctx: ctx, st: st, key: key, size: size}
-	if err := r.prefetch(max(0, size-tailBytes), min(size, tailBytes)); err != nil {
-		return nil, err
+	size := r.Size()
+	if err := r.Prefetch(max(0, size-tailBytes), min(size, tailBytes)); err != nil {
+		return nil, fmt.Errorf("collate: %w", err)
 	}
 	return r, nil
 }
 
-func (r *blobReaderAt) prefetch(off, n int64) error {
-	if n <= 0 {
-		return nil
-	}
-	rc, err := r.st.GetRange(r.ctx, r.key, off, n)
-	if err != nil {
-		return fmt.Errorf("collate: reading %s [%d, %d): %w", r.key, off, off+n, err)
-	}
-	defer rc.Close()
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		return fmt.Errorf("collate: reading %s [%d, %d): %w", r.key, off, off+n, err)
-	}
-	r.chunks = append(r.chunks, blobChunk{off: off, data: buf})
-	return nil
-}
-
 // prefetchRowGroup reads the byte range of every column chunk of rg at once.
-func (r *blobReaderAt) prefetchRowGroup(rg *metadata.RowGroupMetaData) error {
+func prefetchRowGroup(r *store.Reader, rg *metadata.RowGroupMetaData) error {
 	lo, hi := int64(-1), int64(0)
 	for c := 0; c < rg.NumColumns(); c++ {
 		cc, err := rg.ColumnChunk(c)
@@ -348,57 +313,8 @@ func (r *blobReaderAt) prefetchRowGroup(rg *metadata.RowGroupMetaData) error {
 		}
 		hi = max(hi, start+cc.TotalCompressedSize())
 	}
-	if lo < 0 || hi > r.size || lo >= hi {
+	if lo < 0 || hi > r.Size() || lo >= hi {
 		return nil // let the reader fetch (and report) by itself
 	}
-	return r.prefetch(lo, hi-lo)
-}
-
-func (r *blobReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("collate: negative offset %d in %s", off, r.key)
-	}
-	if off >= r.size {
-		return 0, io.EOF
-	}
-	want := min(int64(len(p)), r.size-off)
-	for _, c := range r.chunks {
-		if off >= c.off && off+want <= c.off+int64(len(c.data)) {
-			n := copy(p[:want], c.data[off-c.off:])
-			if int64(n) < int64(len(p)) {
-				return n, io.EOF
-			}
-			return n, nil
-		}
-	}
-	rc, err := r.st.GetRange(r.ctx, r.key, off, want)
-	if err != nil {
-		return 0, fmt.Errorf("collate: reading %s at %d: %w", r.key, off, err)
-	}
-	defer rc.Close()
-	n, err := io.ReadFull(rc, p[:want])
-	if err != nil {
-		return n, fmt.Errorf("collate: reading %s at %d: %w", r.key, off, err)
-	}
-	if int64(n) < int64(len(p)) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-func (r *blobReaderAt) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += r.pos
-	case io.SeekEnd:
-		offset += r.size
-	default:
-		return 0, fmt.Errorf("collate: bad whence %d", whence)
-	}
-	if offset < 0 {
-		return 0, fmt.Errorf("collate: seek to %d in %s", offset, r.key)
-	}
-	r.pos = offset
-	return offset, nil
+	return r.Prefetch(lo, hi-lo)
 }

@@ -2,7 +2,6 @@ package corpus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -167,11 +166,11 @@ func (s storeSource) open(ctx context.Context, name string, off, n int64) (io.Re
 }
 
 func (s storeSource) readerAt(ctx context.Context, name string) (readerAtSeekCloser, error) {
-	n, err := s.size(ctx, name)
+	r, err := store.NewReader(ctx, s.st, name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("corpus file %s: %w", s.where(name), err)
 	}
-	return &blobReader{ctx: ctx, st: s.st, key: name, size: n}, nil
+	return r, nil
 }
 
 func (s storeSource) where(name string) string {
@@ -181,63 +180,6 @@ func (s storeSource) where(name string) string {
 	}
 	return base + name
 }
-
-// blobReader gives a blob random access through ranged reads.
-type blobReader struct {
-	ctx  context.Context
-	st   store.Store
-	key  string
-	size int64
-	pos  int64
-}
-
-func (b *blobReader) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("negative offset %d", off)
-	}
-	if off >= b.size {
-		return 0, io.EOF
-	}
-	want := min(int64(len(p)), b.size-off)
-	rc, err := b.st.GetRange(b.ctx, b.key, off, want)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	n, err := io.ReadFull(rc, p[:want])
-	if err == nil && want < int64(len(p)) {
-		err = io.EOF
-	}
-	return n, err
-}
-
-func (b *blobReader) Read(p []byte) (int, error) {
-	n, err := b.ReadAt(p, b.pos)
-	b.pos += int64(n)
-	if errors.Is(err, io.EOF) && n > 0 {
-		err = nil
-	}
-	return n, err
-}
-
-func (b *blobReader) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += b.pos
-	case io.SeekEnd:
-		offset += b.size
-	default:
-		return 0, fmt.Errorf("seek: bad whence %d", whence)
-	}
-	if offset < 0 {
-		return 0, fmt.Errorf("seek to negative offset %d", offset)
-	}
-	b.pos = offset
-	return offset, nil
-}
-
-func (b *blobReader) Close() error { return nil }
 
 // ctxReadCloser stops a long read when the context is cancelled.
 type ctxReadCloser struct {
