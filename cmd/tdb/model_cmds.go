@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"tdb/model"
+	"tdb/worker"
 )
 
 func init() {
@@ -23,11 +24,8 @@ func cmdModelRandom(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *out == "" {
 		return usagef("--out DIR is required")
 	}
-	cfg, ok := model.Presets[*preset]
-	if *preset == "tiny" {
-		cfg, ok = model.TinyConfig, true
-	}
-	if !ok {
+	cfg, _, err := worker.RandomConfig(worker.RandomPrefix + *preset)
+	if err != nil {
 		return usagef("unknown --config %q (gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny)", *preset)
 	}
 	m, err := model.NewRandom(cfg, *seed)
