@@ -149,3 +149,30 @@ func TestModelRandomThenRun(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+func TestBenchForwardJSON(t *testing.T) {
+	code, stdout, stderr := tdb(t, "bench", "forward", "--model", "random:tiny", "--batch", "2", "--seq", "16", "--time", "50ms", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rows []struct {
+		Logits    bool    `json:"logits"`
+		TokensSec float64 `json:"tokens_per_s"`
+		PeakRSS   float64 `json:"peak_rss_mib"`
+		Batch     int     `json:"batch"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout)
+	}
+	if len(rows) != 2 || rows[0].Logits || !rows[1].Logits || rows[0].Batch != 2 {
+		t.Fatalf("rows %+v", rows)
+	}
+	for _, r := range rows {
+		if r.TokensSec <= 0 || r.PeakRSS <= 0 {
+			t.Errorf("row %+v", r)
+		}
+	}
+	if code, _, stderr := tdb(t, "bench", "forward", "--model", "random:tiny", "--seq", "100"); code != 2 || !strings.Contains(stderr, "context") {
+		t.Errorf("--seq beyond the context: exit %d, %s", code, stderr)
+	}
+}
