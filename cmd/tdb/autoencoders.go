@@ -41,8 +41,9 @@ type attachedAE struct {
 // openAutoencoders resolves a comma-separated list of PATH_OR_NAME@LAYER[:LOCATION]
 // entries; a public name without a layer (mlp_post_act_v4) means every layer.
 // The location comes from the name, the file, the suffix, or the input size
-// (d_mlp inputs: mlp.post_act).
-func openAutoencoders(ctx context.Context, spec string, m *model.Model, stderr io.Writer) ([]attachedAE, error) {
+// (d_mlp inputs: mlp.post_act). dropDead removes latents that never fired
+// in training (node names keep the file's latent indices).
+func openAutoencoders(ctx context.Context, spec string, dropDead bool, m *model.Model, stderr io.Writer) ([]attachedAE, error) {
 	var out []attachedAE
 	for _, entry := range strings.Split(spec, ",") {
 		entry = strings.TrimSpace(entry)
@@ -74,7 +75,7 @@ func openAutoencoders(ctx context.Context, spec string, m *model.Model, stderr i
 			}
 		}
 		for _, layer := range layers {
-			ae, err := autoencoder.Open(ctx, ref, layer, autoencoder.Options{}, stderr)
+			ae, err := autoencoder.Open(ctx, ref, layer, autoencoder.Options{DropDead: dropDead}, stderr)
 			if err != nil {
 				return nil, err
 			}

@@ -32,6 +32,7 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	top := fs.Int("top", 10, "k for the node table (top-k and bottom-k per column)")
 	asJSON := fs.Bool("json", false, "print the full JSON response")
 	mlpAE := fs.String("mlp-autoencoders", "", "MLP autoencoders to use: PATH_OR_NAME@LAYER[:LOCATION],... or a public name for every layer (mlp_post_act_v4)")
+	dropDead := fs.Bool("drop-dead-latents", false, "drop autoencoder latents that never fired in training (as TDB does for the public ones)")
 	attnAE := fs.String("attn-autoencoders", "", "attention autoencoders to use (resid.delta_attn): PATH_OR_NAME@LAYER,... or resid_delta_attn_v4")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,7 +85,7 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		flag string
 		on   *bool
 	}{{*mlpAE, &req.UseMLPAutoencoders}, {*attnAE, &req.UseAttnAutoencoders}} {
-		aes, err := openAutoencoders(ctx, spec.flag, m, stderr)
+		aes, err := openAutoencoders(ctx, spec.flag, *dropDead, m, stderr)
 		if err != nil {
 			return err
 		}

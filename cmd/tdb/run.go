@@ -81,7 +81,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		capture = append(capture[:len(capture):len(capture)], model.At(model.Logits, model.NoLayer))
 	}
 	req := model.Request{Tokens: batch, Capture: capture, Backward: *target != ""}
-	aes, err := openAutoencoders(ctx, *aeSpec, m, stderr)
+	aes, err := openAutoencoders(ctx, *aeSpec, false, m, stderr) // every latent, so columns are file indices
 	if err != nil {
 		return err
 	}
