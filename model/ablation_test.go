@@ -3,23 +3,14 @@ package model
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 )
 
 func TestParityAblations(t *testing.T) {
 	forEachFixture(t, func(t *testing.T, fixture string) {
 		{
-			dir := fixtureDir(t, fixture)
-			ref := loadReference(t, dir)
-			cfg, err := LoadConfig(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := LoadFile(cfg, filepath.Join(dir, "model.safetensors"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			ref, m := loadFixture(t, fixture)
+			cfg := m.Config
 			B, T := len(ref.tokens), len(ref.tokens[0])
 			cases := []struct {
 				key string

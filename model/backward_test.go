@@ -3,7 +3,6 @@ package model
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 )
 
@@ -21,16 +20,8 @@ func logitDiffSeed(c Config, lengths []int, T, target, distractor int) map[Site]
 func TestParityGradients(t *testing.T) {
 	forEachFixture(t, func(t *testing.T, fixture string) {
 		{
-			dir := fixtureDir(t, fixture)
-			ref := loadReference(t, dir)
-			cfg, err := LoadConfig(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := LoadFile(cfg, filepath.Join(dir, "model.safetensors"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			ref, m := loadFixture(t, fixture)
+			cfg := m.Config
 			res, err := m.Forward(context.Background(), Request{Tokens: ref.tokens, Capture: []Site{At(Logits, NoLayer)}, Backward: true})
 			if err != nil {
 				t.Fatal(err)

@@ -73,6 +73,22 @@ func (r *reference) get(t testing.TB, name string) *Tensor {
 	return x
 }
 
+// loadFixture loads a fixture's reference and its model.safetensors.
+func loadFixture(t testing.TB, fixture string) (*reference, *Model) {
+	t.Helper()
+	dir := fixtureDir(t, fixture)
+	ref := loadReference(t, dir)
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadFile(cfg, filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref, m
+}
+
 // compare checks got against want with the fixture README's tolerance
 // max|Δ| ≤ 1e-4·(1 + max|ref|) and returns the max difference.
 func compare(t testing.TB, what string, got, want []float32) float64 {
