@@ -39,8 +39,9 @@ func writerProps() *parquet.WriterProperties {
 	)
 }
 
-// WriteLayer finalizes a merged accumulator and writes its records.parquet
-// and stats.parquet under the dataset. Rows are sorted by component, then
+// WriteLayer finalizes a merged accumulator and writes its records.parquet,
+// stats.parquet and the search index (index.parquet, dataset.WriteIndex)
+// under the dataset. Rows are sorted by component, then
 // kind (top, random, quantile), then rank; every row group holds
 // componentsPerRowGroup whole components (0: the default).
 func WriteLayer(ctx context.Context, st store.Store, name string, a *LayerAccumulator, componentsPerRowGroup int) error {
@@ -53,18 +54,21 @@ func WriteLayer(ctx context.Context, st store.Store, name string, a *LayerAccumu
 	if componentsPerRowGroup <= 0 {
 		componentsPerRowGroup = DefaultComponentsPerRowGroup
 	}
+	var index []dataset.IndexRow
 	for _, f := range []struct {
 		key   string
 		write func(io.Writer) error
 	}{
-		{dataset.RecordsKey(name, a.location, a.layer), func(w io.Writer) error { return a.WriteRecords(w, componentsPerRowGroup) }},
+		{dataset.RecordsKey(name, a.location, a.layer), func(w io.Writer) error {
+			return a.writeRecords(w, componentsPerRowGroup, func(v *dataset.ComponentView) { index = append(index, dataset.IndexRowsOf(v)...) })
+		}},
 		{dataset.StatsKey(name, a.location, a.layer), func(w io.Writer) error { return a.WriteStats(w, componentsPerRowGroup) }},
 	} {
 		if err := putStreaming(ctx, st, f.key, f.write); err != nil {
 			return fmt.Errorf("collate: writing %s to %s: %w", f.key, st, err)
 		}
 	}
-	return nil
+	return dataset.WriteIndex(ctx, st, dataset.IndexKey(name, a.location, a.layer), index)
 }
 
 // putStreaming pipes write's output into st.Put without buffering the file.
@@ -136,6 +140,12 @@ func writeParquet(w io.Writer, schema *arrow.Schema, meta map[string]string, n, 
 
 // WriteRecords writes the layer's records.parquet to w.
 func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
+	return a.writeRecords(w, perGroup, nil)
+}
+
+// writeRecords is WriteRecords calling seen (if not nil) with every
+// component's view as it is written.
+func (a *LayerAccumulator) writeRecords(w io.Writer, perGroup int, seen func(*dataset.ComponentView)) error {
 	return writeParquet(w, dataset.RecordsSchema(), a.fileMeta(perGroup), a.components, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
 		comp := b.Field(0).(*array.Int32Builder)
 		kind := b.Field(1).(*array.StringBuilder)
@@ -165,6 +175,9 @@ func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
 			v, err := a.Component(c)
 			if err != nil {
 				return err
+			}
+			if seen != nil {
+				seen(v)
 			}
 			for i := range v.Top {
 				add(c, dataset.KindTop, i, -1, &v.Top[i])
