@@ -173,7 +173,9 @@ type envelope struct {
 
 type methodNotAllowed struct{ method string }
 
-func (e methodNotAllowed) Error() string { return "method " + e.method + " not allowed (the API is read-only: GET)" }
+func (e methodNotAllowed) Error() string {
+	return "method " + e.method + " not allowed (the API is read-only: GET)"
+}
 
 type unauthorized struct{}
 
@@ -470,4 +472,17 @@ var openapiJSON []byte
 func (a *API) openapi(w http.ResponseWriter, r *http.Request) error {
 	writeBody(w, http.StatusOK, openapiJSON)
 	return nil
+}
+
+// Protect wraps h with the API's bearer-token check (for /metrics beside
+// the API).
+func (a *API) Protect(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tdb"`)
+			writeError(w, unauthorized{})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
