@@ -151,14 +151,24 @@ func (f *File) GroupBytes(g int) int64 { return f.Meta.RowGroup(g).TotalCompress
 // the component column's min/max statistics).
 func (f *File) Groups(index int) []int { return componentGroups(f.Meta, index) }
 
-// readGroup calls row for every row of row group g.
+// readGroup calls row for every row of row group g (g < 0: every row
+// group, fetched with one ranged read).
 func (f *File) readGroup(ctx context.Context, st store.Store, g int, row func(rec arrow.RecordBatch, i int) error) (err error) {
 	defer recoverCorrupt(f.Key, &err)
-	if g < 0 || g >= f.NumGroups() {
+	if g >= f.NumGroups() {
 		return fmt.Errorf("dataset: %s has no row group %d", f.Key, g)
 	}
 	ra := store.NewReaderSize(ctx, st, f.Key, f.Size)
-	if err := prefetchRowGroup(ra, f.Meta.RowGroup(g)); err != nil {
+	groups := []int{g}
+	if g < 0 {
+		groups = groups[:0]
+		for i := range f.NumGroups() {
+			groups = append(groups, i)
+		}
+		if err := ra.Prefetch(0, f.Size); err != nil {
+			return fmt.Errorf("dataset: %w", err)
+		}
+	} else if err := prefetchRowGroup(ra, f.Meta.RowGroup(g)); err != nil {
 		return fmt.Errorf("dataset: %w", err)
 	}
 	pf, err := file.NewParquetReader(ra, file.WithMetadata(f.Meta))
@@ -174,7 +184,7 @@ func (f *File) readGroup(ctx context.Context, st store.Store, g int, row func(re
 	for i := range cols {
 		cols[i] = i
 	}
-	tbl, err := fr.ReadRowGroups(ctx, cols, []int{g})
+	tbl, err := fr.ReadRowGroups(ctx, cols, groups)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -202,6 +212,7 @@ func (f *File) readGroup(ctx context.Context, st store.Store, g int, row func(re
 // component in it (Location, Layer and Stats are left empty).
 func (f *File) ReadRecords(ctx context.Context, st store.Store, g int) (map[int]*ComponentView, error) {
 	out := map[int]*ComponentView{}
+	var cols recordCols
 	err := f.readGroup(ctx, st, g, func(rec arrow.RecordBatch, i int) error {
 		c := int(rec.Column(0).(*array.Int32).Value(i))
 		v := out[c]
@@ -209,12 +220,13 @@ func (f *File) ReadRecords(ctx context.Context, st store.Store, g int) (map[int]
 			v = &ComponentView{Index: c}
 			out[c] = v
 		}
-		return v.addRecordRow(rec, i)
+		return v.addRecord(&cols, rec, i)
 	})
 	return out, err
 }
 
-// ReadStats decodes row group g of a stats file.
+// ReadStats decodes row group g of a stats file (g < 0: the whole file, in
+// one ranged read).
 func (f *File) ReadStats(ctx context.Context, st store.Store, g int) (map[int]Stats, error) {
 	out := map[int]Stats{}
 	err := f.readGroup(ctx, st, g, func(rec arrow.RecordBatch, i int) error {
@@ -288,34 +300,66 @@ func layoutGroup(md *metadata.FileMetaData, index int) []int {
 	return []int{g}
 }
 
-func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
+// recordCols are the typed columns of one records batch.
+type recordCols struct {
+	rec        arrow.RecordBatch
+	kind       *array.String
+	rank       *array.Int32
+	bucket     *array.Int8
+	mx         *array.Float32
+	doc, off   *array.Int64
+	toks, acts *array.List
+	tv         *array.Int32
+	av         *array.Float32
+	// tvals and avals copy the batch's list values once (records
+	// sub-slice them: two allocations per batch, not two per record).
+	tvals []int32
+	avals []float32
+}
+
+// resolve looks rec's columns up once per batch.
+func (c *recordCols) resolve(rec arrow.RecordBatch) error {
+	if c.rec == rec {
+		return nil
+	}
 	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations)
 	if err != nil {
 		return err
 	}
-	kind, ok1 := cols[0].(*array.String)
-	rank, ok2 := cols[1].(*array.Int32)
-	bucket, ok3 := cols[2].(*array.Int8)
-	mx, ok4 := cols[3].(*array.Float32)
-	doc, ok5 := cols[4].(*array.Int64)
-	off, ok6 := cols[5].(*array.Int64)
-	toks, ok7 := cols[6].(*array.List)
-	acts, ok8 := cols[7].(*array.List)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) {
+	var ok [10]bool
+	c.kind, ok[0] = cols[0].(*array.String)
+	c.rank, ok[1] = cols[1].(*array.Int32)
+	c.bucket, ok[2] = cols[2].(*array.Int8)
+	c.mx, ok[3] = cols[3].(*array.Float32)
+	c.doc, ok[4] = cols[4].(*array.Int64)
+	c.off, ok[5] = cols[5].(*array.Int64)
+	c.toks, ok[6] = cols[6].(*array.List)
+	c.acts, ok[7] = cols[7].(*array.List)
+	if slices.Contains(ok[:8], false) {
 		return errors.New("unexpected column types")
 	}
-	tv, ok9 := toks.ListValues().(*array.Int32)
-	av, ok10 := acts.ListValues().(*array.Float32)
-	if !ok9 || !ok10 {
+	c.tv, ok[8] = c.toks.ListValues().(*array.Int32)
+	c.av, ok[9] = c.acts.ListValues().(*array.Float32)
+	if !ok[8] || !ok[9] {
 		return errors.New("unexpected list types")
 	}
+	c.tvals, c.avals = slices.Clone(c.tv.Int32Values()), slices.Clone(c.av.Float32Values())
+	c.rec = rec
+	return nil
+}
+
+func (v *ComponentView) addRecord(c *recordCols, rec arrow.RecordBatch, i int) error {
+	if err := c.resolve(rec); err != nil {
+		return err
+	}
+	kind, rank, bucket, mx, doc, off, toks, acts := c.kind, c.rank, c.bucket, c.mx, c.doc, c.off, c.toks, c.acts
 	t0, t1 := toks.ValueOffsets(i)
 	a0, a1 := acts.ValueOffsets(i)
 	r := Record{
 		Source:        Source{Doc: doc.Value(i), Offset: off.Value(i)},
 		MaxActivation: mx.Value(i),
-		Tokens:        slices.Clone(tv.Int32Values()[t0:t1]),
-		Activations:   slices.Clone(av.Float32Values()[a0:a1]),
+		Tokens:        c.tvals[t0:t1:t1],
+		Activations:   c.avals[a0:a1:a1],
 	}
 	rk := int(rank.Value(i))
 	place := func(list *[]Record) error {

@@ -132,3 +132,8 @@ func newAPI(t testing.TB, st store.Store, opts Options) *API {
 	}
 	return a
 }
+
+// marshal re-encodes an answer as the API sends it.
+func (a answer) marshal() ([]byte, error) {
+	return json.Marshal(envelope{Status: a.Status, Data: a.Data, ErrorType: a.ErrorType, Error: a.Error})
+}

@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer, r *Reader) *metrics {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tdb_query_store_read_bytes_total", Help: "Bytes read from the store."},
 				func() float64 { return float64(r.st.read.Load()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tdb_query_cache_bytes", Help: "Bytes held by the LRU cache."},
-				func() float64 { return float64(r.cache.bytes()) }))
+				func() float64 { return float64(r.cache.bytes() + r.answers.bytes()) }))
 	}
 	return m
 }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -27,16 +28,22 @@ type Reader struct {
 	str       Strings
 	manifests sync.Map // name → *dataset.Manifest
 	files     sync.Map // key → *dataset.File
-	cache     *lru
+	// cache holds decoded row groups, layer tables and indexes; answers
+	// holds rendered component answers, gzipped. They split the budget so
+	// that decoding new row groups cannot evict every hot answer.
+	cache   *lru
+	answers *lru
 }
 
-// NewReader returns a Reader over st; cacheBytes bounds the LRU (0: 256 MiB).
+// NewReader returns a Reader over st; cacheBytes bounds the caches (0:
+// 256 MiB), half for decoded data, half for rendered answers.
 // str decodes token strings (nil: none, and text search finds nothing).
 func NewReader(st store.Store, str Strings, cacheBytes int64) *Reader {
 	if cacheBytes <= 0 {
 		cacheBytes = 256 << 20
 	}
-	return &Reader{st: &countingStore{Store: st}, str: str, cache: newLRU(cacheBytes)}
+	answers := cacheBytes / 2
+	return &Reader{st: &countingStore{Store: st}, str: str, cache: newLRU(cacheBytes - answers), answers: newLRU(answers)}
 }
 
 // countingStore counts the bytes read from the store (for /metrics).
@@ -193,8 +200,8 @@ func (r *Reader) layerStats(ctx context.Context, m *dataset.Manifest, location s
 		out := make([]dataset.Stats, loc.Components)
 		seen := 0
 		var size int64
-		for g := 0; g < f.NumGroups(); g++ {
-			stats, err := f.ReadStats(context.WithoutCancel(ctx), r.st, g)
+		{
+			stats, err := f.ReadStats(context.WithoutCancel(ctx), r.st, -1)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -283,22 +290,40 @@ func (r *Reader) Component(ctx context.Context, name, location string, layer, in
 	return c, nil
 }
 
-// ComponentJSON returns the rendered JSON of a component with all its top
-// records (cached: the hot path of the API).
-func (r *Reader) ComponentJSON(ctx context.Context, name, location string, layer, index int) ([]byte, error) {
-	key := "json|" + name + "|" + location + "|" + strconv.Itoa(layer) + "|" + strconv.Itoa(index)
-	v, err := r.cache.get(ctx, key, func() (any, int64, error) {
+// rendered is a component answer (the whole envelope), gzipped.
+type rendered struct {
+	gz      []byte
+	rawSize int
+}
+
+// ComponentJSON returns the rendered answer of a component with all its top
+// records, gzipped, and its uncompressed size (cached: the hot path of the
+// API).
+func (r *Reader) ComponentJSON(ctx context.Context, name, location string, layer, index int) (gz []byte, rawSize int, err error) {
+	key := name + "|" + location + "|" + strconv.Itoa(layer) + "|" + strconv.Itoa(index)
+	v, err := r.answers.get(ctx, key, func() (any, int64, error) {
 		c, err := r.Component(ctx, name, location, layer, index, 0)
 		if err != nil {
 			return nil, 0, err
 		}
 		b, err := json.Marshal(envelope{Status: "success", Data: c})
-		return b, int64(len(b)) + 64, err
+		if err != nil {
+			return nil, 0, err
+		}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		zw.Write(b)
+		if err := zw.Close(); err != nil {
+			return nil, 0, err
+		}
+		out := rendered{gz: bytes.Clone(buf.Bytes()), rawSize: len(b)}
+		return out, int64(len(out.gz)) + 64, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return v.([]byte), nil
+	out := v.(rendered)
+	return out.gz, out.rawSize, nil
 }
 
 // Table is a page of a layer's statistics table.
