@@ -166,7 +166,7 @@ func TestServeBenchmark(t *testing.T) {
 	t0 := time.Now()
 	genGPT2Shaped(t, st, "gpt2-bench", layers)
 	t.Logf("dataset ready in %v", time.Since(t0).Round(time.Millisecond))
-	const cacheBytes = 512 << 20
+	const cacheBytes = 1 << 30
 	opts := testOpts(t)
 	opts.CacheBytes = cacheBytes
 
@@ -234,4 +234,22 @@ func mustRead(t *testing.T, f string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// BenchmarkWarmComponent serves one cached component answer (needs the
+// TDB_QUERY_BENCH dataset).
+func BenchmarkWarmComponent(b *testing.B) {
+	dir := os.Getenv("TDB_QUERY_BENCH")
+	if dir == "" {
+		b.Skip()
+	}
+	st, _ := store.NewLocal(filepath.Join(dir, "store"))
+	api := newAPI(b, st, testOpts(b))
+	p := "/api/v1/datasets/gpt2-bench/mlp.post_act/3/77"
+	get(b, api, p)
+	b.ResetTimer()
+	for range b.N {
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+	}
 }

@@ -1,7 +1,6 @@
 package query
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -29,7 +28,7 @@ type Reader struct {
 	manifests sync.Map // name → *dataset.Manifest
 	files     sync.Map // key → *dataset.File
 	// cache holds decoded row groups, layer tables and indexes; answers
-	// holds rendered component answers, gzipped. They split the budget so
+	// holds rendered component answers. They split the budget so
 	// that decoding new row groups cannot evict every hot answer.
 	cache   *lru
 	answers *lru
@@ -290,16 +289,10 @@ func (r *Reader) Component(ctx context.Context, name, location string, layer, in
 	return c, nil
 }
 
-// rendered is a component answer (the whole envelope), gzipped.
-type rendered struct {
-	gz      []byte
-	rawSize int
-}
-
-// ComponentJSON returns the rendered answer of a component with all its top
-// records, gzipped, and its uncompressed size (cached: the hot path of the
-// API).
-func (r *Reader) ComponentJSON(ctx context.Context, name, location string, layer, index int) (gz []byte, rawSize int, err error) {
+// ComponentJSON returns the rendered answer (the whole envelope) of a
+// component with all its top records (cached: the hot path of the API is
+// one copy of these bytes, as a static file server's would be).
+func (r *Reader) ComponentJSON(ctx context.Context, name, location string, layer, index int) ([]byte, error) {
 	key := name + "|" + location + "|" + strconv.Itoa(layer) + "|" + strconv.Itoa(index)
 	v, err := r.answers.get(ctx, key, func() (any, int64, error) {
 		c, err := r.Component(ctx, name, location, layer, index, 0)
@@ -307,23 +300,12 @@ func (r *Reader) ComponentJSON(ctx context.Context, name, location string, layer
 			return nil, 0, err
 		}
 		b, err := json.Marshal(envelope{Status: "success", Data: c})
-		if err != nil {
-			return nil, 0, err
-		}
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-		zw.Write(b)
-		if err := zw.Close(); err != nil {
-			return nil, 0, err
-		}
-		out := rendered{gz: bytes.Clone(buf.Bytes()), rawSize: len(b)}
-		return out, int64(len(out.gz)) + 64, nil
+		return b, int64(len(b)) + 64, err
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	out := v.(rendered)
-	return out.gz, out.rawSize, nil
+	return v.([]byte), nil
 }
 
 // Table is a page of a layer's statistics table.

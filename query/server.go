@@ -1,8 +1,6 @@
 package query
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -230,44 +227,6 @@ func writeBody(w http.ResponseWriter, code int, b []byte) {
 	w.Write(b)
 }
 
-// writeGzipped sends a gzipped JSON answer as is to clients that accept
-// gzip, else inflated.
-func writeGzipped(w http.ResponseWriter, r *http.Request, gz []byte, rawSize int) error {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Add("Vary", "Accept-Encoding")
-	if acceptsGzip(r) {
-		h.Set("Content-Encoding", "gzip")
-		h.Set("Content-Length", strconv.Itoa(len(gz)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(gz)
-		return nil
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		return err
-	}
-	h.Set("Content-Length", strconv.Itoa(rawSize))
-	w.WriteHeader(http.StatusOK)
-	_, err = io.Copy(w, zr)
-	if err != nil {
-		// Mid-answer: nothing else to send.
-		panic(http.ErrAbortHandler)
-	}
-	return nil
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(enc) == "gzip" && strings.TrimSpace(q) != "q=0" {
-			return true
-		}
-	}
-	return false
-}
-
 func success(w http.ResponseWriter, data any) error {
 	writeJSON(w, http.StatusOK, envelope{Status: "success", Data: data})
 	return nil
@@ -401,11 +360,12 @@ func (a *API) component(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if k == 0 {
-		gz, rawSize, err := a.r.ComponentJSON(r.Context(), name, location, layer, index)
+		b, err := a.r.ComponentJSON(r.Context(), name, location, layer, index)
 		if err != nil {
 			return err
 		}
-		return writeGzipped(w, r, gz, rawSize)
+		writeBody(w, http.StatusOK, b)
+		return nil
 	}
 	c, err := a.r.Component(r.Context(), name, location, layer, index, k)
 	if err != nil {
