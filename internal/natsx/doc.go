@@ -7,4 +7,4 @@
 // Keeping the wire format here lets the coordinator and the worker agree on it
 // without importing each other. The package imports only nats.go,
 // nats-server (for the embedded server) and Prometheus' client library.
-package natsutil
+package natsx
