@@ -240,7 +240,7 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 	if _, err := c.cfg.Store.Size(ctx, collate.ManifestKey(spec.Dataset)); err == nil {
 		return stageErr("plan", "dataset %q already exists in %s (choose another --dataset, or delete it)", spec.Dataset, c.cfg.Store)
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return stageErr("plan", "checking for dataset %q in %s: %w", spec.Dataset, c.cfg.Store, err)
+		return stageErr("plan", "checking for dataset %q: %w", spec.Dataset, err) // the store names itself and the key
 	}
 	opts := c.cfg.CorpusOptions
 	opts.BlockBytes = spec.BlockBytes
@@ -259,7 +259,7 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 	// Writing the plan is also the first write to the store: a store that
 	// refuses writes fails the job here, before any work is done.
 	if err := c.cfg.Store.Put(ctx, jobs.PlanKey(spec.ID), bytes.NewReader(b)); err != nil {
-		return stageErr("plan", "writing the shard plan to %s: %w", c.cfg.Store, err)
+		return stageErr("plan", "writing the shard plan: %w", err)
 	}
 	var est int64
 	for _, s := range shards {

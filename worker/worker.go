@@ -39,9 +39,9 @@ type Config struct {
 	Models  *ModelCache
 	Metrics *Metrics
 	Logger  *slog.Logger
-	// ShardDelay is for tests only (TDB_TEST_SHARD_DELAY): every shard
-	// waits this long, sending in-progress acks, before it computes, so a
-	// test can kill a worker in the middle of a shard.
+	// ShardDelay is a test hook (no command sets it): every shard waits
+	// this long, sending in-progress acks, before it computes, so a test
+	// can kill a worker in the middle of a shard.
 	ShardDelay time.Duration
 	// FetchWait bounds one pull request (default 2 s); it is also how
 	// quickly the worker notices that its context ended.
@@ -464,7 +464,7 @@ func WritePartial(ctx context.Context, st store.Store, key string, acc *collate.
 	err := st.Put(ctx, key, pr)
 	pr.CloseWithError(errors.New("store stopped reading")) // unblocks the encoder if Put returned early
 	if err != nil {
-		return ref, fmt.Errorf("writing partial %s to %s: %w", key, st, err)
+		return ref, fmt.Errorf("writing a partial: %w", err) // the store's error names itself and the key
 	}
 	ref.Size, ref.SHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
 	return ref, nil

@@ -1,10 +1,14 @@
-// Package natsutil is the NATS side of the distributed collation job, shared
+// Package natsx is the NATS side of the distributed collation job, shared
 // by the coordinator, the workers and the CLI: an embedded JetStream server
 // for the one-machine default, connections that retry with back-off, the
-// layout of the stream, consumer and KV bucket, the messages and records
-// exchanged on them, and a small /metrics HTTP server.
+// stream, consumer and KV bucket (names, subjects, redelivery schedule) and
+// JSON values in KV with compare-and-set state updates.
 //
-// Keeping the wire format here lets the coordinator and the worker agree on it
-// without importing each other. The package imports only nats.go,
-// nats-server (for the embedded server) and Prometheus' client library.
+// What travels on it (specs, states, shard records, keys) is the job model
+// in internal/jobs, which knows nothing of NATS; HTTP plumbing is in
+// internal/service.
+//
+// Start at StartEmbedded or RetryDialer (a connection), then EnsureBucket
+// and EnsureQueue (the coordinator) or Bind (a worker); UpdateState is how
+// a job's state changes.
 package natsx
