@@ -10,10 +10,7 @@ import (
 
 func TestOpenGlob(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv(store.EnvAzureConnectionString, "")
-	t.Setenv(store.EnvAzureKey, "")
-	t.Setenv(store.EnvAzureSASToken, "")
-	t.Setenv(store.EnvAzureAccount, "")
+	clearAzureEnv(t)
 	cases := []struct {
 		url, store, key, sas string
 		errPart              string
@@ -56,4 +53,13 @@ func TestOpenGlob(t *testing.T) {
 			t.Errorf("OpenGlob(%q) SAS = %q, want %q", c.url, got, c.sas)
 		}
 	}
+}
+
+// clearAzureEnv hides the machine's Azure credentials from Open.
+func clearAzureEnv(t *testing.T) {
+	t.Helper()
+	t.Setenv(store.EnvAzureConnectionString, "")
+	t.Setenv(store.EnvAzureKey, "")
+	t.Setenv(store.EnvAzureSASToken, "")
+	t.Setenv(store.EnvAzureAccount, "")
 }
