@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"tdb/dataset"
 	"tdb/store"
 )
 
@@ -81,7 +82,7 @@ func MergePartials(ctx context.Context, lp LayerPartials) (*LayerAccumulator, er
 // CreatedBy); AssembleDataset fills in Locations (sorted by name, then
 // layer), Settings and ComponentsPerRowGroup, and returns the manifest it
 // wrote. It is idempotent: the same partials write the same bytes.
-func AssembleDataset(ctx context.Context, st store.Store, m Manifest, layers []LayerPartials, opts AssembleOptions) (*Manifest, error) {
+func AssembleDataset(ctx context.Context, st store.Store, m dataset.Manifest, layers []LayerPartials, opts AssembleOptions) (*dataset.Manifest, error) {
 	if len(layers) == 0 {
 		return nil, fmt.Errorf("dataset %s: no layers to merge", m.Name)
 	}
@@ -95,7 +96,7 @@ func AssembleDataset(ctx context.Context, st store.Store, m Manifest, layers []L
 		}
 		return a.Layer - b.Layer
 	})
-	metas := make([]ManifestLocation, len(layers))
+	metas := make([]dataset.ManifestLocation, len(layers))
 	settings := make([]Config, len(layers))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Parallel)
@@ -109,7 +110,7 @@ func AssembleDataset(ctx context.Context, st store.Store, m Manifest, layers []L
 			if err := WriteLayer(gctx, st, m.Name, acc, 0); err != nil {
 				return fmt.Errorf("writing %s layer %d: %w", lp.Location, lp.Layer, err)
 			}
-			metas[i] = ManifestLocation{Name: lp.Location, Layers: []int{lp.Layer}, Components: acc.Components(), Pairs: acc.Pairs()}
+			metas[i] = dataset.ManifestLocation{Name: lp.Location, Layers: []int{lp.Layer}, Components: acc.Components(), Pairs: acc.Pairs()}
 			settings[i] = acc.Config()
 			if opts.LayerDone != nil {
 				opts.LayerDone(lp.Location, lp.Layer, time.Since(t0))
@@ -134,9 +135,9 @@ func AssembleDataset(ctx context.Context, st store.Store, m Manifest, layers []L
 	}
 	// Partials with different settings refuse to merge, so every layer has
 	// the same; the last one is what the merge order used to leave.
-	m.Settings = settings[len(settings)-1]
+	m.Settings = dataset.Settings(settings[len(settings)-1])
 	m.ComponentsPerRowGroup = DefaultComponentsPerRowGroup
-	if err := WriteManifest(ctx, st, &m); err != nil {
+	if err := dataset.WriteManifest(ctx, st, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"tdb/dataset"
 	"tdb/store"
 )
 
@@ -82,7 +83,7 @@ func TestAssembleDataset(t *testing.T) {
 		layers = append(layers, LayerPartials{Location: l.loc, Layer: l.layer,
 			Partials: bytesPartials(fmt.Sprintf("%s/%d", l.loc, l.layer), shardPartials(t, l.wins, l.loc, l.layer, l.C, 3, cfg), &reads)})
 	}
-	tmpl := Manifest{Name: "ds", Model: "random:tiny", Corpus: "synthetic:ioi", Tokens: 1234, NCtx: 8, CreatedBy: "test"}
+	tmpl := dataset.Manifest{Name: "ds", Model: "random:tiny", Corpus: "synthetic:ioi", Tokens: 1234, NCtx: 8, CreatedBy: "test"}
 	var files [][]byte
 	for _, parallel := range []int{1, 3} {
 		st := memStore(t)
@@ -94,16 +95,16 @@ func TestAssembleDataset(t *testing.T) {
 		if done.Load() != 3 {
 			t.Fatalf("LayerDone called %d times, want 3", done.Load())
 		}
-		want := []ManifestLocation{{Name: "attn.heads", Layers: []int{0}, Components: 4, Pairs: true}, {Name: "mlp.post_act", Layers: []int{0, 1}, Components: 20}}
-		if fmt.Sprint(m.Locations) != fmt.Sprint(want) || m.Settings != cfg || m.Tokens != 1234 || m.ComponentsPerRowGroup != DefaultComponentsPerRowGroup {
+		want := []dataset.ManifestLocation{{Name: "attn.heads", Layers: []int{0}, Components: 4, Pairs: true}, {Name: "mlp.post_act", Layers: []int{0, 1}, Components: 20}}
+		if fmt.Sprint(m.Locations) != fmt.Sprint(want) || m.Settings != dataset.Settings(cfg) || m.Tokens != 1234 || m.ComponentsPerRowGroup != DefaultComponentsPerRowGroup {
 			t.Fatalf("manifest %+v", m)
 		}
-		back, err := ReadManifest(ctx, st, "ds")
+		back, err := dataset.ReadManifest(ctx, st, "ds")
 		if err != nil || fmt.Sprint(back.Locations) != fmt.Sprint(want) || back.CreatedBy != "test" {
 			t.Fatalf("manifest read back %+v, %v", back, err)
 		}
 		var got [][]byte
-		for _, k := range []string{ManifestKey("ds"), "datasets/ds/mlp.post_act/layer=1/records.parquet", "datasets/ds/attn.heads/layer=0/stats.parquet"} {
+		for _, k := range []string{dataset.ManifestKey("ds"), "datasets/ds/mlp.post_act/layer=1/records.parquet", "datasets/ds/attn.heads/layer=0/stats.parquet"} {
 			got = append(got, readAll(t, st, k))
 		}
 		if files != nil {
@@ -138,7 +139,7 @@ func TestAssembleDatasetErrors(t *testing.T) {
 	good := shardPartials(t, synthCorpus(5, 12, 6, 8, false), "mlp.post_act", 0, 8, 2, cfg)
 	other := shardPartials(t, synthCorpus(5, 12, 6, 8, false), "mlp.post_act", 1, 8, 1, cfg)
 	refused := errors.New("checksum mismatch")
-	tmpl := Manifest{Name: "ds", Model: "m", Corpus: "c", NCtx: 6}
+	tmpl := dataset.Manifest{Name: "ds", Model: "m", Corpus: "c", NCtx: 6}
 	tests := []struct {
 		name     string
 		partials []Partial
@@ -159,7 +160,7 @@ func TestAssembleDatasetErrors(t *testing.T) {
 			if tc.name == "read error" && !errors.Is(err, refused) {
 				t.Fatalf("the reader's error is not wrapped: %v", err)
 			}
-			if _, err := st.Size(ctx, ManifestKey("ds")); !errors.Is(err, store.ErrNotFound) {
+			if _, err := st.Size(ctx, dataset.ManifestKey("ds")); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("a failed assembly wrote a manifest (%v)", err)
 			}
 		})

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 	"tdb/store"
@@ -59,7 +59,7 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 					t.Errorf("reason %q lacks %q", state.Reason, w)
 				}
 			}
-			if _, err := collate.ReadManifest(context.Background(), tc.store, "bad"); !errors.Is(err, collate.ErrNoDataset) {
+			if _, err := dataset.ReadManifest(context.Background(), tc.store, "bad"); !errors.Is(err, dataset.ErrNoDataset) {
 				t.Errorf("a failed job left a dataset (err %v)", err)
 			}
 		})

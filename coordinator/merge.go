@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tdb/collate"
+	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 )
@@ -42,7 +43,7 @@ func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobS
 			}})
 		}
 	}
-	m := collate.Manifest{
+	m := dataset.Manifest{
 		Name: spec.Dataset, Model: spec.Model, Autoencoders: spec.Autoencoders, Corpus: spec.Corpus,
 		Tokens: tokens, NCtx: spec.NCtx, CreatedBy: "tdb coordinator (job " + spec.ID + ")",
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"tdb/collate"
 	"tdb/coordinator"
+	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 	"tdb/model"
@@ -167,7 +167,7 @@ func TestPipelineDatasetIndependentOfShardsAndWorkers(t *testing.T) {
 			t.Errorf("%s differs between %d shards and 1 shard", k, one.Shards)
 		}
 	}
-	m, err := collate.ReadManifest(context.Background(), st, "three")
+	m, err := dataset.ReadManifest(context.Background(), st, "three")
 	if err != nil {
 		t.Fatal(err)
 	}
