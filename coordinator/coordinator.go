@@ -227,7 +227,7 @@ func (c *Coordinator) failJob(ctx context.Context, id string, attempt int, reaso
 
 // cleanup purges the queued shards of a failed or cancelled job.
 func (c *Coordinator) cleanup(ctx context.Context, id string, st jobs.JobState, log *slog.Logger) {
-	if err := c.stream.Purge(ctx, jetstream.WithPurgeSubject(natsx.JobSubjects(id))); err != nil {
+	if err := c.stream.Purge(ctx, jetstream.WithPurgeSubject(jobs.JobSubjects(id))); err != nil {
 		log.Warn("cannot purge the job's queued shards", "err", err)
 	}
 	log.Info("job finished", "status", st.Status, "reason", st.Reason)
@@ -309,7 +309,7 @@ func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan 
 		if err != nil {
 			return err
 		}
-		ack, err := c.js.Publish(ctx, natsx.Subject(id, i), b, jetstream.WithMsgID(natsx.MsgID(id, attempt, i)))
+		ack, err := c.js.Publish(ctx, jobs.Subject(id, i), b, jetstream.WithMsgID(jobs.MsgID(id, attempt, i)))
 		if err != nil {
 			return stageErr("publish", "publishing shard %d: %w", i, err)
 		}

@@ -134,3 +134,15 @@ func TestNormalize(t *testing.T) {
 		})
 	}
 }
+
+func TestSubjects(t *testing.T) {
+	if got := Subject("j-1", 7); got != "tdb.shards.j-1.7" {
+		t.Errorf("Subject = %q", got)
+	}
+	if got := JobSubjects("j-1"); got != "tdb.shards.j-1.>" {
+		t.Errorf("JobSubjects = %q", got)
+	}
+	if got := MsgID("j-1", 2, 7); got != "j-1/2/7" {
+		t.Errorf("MsgID = %q", got)
+	}
+}

@@ -44,3 +44,21 @@ func PartialKey(job, location string, layer, shard int) string {
 
 // PlanKey is the store key of a job's shard plan.
 func PlanKey(job string) string { return "jobs/" + job + "/plan.json" }
+
+// SubjectPrefix starts every shard message subject: tdb.shards.<job>.<shard>.
+const SubjectPrefix = "tdb.shards"
+
+// Subject is the subject of one shard's message. One subject per shard lets
+// the coordinator look a shard's message up directly.
+func Subject(job string, shard int) string {
+	return fmt.Sprintf("%s.%s.%d", SubjectPrefix, job, shard)
+}
+
+// JobSubjects matches every shard message of a job.
+func JobSubjects(job string) string { return SubjectPrefix + "." + job + ".>" }
+
+// MsgID is the de-duplication id of a shard message: publishing the same
+// shard of the same attempt twice stores it once.
+func MsgID(job string, attempt, shard int) string {
+	return fmt.Sprintf("%s/%d/%d", job, attempt, shard)
+}

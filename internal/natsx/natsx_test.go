@@ -35,18 +35,6 @@ func TestBackOff(t *testing.T) {
 	}
 }
 
-func TestSubjects(t *testing.T) {
-	if got := Subject("j-1", 7); got != "tdb.shards.j-1.7" {
-		t.Errorf("Subject = %q", got)
-	}
-	if got := JobSubjects("j-1"); got != "tdb.shards.j-1.>" {
-		t.Errorf("JobSubjects = %q", got)
-	}
-	if got := MsgID("j-1", 2, 7); got != "j-1/2/7" {
-		t.Errorf("MsgID = %q", got)
-	}
-}
-
 // Against a real embedded server: the layout is created, a state update is
 // compare-and-set, and shard messages are de-duplicated by id.
 func TestLayoutOnEmbeddedServer(t *testing.T) {
@@ -81,7 +69,7 @@ func TestLayoutOnEmbeddedServer(t *testing.T) {
 		t.Fatalf("bound queue %+v", q)
 	}
 	for range 2 {
-		if _, err := js.Publish(ctx, Subject("j", 0), []byte("x"), jetstream.WithMsgID(MsgID("j", 1, 0))); err != nil {
+		if _, err := js.Publish(ctx, jobs.Subject("j", 0), []byte("x"), jetstream.WithMsgID(jobs.MsgID("j", 1, 0))); err != nil {
 			t.Fatal(err)
 		}
 	}
