@@ -9,7 +9,6 @@ import (
 
 	"tdb/internal/natsx"
 	"tdb/internal/service"
-	"tdb/store"
 )
 
 func init() {
@@ -31,15 +30,9 @@ func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	log := service.NewLogger(stderr, *jsonLogs, slog.LevelInfo)
-	st, err := store.Open(ctx, *storeURL)
+	st, reg, err := openServiceBase(ctx, *storeURL, *metricsAddr, log)
 	if err != nil {
 		return err
-	}
-	reg := service.NewRegistry()
-	if *metricsAddr != "" {
-		if _, err := service.ServeMetrics(ctx, *metricsAddr, reg, log); err != nil {
-			return err
-		}
 	}
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup

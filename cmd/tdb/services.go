@@ -12,9 +12,27 @@ import (
 
 	"tdb/coordinator"
 	"tdb/internal/natsx"
+	"tdb/internal/service"
 	"tdb/store"
 	"tdb/worker"
 )
+
+// openServiceBase opens the store and, unless metricsAddr is empty, serves
+// a new metrics registry on it (with /healthz): what every service command
+// does first.
+func openServiceBase(ctx context.Context, storeURL, metricsAddr string, log *slog.Logger) (store.Store, *prometheus.Registry, error) {
+	st, err := store.Open(ctx, storeURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := service.NewRegistry()
+	if metricsAddr != "" {
+		if _, err := service.ServeMetrics(ctx, metricsAddr, reg, log); err != nil {
+			return nil, nil, err
+		}
+	}
+	return st, reg, nil
+}
 
 // serviceOptions are the services one tdb process runs: tdb coordinator,
 // tdb worker, and tdb collate's embedded mode.

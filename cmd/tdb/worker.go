@@ -9,7 +9,6 @@ import (
 	"tdb/internal/natsx"
 	"tdb/internal/service"
 	"tdb/kernels"
-	"tdb/store"
 )
 
 func init() {
@@ -32,15 +31,9 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log := service.NewLogger(stderr, *jsonLogs, slog.LevelInfo)
 	kernels.Install()
-	st, err := store.Open(ctx, *storeURL)
+	st, reg, err := openServiceBase(ctx, *storeURL, *metricsAddr, log)
 	if err != nil {
 		return err
-	}
-	reg := service.NewRegistry()
-	if *metricsAddr != "" {
-		if _, err := service.ServeMetrics(ctx, *metricsAddr, reg, log); err != nil {
-			return err
-		}
 	}
 	errs := make(chan error, *workers)
 	var wg sync.WaitGroup
