@@ -165,7 +165,7 @@ func (c *Coordinator) drive(ctx context.Context, id string) {
 		}
 		var spec jobs.JobSpec
 		if _, err := natsx.GetJSON(ctx, c.kv, jobs.SpecKey(id), &spec); err != nil {
-			c.failJob(ctx, id, st.Attempt, fmt.Sprintf("reading the job spec: %v", err))
+			c.failJob(ctx, id, st.Attempt, err.Error()) // GetJSON names the spec key
 			continue
 		}
 		var err error

@@ -387,7 +387,7 @@ func (w *Worker) job(ctx context.Context, task jobs.ShardTask) (*Job, error) {
 	e.once.Do(func() {
 		var spec jobs.JobSpec
 		if _, err := natsx.GetJSON(ctx, w.kv, jobs.SpecKey(task.Job), &spec); err != nil {
-			e.err = fmt.Errorf("reading the job spec: %w", err)
+			e.err = err // GetJSON names the spec key
 			return
 		}
 		m, err := w.cfg.Models.Get(ctx, spec.Model)
