@@ -113,6 +113,9 @@ func Run(ctx context.Context, cfg Config) error {
 			c.refreshMetrics(ctx)
 		case e, ok := <-w.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the watch closes when ctx ends: a shutdown, not a lost connection
+				}
 				return errors.New("coordinator: the job watch ended (NATS connection lost?)")
 			}
 			if e == nil || e.Operation() != jetstream.KeyValuePut {
