@@ -134,7 +134,11 @@ func (h *Handler) post(fn func(ctx context.Context, body []byte) (any, error)) h
 			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s takes POST, not %s", r.URL.Path, r.Method))
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		var body []byte
+		var err error
+		if r.Body != nil {
+			body, err = io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		}
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
 			return
@@ -146,7 +150,7 @@ func (h *Handler) post(fn func(ctx context.Context, body []byte) (any, error)) h
 		out, err := fn(r.Context(), body)
 		if err != nil {
 			code := status(err)
-			if code >= 500 {
+			if code == http.StatusInternalServerError {
 				h.opts.Logger.Error("compat request failed", "path", r.URL.Path, "err", err)
 			}
 			writeError(w, code, err.Error())
