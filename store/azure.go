@@ -113,6 +113,19 @@ func (u azureURL) String() string {
 	return b.String()
 }
 
+// rawURL is the URL with its SAS token, which parseAzureURL reads back to
+// the same azureURL.
+func (u azureURL) rawURL() string {
+	s := u.serviceURL() + u.container
+	if u.prefix != "" {
+		s += "/" + strings.TrimSuffix(u.prefix, "/")
+	}
+	if u.sas != "" {
+		s += "?" + u.sas
+	}
+	return s
+}
+
 // isPathStyleHost reports whether an endpoint puts the account name in the
 // path: IP addresses and localhost, as the Azurite emulator does.
 func isPathStyleHost(hostport string) bool {

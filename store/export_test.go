@@ -8,3 +8,11 @@ func SetListPageSize(t *testing.T, n int32) {
 	listPageSize = n
 	t.Cleanup(func() { listPageSize = old })
 }
+
+// SASOf is the SAS token an Azure store sends, "" for other stores.
+func SASOf(s Store) string {
+	if a, ok := s.(*Azure); ok {
+		return a.u.sas
+	}
+	return ""
+}
