@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"tdb/debugger"
@@ -397,6 +399,28 @@ func TestBatchedTdbHideEarlyLayers(t *testing.T) {
 	for _, ix := range idx {
 		if l := get(t, ix, "layerIndex"); l == nil || l.(float64) < 1 {
 			t.Fatalf("node %v shown though early layers are hidden", ix)
+		}
+	}
+}
+
+// BenchmarkBatchedTdb times one TDB page request ([ablated, baseline]) on the
+// test model, through HTTP.
+func BenchmarkBatchedTdb(b *testing.B) {
+	f, err := buildFixture()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.srv.Close()
+	body := mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, []any{ablation("mlp_neuron", 0, 2, 7)}, nil), tdbSub(leftPrompt, nil, nil)}})
+	for b.Loop() {
+		resp, err := http.Post(f.srv.URL+"/compat/batched_tdb", "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatal(resp.Status)
 		}
 	}
 }

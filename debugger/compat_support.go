@@ -197,16 +197,18 @@ func (e *Engine) InputTokenLens(n Node, k int) (up, down []ScoredToken, err erro
 	}
 	b := &m.Blocks[n.Layer]
 	u := make([]float32, m.DModel)
-	neg := make([]float32, m.DModel)
 	for i := range u {
 		u[i] = b.Ln2G[i] * b.FcW[i*m.DMLP+n.Index]
-		neg[i] = -u[i]
 	}
-	up = e.inputTokens(u, k)
-	down = e.inputTokens(neg, k)
-	for i := range down {
-		down[i].Score = -down[i].Score
+	// inputTokens' centring, then one pass over the vocabulary for both ends
+	var mean float64
+	for _, v := range u {
+		mean += float64(v) / float64(len(u))
 	}
+	for i := range u {
+		u[i] -= float32(mean)
+	}
+	up, down = e.extremes(e.vocabScores(u), k)
 	return up, down, nil
 }
 
