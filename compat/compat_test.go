@@ -354,7 +354,7 @@ func TestExplanations(t *testing.T) {
 	f := newFixture(t)
 	node := `"dst": "mlp_post_act", "layerIndex": 1, "activationIndex": 3`
 	var existing []any
-	f.ok(t, "/existing_explanations", `{`+node+`, "explanationDatasets": [], "neuronDataset": "tdb://`+datasetName+`/mlp.post_act"}`, &existing)
+	f.ok(t, "/existing_explanations", `{`+node+`, "explanationDatasets": [], "neuronDataset": "tiny-demo"}`, &existing)
 	if existing == nil || len(existing) != 0 {
 		t.Fatalf("default store: %v", existing)
 	}
@@ -446,8 +446,8 @@ func TestDerivedAttentionScalars(t *testing.T) {
 	// the by-token-pair page of an attention latent
 	f.ok(t, "/derived_attention_scalars", mustJSON(map[string]any{
 		"inferenceRequestSpec": map[string]any{"prompt": prompt, "activationIndexForWithinLayerGrad": map[string]any{
-			"activationLocationType": "online_attention_autoencoder_latent", "tensorIndices": []int{len(ids) - 1, 5}, "layerIndex": 0, "passType": "forward"}},
-		"derivedAttentionScalarsRequestSpec": map[string]any{"dst": "unflattened_attn_write_norm", "layerIndex": 0, "activationIndex": 5}}), &r)
+			"activationLocationType": "online_autoencoder_latent", "tensorIndices": []any{"All", 5}, "layerIndex": 0, "passType": "forward"}},
+		"derivedAttentionScalarsRequestSpec": map[string]any{"dst": "attn_write_to_latent_summed_over_heads", "layerIndex": 0, "activationIndex": 5}}), &r)
 	tri, err = f.e.LatentPairAttribution(context.Background(), ids, debugger.Node{Type: debugger.AttnLatent, Layer: 0, Index: 5, Token: -1})
 	if err != nil {
 		t.Fatal(err)

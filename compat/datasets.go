@@ -241,7 +241,12 @@ func (h *Handler) resolve(ctx context.Context, dst string, datasets []string) (*
 	}
 	for _, d := range datasets {
 		rest, ok := strings.CutPrefix(d, pathScheme)
-		if !ok {
+		if !ok { // the app's dataset name: gpt2-small, gpt2-small_mlp-post-act
+			for _, s := range c.all {
+				if dd, short := c.kindOf(s.location); dd == dst && short == d {
+					return c, s, nil
+				}
+			}
 			continue
 		}
 		name, loc, _ := strings.Cut(rest, "/")

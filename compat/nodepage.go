@@ -26,10 +26,10 @@ func (h *Handler) tokenData(e *debugger.Engine, tokens []int, start time.Time) i
 
 // mirroredActivationIndex is the app's activation index (ablations, grads).
 type mirroredActivationIndex struct {
-	ActivationLocationType string `json:"activationLocationType"`
-	TensorIndices          []*int `json:"tensorIndices"`
-	LayerIndex             *int   `json:"layerIndex"`
-	PassType               string `json:"passType"`
+	ActivationLocationType string  `json:"activationLocationType"`
+	TensorIndices          indices `json:"tensorIndices"`
+	LayerIndex             *int    `json:"layerIndex"`
+	PassType               string  `json:"passType"`
 }
 
 // nodeForDst maps a node page's dst (or an activation location type) to a node type.

@@ -2,6 +2,7 @@ package compat
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -14,13 +15,39 @@ import (
 // nodeIndex is the app's MirroredNodeIndex. Field order is the JSON key
 // order; the app compares node index lists as JSON text.
 type nodeIndex struct {
-	NodeType      string `json:"nodeType"`
-	TensorIndices []*int `json:"tensorIndices"`
-	LayerIndex    *int   `json:"layerIndex"`
-	PassType      string `json:"passType"`
+	NodeType      string  `json:"nodeType"`
+	TensorIndices indices `json:"tensorIndices"`
+	LayerIndex    *int    `json:"layerIndex"`
+	PassType      string  `json:"passType"`
 }
 
 func ip(i int) *int { return &i }
+
+// indices are tensor indices; the app writes "All" (or null) for a whole
+// dimension, read as nil.
+type indices []*int
+
+// UnmarshalJSON accepts numbers, null and strings ("All").
+func (ix *indices) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("tensorIndices: %w", err)
+	}
+	out := make(indices, len(raw))
+	for i, r := range raw {
+		var n *int
+		if err := json.Unmarshal(r, &n); err == nil {
+			out[i] = n
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			return fmt.Errorf("tensorIndices[%d]: %s is not a number or \"All\"", i, r)
+		}
+	}
+	*ix = out
+	return nil
+}
 
 // toNodeIndex converts an engine node: [token, index] for neurons and
 // latents, [query, key, head] for heads, [token] for embeddings (type
