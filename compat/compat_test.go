@@ -519,3 +519,32 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// Concurrent requests share the engine and the store (run with -race).
+func TestConcurrentRequests(t *testing.T) {
+	f := newFixture(t)
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			var path, body string
+			if i%2 == 0 {
+				path, body = "/neuron_record", fmt.Sprintf(`{"dst": "mlp_post_act", "layerIndex": %d, "activationIndex": %d, "datasets": []}`, i%2, i)
+			} else {
+				path, body = "/derived_scalars", fmt.Sprintf(`{"inferenceRequestSpec": {"prompt": "Paris is in France"}, "derivedScalarsRequestSpec": {"dst": "mlp_post_act", "layerIndex": 1, "activationIndex": %d}}`, i)
+			}
+			resp, err := http.Post(f.srv.URL+"/compat"+path, "application/json", strings.NewReader(body))
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("%s: %s", path, resp.Status)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -87,6 +87,8 @@ func (h *Handler) fromNodeIndex(e *debugger.Engine, ix nodeIndex) (debugger.Node
 		n.Type, n.Index = debugger.AttnHead, last
 	case string(debugger.MLPNeuron), string(debugger.MLPLatent), string(debugger.AttnLatent):
 		n.Type, n.Index = debugger.NodeType(ix.NodeType), last
+	case "autoencoder_latent_by_token_pair": // the app's name for attention latents on node pages
+		n.Type, n.Index = debugger.AttnLatent, last
 	case "autoencoder_latent":
 		n.Type, n.Index = debugger.MLPLatent, last
 		for _, a := range e.Autoencoders() {
