@@ -1,6 +1,9 @@
 package store
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // SetListPageSize makes Azure List pages hold n blobs for the test's duration.
 func SetListPageSize(t *testing.T, n int32) {
@@ -15,4 +18,11 @@ func SASOf(s Store) string {
 		return a.u.sas
 	}
 	return ""
+}
+
+// SetAzureTryBase sets the per-try allowance for the test's duration.
+func SetAzureTryBase(t *testing.T, d time.Duration) {
+	old := azureTryBase
+	azureTryBase = d
+	t.Cleanup(func() { azureTryBase = old })
 }
