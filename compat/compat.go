@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/debugger"
 	"tdb/model/tokenizer"
 	"tdb/store"
@@ -175,7 +175,9 @@ func status(err error) int {
 		return es.code
 	case errors.As(err, &br):
 		return http.StatusBadRequest
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, collate.ErrNoDataset):
+	case errors.Is(err, dataset.ErrBadName):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, dataset.ErrNoDataset):
 		return http.StatusNotFound
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable

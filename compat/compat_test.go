@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/debugger"
 	"tdb/store"
 )
@@ -148,7 +148,7 @@ func TestModelInfoAndDatasets(t *testing.T) {
 func TestModelNameWithoutEngine(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewMemory()
-	if err := collate.WriteManifest(ctx, st, &collate.Manifest{Name: "gpt2_mlp", Model: "gpt2", Locations: []collate.ManifestLocation{{Name: locNeurons, Layers: []int{0, 11}, Components: 3072}}}); err != nil {
+	if err := dataset.WriteManifest(ctx, st, &dataset.Manifest{Name: "gpt2_mlp", Model: "gpt2", Locations: []dataset.ManifestLocation{{Name: locNeurons, Layers: []int{0, 11}, Components: 3072}}}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := (&Handler{opts: Options{Store: st}}).catalog(ctx)
@@ -178,7 +178,7 @@ func TestModelNameWithoutEngine(t *testing.T) {
 // strings are the record's tokens, each scalar is the component's
 // activation on the record's window (the engine's number), and
 // normalizedScalar = max(0, scalar/max).
-func checkSequence(t *testing.T, f *fixture, seq []any, rec collate.Record, node debugger.Node, maxAct float64) {
+func checkSequence(t *testing.T, f *fixture, seq []any, rec dataset.Record, node debugger.Node, maxAct float64) {
 	t.Helper()
 	if len(seq) != f.window || len(rec.Tokens) != f.window {
 		t.Fatalf("sequence of %d tokens, record of %d, want %d", len(seq), len(rec.Tokens), f.window)
@@ -227,7 +227,7 @@ func TestNeuronRecord(t *testing.T) {
 		if len(top) != 4 || len(random) != 3 {
 			t.Fatalf("%s: %d top and %d random sequences, want 4 and 3", c.dst, len(top), len(random))
 		}
-		view, err := collate.ReadComponent(context.Background(), f.st, datasetName, map[debugger.NodeType]string{
+		view, err := dataset.ReadComponent(context.Background(), f.st, datasetName, map[debugger.NodeType]string{
 			debugger.MLPNeuron: locNeurons, debugger.MLPLatent: "ae.mlp.post_act", debugger.AttnLatent: "ae.resid.delta_attn"}[c.node.Type], c.node.Layer, c.node.Index)
 		if err != nil {
 			t.Fatal(err)
@@ -315,7 +315,7 @@ func TestAttentionHeadRecord(t *testing.T) {
 	if len(top) != 4 || len(random) != 3 {
 		t.Fatalf("%d top and %d random sequences", len(top), len(random))
 	}
-	view, err := collate.ReadComponent(context.Background(), f.st, datasetName, locHeads, 1, 2)
+	view, err := dataset.ReadComponent(context.Background(), f.st, datasetName, locHeads, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,11 +342,11 @@ func (m memExplanations) Existing(_ context.Context, c Component) ([]Explanation
 	return []Explanation{{Text: fmt.Sprintf("%s L%d #%d", c.Location, c.Layer, c.Index), Score: &s}, {Text: "unscored"}}, nil
 }
 
-func (m memExplanations) Explain(_ context.Context, c Component, v *collate.ComponentView) ([]string, error) {
+func (m memExplanations) Explain(_ context.Context, c Component, v *dataset.ComponentView) ([]string, error) {
 	return []string{fmt.Sprintf("%d top records", len(v.Top))}, nil
 }
 
-func (m memExplanations) Score(_ context.Context, c Component, v *collate.ComponentView, exp string, maxSeq int) (float64, error) {
+func (m memExplanations) Score(_ context.Context, c Component, v *dataset.ComponentView, exp string, maxSeq int) (float64, error) {
 	return float64(len(exp)) / 100, nil
 }
 
@@ -412,7 +412,7 @@ func TestDerivedScalars(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		view, err := collate.ReadComponent(context.Background(), f.st, datasetName, c.loc, c.node.Layer, c.node.Index)
+		view, err := dataset.ReadComponent(context.Background(), f.st, datasetName, c.loc, c.node.Layer, c.node.Index)
 		if err != nil {
 			t.Fatal(err)
 		}

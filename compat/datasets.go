@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/debugger"
 	"tdb/model"
 	"tdb/store"
@@ -35,7 +35,7 @@ const pathScheme = "tdb://"
 
 // source is one collated location of one dataset.
 type source struct {
-	manifest *collate.Manifest
+	manifest *dataset.Manifest
 	location string
 }
 
@@ -80,7 +80,7 @@ func (h *Handler) catalog(ctx context.Context) (*catalog, error) {
 			}
 		}
 		for _, name := range names {
-			m, err := collate.ReadManifest(ctx, st, name)
+			m, err := dataset.ReadManifest(ctx, st, name)
 			if err != nil {
 				return nil, err
 			}
@@ -291,7 +291,7 @@ func (r nodeRequest) check() error {
 }
 
 // component reads one component's collated records.
-func (h *Handler) component(ctx context.Context, r nodeRequest) (source, *collate.ComponentView, error) {
+func (h *Handler) component(ctx context.Context, r nodeRequest) (source, *dataset.ComponentView, error) {
 	if err := r.check(); err != nil {
 		return source{}, nil, err
 	}
@@ -299,7 +299,7 @@ func (h *Handler) component(ctx context.Context, r nodeRequest) (source, *collat
 	if err != nil {
 		return source{}, nil, err
 	}
-	v, err := collate.ReadComponentFrom(ctx, h.opts.Store, s.manifest, s.location, *r.LayerIndex, *r.ActivationIndex)
+	v, err := dataset.ReadComponentFrom(ctx, h.opts.Store, s.manifest, s.location, *r.LayerIndex, *r.ActivationIndex)
 	if errors.Is(err, store.ErrNotFound) {
 		return source{}, nil, notFound("%v", err)
 	}
@@ -351,7 +351,7 @@ func (h *Handler) neuronRecord(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	mx := float64(v.Stats.Max)
-	seqs := func(recs []collate.Record) [][]tokenAndScalar {
+	seqs := func(recs []dataset.Record) [][]tokenAndScalar {
 		out := [][]tokenAndScalar{}
 		for _, rec := range recs {
 			strs := tok.Display(ints(rec.Tokens))
@@ -476,7 +476,7 @@ func (h *Handler) attentionHeadRecord(ctx context.Context, body []byte) (any, er
 	if err != nil {
 		return nil, err
 	}
-	seqs := func(recs []collate.Record) ([][]tokenAndAttentionScalars, error) {
+	seqs := func(recs []dataset.Record) ([][]tokenAndAttentionScalars, error) {
 		out := [][]tokenAndAttentionScalars{}
 		for _, rec := range recs {
 			tri, err := triangle(rec.Activations, len(rec.Tokens))

@@ -9,5 +9,5 @@
 // This package only translates names and shapes (camelCase fields, the
 // app's node indices and dataset names); docs/compat.md lists what differs.
 //
-// It may import debugger, model, collate and store.
+// It may import debugger, model, dataset and store (not collate: it only reads datasets).
 package compat

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"tdb/collate"
+	"tdb/dataset"
 )
 
 // Component names one collated component: a dataset, its location
@@ -33,10 +33,10 @@ type Explanations interface {
 	// Existing lists the stored explanations of a component.
 	Existing(ctx context.Context, c Component) ([]Explanation, error)
 	// Explain writes new explanations of a component.
-	Explain(ctx context.Context, c Component, view *collate.ComponentView) ([]string, error)
+	Explain(ctx context.Context, c Component, view *dataset.ComponentView) ([]string, error)
 	// Score scores an explanation on at most maxSequences of the
 	// component's records (0: the scorer's default).
-	Score(ctx context.Context, c Component, view *collate.ComponentView, explanation string, maxSequences int) (float64, error)
+	Score(ctx context.Context, c Component, view *dataset.ComponentView, explanation string, maxSequences int) (float64, error)
 }
 
 // NoExplanations is the default: no stored explanations, no explainer.
@@ -46,7 +46,7 @@ type NoExplanations struct{}
 func (NoExplanations) Existing(context.Context, Component) ([]Explanation, error) { return nil, nil }
 
 // Explain returns none.
-func (NoExplanations) Explain(context.Context, Component, *collate.ComponentView) ([]string, error) {
+func (NoExplanations) Explain(context.Context, Component, *dataset.ComponentView) ([]string, error) {
 	return nil, nil
 }
 
@@ -54,7 +54,7 @@ func (NoExplanations) Explain(context.Context, Component, *collate.ComponentView
 var ErrNoScorer = errors.New("no explanation scorer is configured on this tdb serve")
 
 // Score fails with ErrNoScorer.
-func (NoExplanations) Score(context.Context, Component, *collate.ComponentView, string, int) (float64, error) {
+func (NoExplanations) Score(context.Context, Component, *dataset.ComponentView, string, int) (float64, error) {
 	return 0, ErrNoScorer
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"tdb/autoencoder"
 	"tdb/collate"
+	"tdb/dataset"
 	"tdb/debugger"
 	"tdb/model"
 	"tdb/model/tokenizer"
@@ -142,7 +143,7 @@ func buildFixture() (*fixture, error) {
 		for off := 0; off+W <= len(ids); off += W {
 			win := ids[off : off+W]
 			tokens += W
-			src := collate.Source{Doc: int64(doc), Offset: int64(off)}
+			src := dataset.Source{Doc: int64(doc), Offset: int64(off)}
 			t32 := make([]int32, W)
 			for i, id := range win {
 				t32[i] = int32(id)
@@ -198,9 +199,9 @@ func buildFixture() (*fixture, error) {
 		}
 	}
 	layers := []int{0, 1}
-	if err := collate.WriteManifest(ctx, st, &collate.Manifest{Name: datasetName, Model: "random:tiny", NCtx: W, Tokens: tokens, Settings: cfg,
+	if err := dataset.WriteManifest(ctx, st, &dataset.Manifest{Name: datasetName, Model: "random:tiny", NCtx: W, Tokens: tokens, Settings: dataset.Settings(cfg),
 		Autoencoders: []string{mlpDir, attnDir},
-		Locations: []collate.ManifestLocation{
+		Locations: []dataset.ManifestLocation{
 			{Name: locNeurons, Layers: layers, Components: C},
 			{Name: locHeads, Layers: layers, Components: H, Pairs: true},
 			{Name: "ae.mlp.post_act", Layers: []int{1}, Components: mlpAE.NLatents},
