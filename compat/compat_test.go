@@ -13,6 +13,7 @@ import (
 
 	"tdb/dataset"
 	"tdb/debugger"
+	"tdb/model"
 	"tdb/store"
 )
 
@@ -546,5 +547,33 @@ func TestConcurrentRequests(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// GPT-2 small is reported as gpt2-small whatever the datasets are called,
+// and the handler also works mounted with http.StripPrefix.
+func TestGPT2SmallName(t *testing.T) {
+	f := newFixture(t)
+	// only the shape matters to /model_info: no weights are allocated
+	e := debugger.New(&model.Model{Config: model.Presets["gpt2"]}, f.e.Tok)
+	mux := http.NewServeMux()
+	mux.Handle("/compat/", http.StripPrefix("/compat", New(Options{Engine: e, Store: f.st})))
+	g := &fixture{e: e, st: f.st, srv: newServer(t, mux), window: f.window}
+	var info map[string]any
+	g.ok(t, "/model_info", "", &info)
+	if info["modelName"] != "gpt2-small" || info["nLayers"] != 12.0 || info["hasMlpAutoencoder"] != true || info["mlpAutoencoderName"] != "mlp-post-act" {
+		t.Fatalf("model_info: %v", info)
+	}
+	var meta []map[string]any
+	g.ok(t, "/neuron_datasets_metadata", "", &meta)
+	for _, m := range meta {
+		if !strings.HasPrefix(m["shortName"].(string), "gpt2-small") {
+			t.Fatalf("dataset %v", m)
+		}
+	}
+	var r map[string]any
+	g.ok(t, "/neuron_record", `{"dst": "mlp_autoencoder_latent", "layerIndex": 1, "activationIndex": 2, "datasets": ["gpt2-small_mlp-post-act"]}`, &r)
+	if r["dataset"] != "tdb://"+datasetName+"/ae.mlp.post_act" {
+		t.Fatalf("dataset %v", r["dataset"])
 	}
 }
