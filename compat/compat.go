@@ -41,6 +41,10 @@ type Options struct {
 	Tokenizer *tokenizer.Tokenizer
 	// Logger receives one line per failed request (default: slog.Default()).
 	Logger *slog.Logger
+	// Acquire, when set, is called before each request's model work and
+	// its done after (tdb serve passes its model queue, so the app shares
+	// the viewer's limit); an error is answered 503 with its message.
+	Acquire func(ctx context.Context) (done func(), err error)
 }
 
 // Handler serves the compatibility API.
@@ -204,12 +208,19 @@ func decode(body []byte, v any) error {
 	return nil
 }
 
-// engine returns the engine or a 503 that says how to load one.
-func (h *Handler) engine() (*debugger.Engine, error) {
+// engine returns the engine, once Options.Acquire lets the request run,
+// or a 503 that says why not; call done when the model work is over.
+func (h *Handler) engine(ctx context.Context) (e *debugger.Engine, done func(), err error) {
 	if h.opts.Engine == nil {
-		return nil, unavailable("no model is loaded: start tdb serve with a model to answer inference requests")
+		return nil, nil, unavailable("no model is loaded: start tdb serve with a model to answer inference requests")
 	}
-	return h.opts.Engine, nil
+	done = func() {}
+	if h.opts.Acquire != nil {
+		if done, err = h.opts.Acquire(ctx); err != nil {
+			return nil, nil, unavailable("%v", err)
+		}
+	}
+	return h.opts.Engine, done, nil
 }
 
 // tokenizer returns the tokenizer for dataset tokens.

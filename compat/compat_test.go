@@ -3,12 +3,14 @@ package compat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"tdb/dataset"
@@ -576,4 +578,35 @@ func TestGPT2SmallName(t *testing.T) {
 	if r["dataset"] != "tdb://"+datasetName+"/ae.mlp.post_act" {
 		t.Fatalf("dataset %v", r["dataset"])
 	}
+}
+
+// Model work goes through Options.Acquire; a refusal is a 503 with its message.
+func TestAcquire(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	acquired, released := 0, 0
+	refuse := false
+	acquire := func(ctx context.Context) (func(), error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refuse {
+			return nil, errors.New("the model is busy: 8 requests waiting")
+		}
+		acquired++
+		return func() { mu.Lock(); released++; mu.Unlock() }, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/compat/", New(Options{Engine: f.e, Store: f.st, Acquire: acquire}))
+	g := &fixture{e: f.e, st: f.st, srv: newServer(t, mux), window: f.window}
+	body := `{"inferenceRequestSpec": {"prompt": "Paris"}, "derivedScalarsRequestSpec": {"dst": "mlp_post_act", "layerIndex": 0, "activationIndex": 1}}`
+	var r map[string]any
+	g.ok(t, "/derived_scalars", body, &r)
+	g.ok(t, "/model_info", "", &r) // no model work
+	mu.Lock()
+	if acquired != 1 || released != 1 {
+		t.Fatalf("acquired %d, released %d", acquired, released)
+	}
+	refuse = true
+	mu.Unlock()
+	g.fails(t, "/derived_scalars", body, http.StatusServiceUnavailable, "busy")
 }

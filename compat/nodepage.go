@@ -90,10 +90,11 @@ func (h *Handler) derivedScalars(ctx context.Context, body []byte) (any, error) 
 	if err := decode(body, &r); err != nil {
 		return nil, err
 	}
-	e, err := h.engine()
+	e, done, err := h.engine(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	spec := r.DerivedScalarsRequestSpec
 	if err := spec.check(); err != nil {
 		return nil, err
@@ -154,10 +155,11 @@ func (h *Handler) derivedAttentionScalars(ctx context.Context, body []byte) (any
 	if err := decode(body, &r); err != nil {
 		return nil, err
 	}
-	e, err := h.engine()
+	e, done, err := h.engine(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	spec := r.DerivedAttentionScalarsRequestSpec
 	if err := spec.check(); err != nil {
 		return nil, err
@@ -266,10 +268,11 @@ func (h *Handler) batched(ctx context.Context, body []byte) (any, error) {
 	if err := decode(body, &r); err != nil {
 		return nil, err
 	}
-	e, err := h.engine()
+	e, done, err := h.engine(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	out := struct {
 		InferenceSubResponses []batchedSubResponse `json:"inferenceSubResponses"`
 	}{InferenceSubResponses: []batchedSubResponse{}}

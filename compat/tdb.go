@@ -288,10 +288,11 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 	if len(r.SubRequests) == 0 {
 		return nil, badRequest("give subRequests")
 	}
-	e, err := h.engine()
+	e, done, err := h.engine(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	req, runs, err := h.engineRequest(e, r.SubRequests)
 	if err != nil {
 		return nil, err
