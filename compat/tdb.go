@@ -276,7 +276,7 @@ type tdbSubResponse struct {
 // batchedTdb answers the TDB page: one engine request for the whole batch
 // (so every sub-response lists the same nodes, the union of the node table
 // over the batch), a second with the table's nodes inspected for their
-// token views, and the attention token-pair sums.
+// token views, and meanwhile the attention token-pair sums.
 func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 	start := time.Now()
 	var r struct {
@@ -297,6 +297,18 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// the attention token-pair sums do not depend on the table: computed meanwhile
+	type pairResult struct {
+		sums [][][]float64
+		err  error
+	}
+	pairc := make(chan pairResult, 1)
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func(req debugger.Request) { // a copy: the second pass below changes req
+		sums, err := e.AttentionPairEffects(pctx, req)
+		pairc <- pairResult{sums, err}
+	}(req)
 	first, err := e.Run(ctx, req)
 	if err != nil {
 		return nil, err
@@ -329,10 +341,11 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 	for _, d := range resp.Details {
 		details[d.Node.Name()] = d
 	}
-	pairs, err := e.AttentionPairEffects(ctx, req)
-	if err != nil {
-		return nil, err
+	pr := <-pairc
+	if pr.err != nil {
+		return nil, pr.err
 	}
+	pairs := pr.sums
 	runIndex := map[string]int{}
 	for i, run := range resp.Runs {
 		runIndex[run.Label] = i
