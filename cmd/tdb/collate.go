@@ -20,7 +20,6 @@ import (
 	"tdb/coordinator"
 	"tdb/corpus"
 	"tdb/internal/natsutil"
-	"tdb/kernels"
 	"tdb/model"
 	"tdb/model/hub"
 	"tdb/store"
@@ -131,7 +130,6 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		svcErr   = make(chan error, *workers+1)
 	)
 	if *natsURL == "" {
-		kernels.Install()
 		emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
 		if err != nil {
 			return err
@@ -206,7 +204,7 @@ func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 // resolved (downloaded if needed: the workers need it anyway); with a
 // cluster only the names are checked when the model is not local.
 func checkLocations(ctx context.Context, spec natsutil.JobSpec, resolve bool, stderr io.Writer) error {
-	cfg, isRandom, err := worker.RandomConfig(spec.Model)
+	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
 		return usagef("--model: %v", err)
 	}

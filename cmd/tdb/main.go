@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"tdb/kernels"
 )
 
 // command is one "tdb <name> ..." subcommand. Nested commands ("model pull")
@@ -50,6 +52,7 @@ func usage(w io.Writer) {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	kernels.Install() // the fast GEMMs, once for every command
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
