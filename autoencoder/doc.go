@@ -5,8 +5,9 @@
 //
 // Formats (Load):
 //   - OpenAI torch.save state dicts (.pt: a zip holding data.pkl and raw
-//     storages), read by a small restricted unpickler that builds plain Go
-//     values and never runs Python (fuzzed; see FuzzUnpickle, FuzzOpenTorch).
+//     storages), read by the restricted unpickler of internal/pickle, which
+//     builds plain Go values and never runs Python (fuzzed there with
+//     FuzzDecode, and here, whole files, with FuzzOpenTorch).
 //     "activation" ReLU (the default), Identity or TopK with
 //     activation_state_dict {k, postact_fn}; as in OpenAI's loader, TopK
 //     autoencoders normalise their input per token.

@@ -20,7 +20,7 @@ const randomSeed = 1
 
 // ErrUnknownPreset is returned (wrapped) for random:<preset> with a preset
 // that is neither tiny nor one of Presets: a mistake in the input.
-var ErrUnknownPreset = errors.New("unknown model preset")
+var ErrUnknownPreset = errors.New("unknown preset")
 
 // RandomConfig returns the shape named by a random:<preset> model name
 // (isRandom false, and no error, if name is not one).
