@@ -91,7 +91,7 @@ func TestDirectEffectsSumToLoss(t *testing.T) {
 		var sum float64
 		for i := range s.total {
 			if s.valid(i) {
-				sum += float64(mt[3][i])
+				sum += float64(mt.directionWrite[i])
 			}
 		}
 		D, last := m.DModel, p.T-1
@@ -260,10 +260,10 @@ func TestTableIsTopAndBottom(t *testing.T) {
 		if !s.valid(i) {
 			continue
 		}
-		if best < 0 || mt[2][i] > mt[2][best] {
+		if best < 0 || mt.actTimesGrad[i] > mt.actTimesGrad[best] {
 			best = i
 		}
-		if worst < 0 || mt[2][i] < mt[2][worst] {
+		if worst < 0 || mt.actTimesGrad[i] < mt.actTimesGrad[worst] {
 			worst = i
 		}
 	}
@@ -275,7 +275,7 @@ func TestTableIsTopAndBottom(t *testing.T) {
 	}
 	for why, i := range map[string]int{"top act_times_grad": best, "bottom act_times_grad": worst} {
 		if !found[why+" "+s.node(i).Name()] {
-			t.Errorf("%s: %s (%g) missing from the table", why, s.node(i).Name(), mt[2][i])
+			t.Errorf("%s: %s (%g) missing from the table", why, s.node(i).Name(), mt.actTimesGrad[i])
 		}
 	}
 	if len(resp.Nodes) < 5 || len(resp.Nodes) > 8*5 {
@@ -432,7 +432,7 @@ func TestTraceVValueIsDirectEffect(t *testing.T) {
 	if s.node(i) != head {
 		t.Fatalf("node space: %+v != %+v", s.node(i), head)
 	}
-	want := float64(mt[3][i])
+	want := float64(mt.directionWrite[i])
 	if got := traced.Runs[0].Loss; math.Abs(got-want) > 1e-5*math.Max(1, math.Abs(want)) || want == 0 {
 		t.Errorf("V-traced scalar %g, direct effect in the loss table %g", got, want)
 	}

@@ -65,18 +65,39 @@ func (s nodeSpace) valid(i int) bool {
 	return i/s.H%s.T <= i/(s.H*s.T)%s.T
 }
 
-// metrics holds the four columns over a node space.
-type metrics [4][]float32
+// metrics holds the four columns over a node space, one number per node.
+type metrics struct {
+	activation     []float32 // ColActivation
+	writeNorm      []float32 // ColWriteNorm
+	actTimesGrad   []float32 // ColActTimesGrad
+	directionWrite []float32 // ColDirectEffect
+}
+
+func newMetrics(n int) *metrics {
+	return &metrics{make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)}
+}
+
+// column returns the column named by one of Columns.
+func (mt *metrics) column(name string) []float32 {
+	switch name {
+	case ColActivation:
+		return mt.activation
+	case ColWriteNorm:
+		return mt.writeNorm
+	case ColActTimesGrad:
+		return mt.actTimesGrad
+	case ColDirectEffect:
+		return mt.directionWrite
+	}
+	panic("debugger: unknown column " + name) // Columns is fixed: a programming error
+}
 
 // metrics computes the four numbers of every node of batch row r.
 func (e *Engine) metrics(s nodeSpace, fwd *model.Result, grads map[model.Site]*model.Tensor, gstar []float32, r int, at point) *metrics {
 	e.init()
 	m := e.Model
 	T, D, dmlp, H := s.T, m.DModel, m.DMLP, m.NHead
-	mt := &metrics{}
-	for c := range mt {
-		mt[c] = make([]float32, s.total)
-	}
+	mt := newMetrics(s.total)
 	// positions where g* is non-zero (the loss's last token, the traced node's tokens)
 	var live []int
 	for t := range T {
@@ -92,11 +113,11 @@ func (e *Engine) metrics(s nodeSpace, fwd *model.Result, grads map[model.Site]*m
 	embDirect := before(point{0, false}, at)
 	for t := range T {
 		x := emb[t*D : (t+1)*D]
-		mt[0][t] = 1
-		mt[1][t] = norm(x)
-		mt[2][t] = float32(dot(x, gEmb[t*D:(t+1)*D]))
+		mt.activation[t] = 1
+		mt.writeNorm[t] = norm(x)
+		mt.actTimesGrad[t] = float32(dot(x, gEmb[t*D:(t+1)*D]))
 		if embDirect {
-			mt[3][t] = float32(dot(x, gstar[t*D:(t+1)*D]))
+			mt.directionWrite[t] = float32(dot(x, gstar[t*D:(t+1)*D]))
 		}
 	}
 	proj := make([]float32, max(dmlp, D))
@@ -106,15 +127,15 @@ func (e *Engine) metrics(s nodeSpace, fwd *model.Result, grads map[model.Site]*m
 		base := s.offMLP + l*T*dmlp
 		for i := range T * dmlp {
 			a := post[i]
-			mt[0][base+i] = a
-			mt[1][base+i] = a * e.outNorms[l][i%dmlp]
-			mt[2][base+i] = a * gPost[i]
+			mt.activation[base+i] = a
+			mt.writeNorm[base+i] = a * e.outNorms[l][i%dmlp]
+			mt.actTimesGrad[base+i] = a * gPost[i]
 		}
 		if before(point{l + 1, false}, at) {
 			for _, t := range live {
 				gemv(m.Blocks[l].OutW, dmlp, D, gstar[t*D:(t+1)*D], proj[:dmlp]) // W_out·g*[t]
 				for n := range dmlp {
-					mt[3][base+t*dmlp+n] = post[t*dmlp+n] * proj[n]
+					mt.directionWrite[base+t*dmlp+n] = post[t*dmlp+n] * proj[n]
 				}
 			}
 		}
@@ -134,9 +155,9 @@ func (e *Engine) metrics(s nodeSpace, fwd *model.Result, grads map[model.Site]*m
 				for h := range H {
 					i := (q*T+k)*H + h
 					p := probs[i]
-					mt[0][base+i] = p
-					mt[1][base+i] = p * vwNorm[k*H+h]
-					mt[2][base+i] = p * gProbs[i]
+					mt.activation[base+i] = p
+					mt.writeNorm[base+i] = p * vwNorm[k*H+h]
+					mt.actTimesGrad[base+i] = p * gProbs[i]
 				}
 			}
 		}
@@ -145,7 +166,7 @@ func (e *Engine) metrics(s nodeSpace, fwd *model.Result, grads map[model.Site]*m
 				for k := 0; k <= q; k++ {
 					for h := range H {
 						i := (q*T+k)*H + h
-						mt[3][base+i] = probs[i] * float32(dot(vw[(k*H+h)*D:(k*H+h+1)*D], gstar[q*D:(q+1)*D]))
+						mt.directionWrite[base+i] = probs[i] * float32(dot(vw[(k*H+h)*D:(k*H+h+1)*D], gstar[q*D:(q+1)*D]))
 					}
 				}
 			}
@@ -272,12 +293,12 @@ func (e *Engine) table(p *prepared, s nodeSpace, rows []*metrics) []NodeRow {
 			reasons[i] = append(reasons[i], why)
 		}
 	}
-	for c, col := range Columns {
-		vals := main[c]
+	for _, col := range Columns {
+		vals := main.column(col)
 		add(topK(s, k, func(i int) float64 { return float64(vals[i]) }), "top "+col)
 		add(topK(s, k, func(i int) float64 { return -float64(vals[i]) }), "bottom "+col)
 		if other != nil {
-			ov := other[c]
+			ov := other.column(col)
 			add(topK(s, k, func(i int) float64 { return float64(vals[i] - ov[i]) }), "top diff "+col)
 			add(topK(s, k, func(i int) float64 { return float64(ov[i] - vals[i]) }), "bottom diff "+col)
 		}
@@ -286,10 +307,10 @@ func (e *Engine) table(p *prepared, s nodeSpace, rows []*metrics) []NodeRow {
 	for _, i := range order {
 		n := s.node(i)
 		nr := NodeRow{Node: n, Name: n.Name(), Metrics: map[string]Values{}, Reason: reasons[i]}
-		for c, col := range Columns {
-			v := Values{Value: float64(main[c][i])}
+		for _, col := range Columns {
+			v := Values{Value: float64(main.column(col)[i])}
 			for r := 1; r < len(rows); r++ {
-				x := float64(rows[r][c][i])
+				x := float64(rows[r].column(col)[i])
 				if p.rows[r].label == "baseline" {
 					v.Baseline = &x
 				} else {
@@ -297,7 +318,7 @@ func (e *Engine) table(p *prepared, s nodeSpace, rows []*metrics) []NodeRow {
 				}
 			}
 			if other != nil {
-				d := float64(main[c][i] - other[c][i])
+				d := float64(main.column(col)[i] - other.column(col)[i])
 				v.Diff = &d
 			}
 			nr.Metrics[col] = v
