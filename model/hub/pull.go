@@ -161,4 +161,3 @@ func refused(resp *http.Response, name, endpoint, file string, ref Ref, haveToke
 	}
 	return nil
 }
-
