@@ -12,12 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 
 	"tdb/model"
 	"tdb/model/hub"
@@ -134,10 +128,11 @@ func CachePath(n Name) string {
 }
 
 // Pull downloads the named public autoencoder into the cache, unless it is
-// already there, and returns the file's path. The download is read
-// anonymously, written to a temporary file, checked against the blob's size
-// and renamed into place, so the cache never holds a partial file.
-// progress receives a progress line (nil: silent).
+// already there, and returns the file's path. The blob is read anonymously
+// (a plain HTTP GET of the public container) through hub.Fetch: written to
+// a .part file, resumed after an interruption, checked against the blob's
+// size and renamed into place, so the cache never holds a partial file.
+// progress receives a progress bar (nil: silent).
 func Pull(ctx context.Context, name string, progress io.Writer) (string, error) {
 	n, err := ParseName(name)
 	if err != nil {
@@ -153,57 +148,36 @@ func Pull(ctx context.Context, name string, progress io.Writer) (string, error) 
 	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", fmt.Errorf("autoencoder endpoint %q is not an http(s) URL (check %s)", endpoint, EnvEndpoint)
 	}
-	client, err := azblob.NewClientWithNoCredential(endpoint, &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Retry: policy.RetryOptions{MaxRetries: 4, TryTimeout: 15 * time.Minute},
-	}})
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("autoencoder cache: %w", err)
+	}
+	unlock, err := hub.LockDir(ctx, dir, nil)
 	if err != nil {
-		return "", fmt.Errorf("autoencoder %s: %w", n, err)
+		return "", err
+	}
+	defer unlock()
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		return path, nil // another process fetched it while we waited
 	}
 	src := endpoint + "/" + Container + "/" + n.Blob()
-	resp, err := client.DownloadStream(ctx, Container, n.Blob(), nil)
-	if err != nil {
-		var re *azcore.ResponseError
-		if errors.As(err, &re) {
-			switch re.StatusCode {
+	err = hub.Fetch(ctx, src, path, hub.FetchOptions{
+		Label:    "autoencoder " + n.String(),
+		Name:     n.String(),
+		Progress: progress,
+		Refused: func(resp *http.Response) error {
+			code := resp.Header.Get("X-Ms-Error-Code")
+			switch resp.StatusCode {
 			case http.StatusNotFound:
-				return "", fmt.Errorf("autoencoder %s: %s: %w (%s)", n, src, ErrNotFound, re.ErrorCode)
+				return fmt.Errorf("autoencoder %s: %s: %w (%s)", n, src, ErrNotFound, code)
 			case http.StatusForbidden, http.StatusUnauthorized:
-				return "", fmt.Errorf("autoencoder %s: %s: anonymous read refused (%s): is the container public?", n, src, re.ErrorCode)
+				return fmt.Errorf("autoencoder %s: %s: anonymous read refused (%s): is the container public?", n, src, code)
 			}
-		}
-		return "", fmt.Errorf("autoencoder %s: downloading %s: %w", n, src, err)
-	}
-	body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5})
-	defer body.Close()
-	size := int64(-1)
-	if resp.ContentLength != nil {
-		size = *resp.ContentLength
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", fmt.Errorf("autoencoder cache: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
+			return nil
+		},
+	})
 	if err != nil {
-		return "", fmt.Errorf("autoencoder cache: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	p := &progressLine{w: progress, name: n.String(), total: size}
-	written, err := io.Copy(io.MultiWriter(tmp, p), body)
-	p.finish(err == nil)
-	if err == nil && size >= 0 && written != size {
-		err = fmt.Errorf("received %d bytes, the blob has %d", written, size)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("autoencoder %s: downloading %s: %w", n, src, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("autoencoder cache: %w", err)
+		return "", err
 	}
 	return path, nil
 }
@@ -254,44 +228,4 @@ func Open(ctx context.Context, pathOrName string, layer int, opts Options, progr
 func looksLikePath(s string) bool {
 	return filepath.IsAbs(s) || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "~") ||
 		strings.HasSuffix(s, ".pt") || strings.HasSuffix(s, ".safetensors")
-}
-
-// progressLine draws "name  45% 120.0/266.3 MB" redrawn with '\r', at most
-// every 200 ms. A nil writer draws nothing.
-type progressLine struct {
-	w     io.Writer
-	name  string
-	total int64
-	done  int64
-	last  time.Time
-}
-
-func (p *progressLine) Write(b []byte) (int, error) {
-	p.done += int64(len(b))
-	if p.w != nil && time.Since(p.last) >= 200*time.Millisecond {
-		p.last = time.Now()
-		p.draw()
-	}
-	return len(b), nil
-}
-
-func (p *progressLine) draw() {
-	const mb = 1 << 20
-	if p.total > 0 {
-		fmt.Fprintf(p.w, "\r%s %3d%% %.1f/%.1f MB", p.name, p.done*100/p.total, float64(p.done)/mb, float64(p.total)/mb)
-	} else {
-		fmt.Fprintf(p.w, "\r%s %.1f MB", p.name, float64(p.done)/mb)
-	}
-}
-
-func (p *progressLine) finish(ok bool) {
-	if p.w == nil {
-		return
-	}
-	p.draw()
-	if ok {
-		fmt.Fprintln(p.w, " done")
-	} else {
-		fmt.Fprintln(p.w, " failed")
-	}
 }

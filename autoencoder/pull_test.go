@@ -90,7 +90,7 @@ func TestPullFromAzurite(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%s: cached file differs from the blob (%v)", name, err)
 		}
-		if !strings.Contains(progress.String(), "done") {
+		if !strings.Contains(progress.String(), "100%") || !strings.Contains(progress.String(), name) {
 			t.Fatalf("progress output %q", progress.String())
 		}
 		n, _ := ParseName(name)

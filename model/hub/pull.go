@@ -86,7 +86,7 @@ func Pull(ctx context.Context, name string, opts PullOptions) (string, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	unlock, err := lockDir(ctx, dir, func() {
+	unlock, err := LockDir(ctx, dir, func() {
 		log.Info("waiting for another tdb process downloading into the same folder", "dir", dir)
 	})
 	if err != nil {
