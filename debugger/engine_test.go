@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -17,30 +16,9 @@ import (
 func loudEngine(t testing.TB) *Engine {
 	t.Helper()
 	cfg := model.Config{NLayer: 2, NHead: 4, DModel: 32, DMLP: 64, NCtx: 32, Vocab: 50257, Eps: 1e-5}
-	m, err := model.NewRandom(cfg, 7)
+	m, err := model.NewLoud(cfg, 3, 0.3, 0.2)
 	if err != nil {
 		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	loud := func(xs []float32, c, s float64) {
-		for i := range xs {
-			xs[i] = float32(c + s*rng.NormFloat64())
-		}
-	}
-	loud(m.WTE, 0, 0.3)
-	loud(m.WPE, 0, 0.3)
-	loud(m.LnFG, 1, 0.2)
-	loud(m.LnFB, 0, 0.2)
-	for i := range m.Blocks {
-		b := &m.Blocks[i]
-		for _, w := range [][]float32{b.AttnW, b.ProjW, b.FcW, b.OutW} {
-			loud(w, 0, 0.2)
-		}
-		for _, w := range [][]float32{b.AttnB, b.ProjB, b.FcB, b.OutB, b.Ln1B, b.Ln2B} {
-			loud(w, 0, 0.2)
-		}
-		loud(b.Ln1G, 1, 0.2)
-		loud(b.Ln2G, 1, 0.2)
 	}
 	tok, err := tokenizer.GPT2()
 	if err != nil {
