@@ -30,12 +30,6 @@ func init() {
 	register("collate", "collate top-activating records and statistics of every component over a corpus into a dataset", cmdCollate)
 }
 
-// stringList is a repeatable flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
 func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("collate", stderr)
 	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder, or random:<gpt2|gpt2-medium|gpt2-large|gpt2-xl|tiny> (random weights, for trying the pipeline) ($TDB_MODEL)")
