@@ -22,13 +22,13 @@ import (
 //
 //	https://openaipublic.blob.core.windows.net/openaipublic/sparse-autoencoder/gpt2-small/<kind>[_v4]/autoencoders/<layer>.pt
 const (
-	// DefaultEndpoint is the blob service of the openaipublic account.
-	DefaultEndpoint = "https://openaipublic.blob.core.windows.net"
-	// Container holds the autoencoders; it allows anonymous reads.
-	Container = "openaipublic"
-	// EnvEndpoint overrides the blob service URL (a mirror, or Azurite:
+	// defaultEndpoint is the blob service of the openaipublic account.
+	defaultEndpoint = "https://openaipublic.blob.core.windows.net"
+	// blobContainer holds the autoencoders; it allows anonymous reads.
+	blobContainer = "openaipublic"
+	// envEndpoint overrides the blob service URL (a mirror, or Azurite:
 	// http://127.0.0.1:10000/devstoreaccount1).
-	EnvEndpoint = "TDB_AUTOENCODER_ENDPOINT"
+	envEndpoint = "TDB_AUTOENCODER_ENDPOINT"
 )
 
 // ErrNotFound is returned (wrapped) when the named autoencoder is not in the
@@ -111,20 +111,20 @@ func (n Name) Blob() string {
 	return fmt.Sprintf("sparse-autoencoder/%s/%s%s/autoencoders/%d.pt", publicModel, n.Kind, v, n.Layer)
 }
 
-// Endpoint is the blob service URL: $TDB_AUTOENCODER_ENDPOINT or
-// DefaultEndpoint, without a trailing slash.
-func Endpoint() string {
-	if e := os.Getenv(EnvEndpoint); e != "" {
+// blobEndpoint is the blob service URL: $TDB_AUTOENCODER_ENDPOINT or
+// defaultEndpoint, without a trailing slash.
+func blobEndpoint() string {
+	if e := os.Getenv(envEndpoint); e != "" {
 		return strings.TrimRight(e, "/")
 	}
-	return DefaultEndpoint
+	return defaultEndpoint
 }
 
-// CachePath is where the named autoencoder is (or will be) cached:
+// cachePath is where the named autoencoder is (or will be) cached:
 // <cache>/autoencoders/openaipublic/<blob path>, with <cache> the model
 // cache root ($TDB_CACHE_DIR, $XDG_CACHE_HOME/tdb or ~/.cache/tdb).
-func CachePath(n Name) string {
-	return filepath.Join(hub.CacheDir(), "autoencoders", Container, filepath.FromSlash(n.Blob()))
+func cachePath(n Name) string {
+	return filepath.Join(hub.CacheDir(), "autoencoders", blobContainer, filepath.FromSlash(n.Blob()))
 }
 
 // Pull downloads the named public autoencoder into the cache, unless it is
@@ -138,15 +138,15 @@ func Pull(ctx context.Context, name string, progress io.Writer) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	path := CachePath(n)
+	path := cachePath(n)
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path, nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("autoencoder cache: %w", err)
 	}
-	endpoint := Endpoint()
+	endpoint := blobEndpoint()
 	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("autoencoder endpoint %q is not an http(s) URL (check %s)", endpoint, EnvEndpoint)
+		return "", fmt.Errorf("autoencoder endpoint %q is not an http(s) URL (check %s)", endpoint, envEndpoint)
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -160,7 +160,7 @@ func Pull(ctx context.Context, name string, progress io.Writer) (string, error) 
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path, nil // another process fetched it while we waited
 	}
-	src := endpoint + "/" + Container + "/" + n.Blob()
+	src := endpoint + "/" + blobContainer + "/" + n.Blob()
 	err = hub.Fetch(ctx, src, path, hub.FetchOptions{
 		Label:    "autoencoder " + n.String(),
 		Name:     n.String(),

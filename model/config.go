@@ -66,9 +66,9 @@ type hfConfig struct {
 	ReorderUpcast      bool     `json:"reorder_and_upcast_attn"`
 }
 
-// ParseConfig reads a Hugging Face GPT-2 config.json. Configurations of other
+// parseConfig reads a Hugging Face GPT-2 config.json. Configurations of other
 // architectures, or GPT-2 variants we do not implement, are rejected.
-func ParseConfig(data []byte) (Config, error) {
+func parseConfig(data []byte) (Config, error) {
 	var h hfConfig
 	if err := json.Unmarshal(data, &h); err != nil {
 		return Config{}, fmt.Errorf("config.json: %w", err)
@@ -126,7 +126,7 @@ func LoadConfig(dir string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("reading model config: %w", err)
 	}
-	c, err := ParseConfig(b)
+	c, err := parseConfig(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}

@@ -32,7 +32,7 @@ func TestFiniteDifferences(t *testing.T) {
 	allSites := func(upTo int) []Site {
 		var out []Site
 		for l := range upTo {
-			for _, loc := range Locations {
+			for _, loc := range allLocations {
 				if loc.HasLayer() && loc != ResidPostMLP || loc == ResidPostMLP && l < upTo-1 {
 					out = append(out, At(loc, l))
 				}

@@ -75,8 +75,8 @@ func Pull(ctx context.Context, name string, opts PullOptions) (string, error) {
 	if cache == "" {
 		cache = CacheDir()
 	}
-	dir := ModelDir(cache, ref)
-	if CheckDir(dir) == nil {
+	dir := modelDir(cache, ref)
+	if checkDir(dir) == nil {
 		return dir, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -102,7 +102,7 @@ func Pull(ctx context.Context, name string, opts PullOptions) (string, error) {
 	if token != "" {
 		header.Set("Authorization", "Bearer "+token)
 	}
-	for _, file := range Files {
+	for _, file := range checkpointFiles {
 		final := filepath.Join(dir, file)
 		if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() {
 			continue // verified by an earlier run: only verified files get this name
@@ -144,7 +144,7 @@ func refused(resp *http.Response, name, endpoint, file string, ref Ref, haveToke
 	code := resp.Header.Get("X-Error-Code") // set by huggingface.co
 	switch {
 	case resp.StatusCode == http.StatusNotFound && code == "EntryNotFound":
-		return &hubError{msg: fmt.Sprintf("model %q on %s has no %s (tdb needs %s)", name, endpoint, file, strings.Join(Files, " and ")), kind: ErrNotFound}
+		return &hubError{msg: fmt.Sprintf("model %q on %s has no %s (tdb needs %s)", name, endpoint, file, strings.Join(checkpointFiles, " and ")), kind: ErrNotFound}
 	case resp.StatusCode == http.StatusNotFound && code == "RevisionNotFound":
 		return &hubError{msg: fmt.Sprintf("model %q on %s has no revision %q", name, endpoint, ref.Revision), kind: ErrNotFound}
 	case resp.StatusCode == http.StatusNotFound:

@@ -69,7 +69,7 @@ func TestPullSuccess(t *testing.T) {
 	var sawHub, sawCDN bool
 	for _, r := range h.log() {
 		switch {
-		case r.server == "hub" && strings.HasSuffix(r.path, "/resolve/main/"+WeightsFile):
+		case r.server == "hub" && strings.HasSuffix(r.path, "/resolve/main/"+weightsFile):
 			sawHub = true
 			if r.auth != "Bearer hf_test_token" {
 				t.Errorf("hub request Authorization = %q", r.auth)
@@ -109,7 +109,7 @@ func TestPullRevision(t *testing.T) {
 	}
 	checkPulled(t, dir, files)
 	// The revision travels as one escaped path segment, as the hub expects.
-	if n := h.count("hub", "/resolve/refs/pr/3/"+ConfigFile); n != 1 {
+	if n := h.count("hub", "/resolve/refs/pr/3/"+configFile); n != 1 {
 		t.Fatalf("config requests for refs/pr/3: %d; log %+v", n, h.log())
 	}
 }
@@ -118,7 +118,7 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 	h := newFakeHub(t)
 	files := testCheckpoint(t, 3, weightBytes)
 	h.add("openai-community/gpt2-medium", "main", files)
-	half := int64(len(files[WeightsFile]) / 2)
+	half := int64(len(files[weightsFile]) / 2)
 	h.cutOnce = half
 	opts := testOptions(t, h)
 
@@ -129,15 +129,15 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 	if errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "run the same command again to resume") {
 		t.Fatalf("first pull error = %v", err)
 	}
-	dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2-medium", "main"})
-	fi, err := os.Stat(filepath.Join(dir, WeightsFile+".part"))
+	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2-medium", "main"})
+	fi, err := os.Stat(filepath.Join(dir, weightsFile+".part"))
 	if err != nil {
 		t.Fatalf("no .part after the interruption: %v", err)
 	}
 	if fi.Size() != half {
 		t.Fatalf(".part holds %d bytes, the server sent %d", fi.Size(), half)
 	}
-	if _, err := os.Stat(filepath.Join(dir, WeightsFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, weightsFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("incomplete weights already under the final name (err %v)", err)
 	}
 
@@ -150,7 +150,7 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 	if last.server != "cdn" || last.rng != fmt.Sprintf("bytes=%d-", half) {
 		t.Fatalf("second pull's weights request = %+v, want a Range request from byte %d", last, half)
 	}
-	if n := h.count("hub", ConfigFile); n != 1 {
+	if n := h.count("hub", configFile); n != 1 {
 		t.Fatalf("config.json fetched %d times, want once (it completed in the first pull)", n)
 	}
 }
@@ -203,12 +203,12 @@ func TestPullStartsOverWhenRangeIgnored(t *testing.T) {
 	h.add("openai-community/gpt2", "main", files)
 	h.ignoreRange = true
 	opts := testOptions(t, h)
-	dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
+	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// A leftover part whose bytes are wrong: a 200 answer must replace it, not append.
-	if err := os.WriteFile(filepath.Join(dir, WeightsFile+".part"), bytes.Repeat([]byte{0xAA}, 12345), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, weightsFile+".part"), bytes.Repeat([]byte{0xAA}, 12345), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Pull(context.Background(), "gpt2", opts); err != nil {
@@ -227,11 +227,11 @@ func TestPullFinishesCompletePart(t *testing.T) {
 	files := testCheckpoint(t, 7, 1<<16)
 	h.add("openai-community/gpt2", "main", files)
 	opts := testOptions(t, h)
-	dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
+	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, WeightsFile+".part"), files[WeightsFile], 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, weightsFile+".part"), files[weightsFile], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Pull(context.Background(), "gpt2", opts); err != nil {
@@ -266,7 +266,7 @@ func TestPullRefusals(t *testing.T) {
 			h := newFakeHub(t)
 			h.status, h.errorCode = tt.status, tt.code
 			if tt.emptyRepo {
-				h.add(tt.model, "main", map[string][]byte{ConfigFile: testCheckpoint(t, 8, 64)[ConfigFile]})
+				h.add(tt.model, "main", map[string][]byte{configFile: testCheckpoint(t, 8, 64)[configFile]})
 			}
 			opts := testOptions(t, h)
 			opts.MaxAttempts = 5
@@ -296,7 +296,7 @@ func TestPullCorrupted(t *testing.T) {
 		{"sha256 mismatch", func(h *fakeHub, _ map[string][]byte) { h.corrupt = true }, "sha256 is "},
 		{"size mismatch", func(h *fakeHub, _ map[string][]byte) { h.lieSize = 100 }, "the hub announced"},
 		{"html instead of config", func(h *fakeHub, files map[string][]byte) {
-			files[ConfigFile] = []byte("<!doctype html><html><body>mirror error</body></html>")
+			files[configFile] = []byte("<!doctype html><html><body>mirror error</body></html>")
 		}, "config.json of openai-community/gpt2@main from"},
 	}
 	for _, tt := range tests {
@@ -313,10 +313,10 @@ func TestPullCorrupted(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "corrupted") || !strings.Contains(err.Error(), "deleted it") {
 				t.Fatalf("err = %q, want it to say %q, corrupted and deleted", err, tt.want)
 			}
-			dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
+			dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
-				if e.Name() != ConfigFile || tt.name == "html instead of config" {
+				if e.Name() != configFile || tt.name == "html instead of config" {
 					t.Errorf("%s left in the cache after a corrupted download", e.Name())
 				}
 			}
@@ -351,12 +351,12 @@ func TestPullCancel(t *testing.T) {
 	if n := h.count("cdn", ""); n != 1 {
 		t.Fatalf("a cancelled download was retried: %d CDN requests", n)
 	}
-	dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
-	fi, err := os.Stat(filepath.Join(dir, WeightsFile+".part"))
+	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
+	fi, err := os.Stat(filepath.Join(dir, weightsFile+".part"))
 	if err != nil || fi.Size() != 1<<20 {
 		t.Fatalf("the .part should keep the 1 MiB received for a later resume: %v %v", fi, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, WeightsFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, weightsFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("cancelled download has a final file")
 	}
 }
@@ -467,7 +467,7 @@ func TestResolve(t *testing.T) {
 		}
 	}
 	half := t.TempDir()
-	if err := os.WriteFile(filepath.Join(half, ConfigFile), files[ConfigFile], 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(half, configFile), files[configFile], 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -550,7 +550,7 @@ func BenchmarkPull(b *testing.B) {
 	h := newFakeHub(b)
 	files := testCheckpoint(b, 15, 64<<20)
 	h.add("openai-community/gpt2", "main", files)
-	b.SetBytes(int64(len(files[WeightsFile]) + len(files[ConfigFile])))
+	b.SetBytes(int64(len(files[weightsFile]) + len(files[configFile])))
 	for b.Loop() {
 		opts := PullOptions{Endpoint: h.hub.URL, CacheDir: b.TempDir()}
 		if _, err := Pull(context.Background(), "gpt2", opts); err != nil {
