@@ -71,16 +71,16 @@ type hfConfig struct {
 func parseConfig(data []byte) (Config, error) {
 	var h hfConfig
 	if err := json.Unmarshal(data, &h); err != nil {
-		return Config{}, fmt.Errorf("config.json: %w", err)
+		return Config{}, fmt.Errorf("not JSON: %w", err)
 	}
 	if h.ModelType != "gpt2" {
-		return Config{}, fmt.Errorf("config.json: model_type %q is not supported (only GPT-2 checkpoints, model_type \"gpt2\")", h.ModelType)
+		return Config{}, fmt.Errorf("model_type %q is not supported (only GPT-2 checkpoints, model_type \"gpt2\")", h.ModelType)
 	}
 	if h.ActivationFunction != "" && h.ActivationFunction != "gelu_new" {
-		return Config{}, fmt.Errorf("config.json: activation_function %q is not supported (GPT-2 uses gelu_new)", h.ActivationFunction)
+		return Config{}, fmt.Errorf("activation_function %q is not supported (GPT-2 uses gelu_new)", h.ActivationFunction)
 	}
 	if h.ScaleAttnWeights != nil && !*h.ScaleAttnWeights || h.ScaleByLayerIdx {
-		return Config{}, fmt.Errorf("config.json: non-standard attention scaling is not supported")
+		return Config{}, fmt.Errorf("non-standard attention scaling is not supported")
 	}
 	c := Config{NLayer: h.NLayer, NHead: h.NHead, DModel: h.NEmbd, NCtx: h.NPositions, Vocab: h.VocabSize, Eps: 1e-5}
 	c.DMLP = 4 * h.NEmbd

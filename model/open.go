@@ -70,8 +70,11 @@ func Open(ctx context.Context, name string, progress io.Writer) (*Model, error) 
 		return nil, err
 	}
 	m, err := Load(dir)
+	if err != nil && dir != name { // Load names the files; add the hub name they came from
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("loading model %s: %w", name, err)
+		return nil, err
 	}
 	if m.Random && progress != nil {
 		fmt.Fprintf(progress, "WARNING: %s holds RANDOM weights (made by tdb model random): outputs are meaningless\n", name)

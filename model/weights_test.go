@@ -182,7 +182,7 @@ func TestConfigErrors(t *testing.T) {
 		{`{"model_type":"gpt2","n_layer":2,"n_head":3,"n_embd":32,"n_positions":8,"vocab_size":10}`, "not a multiple"},
 		{`{"model_type":"gpt2","activation_function":"relu","n_layer":1,"n_head":1,"n_embd":4,"n_positions":4,"vocab_size":4}`, "relu"},
 		{`{"model_type":"gpt2","n_layer":0,"n_head":1,"n_embd":4,"n_positions":4,"vocab_size":4}`, "positive"},
-		{`{`, "config.json"},
+		{`{`, "not JSON"},
 	} {
 		if _, err := parseConfig([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.json, err, c.want)
