@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -98,7 +99,7 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	resp, err := eng.Run(ctx, req)
 	if err != nil {
-		if _, ok := err.(debugger.BadRequest); ok {
+		if bad := (debugger.BadRequest{}); errors.As(err, &bad) {
 			return usageError{err}
 		}
 		return err
