@@ -20,6 +20,7 @@ import (
 	"tdb/coordinator"
 	"tdb/corpus"
 	"tdb/internal/natsutil"
+	"tdb/internal/textutil"
 	"tdb/model"
 	"tdb/model/hub"
 	"tdb/store"
@@ -370,7 +371,7 @@ func (p *progressPrinter) update(pr coordinator.Progress) {
 	}
 	p.line = pr.Format(now)
 	if pr.LastError != "" && !pr.State.Status.Final() {
-		p.line += " (last error: " + truncateLine(pr.LastError, 120) + ")"
+		p.line += " (last error: " + textutil.Truncate(pr.LastError, 120) + ")"
 	}
 	if now.Sub(p.last) < every && !pr.State.Status.Final() {
 		return
@@ -389,11 +390,4 @@ func (p *progressPrinter) finish() {
 	if p.tty && p.line != "" {
 		fmt.Fprintln(p.w)
 	}
-}
-
-func truncateLine(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
