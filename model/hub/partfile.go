@@ -66,11 +66,17 @@ func (p *partFile) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// close closes the file, keeping the part for the next attempt.
+// close closes the file, keeping the part for the next attempt; an empty
+// part holds nothing to resume and is removed (a refused request leaves no
+// trace in the cache).
 func (p *partFile) close() {
-	if p.f != nil {
-		p.f.Close()
-		p.f = nil
+	if p.f == nil {
+		return
+	}
+	p.f.Close()
+	p.f = nil
+	if p.size == 0 {
+		_ = os.Remove(p.path)
 	}
 }
 
