@@ -33,7 +33,7 @@ const (
 
 // ErrNotFound is returned (wrapped) when the named autoencoder is not in the
 // container.
-var ErrNotFound = errors.New("autoencoder not found")
+var ErrNotFound = errors.New("not found")
 
 // Kinds of public autoencoders and the locations they read.
 var kinds = map[string]model.Location{
@@ -169,7 +169,7 @@ func Pull(ctx context.Context, name string, progress io.Writer) (string, error) 
 			code := resp.Header.Get("X-Ms-Error-Code")
 			switch resp.StatusCode {
 			case http.StatusNotFound:
-				return fmt.Errorf("autoencoder %s: %s: %w (%s)", n, src, ErrNotFound, code)
+				return fmt.Errorf("autoencoder %s: %w at %s (%s)", n, ErrNotFound, src, code)
 			case http.StatusForbidden, http.StatusUnauthorized:
 				return fmt.Errorf("autoencoder %s: %s: anonymous read refused (%s): is the container public?", n, src, code)
 			}
