@@ -187,9 +187,29 @@ func (f *fetcher) attempt(ctx context.Context, final string) error {
 	watchdog := time.AfterFunc(stall, func() { cancel(errStalled) })
 	defer watchdog.Stop()
 
+	resp, meta, err := f.request(actx, part.size)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	total, complete, err := f.expectedSize(resp, meta, part)
+	if err != nil {
+		return err
+	}
+	if !complete {
+		if err := f.receive(actx, part, resp.Body, total, watchdog, stall); err != nil {
+			return err
+		}
+	}
+	return f.finish(part, total, meta, resp)
+}
+
+// request asks for the file from byte offset on, noting what the origin
+// host says about it on the way through redirects.
+func (f *fetcher) request(actx context.Context, offset int64) (*http.Response, *respMeta, error) {
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, f.url, nil)
 	if err != nil {
-		return fmt.Errorf("request %s: %w", f.url, err)
+		return nil, nil, fmt.Errorf("request %s: %w", f.url, err)
 	}
 	for k, v := range f.opts.Header {
 		req.Header[k] = v
@@ -198,7 +218,6 @@ func (f *fetcher) attempt(ctx context.Context, final string) error {
 	// identity: a transparently gunzipped body would defeat the size and
 	// Range arithmetic.
 	req.Header.Set("Accept-Encoding", "identity")
-	offset := part.size
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
@@ -213,12 +232,18 @@ func (f *fetcher) attempt(ctx context.Context, final string) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return f.netError(actx, "request", err)
+		return nil, nil, f.netError(actx, "request", err)
 	}
-	defer resp.Body.Close()
 	meta.observe(resp)
+	return resp, meta, nil
+}
 
-	total := int64(-1)
+// expectedSize reads the answer's status and sizes: the file's total size
+// (-1: unknown) and whether the part already holds all of it. A 200 empties
+// the part (the server ignored the Range).
+func (f *fetcher) expectedSize(resp *http.Response, meta *respMeta, part *partFile) (total int64, complete bool, err error) {
+	offset := part.size
+	total = -1
 	if meta.linkedSize != "" {
 		if n, err := strconv.ParseInt(meta.linkedSize, 10, 64); err == nil && n >= 0 {
 			total = n
@@ -230,11 +255,12 @@ func (f *fetcher) attempt(ctx context.Context, final string) error {
 			f.log.Debug("server ignored the range request, starting over", "download", f.opts.Label, "had", offset)
 		}
 		if err := part.restart(); err != nil {
-			return err
+			return 0, false, err
 		}
+		offset = 0
 		if resp.ContentLength >= 0 {
 			if total >= 0 && total != resp.ContentLength {
-				return f.corrupt(part, fmt.Sprintf("the hub announced %d bytes but the server sends %d", total, resp.ContentLength))
+				return 0, false, f.corrupt(part, fmt.Sprintf("the hub announced %d bytes but the server sends %d", total, resp.ContentLength))
 			}
 			total = resp.ContentLength
 		}
@@ -243,11 +269,11 @@ func (f *fetcher) attempt(ctx context.Context, final string) error {
 		if !ok || start != offset {
 			// Not the bytes we asked for: drop the part so the retry starts clean.
 			_ = part.restart()
-			return transient("server answered a range request for byte %d with Content-Range %q", offset, resp.Header.Get("Content-Range"))
+			return 0, false, transient("server answered a range request for byte %d with Content-Range %q", offset, resp.Header.Get("Content-Range"))
 		}
 		if size >= 0 {
 			if total >= 0 && total != size {
-				return f.corrupt(part, fmt.Sprintf("the hub announced %d bytes but the server has %d", total, size))
+				return 0, false, f.corrupt(part, fmt.Sprintf("the hub announced %d bytes but the server has %d", total, size))
 			}
 			total = size
 		}
@@ -255,25 +281,29 @@ func (f *fetcher) attempt(ctx context.Context, final string) error {
 		// The part may already hold everything (we stopped just before the rename).
 		if _, _, size, ok := parseContentRange(resp.Header.Get("Content-Range")); ok {
 			if total >= 0 && total != size {
-				return f.corrupt(part, fmt.Sprintf("the hub announced %d bytes but the server has %d", total, size))
+				return 0, false, f.corrupt(part, fmt.Sprintf("the hub announced %d bytes but the server has %d", total, size))
 			}
 			total = size
 		}
 		if total != offset {
 			_ = part.restart()
-			return transient("server refused to resume at byte %d of %s; starting over", offset, sizeString(total))
+			return 0, false, transient("server refused to resume at byte %d of %s; starting over", offset, sizeString(total))
 		}
-		return f.finish(part, total, meta, resp)
+		return total, true, nil
 	default:
-		return f.statusError(resp)
+		return 0, false, f.statusError(resp)
 	}
 	if total >= 0 && offset > total {
-		return f.corrupt(part, fmt.Sprintf("%d bytes already downloaded but the file has %d", offset, total))
+		return 0, false, f.corrupt(part, fmt.Sprintf("%d bytes already downloaded but the file has %d", offset, total))
 	}
+	return total, false, nil
+}
 
+// receive appends the body to the part, drawing progress, until the body
+// ends; it checks that the part then holds exactly total bytes (when known).
+func (f *fetcher) receive(actx context.Context, part *partFile, body io.Reader, total int64, watchdog *time.Timer, stall time.Duration) error {
 	bar := newProgressBar(f.opts.Progress, f.opts.Name, total, part.size, nil)
-	err = copyBody(part, resp.Body, bar, watchdog, stall)
-	if err != nil {
+	if err := copyBody(part, body, bar, watchdog, stall); err != nil {
 		bar.abort()
 		if werr := (*writeError)(nil); errors.As(err, &werr) {
 			return werr.err
@@ -289,7 +319,7 @@ func (f *fetcher) attempt(ctx context.Context, final string) error {
 		return f.corrupt(part, fmt.Sprintf("received %d bytes, the file has %d", part.size, total))
 	}
 	bar.finish()
-	return f.finish(part, total, meta, resp)
+	return nil
 }
 
 // finish verifies the complete part against what the origin announced and
