@@ -89,17 +89,15 @@ func (h *Handler) fromNodeIndex(e *debugger.Engine, ix nodeIndex) (debugger.Node
 		n.Type, n.Index = debugger.NodeType(ix.NodeType), last
 	case "autoencoder_latent_by_token_pair": // the app's name for attention latents on node pages
 		n.Type, n.Index = debugger.AttnLatent, last
-	case "autoencoder_latent":
+	case "autoencoder_latent": // the generic name: the layer's MLP autoencoder, else its attention one
 		n.Type, n.Index = debugger.MLPLatent, last
+		hasMLP, hasAttn := false, false
 		for _, a := range e.Autoencoders() {
-			if a.Layer == n.Layer && a.Kind == debugger.AttnLatent {
-				n.Type = debugger.AttnLatent
-			}
+			hasMLP = hasMLP || a.Layer == n.Layer && a.Kind == debugger.MLPLatent
+			hasAttn = hasAttn || a.Layer == n.Layer && a.Kind == debugger.AttnLatent
 		}
-		for _, a := range e.Autoencoders() {
-			if a.Layer == n.Layer && a.Kind == debugger.MLPLatent {
-				n.Type = debugger.MLPLatent
-			}
+		if hasAttn && !hasMLP {
+			n.Type = debugger.AttnLatent
 		}
 	default:
 		return debugger.Node{}, fmt.Errorf("node type %q cannot be ablated or traced here (mlp_neuron, attention_head, mlp_autoencoder_latent, attention_autoencoder_latent)", ix.NodeType)

@@ -424,3 +424,17 @@ func BenchmarkBatchedTdb(b *testing.B) {
 		}
 	}
 }
+
+// The generic "autoencoder_latent" node type resolves to the layer's autoencoder.
+func TestBatchedTdbGenericLatentAblation(t *testing.T) {
+	f := newFixture(t)
+	for _, layer := range []int{0, 1} { // layer 0 has the attention autoencoder, layer 1 the MLP one
+		s := tdbSub(leftPrompt, []any{ablation("autoencoder_latent", layer, 2, 5)}, nil)
+		s["componentTypeForMlp"], s["componentTypeForAttention"] = "autoencoder_latent", "autoencoder_latent"
+		_, _, raw := f.post(t, "/batched_tdb", mustJSON(map[string]any{"subRequests": []any{s}}))
+		typ := map[int]debugger.NodeType{0: debugger.AttnLatent, 1: debugger.MLPLatent}[layer]
+		req := debugger.Request{Prompt: leftPrompt, Targets: []string{" Canada"}, Distractors: []string{" Germany"}, TopK: 4,
+			UseMLPAutoencoders: true, UseAttnAutoencoders: true, Ablations: []debugger.Ablation{{Node: debugger.Node{Type: typ, Layer: layer, Token: 2, Index: 5, KeyToken: -1}}}}
+		checkTdb(t, f, raw, req, []string{"main"})
+	}
+}
