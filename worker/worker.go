@@ -20,6 +20,7 @@ import (
 	"tdb/corpus"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
+	"tdb/internal/textutil"
 	"tdb/store"
 )
 
@@ -360,7 +361,7 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task jobs.ShardTas
 	if final {
 		log.Error("shard failed on its last delivery; the job fails", "err", err, "max_deliver", w.q.MaxDeliver)
 		m.Shards.WithLabelValues("failed").Inc()
-		_ = msg.TermWithReason(truncate(err.Error(), 200))
+		_ = msg.TermWithReason(textutil.Truncate(err.Error(), 200))
 		return
 	}
 	backoff := w.q.BackOff()
@@ -473,10 +474,3 @@ func WritePartial(ctx context.Context, st store.Store, key string, acc *collate.
 type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

@@ -8,7 +8,6 @@ import (
 
 	"tdb/internal/natsx"
 	"tdb/internal/service"
-	"tdb/kernels"
 )
 
 func init() {
@@ -30,7 +29,6 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("--workers must be at least 1")
 	}
 	log := service.NewLogger(stderr, *jsonLogs, slog.LevelInfo)
-	kernels.Install()
 	st, reg, err := openServiceBase(ctx, *storeURL, *metricsAddr, log)
 	if err != nil {
 		return err
