@@ -213,14 +213,27 @@ func checkEnvVarKnown(t *testing.T, name string) {
 	}
 }
 
-// natsNames returns the work-queue stream and consumer names of
-// internal/natsutil.
+// natsNames returns the work-queue stream and consumer names: the
+// constants StreamName and ConsumerName of the package that lays out the
+// JetStream objects (internal/natsutil; found wherever it moves under
+// internal/).
 func natsNames(t *testing.T) (stream, consumer string) {
 	t.Helper()
-	consts := goConsts(t, filepath.Join(root, "internal", "natsutil", "layout.go"))
-	stream, consumer = consts["StreamName"], consts["ConsumerName"]
+	goSource(t)
+	for _, f := range srcFiles {
+		if !strings.Contains(filepath.ToSlash(f), "/internal/") {
+			continue
+		}
+		consts := goConsts(t, f)
+		if consts["StreamName"] != "" && consts["ConsumerName"] != "" {
+			if stream != "" {
+				t.Fatalf("StreamName and ConsumerName are defined twice (again in %s)", f)
+			}
+			stream, consumer = consts["StreamName"], consts["ConsumerName"]
+		}
+	}
 	if stream == "" || consumer == "" {
-		t.Fatalf("internal/natsutil/layout.go: StreamName %q, ConsumerName %q", stream, consumer)
+		t.Fatal("no StreamName and ConsumerName constants under internal/")
 	}
 	return stream, consumer
 }
