@@ -1,13 +1,17 @@
 package deploy
 
 import (
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // TestNATSConfig loads the cluster's nats.conf with nats-server's own
@@ -49,4 +53,33 @@ func TestNATSConfig(t *testing.T) {
 			t.Errorf("%s: max_file_store %d does not fit the %s volume", path, opts.JetStreamMaxStore, q)
 		}
 	}
+}
+
+// TestComposeNATSCommand parses the Compose NATS command line with
+// nats-server's own flag parser.
+func TestComposeNATSCommand(t *testing.T) {
+	data, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.UnmarshalStrict(data, &cf); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("nats-server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	noop := func() {}
+	opts, err := server.ConfigureOptions(fs, cf.Services["nats"].Command, noop, noop, noop)
+	if err != nil {
+		t.Fatalf("nats-server rejects %q: %v", cf.Services["nats"].Command, err)
+	}
+	if !opts.JetStream || opts.StoreDir != "/data" || opts.HTTPPort != 8222 {
+		t.Errorf("JetStream %v in %q, monitoring port %d; want JetStream in the /data volume and 8222 for the healthcheck", opts.JetStream, opts.StoreDir, opts.HTTPPort)
+	}
+	for _, v := range cf.Services["nats"].Volumes {
+		if strings.HasSuffix(v, ":"+opts.StoreDir) {
+			return
+		}
+	}
+	t.Errorf("no volume on the JetStream store_dir %s", opts.StoreDir)
 }
