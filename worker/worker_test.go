@@ -11,7 +11,7 @@ import (
 
 	"tdb/autoencoder"
 	"tdb/corpus"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
 	"tdb/model"
 )
 
@@ -84,21 +84,6 @@ func FuzzParseAutoencoderSpec(f *testing.F) {
 	})
 }
 
-func TestRandomConfig(t *testing.T) {
-	if _, ok, err := RandomConfig("gpt2"); ok || err != nil {
-		t.Errorf("gpt2 is not random: %v %v", ok, err)
-	}
-	if c, ok, err := RandomConfig("random:gpt2"); !ok || err != nil || c.NLayer != 12 {
-		t.Errorf("random:gpt2 = %+v %v %v", c, ok, err)
-	}
-	if c, ok, err := RandomConfig("random:tiny"); !ok || err != nil || c != model.TinyConfig {
-		t.Errorf("random:tiny = %+v %v %v", c, ok, err)
-	}
-	if _, ok, err := RandomConfig("random:gpt5"); !ok || err == nil {
-		t.Errorf("random:gpt5 should be a random name with an error")
-	}
-}
-
 // writeSAELens saves a small ReLU autoencoder over mlp.post_act of layer 1.
 func writeSAELens(t *testing.T, dir string, dIn, dSAE int) {
 	t.Helper()
@@ -134,8 +119,8 @@ func TestJobRunMatchesDirectComputation(t *testing.T) {
 	}
 	aeDir := t.TempDir()
 	writeSAELens(t, aeDir, testCfg.DMLP, 16)
-	spec := natsutil.JobSpec{Model: "test", Corpus: "synthetic:facts?docs=60&seed=2", Locations: []string{"mlp.post_act", "attn.heads"},
-		Autoencoders: []string{aeDir + "@1"}, NCtx: 16, TopK: 3, RandomK: 2, Buckets: 2, PerBucket: 1, BatchSize: 3}
+	spec := jobs.JobSpec{Model: "test", Corpus: "synthetic:facts?docs=60&seed=2", Locations: []string{"mlp.post_act", "attn.heads"},
+		Autoencoders: []string{aeDir + "@1"}, NCtx: 16, TopK: 3, RandomK: 2, QuantileBuckets: 2, PerBucket: 1, BatchSize: 3}
 	job, err := NewJob(ctx, spec, m, corpus.Options{})
 	if err != nil {
 		t.Fatal(err)

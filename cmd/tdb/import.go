@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 
+	"tdb/internal/service"
 	"tdb/model/tokenizer"
 	"tdb/neuronviewer"
 	"tdb/store"
@@ -54,7 +56,7 @@ func cmdImportNeuronViewer(ctx context.Context, args []string, stdout, stderr io
 		return err
 	}
 	m, err := neuronviewer.Import(ctx, src, dst, tok, neuronviewer.Options{Dataset: *name, Location: *location, Layers: layers,
-		Model: *model, From: *from, Log: serviceLogger(stderr, false)})
+		Model: *model, From: *from, Log: service.NewLogger(stderr, false, slog.LevelInfo)})
 	if err != nil {
 		return err
 	}

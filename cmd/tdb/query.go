@@ -13,10 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"tdb/internal/service"
 	"tdb/model/tokenizer"
 	"tdb/query"
 	"tdb/store"
@@ -42,13 +41,12 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *cacheBytes <= 0 {
 		return usagef("--cache-bytes must be positive")
 	}
-	log := serviceLogger(stderr, *jsonLogs)
+	log := service.NewLogger(stderr, *jsonLogs, slog.LevelInfo)
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.NewRegistry()
 	var origins []string
 	for _, o := range strings.Split(*cors, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -66,7 +64,9 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	// /metrics goes behind --auth-token as the API does (internal/service's
+	// mux serves it openly).
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.Protect(metrics).ServeHTTP(w, r)
 	}))
