@@ -166,4 +166,3 @@ func TestParquetRoundTripAndDeterminism(t *testing.T) {
 		})
 	}
 }
-
