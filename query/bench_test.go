@@ -19,6 +19,7 @@ import (
 	"tdb/collate"
 	"tdb/dataset"
 	"tdb/store"
+	"tdb/store/azuritetest"
 )
 
 // The serving benchmark of README "Query service speed". It is not a timed
@@ -28,7 +29,8 @@ import (
 //	TDB_QUERY_BENCH=/tmp/qbench go test -run ServeBenchmark -v -timeout 30m ./query
 //
 // TDB_QUERY_BENCH_LAYERS (default 12) and TDB_QUERY_BENCH_SECONDS (default
-// 10) shorten it.
+// 10) shorten it; TDB_QUERY_BENCH_AZURITE=1 serves from Azurite instead of
+// the local store.
 
 const (
 	benchComponents = 3072
@@ -159,10 +161,22 @@ func TestServeBenchmark(t *testing.T) {
 	}
 	layers := envInt("TDB_QUERY_BENCH_LAYERS", 12)
 	secs := time.Duration(envInt("TDB_QUERY_BENCH_SECONDS", 10)) * time.Second
-	st, err := store.NewLocal(filepath.Join(dir, "store"))
+	var st store.Store
+	var err error
+	staticDir, where := "static", "local store"
+	if os.Getenv("TDB_QUERY_BENCH_AZURITE") != "" {
+		// The same on Azure Blob: a fresh Azurite (in memory), so the
+		// dataset is generated again.
+		conn, endpoint := azuritetest.Start(t)
+		st, err = store.NewAzure(endpoint+"/bench/data", store.AzureCredentials{ConnectionString: conn})
+		staticDir, where = "static-azurite", "Azurite"
+	} else {
+		st, err = store.NewLocal(filepath.Join(dir, "store"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("store: %s", where)
 	t0 := time.Now()
 	genGPT2Shaped(t, st, "gpt2-bench", layers)
 	t.Logf("dataset ready in %v", time.Since(t0).Round(time.Millisecond))
@@ -182,7 +196,7 @@ func TestServeBenchmark(t *testing.T) {
 			paths = append(paths, p)
 		}
 	}
-	static := filepath.Join(dir, "static")
+	static := filepath.Join(dir, staticDir)
 	fileSrv := httptest.NewServer(http.FileServer(http.Dir(static)))
 	defer fileSrv.Close()
 	api := newAPI(t, st, opts)

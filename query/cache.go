@@ -3,8 +3,13 @@ package query
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sync"
+	"time"
 )
+
+// loadTimeout bounds one cache load.
+const loadTimeout = 2 * time.Minute
 
 // lru is a byte-bounded least-recently-used cache with one load in flight
 // per key (concurrent misses of a key wait for the first load).
@@ -36,9 +41,11 @@ func newLRU(maxBytes int64) *lru {
 }
 
 // get returns the cached value of key or loads it; load returns the value
-// and its size in bytes. Values larger than the whole cache are returned
+// and its size in bytes. load runs with a context detached from the
+// request's (other requests may wait for the same load) but bounded by
+// loadTimeout. Values larger than the whole cache are returned
 // but not kept. Errors are not cached.
-func (c *lru) get(ctx context.Context, key string, load func() (any, int64, error)) (any, error) {
+func (c *lru) get(ctx context.Context, key string, load func(ctx context.Context) (any, int64, error)) (any, error) {
 	c.mu.Lock()
 	if e, ok := c.items[key]; ok {
 		c.ll.MoveToFront(e)
@@ -61,7 +68,9 @@ func (c *lru) get(ctx context.Context, key string, load func() (any, int64, erro
 	c.mu.Unlock()
 	c.misses()
 
-	val, size, err := load()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+	val, size, err := safeLoad(func() (any, int64, error) { return load(lctx) })
+	cancel()
 	cl.val, cl.err = val, err
 	c.mu.Lock()
 	delete(c.inflight, key)
@@ -86,4 +95,15 @@ func (c *lru) bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cur
+}
+
+// safeLoad runs load, turning a panic into an error so that waiters are
+// always released.
+func safeLoad(load func() (any, int64, error)) (val any, size int64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			val, size, err = nil, 0, fmt.Errorf("internal error: %v", p)
+		}
+	}()
+	return load()
 }

@@ -160,8 +160,8 @@ func recordsSize(v *dataset.ComponentView) int64 {
 
 // recordsGroup returns the decoded row group g of a records file.
 func (r *Reader) recordsGroup(ctx context.Context, f *dataset.File, g int) (map[int]*dataset.ComponentView, error) {
-	v, err := r.cache.get(ctx, "rg|"+f.Key+"|"+strconv.Itoa(g), func() (any, int64, error) {
-		views, err := f.ReadRecords(context.WithoutCancel(ctx), r.st, g)
+	v, err := r.cache.get(ctx, "rg|"+f.Key+"|"+strconv.Itoa(g), func(lctx context.Context) (any, int64, error) {
+		views, err := f.ReadRecords(lctx, r.st, g)
 		var size int64
 		for _, v := range views {
 			size += recordsSize(v)
@@ -191,7 +191,7 @@ type Row struct {
 func (r *Reader) layerStats(ctx context.Context, m *dataset.Manifest, location string, layer int) ([]dataset.Stats, error) {
 	loc, _ := m.Location(location)
 	key := dataset.StatsKey(m.Name, location, layer)
-	v, err := r.cache.get(ctx, "stats|"+key, func() (any, int64, error) {
+	v, err := r.cache.get(ctx, "stats|"+key, func(lctx context.Context) (any, int64, error) {
 		f, err := r.file(ctx, key)
 		if err != nil {
 			return nil, 0, err
@@ -200,7 +200,7 @@ func (r *Reader) layerStats(ctx context.Context, m *dataset.Manifest, location s
 		seen := 0
 		var size int64
 		{
-			stats, err := f.ReadStats(context.WithoutCancel(ctx), r.st, -1)
+			stats, err := f.ReadStats(lctx, r.st, -1)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -294,8 +294,8 @@ func (r *Reader) Component(ctx context.Context, name, location string, layer, in
 // one copy of these bytes, as a static file server's would be).
 func (r *Reader) ComponentJSON(ctx context.Context, name, location string, layer, index int) ([]byte, error) {
 	key := name + "|" + location + "|" + strconv.Itoa(layer) + "|" + strconv.Itoa(index)
-	v, err := r.answers.get(ctx, key, func() (any, int64, error) {
-		c, err := r.Component(ctx, name, location, layer, index, 0)
+	v, err := r.answers.get(ctx, key, func(lctx context.Context) (any, int64, error) {
+		c, err := r.Component(lctx, name, location, layer, index, 0)
 		if err != nil {
 			return nil, 0, err
 		}

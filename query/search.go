@@ -50,8 +50,8 @@ type SearchResult struct {
 func (r *Reader) layerIndex(ctx context.Context, m *dataset.Manifest, location string, layer, token int) ([]dataset.IndexRow, error) {
 	key := dataset.IndexKey(m.Name, location, layer)
 	if token >= 0 {
-		v, err := r.cache.get(ctx, "idx|"+key+"|"+strconv.Itoa(token), func() (any, int64, error) {
-			rows, err := dataset.ReadIndex(context.WithoutCancel(ctx), r.st, key, token)
+		v, err := r.cache.get(ctx, "idx|"+key+"|"+strconv.Itoa(token), func(lctx context.Context) (any, int64, error) {
+			rows, err := dataset.ReadIndex(lctx, r.st, key, token)
 			return rows, indexSize(rows), err
 		})
 		if err == nil {
@@ -61,10 +61,10 @@ func (r *Reader) layerIndex(ctx context.Context, m *dataset.Manifest, location s
 			return nil, err
 		}
 	}
-	v, err := r.cache.get(ctx, "idxall|"+key, func() (any, int64, error) {
-		rows, err := dataset.ReadIndex(context.WithoutCancel(ctx), r.st, key, -1)
+	v, err := r.cache.get(ctx, "idxall|"+key, func(lctx context.Context) (any, int64, error) {
+		rows, err := dataset.ReadIndex(lctx, r.st, key, -1)
 		if errors.Is(err, store.ErrNotFound) {
-			rows, err = r.buildIndex(ctx, m, location, layer)
+			rows, err = r.buildIndex(lctx, m, location, layer)
 		}
 		return rows, indexSize(rows), err
 	})
@@ -101,7 +101,7 @@ func (r *Reader) buildIndex(ctx context.Context, m *dataset.Manifest, location s
 	}
 	var rows []dataset.IndexRow
 	for g := 0; g < f.NumGroups(); g++ {
-		views, err := f.ReadRecords(context.WithoutCancel(ctx), r.st, g)
+		views, err := f.ReadRecords(ctx, r.st, g)
 		if err != nil {
 			return nil, err
 		}
@@ -234,7 +234,7 @@ func (r *Reader) Search(ctx context.Context, name string, o SearchOptions) (*Sea
 // layerTexts returns the decoded text of every index row of a layer
 // (cached).
 func (r *Reader) layerTexts(ctx context.Context, m *dataset.Manifest, location string, layer int, rows []dataset.IndexRow) ([]string, error) {
-	v, err := r.cache.get(ctx, "text|"+dataset.IndexKey(m.Name, location, layer), func() (any, int64, error) {
+	v, err := r.cache.get(ctx, "text|"+dataset.IndexKey(m.Name, location, layer), func(lctx context.Context) (any, int64, error) {
 		out := make([]string, len(rows))
 		size := int64(64)
 		for i, row := range rows {
