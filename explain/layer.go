@@ -1,0 +1,163 @@
+package explain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"tdb/collate"
+	"tdb/store"
+)
+
+// ReadComponent reads one component of a collated dataset.
+func ReadComponent(ctx context.Context, st store.Store, m *collate.Manifest, location string, layer, index int) (*Component, error) {
+	v, err := collate.ReadComponentFrom(ctx, st, m, location, layer, index)
+	if err != nil {
+		return nil, err
+	}
+	return FromView(v), nil
+}
+
+// EachComponent reads a layer's records file once, row group by row group,
+// and calls fn for every component that want accepts (nil: all), in
+// component order. Reading a whole layer this way costs one pass over the
+// file instead of one row group per component.
+func EachComponent(ctx context.Context, st store.Store, m *collate.Manifest, location string, layer int, want func(int) bool, fn func(*Component) error) error {
+	loc, ok := m.Location(location)
+	if !ok {
+		return fmt.Errorf("explain: dataset %s has no location %q: %w", m.Name, location, store.ErrNotFound)
+	}
+	if !slices.Contains(loc.Layers, layer) {
+		return fmt.Errorf("explain: dataset %s has no layer %d of %s (it has %v): %w", m.Name, layer, location, loc.Layers, store.ErrNotFound)
+	}
+	key := collate.RecordsKey(m.Name, location, layer)
+	ra, err := store.NewReader(ctx, st, key)
+	if err != nil {
+		return fmt.Errorf("explain: %s in %s: %w", key, st, err)
+	}
+	defer ra.Close()
+	pf, err := file.NewParquetReader(ra)
+	if err != nil {
+		return fmt.Errorf("explain: opening %s: %w", key, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 14}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("explain: opening %s: %w", key, err)
+	}
+	names := []string{"component", "kind", "rank", "bucket", "max_activation", "tokens", "activations"}
+	cols := make([]int, len(names))
+	for j, n := range names {
+		c := pf.MetaData().Schema.ColumnIndexByName(n)
+		if n == "tokens" || n == "activations" {
+			c = pf.MetaData().Schema.ColumnIndexByName(n + ".list.element")
+		}
+		if c < 0 {
+			return fmt.Errorf("explain: %s has no column %q", key, n)
+		}
+		cols[j] = c
+	}
+	var cur *Component
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		c := cur
+		cur = nil
+		if loc.Pairs {
+			for _, list := range append([][]Record{c.Top, c.Random}, c.Quantiles...) {
+				for i := range list {
+					list[i].Activations = rowMax(list[i].Activations, len(list[i].Tokens))
+				}
+			}
+		}
+		return fn(c)
+	}
+	for g := 0; g < pf.NumRowGroups(); g++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tbl, err := fr.ReadRowGroups(ctx, cols, []int{g})
+		if err != nil {
+			return fmt.Errorf("explain: reading %s row group %d: %w", key, g, err)
+		}
+		err = eachRow(tbl, func(comp int, kind string, rank, bucket int, r Record) error {
+			if want != nil && !want(comp) {
+				return nil
+			}
+			if cur != nil && cur.Index != comp {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if cur == nil {
+				cur = &Component{Location: location, Layer: layer, Index: comp}
+			}
+			switch kind {
+			case collate.KindTop:
+				cur.Top = append(cur.Top, r)
+			case collate.KindRandom:
+				cur.Random = append(cur.Random, r)
+			case collate.KindQuantile:
+				if bucket < 0 || bucket >= 100 {
+					return fmt.Errorf("component %d: quantile bucket %d out of range", comp, bucket)
+				}
+				for len(cur.Quantiles) <= bucket {
+					cur.Quantiles = append(cur.Quantiles, nil)
+				}
+				cur.Quantiles[bucket] = append(cur.Quantiles[bucket], r)
+			default:
+				return fmt.Errorf("component %d: unknown record kind %q", comp, kind)
+			}
+			return nil
+		})
+		tbl.Release()
+		if err != nil {
+			return fmt.Errorf("explain: %s: %w", key, err)
+		}
+	}
+	return flush()
+}
+
+func eachRow(tbl arrow.Table, fn func(comp int, kind string, rank, bucket int, r Record) error) error {
+	tr := array.NewTableReader(tbl, 1<<14)
+	defer tr.Release()
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		comp, ok0 := rec.Column(0).(*array.Int32)
+		kind, ok1 := rec.Column(1).(*array.String)
+		rank, ok2 := rec.Column(2).(*array.Int32)
+		bucket, ok3 := rec.Column(3).(*array.Int8)
+		mx, ok4 := rec.Column(4).(*array.Float32)
+		toks, ok5 := rec.Column(5).(*array.List)
+		acts, ok6 := rec.Column(6).(*array.List)
+		if !(ok0 && ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
+			return errors.New("unexpected column types")
+		}
+		tv, ok7 := toks.ListValues().(*array.Int32)
+		av, ok8 := acts.ListValues().(*array.Float32)
+		if !ok7 || !ok8 {
+			return errors.New("unexpected list types")
+		}
+		for i := 0; i < int(rec.NumRows()); i++ {
+			t0, t1 := toks.ValueOffsets(i)
+			a0, a1 := acts.ValueOffsets(i)
+			r := Record{
+				Tokens:      slices.Clone(tv.Int32Values()[t0:t1]),
+				Activations: slices.Clone(av.Float32Values()[a0:a1]),
+				Max:         mx.Value(i),
+			}
+			if err := fn(int(comp.Value(i)), kind.Value(i), int(rank.Value(i)), int(bucket.Value(i)), r); err != nil {
+				return err
+			}
+		}
+	}
+	return tr.Err()
+}
