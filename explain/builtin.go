@@ -2,6 +2,7 @@ package explain
 
 import (
 	"cmp"
+	"maps"
 	"context"
 	"math"
 	"slices"
@@ -81,17 +82,22 @@ func (t corrStats) corr(m stat) float64 {
 func (b *Builtin) Fit(c *Component) Pattern {
 	train, _, _ := c.split()
 	// Hot tokens of the top records and their predecessors.
+	// A token counts once per record, and must be hot in at least two
+	// records: a token seen once is as likely noise as pattern.
 	hot := map[int32]int{}
 	for _, r := range c.trainTop() {
 		if r.Max <= 0 {
 			continue
 		}
+		seen := map[int32]bool{}
 		for i, a := range r.Activations {
-			if i < len(r.Tokens) && a >= hotFrac*r.Max {
+			if i < len(r.Tokens) && a >= hotFrac*r.Max && !seen[r.Tokens[i]] {
+				seen[r.Tokens[i]] = true
 				hot[r.Tokens[i]]++
 			}
 		}
 	}
+	maps.DeleteFunc(hot, func(_ int32, n int) bool { return n < 2 })
 	if len(hot) == 0 {
 		return Pattern{}
 	}
