@@ -2,8 +2,8 @@ package explain
 
 import (
 	"cmp"
-	"maps"
 	"context"
+	"maps"
 	"math"
 	"slices"
 )
