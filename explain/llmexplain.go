@@ -27,7 +27,7 @@ const LLMName = "llm"
 // Method implements Explainer.
 func (e *LLMExplainer) Method() Method { return Method{Explainer: LLMName, Model: e.Client.Model} }
 
-const explainSystem = `You are studying one unit (a neuron or feature) of a language model. You are shown text excerpts; each token where the unit activates is written as [[token]](a), with a its activation from 1 to 10 (10 is the unit's strongest). Unmarked tokens have activation 0. Say in one short phrase what the unit responds to: the token(s), and their context if it matters. Quote exact tokens in double quotes, with their leading space, e.g. " France" after " Paris". Answer with the phrase only, on one line.`
+const explainSystem = `You are studying one unit (a neuron or feature) of a language model. You are shown text excerpts; each token where the unit activates is written as [[token]](a), with a its activation from 1 to 10 (10 is the unit's strongest). Unmarked tokens have activation 0; ⏎ is a line break. Say in one short phrase what the unit responds to: the token(s), and their context if it matters. Quote exact tokens in double quotes, with their leading space, e.g. " France" after " Paris". Answer with the phrase only, on one line.`
 
 // Explain implements Explainer.
 func (e *LLMExplainer) Explain(ctx context.Context, c *Component) (string, error) {
@@ -47,12 +47,12 @@ func (e *LLMExplainer) Explain(ctx context.Context, c *Component) (string, error
 		for k, t := range r.Tokens {
 			a := 0
 			if k < len(r.Activations) && scale > 0 {
-				a = int(10*r.Activations[k]/scale + 0.5)
+				a = int(10 * r.Activations[k] / scale)
 			}
 			if a > 0 {
-				fmt.Fprintf(&b, "[[%s]](%d)", e.Vocab.Text(t), min(a, 10))
+				fmt.Fprintf(&b, "[[%s]](%d)", display(e.Vocab.Text(t)), min(a, 10))
 			} else {
-				b.WriteString(e.Vocab.Text(t))
+				b.WriteString(display(e.Vocab.Text(t)))
 			}
 		}
 		b.WriteString("\n\n")
@@ -66,6 +66,12 @@ func (e *LLMExplainer) Explain(ctx context.Context, c *Component) (string, error
 	})
 	return out, err
 }
+
+// display shows a token on one line: line breaks and tabs become ⏎ and →
+// (excerpts are one per line in prompts).
+func display(s string) string { return lineBreaks.Replace(s) }
+
+var lineBreaks = strings.NewReplacer("\n", "⏎", "\r", "⏎", "\t", "→")
 
 // cleanExplanation keeps the first line of an answer without labels and
 // surrounding quotes; an empty or rambling answer is an error (re-asked).
@@ -177,7 +183,7 @@ func (j *LLMJudge) pick(ctx context.Context, system, explanation string, recs []
 		for i := lo; i < hi; i++ {
 			fmt.Fprintf(&b, "Excerpt %d: ", i-lo+1)
 			for k, t := range recs[i].Tokens {
-				s := j.Vocab.Text(t)
+				s := display(j.Vocab.Text(t))
 				if marked != nil && k < len(marked[i]) && marked[i][k] {
 					s = "[[" + s + "]]"
 				}
