@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tdb/collate"
+	"tdb/dataset"
 	"tdb/model/tokenizer"
 	"tdb/store"
 )
@@ -60,7 +61,7 @@ func gpt2SmallLayer(b *testing.B, st store.Store, windows int) {
 				row[c] = a
 			}
 		}
-		if err := acc.AddWindow(collate.Source{Doc: int64(w)}, toks, acts); err != nil {
+		if err := acc.AddWindow(dataset.Source{Doc: int64(w)}, toks, acts); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,9 +69,9 @@ func gpt2SmallLayer(b *testing.B, st store.Store, windows int) {
 	if err := collate.WriteLayer(ctx, st, "gpt2s", acc, 0); err != nil {
 		b.Fatal(err)
 	}
-	m := &collate.Manifest{Name: "gpt2s", Model: "synthetic", NCtx: T, Settings: collate.DefaultConfig(),
-		Locations: []collate.ManifestLocation{{Name: "mlp.post_act", Layers: []int{0}, Components: C}}}
-	if err := collate.WriteManifest(ctx, st, m); err != nil {
+	m := &dataset.Manifest{Name: "gpt2s", Model: "synthetic", NCtx: T, Settings: dataset.Settings(collate.DefaultConfig()),
+		Locations: []dataset.ManifestLocation{{Name: "mlp.post_act", Layers: []int{0}, Components: C}}}
+	if err := dataset.WriteManifest(ctx, st, m); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -126,7 +127,7 @@ func BenchmarkBuiltinComponent(b *testing.B) {
 	st := store.NewMemory()
 	gpt2SmallLayer(b, st, 400)
 	ctx := context.Background()
-	m, _ := collate.ReadManifest(ctx, st, "gpt2s")
+	m, _ := dataset.ReadManifest(ctx, st, "gpt2s")
 	var comps []*Component
 	EachComponent(ctx, st, m, "mlp.post_act", 0, func(c int) bool { return c < 64 }, func(c *Component) error { comps = append(comps, c); return nil })
 	ex, j := &Builtin{Vocab: v}, &BuiltinJudge{Vocab: v}

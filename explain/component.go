@@ -1,6 +1,6 @@
 package explain
 
-import "tdb/collate"
+import "tdb/dataset"
 
 // Record is one window of one component: token ids and the component's
 // activation at each token.
@@ -27,9 +27,9 @@ type Component struct {
 
 // FromView converts a collated component. Pair (attention-head) records
 // become one activation per query token: the maximum over its keys.
-func FromView(v *collate.ComponentView) *Component {
+func FromView(v *dataset.ComponentView) *Component {
 	c := &Component{Location: v.Location, Layer: v.Layer, Index: v.Index}
-	conv := func(rs []collate.Record) []Record {
+	conv := func(rs []dataset.Record) []Record {
 		out := make([]Record, len(rs))
 		for i, r := range rs {
 			out[i] = Record{Tokens: r.Tokens, Activations: r.Activations, Max: r.MaxActivation}

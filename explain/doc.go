@@ -6,7 +6,7 @@
 //
 //   - Component / Record: the records an explainer reads (top, random and
 //     quantile records: tokens + activations). The package's own small view
-//     of a dataset, filled from collate (FromView, ReadLayer) so that
+//     of a dataset, filled from package dataset (FromView, EachComponent) so that
 //     explainers and scorers can be tested on planted data.
 //   - Builtin: an explainer without a language model. It looks for the tokens
 //     and short contexts over-represented at the peak positions of top
@@ -38,6 +38,7 @@
 // Attention-head (pair) records are reduced to one activation per query
 // token (the maximum over its keys) before explaining.
 //
-// It imports collate, store and model/tokenizer; nothing imports it but the
+// It imports dataset (the read contract of collated datasets), store and
+// model/tokenizer; nothing imports it but the
 // query service, the viewer and cmd/tdb.
 package explain

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tdb/collate"
+	"tdb/dataset"
 	"tdb/store"
 )
 
@@ -206,7 +207,7 @@ func TestEachComponentMatchesReadComponent(t *testing.T) {
 	ps := plantNeurons(t, wins)
 	cfg := collate.DefaultConfig()
 	buildPlantedDataset(t, st, "d", wins, ps, cfg)
-	m, err := collate.ReadManifest(ctx, st, "d")
+	m, err := dataset.ReadManifest(ctx, st, "d")
 	if err != nil {
 		t.Fatal(err)
 	}

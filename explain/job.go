@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/store"
 )
 
@@ -60,8 +60,8 @@ type Summary struct {
 }
 
 // Plan lists the job's tasks from the dataset's manifest.
-func (j *Job) Plan(ctx context.Context) (*collate.Manifest, []Task, error) {
-	m, err := collate.ReadManifest(ctx, j.Store, j.Dataset)
+func (j *Job) Plan(ctx context.Context) (*dataset.Manifest, []Task, error) {
+	m, err := dataset.ReadManifest(ctx, j.Store, j.Dataset)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -127,7 +127,7 @@ func (j *Job) Run(ctx context.Context) (Summary, error) {
 
 // RunTask explains the task's components that have no explanation by the
 // job's method yet, scores them, and merges them into the task's file.
-func (j *Job) RunTask(ctx context.Context, m *collate.Manifest, t Task) (Summary, error) {
+func (j *Job) RunTask(ctx context.Context, m *dataset.Manifest, t Task) (Summary, error) {
 	method := j.Explainer.Method()
 	done, err := doneInChunk(ctx, j.Store, j.Dataset, t, method)
 	if err != nil {

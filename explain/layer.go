@@ -12,13 +12,13 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/store"
 )
 
 // ReadComponent reads one component of a collated dataset.
-func ReadComponent(ctx context.Context, st store.Store, m *collate.Manifest, location string, layer, index int) (*Component, error) {
-	v, err := collate.ReadComponentFrom(ctx, st, m, location, layer, index)
+func ReadComponent(ctx context.Context, st store.Store, m *dataset.Manifest, location string, layer, index int) (*Component, error) {
+	v, err := dataset.ReadComponentFrom(ctx, st, m, location, layer, index)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +29,7 @@ func ReadComponent(ctx context.Context, st store.Store, m *collate.Manifest, loc
 // and calls fn for every component that want accepts (nil: all), in
 // component order. Reading a whole layer this way costs one pass over the
 // file instead of one row group per component.
-func EachComponent(ctx context.Context, st store.Store, m *collate.Manifest, location string, layer int, want func(int) bool, fn func(*Component) error) error {
+func EachComponent(ctx context.Context, st store.Store, m *dataset.Manifest, location string, layer int, want func(int) bool, fn func(*Component) error) error {
 	loc, ok := m.Location(location)
 	if !ok {
 		return fmt.Errorf("explain: dataset %s has no location %q: %w", m.Name, location, store.ErrNotFound)
@@ -37,7 +37,7 @@ func EachComponent(ctx context.Context, st store.Store, m *collate.Manifest, loc
 	if !slices.Contains(loc.Layers, layer) {
 		return fmt.Errorf("explain: dataset %s has no layer %d of %s (it has %v): %w", m.Name, layer, location, loc.Layers, store.ErrNotFound)
 	}
-	key := collate.RecordsKey(m.Name, location, layer)
+	key := dataset.RecordsKey(m.Name, location, layer)
 	ra, err := store.NewReader(ctx, st, key)
 	if err != nil {
 		return fmt.Errorf("explain: %s in %s: %w", key, st, err)
@@ -101,12 +101,12 @@ func EachComponent(ctx context.Context, st store.Store, m *collate.Manifest, loc
 				cur = &Component{Location: location, Layer: layer, Index: comp}
 			}
 			switch kind {
-			case collate.KindTop:
+			case dataset.KindTop:
 				cur.Top = append(cur.Top, r)
-			case collate.KindRandom:
+			case dataset.KindRandom:
 				cur.Random = append(cur.Random, r)
-			case collate.KindQuantile:
-				if bucket < 0 || bucket >= 100 {
+			case dataset.KindQuantile:
+				if bucket < 0 || bucket >= dataset.MaxQuantileBuckets {
 					return fmt.Errorf("component %d: quantile bucket %d out of range", comp, bucket)
 				}
 				for len(cur.Quantiles) <= bucket {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tdb/collate"
+	"tdb/dataset"
 	"tdb/explain/llm"
 	"tdb/store"
 )
@@ -139,7 +140,7 @@ func TestLLMMethodEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := collate.ReadManifest(ctx, st, "planted")
+	m, err := dataset.ReadManifest(ctx, st, "planted")
 	if err != nil {
 		t.Fatal(err)
 	}

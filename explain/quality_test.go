@@ -11,6 +11,7 @@ import (
 
 	"tdb/collate"
 	"tdb/corpus"
+	"tdb/dataset"
 	"tdb/model/tokenizer"
 	"tdb/store"
 )
@@ -167,16 +168,16 @@ func buildPlantedDataset(t testing.TB, st store.Store, name string, wins []corpu
 				acts[i*C+c] = a
 			}
 		}
-		if err := acc.AddWindow(collate.Source{Doc: w.Doc, Offset: w.Offset}, w.Tokens, acts); err != nil {
+		if err := acc.AddWindow(dataset.Source{Doc: w.Doc, Offset: w.Offset}, w.Tokens, acts); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := collate.WriteLayer(ctx, st, name, acc, 0); err != nil {
 		t.Fatal(err)
 	}
-	m := &collate.Manifest{Name: name, Model: "planted", Corpus: "synthetic:ioi+facts", NCtx: 64,
-		Locations: []collate.ManifestLocation{{Name: "mlp.post_act", Layers: []int{0}, Components: C}}, Settings: cfg}
-	if err := collate.WriteManifest(ctx, st, m); err != nil {
+	m := &dataset.Manifest{Name: name, Model: "planted", Corpus: "synthetic:ioi+facts", NCtx: 64,
+		Locations: []dataset.ManifestLocation{{Name: "mlp.post_act", Layers: []int{0}, Components: C}}, Settings: dataset.Settings(cfg)}
+	if err := dataset.WriteManifest(ctx, st, m); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -236,7 +237,7 @@ func TestQualityPlantedNeurons(t *testing.T) {
 	if len(rows) != len(ps) {
 		t.Fatalf("stored %d rows, want %d", len(rows), len(ps))
 	}
-	m, err := collate.ReadManifest(ctx, st, "planted")
+	m, err := dataset.ReadManifest(ctx, st, "planted")
 	if err != nil {
 		t.Fatal(err)
 	}

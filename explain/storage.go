@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"tdb/dataset"
 	"tdb/store"
 )
 
@@ -76,14 +77,9 @@ type Row struct {
 // part of the layout: readers compute a component's file from it.
 const ChunkSize = 1024
 
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$`)
-
-func checkName(what, name string) error {
-	if !namePattern.MatchString(name) {
-		return fmt.Errorf("explain: bad %s name %q (letters, digits, '.', '_', '-', '=' only)", what, name)
-	}
-	return nil
-}
+// checkName rejects names that would escape their folder (errors wrap
+// dataset.ErrBadName).
+func checkName(what, name string) error { return dataset.CheckName(what, name) }
 
 // Prefix is the store folder of a dataset's explanations.
 func Prefix(dataset string) string { return "datasets/" + dataset + "/explanations/" }

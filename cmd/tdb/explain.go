@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/explain"
 	"tdb/explain/llm"
 	"tdb/store"
@@ -62,7 +62,7 @@ func (f llmFlags) client(st store.Store) (*llm.Client, error) {
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", stderr)
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
-	dataset := fs.String("dataset", "", "dataset name")
+	dsName := fs.String("dataset", "", "dataset name")
 	locations := fs.String("locations", "", "comma-separated locations (default: all of the dataset)")
 	layers := fs.String("layers", "", "layers, e.g. 0-5,7 (default: all)")
 	components := fs.String("components", "", "components, e.g. 0-99 (default: all)")
@@ -75,7 +75,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dataset == "" {
+	if *dsName == "" {
 		return usagef("--dataset is required")
 	}
 	if *workers < 1 {
@@ -120,7 +120,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	job := &explain.Job{Store: st, Dataset: *dataset, Locations: locList, Layers: layerList, Components: compList,
+	job := &explain.Job{Store: st, Dataset: *dsName, Locations: locList, Layers: layerList, Components: compList,
 		Scores: scoreList, Workers: *workers, Progress: stderr}
 	switch *method {
 	case "builtin":
@@ -139,7 +139,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("--judge %q: want builtin or llm", *judge)
 	}
 	sum, err := job.Run(ctx)
-	if errors.Is(err, collate.ErrNoDataset) {
+	if errors.Is(err, dataset.ErrNoDataset) {
 		return usagef("%v", err)
 	}
 	if err != nil {
@@ -158,7 +158,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *asJSON {
 		return writeJSON(stdout, out)
 	}
-	fmt.Fprintf(stdout, "%s: %d components explained by %s, %d already done (%d tasks)\n", *dataset, sum.Explained, out.Method, sum.Skipped, sum.Tasks)
+	fmt.Fprintf(stdout, "%s: %d components explained by %s, %d already done (%d tasks)\n", *dsName, sum.Explained, out.Method, sum.Skipped, sum.Tasks)
 	if out.LLM != nil {
 		fmt.Fprintf(stdout, "llm: %d requests, %d cache hits, %d retries\n", out.LLM.Requests, out.LLM.CacheHits, out.LLM.Retries)
 	}
@@ -169,7 +169,7 @@ func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlags("explain import", stderr)
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store to import into ($TDB_STORE)")
 	from := fs.String("from", "https://openaipublic.blob.core.windows.net/neuron-explainer/data/explanations", "store URL of the folder holding {layer}/{index}.jsonl (anonymous reads of public containers)")
-	dataset := fs.String("dataset", "", "dataset whose explanations these are")
+	dsName := fs.String("dataset", "", "dataset whose explanations these are")
 	location := fs.String("location", "mlp.post_act", "location of the explained components")
 	layers := fs.String("layers", "", "layers, e.g. 0-11 (default: the dataset's)")
 	components := fs.String("components", "", "components, e.g. 0-3071 (default: the dataset's)")
@@ -178,7 +178,7 @@ func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dataset == "" {
+	if *dsName == "" {
 		return usagef("--dataset is required")
 	}
 	layerList, err := explain.ParseIndexList(*layers)
@@ -194,13 +194,13 @@ func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	if len(layerList) == 0 || len(compList) == 0 {
-		m, err := collate.ReadManifest(ctx, st, *dataset)
+		m, err := dataset.ReadManifest(ctx, st, *dsName)
 		if err != nil {
 			return usagef("--layers and --components are needed when the dataset has no manifest (%v)", err)
 		}
 		loc, ok := m.Location(*location)
 		if !ok {
-			return usagef("dataset %s has no location %s", *dataset, *location)
+			return usagef("dataset %s has no location %s", *dsName, *location)
 		}
 		if len(layerList) == 0 {
 			layerList = loc.Layers
@@ -215,20 +215,20 @@ func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	im := &explain.Import{Source: src, Store: st, Dataset: *dataset, Location: *location, Layers: layerList,
+	im := &explain.Import{Source: src, Store: st, Dataset: *dsName, Location: *location, Layers: layerList,
 		Components: compList, Model: *modelName, Workers: *workers, Progress: stderr}
 	sum, err := im.Run(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: imported %d explanations from %s (%d files missing)\n", *dataset, sum.Imported, src, sum.Missing)
+	fmt.Fprintf(stdout, "%s: imported %d explanations from %s (%d files missing)\n", *dsName, sum.Imported, src, sum.Missing)
 	return nil
 }
 
 func cmdExplainShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain show", stderr)
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
-	dataset := fs.String("dataset", "", "dataset name")
+	dsName := fs.String("dataset", "", "dataset name")
 	location := fs.String("location", "mlp.post_act", "location")
 	layer := fs.Int("layer", 0, "layer")
 	index := fs.Int("index", 0, "component index")
@@ -236,14 +236,14 @@ func cmdExplainShow(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dataset == "" {
+	if *dsName == "" {
 		return usagef("--dataset is required")
 	}
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
-	ex, err := explain.Read(ctx, st, *dataset, *location, *layer, *index)
+	ex, err := explain.Read(ctx, st, *dsName, *location, *layer, *index)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func cmdExplainShow(ctx context.Context, args []string, stdout, stderr io.Writer
 		return writeJSON(stdout, map[string]any{"data": ex})
 	}
 	if len(ex) == 0 {
-		fmt.Fprintf(stdout, "%s %s layer %d #%d has no explanations (run tdb explain)\n", *dataset, *location, *layer, *index)
+		fmt.Fprintf(stdout, "%s %s layer %d #%d has no explanations (run tdb explain)\n", *dsName, *location, *layer, *index)
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -272,21 +272,21 @@ func scoreText(s *explain.Score) string {
 func cmdExplainSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain search", stderr)
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
-	dataset := fs.String("dataset", "", "dataset name")
+	dsName := fs.String("dataset", "", "dataset name")
 	query := fs.String("query", "", "words to look for in explanations")
 	limit := fs.Int("limit", 20, "at most this many results")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dataset == "" || strings.TrimSpace(*query) == "" {
+	if *dsName == "" || strings.TrimSpace(*query) == "" {
 		return usagef("--dataset and --query are required")
 	}
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
-	hits, err := explain.Search(ctx, st, *dataset, *query, *limit)
+	hits, err := explain.Search(ctx, st, *dsName, *query, *limit)
 	if err != nil {
 		return err
 	}

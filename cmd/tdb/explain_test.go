@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/store"
 )
 
@@ -24,7 +24,7 @@ func TestExplainCollatedDataset(t *testing.T) {
 		t.Fatalf("collate exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	st, _ := store.Open(context.Background(), storeDir)
-	m, err := collate.ReadManifest(context.Background(), st, "demo")
+	m, err := dataset.ReadManifest(context.Background(), st, "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
