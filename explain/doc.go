@@ -39,6 +39,6 @@
 // token (the maximum over its keys) before explaining.
 //
 // It imports dataset (the read contract of collated datasets), store and
-// model/tokenizer; nothing imports it but the
-// query service, the viewer and cmd/tdb.
+// model/tokenizer; nothing imports it but the query service, the viewer and
+// cmd/tdb.
 package explain
