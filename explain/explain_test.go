@@ -244,3 +244,23 @@ func TestRowMax(t *testing.T) {
 		t.Fatalf("rowMax = %v", got)
 	}
 }
+
+// FuzzParsePhrase: explanations come from models and files; parsing never
+// panics, and a parsed phrase writes back to text that parses the same.
+func FuzzParsePhrase(f *testing.F) {
+	v := testVocab()
+	for _, s := range []string{`the token " France"`, `" France" after " Paris" or " Lyon"`, `one of " Mary", " John"`, `a number after ","`, "no clear pattern", `"\x"`, `one of "`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, ok := ParsePhrase(v, s)
+		freeTextPattern(v, s)
+		if !ok {
+			return
+		}
+		back, ok := ParsePhrase(v, p.Phrase(v))
+		if !ok || !reflect.DeepEqual(back, p) {
+			t.Fatalf("%q → %+v → %q → %+v, %v", s, p, p.Phrase(v), back, ok)
+		}
+	})
+}

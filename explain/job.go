@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -209,7 +208,6 @@ func (j *Job) RunTask(ctx context.Context, m *dataset.Manifest, t Task) (Summary
 	}
 	go func() { wg.Wait(); close(results) }()
 	var pending []Row
-	var flushed atomic.Int64
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
@@ -218,7 +216,6 @@ func (j *Job) RunTask(ctx context.Context, m *dataset.Manifest, t Task) (Summary
 		if err := Write(context.WithoutCancel(ctx), j.Store, j.Dataset, pending); err != nil {
 			return err
 		}
-		flushed.Add(int64(len(pending)))
 		pending = pending[:0]
 		return nil
 	}

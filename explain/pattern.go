@@ -113,14 +113,11 @@ func ParsePhrase(v *Vocab, text string) (p Pattern, ok bool) {
 // afterIndex finds the " after " that follows the last quoted token of the
 // head (quoted strings may themselves contain " after ").
 func afterIndex(text string) int {
-	pos := 0
 	for _, m := range quotedRE.FindAllStringIndex(text, -1) {
 		if strings.HasPrefix(text[m[1]:], " after ") {
 			return m[1]
 		}
-		pos = m[1]
 	}
-	_ = pos
 	return -1
 }
 
