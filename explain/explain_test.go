@@ -264,3 +264,50 @@ func FuzzParsePhrase(f *testing.F) {
 		}
 	})
 }
+
+func TestJSONShapes(t *testing.T) {
+	h := Hit{Row: Row{Location: "mlp.post_act", Layer: 1, Component: 2, Explanation: Explanation{Explanation: "x", Method: Method{Explainer: "builtin"},
+		Scores: Scores{Detection: &Score{Value: 0.5, Judge: "builtin"}}}}, Relevance: 1.5}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"location":"mlp.post_act","layer":1,"component":2,"explanation":"x","method":{"explainer":"builtin"},"scores":{"detection":{"value":0.5,"judge":"builtin"}},"created":"0001-01-01T00:00:00Z","relevance":1.5}`
+	if string(b) != want {
+		t.Fatalf("hit JSON\n%s\nwant\n%s", b, want)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMemory()
+	m := &dataset.Manifest{Name: "d", Locations: []dataset.ManifestLocation{
+		{Name: "mlp.post_act", Layers: []int{0, 1}, Components: 3000},
+		{Name: "attn.heads", Layers: []int{0, 1}, Components: 12, Pairs: true}}}
+	if err := dataset.WriteManifest(ctx, st, m); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(j Job) ([]Task, error) {
+		j.Store, j.Dataset = st, "d"
+		_, tasks, err := j.Plan(ctx)
+		return tasks, err
+	}
+	tasks, err := plan(Job{})
+	if err != nil || len(tasks) != 2*3+2 || tasks[2] != (Task{"mlp.post_act", 0, 2048, 3000}) || tasks[6] != (Task{"attn.heads", 0, 0, 12}) {
+		t.Fatalf("all: %v, %v", tasks, err)
+	}
+	tasks, err = plan(Job{Layers: []int{1}, Components: []int{5, 2000}})
+	want := []Task{{"mlp.post_act", 1, 0, 1024}, {"mlp.post_act", 1, 1024, 2048}, {"attn.heads", 1, 0, 12}}
+	if err != nil || !reflect.DeepEqual(tasks, want) {
+		t.Fatalf("filtered: %v, %v", tasks, err)
+	}
+	for _, bad := range []Job{{Components: []int{5000}}, {Layers: []int{7}}, {Locations: []string{"resid"}}, {Locations: []string{"attn.heads"}, Components: []int{20}}} {
+		if _, err := plan(bad); err == nil {
+			t.Errorf("%+v planned", bad)
+		}
+	}
+	j := Job{Store: st, Dataset: "nope"}
+	if _, _, err := j.Plan(ctx); !errors.Is(err, dataset.ErrNoDataset) {
+		t.Fatalf("missing dataset: %v", err)
+	}
+}

@@ -58,7 +58,9 @@ type Summary struct {
 	Tasks int `json:"tasks"`
 }
 
-// Plan lists the job's tasks from the dataset's manifest.
+// Plan lists the job's tasks from the dataset's manifest. Components that
+// are out of range for one location (heads vs neurons) are skipped there;
+// a component that fits no location is an error.
 func (j *Job) Plan(ctx context.Context) (*dataset.Manifest, []Task, error) {
 	m, err := dataset.ReadManifest(ctx, j.Store, j.Dataset)
 	if err != nil {
@@ -69,6 +71,17 @@ func (j *Job) Plan(ctx context.Context) (*dataset.Manifest, []Task, error) {
 			return nil, nil, fmt.Errorf("explain: dataset %s has no location %q", j.Dataset, name)
 		}
 	}
+	for _, c := range j.Components {
+		fits := false
+		for _, loc := range m.Locations {
+			if (len(j.Locations) == 0 || slices.Contains(j.Locations, loc.Name)) && c >= 0 && c < loc.Components {
+				fits = true
+			}
+		}
+		if !fits {
+			return nil, nil, fmt.Errorf("explain: no location of dataset %s has a component %d", j.Dataset, c)
+		}
+	}
 	var tasks []Task
 	for _, loc := range m.Locations {
 		if len(j.Locations) > 0 && !slices.Contains(j.Locations, loc.Name) {
@@ -77,11 +90,6 @@ func (j *Job) Plan(ctx context.Context) (*dataset.Manifest, []Task, error) {
 		for _, l := range j.Layers {
 			if !slices.Contains(loc.Layers, l) {
 				return nil, nil, fmt.Errorf("explain: dataset %s has no layer %d of %s (it has %v)", j.Dataset, l, loc.Name, loc.Layers)
-			}
-		}
-		for _, c := range j.Components {
-			if c < 0 || c >= loc.Components {
-				return nil, nil, fmt.Errorf("explain: %s has components 0..%d, not %d", loc.Name, loc.Components-1, c)
 			}
 		}
 		for _, l := range loc.Layers {
