@@ -133,6 +133,7 @@ func BenchmarkBuiltinComponent(b *testing.B) {
 	ex, j := &Builtin{Vocab: v}, &BuiltinJudge{Vocab: v}
 	b.ResetTimer()
 	start := time.Now()
+	cpu0 := cpuTime()
 	var sum float64
 	for i := range b.N {
 		c := comps[i%len(comps)]
@@ -144,6 +145,7 @@ func BenchmarkBuiltinComponent(b *testing.B) {
 		sum += s.Simulation.Value
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "components/s")
+	b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "components/cpu-s")
 	if math.IsNaN(sum) {
 		b.Fatal("NaN score")
 	}

@@ -44,7 +44,7 @@ func (b *Builtin) Explain(ctx context.Context, c *Component) (string, error) {
 const (
 	hotFrac       = 0.5   // a top record's positions at ≥ hotFrac × its max are "hot"
 	maxCandidates = 24    // distinct hot tokens considered
-	maxSet        = 8     // tokens named in one explanation
+	maxSet        = 16    // tokens named in one explanation
 	maxAfter      = 4     // context tokens named
 	minGain       = 0.005 // correlation a further token must add
 	minCtxGain    = 0.02  // correlation a context must add
@@ -82,17 +82,26 @@ func (t corrStats) corr(m stat) float64 {
 func (b *Builtin) Fit(c *Component) Pattern {
 	train, _, _ := c.split()
 	// Hot tokens of the top records and their predecessors.
-	// A token counts once per record, and must be hot in at least two
+	// Hot positions: at least hotFrac of the record's maximum in a top
+	// record, or of the top maximum in any record the explainer reads. A
+	// token counts once per record, and must be hot in at least two
 	// records: a token seen once is as likely noise as pattern.
+	top := c.trainTop()
+	if len(top) == 0 || top[0].Max <= 0 {
+		return Pattern{}
+	}
+	global := hotFrac * top[0].Max
 	hot := map[int32]int{}
-	for _, r := range c.trainTop() {
-		if r.Max <= 0 {
-			continue
+	var seen []int32
+	for k, r := range train {
+		limit := global
+		if k < len(top) && r.Max > 0 {
+			limit = hotFrac * r.Max
 		}
-		seen := map[int32]bool{}
+		seen = seen[:0]
 		for i, a := range r.Activations {
-			if i < len(r.Tokens) && a >= hotFrac*r.Max && !seen[r.Tokens[i]] {
-				seen[r.Tokens[i]] = true
+			if i < len(r.Tokens) && a >= limit && !slices.Contains(seen, r.Tokens[i]) {
+				seen = append(seen, r.Tokens[i])
 				hot[r.Tokens[i]]++
 			}
 		}
