@@ -287,6 +287,20 @@ func TestQualityPlantedNeurons(t *testing.T) {
 		t.Errorf("own explanation beats shuffled in %d of %d pairs, want ≥ 95%%", beats, pairs)
 	}
 
+	// Scoring any text: the planted token scores high, another low.
+	tokenNeuron := 0
+	good, err := ScoreExplanation(ctx, st, m, "mlp.post_act", 0, tokenNeuron, judge, "the token "+quoteTok(v, ps[tokenNeuron].toks[0]), []string{ScoreSimulation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := ScoreExplanation(ctx, st, m, "mlp.post_act", 0, tokenNeuron, judge, "cooking recipes", []string{ScoreSimulation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good.Simulation.Value < 0.8 || bad.Simulation.Value > 0.1 || good.Detection != nil {
+		t.Fatalf("scoring text: good %+v, bad %+v", good.Simulation, bad.Simulation)
+	}
+
 	// Resumable: a second run explains nothing new.
 	again, err := job.Run(ctx)
 	if err != nil {

@@ -7,6 +7,9 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+
+	"tdb/dataset"
+	"tdb/store"
 )
 
 // Judge reads an explanation and makes the predictions scores compare with
@@ -320,4 +323,15 @@ func (b *BuiltinJudge) Fuzz(ctx context.Context, explanation string, recs []Reco
 		out[k] = n > 0 && 2*hit >= n
 	}
 	return out, ctx.Err()
+}
+
+// ScoreExplanation reads one component of a dataset and scores any
+// explanation of it with the judge (the "score this explanation" box and
+// the compatibility API's /score).
+func ScoreExplanation(ctx context.Context, st store.Store, m *dataset.Manifest, location string, layer, index int, j Judge, explanation string, methods []string) (Scores, error) {
+	c, err := ReadComponent(ctx, st, m, location, layer, index)
+	if err != nil {
+		return Scores{}, err
+	}
+	return Scored(ctx, j, c, explanation, methods)
 }
