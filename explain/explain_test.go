@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,6 +234,15 @@ func TestEachComponentMatchesReadComponent(t *testing.T) {
 	if n != (len(ps)+2)/3 {
 		t.Fatalf("visited %d components", n)
 	}
+	// One ranged read per row group (plus the footer), not one per page.
+	cs := &countingStore{Store: st}
+	if err := EachComponent(ctx, cs, m, "mlp.post_act", 0, nil, func(*Component) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ranges %d", cs.ranges.Load())
+	if n := cs.ranges.Load(); n > 4 {
+		t.Fatalf("%d ranged reads for a one-row-group layer", n)
+	}
 	if err := EachComponent(ctx, st, m, "mlp.post_act", 5, nil, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing layer: %v", err)
 	}
@@ -310,4 +321,14 @@ func TestPlan(t *testing.T) {
 	if _, _, err := j.Plan(ctx); !errors.Is(err, dataset.ErrNoDataset) {
 		t.Fatalf("missing dataset: %v", err)
 	}
+}
+
+type countingStore struct {
+	store.Store
+	ranges atomic.Int64
+}
+
+func (c *countingStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	c.ranges.Add(1)
+	return c.Store.GetRange(ctx, key, off, n)
 }
