@@ -267,3 +267,22 @@ func BenchmarkWarmComponent(b *testing.B) {
 		api.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
 	}
 }
+
+// BenchmarkColdRowGroup renders components of a new row group each time:
+// one ranged read, decode and render (needs the TDB_QUERY_BENCH dataset).
+func BenchmarkColdRowGroup(b *testing.B) {
+	dir := os.Getenv("TDB_QUERY_BENCH")
+	if dir == "" {
+		b.Skip()
+	}
+	st, _ := store.NewLocal(filepath.Join(dir, "store"))
+	r := NewReader(st, testOpts(b).Strings, 1<<30)
+	ctx := context.Background()
+	r.View(ctx, "gpt2-bench", "mlp.post_act", 3, 0)
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := r.ComponentJSON(ctx, "gpt2-bench", "mlp.post_act", 3, (i*64+5)%3072); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
