@@ -45,7 +45,8 @@ var extraImpls []NamedImpl
 // each kernel this CPU runs, gonum's native one, and any extra ones.
 func BenchImpls() []NamedImpl {
 	var out []NamedImpl
-	for _, s := range cpuSpecs {
+	for _, p := range cpuPaths {
+		s := p.spec
 		out = append(out, NamedImpl{Name: "tdb-" + s.name, Impl: Implementation{spec: s}})
 	}
 	out = append(out, NamedImpl{Name: "gonum", Impl: gonum.Implementation{}})
@@ -72,7 +73,7 @@ func BenchGEMM(ctx context.Context, w io.Writer, jsonOut bool) error {
 func benchGEMM(ctx context.Context, w io.Writer, jsonOut bool, shapes []GEMMShape, budget time.Duration) error {
 	var impls []NamedImpl
 	for _, im := range BenchImpls() {
-		if im.Name == "tdb-generic" && len(cpuSpecs) > 1 {
+		if im.Name == "tdb-generic" && len(cpuPaths) > 1 {
 			continue // only interesting where it is the fastest
 		}
 		impls = append(impls, im)

@@ -21,7 +21,10 @@ type kernelSpec struct {
 	mr, nr     int
 	kc, mc, nc int
 	kern       microKernel
-	bufs       freeList[workBuf]
+	// transpose16, when set, transposes 16 rows × 16·blocks columns of src
+	// into dst (row strides in floats) to pack a transposed B.
+	transpose16 func(dst *float32, dstStride int, src *float32, srcStride int, blocks int)
+	bufs        freeList[workBuf]
 }
 
 // workBuf is one worker's private packing space.
@@ -334,7 +337,7 @@ func (j *gemmJob) task(w *workBuf, ib, mbR, i0, i1, j0, j1 int) {
 			if pc > 0 {
 				beta = 1
 			}
-			packB(w.b, g.b, g.ldb, g.bTrans, pc, kc, jc, nc, sp.nr)
+			packB(w.b, g.b, g.ldb, g.bTrans, pc, kc, jc, nc, sp.nr, sp.transpose16)
 			chunk := j.packA[p*sp.kc*mbR:]
 			for ic := i0; ic < i1; ic += sp.mc {
 				mc := min(sp.mc, i1-ic)
@@ -410,8 +413,8 @@ func packA(dst, a []float32, lda int, trans bool, r0, rows, pc, kc, mr int) {
 
 // packB copies rows [pc, pc+kc) × columns [jc, jc+nc) of op(B) into dst as
 // nr-column micro-panels, each k-major (panel[kk*nr+c]), zero-padding the
-// last panel.
-func packB(dst, b []float32, ldb int, trans bool, pc, kc, jc, nc, nr int) {
+// last panel. t16, if not nil, transposes 16×16 tiles of a transposed B.
+func packB(dst, b []float32, ldb int, trans bool, pc, kc, jc, nc, nr int, t16 func(*float32, int, *float32, int, int)) {
 	for jp := 0; jp < nc; jp += nr {
 		cols := min(nr, nc-jp)
 		d := dst[jp*kc : jp*kc+kc*nr]
@@ -425,12 +428,13 @@ func packB(dst, b []float32, ldb int, trans bool, pc, kc, jc, nc, nr int) {
 			continue
 		}
 		c0 := 0
-		if kb := kc / 16; kb > 0 {
+		if kb := kc / 16; kb > 0 && t16 != nil {
 			for ; c0+16 <= cols; c0 += 16 {
 				off := (jc+jp+c0)*ldb + pc
-				if !transpose16(d[c0:], nr, b[off:], ldb, kb) {
-					break
-				}
+				// Bounds the assembly relies on.
+				_ = b[off+15*ldb+16*kb-1]
+				_ = d[c0+(16*kb-1)*nr+15]
+				t16(&d[c0], nr, &b[off], ldb, kb)
 			}
 		}
 		// What the 16×16 tiles left: columns from c0 and, for the tiled

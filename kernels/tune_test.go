@@ -27,7 +27,7 @@ func TestTune(t *testing.T) {
 	case "6x64":
 		base = &kernelSpec{name: "avx512", mr: 6, nr: 64, kern: kernAVX512x6x64}
 	case "avx2":
-		base = cpuSpecs[1]
+		base = avx2Spec
 	}
 	var impls []NamedImpl
 	for _, v := range strings.Split(env, ";") {
