@@ -15,7 +15,7 @@ import (
 
 func init() {
 	register("bench gemm", "measure GFLOP/s of the float32 GEMM implementations on GPT-2 shapes", cmdBenchGEMM)
-	register("bench forward", "measure forward-pass tokens/s and peak memory", cmdBenchForward)
+	register("bench forward", "measure forward-pass tokens/s, peak memory and the share of the GEMM-bound limit", cmdBenchForward)
 }
 
 func cmdBenchGEMM(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +38,38 @@ type forwardResult struct {
 	PeakRSS   float64 `json:"peak_rss_mib"`
 	GEMM      string  `json:"gemm"`
 	Threads   int     `json:"threads"`
+	// The GEMM-bound limit: the rate of the pass's matrix multiplies run
+	// alone on the same shapes, the tokens/s the pass would reach if they
+	// were all it did, and the share of that it reaches.
+	GEMMGFLOPS  float64 `json:"gemm_gflops"`
+	LimitTokens float64 `json:"limit_tokens_per_s"`
+	Fraction    float64 `json:"fraction_of_limit"`
+}
+
+// forwardGEMMs lists the matrix multiplies of one forward pass of a batch of
+// B sequences of T tokens, each with how many times it runs (a Batch shape
+// is the per-head attention products of one layer). With logits it
+// includes the unembedding.
+func forwardGEMMs(c model.Config, B, T int, logits bool) []gemmCount {
+	N, d, H := B*T, c.DModel, c.NHead
+	dh := d / H
+	out := []gemmCount{
+		{kernels.GEMMShape{M: N, K: d, N: 3 * d}, c.NLayer},                          // QKV
+		{kernels.GEMMShape{M: T, K: dh, N: T, TransB: true, Batch: B * H}, c.NLayer}, // Q·Kᵀ
+		{kernels.GEMMShape{M: T, K: T, N: dh, Batch: B * H}, c.NLayer},               // P·V
+		{kernels.GEMMShape{M: N, K: d, N: d}, c.NLayer},                              // attention out
+		{kernels.GEMMShape{M: N, K: d, N: c.DMLP}, c.NLayer},                         // MLP in
+		{kernels.GEMMShape{M: N, K: c.DMLP, N: d}, c.NLayer},                         // MLP out
+	}
+	if logits {
+		out = append(out, gemmCount{kernels.GEMMShape{M: N, K: d, N: c.Vocab, TransB: true}, 1})
+	}
+	return out
+}
+
+type gemmCount struct {
+	shape kernels.GEMMShape
+	n     int
 }
 
 func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,6 +99,16 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 			tokens[i][t] = (i*7919 + t*104729) % m.Vocab
 		}
 	}
+	// Each round times one forward pass, then the pass's matrix multiplies
+	// alone (each shape once, counted as often as the pass runs it), so
+	// both see the same load from the rest of the machine.
+	runners := map[kernels.GEMMShape]*kernels.GEMMRunner{}
+	for _, g := range forwardGEMMs(m.Config, *batch, *seq, true) {
+		if runners[g.shape], err = kernels.NewGEMMRunner(g.shape); err != nil {
+			return err
+		}
+		runners[g.shape].Run() // warm-up
+	}
 	var results []forwardResult
 	for _, logits := range []bool{false, true} {
 		var capture []model.Site
@@ -80,27 +122,43 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 		if _, err := m.Forward(ctx, req); err != nil { // warm-up
 			return err
 		}
-		n, start := 0, time.Now()
-		for n == 0 || time.Since(start) < *dur {
+		gemms := forwardGEMMs(m.Config, *batch, *seq, logits)
+		var fwd, gemm time.Duration
+		n := 0
+		for n == 0 || fwd < *dur {
+			t0 := time.Now()
 			if _, err := m.Forward(ctx, req); err != nil {
 				return err
 			}
+			fwd += time.Since(t0)
+			for _, g := range gemms {
+				t0 := time.Now()
+				runners[g.shape].Run()
+				gemm += time.Since(t0) * time.Duration(g.n)
+			}
 			n++
 		}
-		el := time.Since(start).Seconds()
-		results = append(results, forwardResult{Model: *modelName, Batch: *batch, Seq: *seq, Logits: logits,
-			TokensSec: float64(n**batch**seq) / el, Seconds: el / float64(n), PeakRSS: memstat.PeakRSSMiB(),
-			GEMM: kernels.Name(), Threads: runtime.GOMAXPROCS(0)})
+		tokens := float64(n * *batch * *seq)
+		flops := 0.0
+		for _, g := range gemms {
+			flops += g.shape.Flops() * float64(g.n*n)
+		}
+		r := forwardResult{Model: *modelName, Batch: *batch, Seq: *seq, Logits: logits,
+			TokensSec: tokens / fwd.Seconds(), Seconds: fwd.Seconds() / float64(n), PeakRSS: memstat.PeakRSSMiB(),
+			GEMM: kernels.Name(), Threads: runtime.GOMAXPROCS(0),
+			GEMMGFLOPS: flops / gemm.Seconds() / 1e9, LimitTokens: tokens / gemm.Seconds()}
+		r.Fraction = r.TokensSec / r.LimitTokens
+		results = append(results, r)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
-	fmt.Fprintf(stdout, "%-14s %5s %4s %-7s %12s %10s %10s\n", "model", "batch", "seq", "logits", "tokens/s", "s/batch", "peak MiB")
+	fmt.Fprintf(stdout, "%-14s %5s %4s %-7s %12s %10s %10s %12s %14s %9s\n", "model", "batch", "seq", "logits", "tokens/s", "s/batch", "peak MiB", "GEMM GFLOP/s", "limit tokens/s", "of limit")
 	for _, r := range results {
-		fmt.Fprintf(stdout, "%-14s %5d %4d %-7v %12.1f %10.3f %10.0f\n", r.Model, r.Batch, r.Seq, r.Logits, r.TokensSec, r.Seconds, r.PeakRSS)
+		fmt.Fprintf(stdout, "%-14s %5d %4d %-7v %12.1f %10.3f %10.0f %12.1f %14.1f %8.0f%%\n", r.Model, r.Batch, r.Seq, r.Logits, r.TokensSec, r.Seconds, r.PeakRSS, r.GEMMGFLOPS, r.LimitTokens, 100*r.Fraction)
 	}
-	fmt.Fprintf(stdout, "(MLP activations of every layer captured; GEMM %s, %d threads)\n", kernels.Name(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "(MLP activations of every layer captured; kernels %s, %d threads; the limit is the pass's matrix multiplies alone at the GEMM rate measured on its shapes)\n", kernels.Name(), runtime.GOMAXPROCS(0))
 	return nil
 }
