@@ -38,7 +38,7 @@ func BenchmarkPack(b *testing.B) {
 			}
 			b.SetBytes(4 * kc * nc)
 			for b.Loop() {
-				packB(dst, src, ld, trans, 0, kc, 0, nc, s.nr, s.transpose16)
+				packB(dst, src, ld, trans, 0, kc, 0, nc, s.nr, &s.pack)
 			}
 		})
 		b.Run(fmt.Sprintf("A/trans=%v", trans), func(b *testing.B) {

@@ -6,3 +6,13 @@ package kernels
 //
 //go:noescape
 func transpose16AVX512(dst *float32, dstStride int, src *float32, srcStride int, blocks int)
+
+// transpose8AVX2 transposes 8 rows × 8·blocks columns of src into dst.
+//
+//go:noescape
+func transpose8AVX2(dst *float32, dstStride int, src *float32, srcStride int, blocks int)
+
+// copyRows16AVX2 copies rows × 16 floats, src row stride srcStride, to dst.
+//
+//go:noescape
+func copyRows16AVX2(dst, src *float32, srcStride, rows int)
