@@ -40,7 +40,9 @@ for p in "${pkgs[@]}"; do
   echo "== $p (GOARCH=arm64 under $qemu)"
   CGO_ENABLED=0 GOARCH=arm64 go test -c -o "$bin/$name.test" "$p"
   dir=$(go list -f '{{.Dir}}' "$p")
-  if ! (cd "$dir" && "$qemu" "$bin/$name.test" -test.count=1 "$@"); then
+  # TestLoadPeakMemory starts the test binary again, which a cross-compiled
+  # binary cannot do under user-mode emulation without binfmt_misc.
+  if ! (cd "$dir" && "$qemu" "$bin/$name.test" -test.count=1 -test.skip '^TestLoadPeakMemory$' "$@"); then
     status=1
   fi
 done
