@@ -67,6 +67,64 @@ func forwardGEMMs(c model.Config, B, T int, logits bool) []gemmCount {
 	return out
 }
 
+// forwardBench is one case of tdb bench forward: a forward request and
+// runners for the matrix multiplies of that pass.
+type forwardBench struct {
+	m       *model.Model
+	req     model.Request
+	gemms   []gemmCount
+	runners []*kernels.GEMMRunner
+}
+
+// newForwardBench prepares a pass over tokens capturing every layer's MLP
+// activations (and the logits when logits is set) and runs it once, with
+// its matrix multiplies, to warm up.
+func newForwardBench(ctx context.Context, m *model.Model, tokens [][]int, logits bool) (*forwardBench, error) {
+	fb := &forwardBench{m: m, gemms: forwardGEMMs(m.Config, len(tokens), len(tokens[0]), logits)}
+	for l := range m.NLayer {
+		fb.req.Capture = append(fb.req.Capture, model.At(model.MLPPostAct, l))
+	}
+	if logits {
+		fb.req.Capture = append(fb.req.Capture, model.At(model.Logits, model.NoLayer))
+	}
+	fb.req.Tokens = tokens
+	for _, g := range fb.gemms {
+		r, err := kernels.NewGEMMRunner(g.shape)
+		if err != nil {
+			return nil, err
+		}
+		fb.runners = append(fb.runners, r)
+	}
+	_, _, err := fb.round(ctx)
+	return fb, err
+}
+
+// round times one forward pass, then the pass's matrix multiplies alone
+// (each shape once, counted as often as the pass runs it), so both see the
+// same load from the rest of the machine.
+func (fb *forwardBench) round(ctx context.Context) (fwd, gemm time.Duration, err error) {
+	t0 := time.Now()
+	if _, err := fb.m.Forward(ctx, fb.req); err != nil {
+		return 0, 0, err
+	}
+	fwd = time.Since(t0)
+	for i, g := range fb.gemms {
+		t0 := time.Now()
+		fb.runners[i].Run()
+		gemm += time.Since(t0) * time.Duration(g.n)
+	}
+	return fwd, gemm, nil
+}
+
+// flops is the matrix-multiply work of one pass.
+func (fb *forwardBench) flops() float64 {
+	f := 0.0
+	for _, g := range fb.gemms {
+		f += g.shape.Flops() * float64(g.n)
+	}
+	return f
+}
+
 type gemmCount struct {
 	shape kernels.GEMMShape
 	n     int
@@ -99,54 +157,26 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 			tokens[i][t] = (i*7919 + t*104729) % m.Vocab
 		}
 	}
-	// Each round times one forward pass, then the pass's matrix multiplies
-	// alone (each shape once, counted as often as the pass runs it), so
-	// both see the same load from the rest of the machine.
-	runners := map[kernels.GEMMShape]*kernels.GEMMRunner{}
-	for _, g := range forwardGEMMs(m.Config, *batch, *seq, true) {
-		if runners[g.shape], err = kernels.NewGEMMRunner(g.shape); err != nil {
-			return err
-		}
-		runners[g.shape].Run() // warm-up
-	}
 	var results []forwardResult
 	for _, logits := range []bool{false, true} {
-		var capture []model.Site
-		for l := range m.NLayer {
-			capture = append(capture, model.At(model.MLPPostAct, l))
-		}
-		if logits {
-			capture = append(capture, model.At(model.Logits, model.NoLayer))
-		}
-		req := model.Request{Tokens: tokens, Capture: capture}
-		if _, err := m.Forward(ctx, req); err != nil { // warm-up
+		fb, err := newForwardBench(ctx, m, tokens, logits)
+		if err != nil {
 			return err
 		}
-		gemms := forwardGEMMs(m.Config, *batch, *seq, logits)
 		var fwd, gemm time.Duration
 		n := 0
 		for n == 0 || fwd < *dur {
-			t0 := time.Now()
-			if _, err := m.Forward(ctx, req); err != nil {
+			f, g, err := fb.round(ctx)
+			if err != nil {
 				return err
 			}
-			fwd += time.Since(t0)
-			for _, g := range gemms {
-				t0 := time.Now()
-				runners[g.shape].Run()
-				gemm += time.Since(t0) * time.Duration(g.n)
-			}
-			n++
+			fwd, gemm, n = fwd+f, gemm+g, n+1
 		}
 		tokens := float64(n * *batch * *seq)
-		flops := 0.0
-		for _, g := range gemms {
-			flops += g.shape.Flops() * float64(g.n*n)
-		}
 		r := forwardResult{Model: *modelName, Batch: *batch, Seq: *seq, Logits: logits,
 			TokensSec: tokens / fwd.Seconds(), Seconds: fwd.Seconds() / float64(n), PeakRSS: memstat.PeakRSSMiB(),
 			GEMM: kernels.Name(), Threads: runtime.GOMAXPROCS(0),
-			GEMMGFLOPS: flops / gemm.Seconds() / 1e9, LimitTokens: tokens / gemm.Seconds()}
+			GEMMGFLOPS: fb.flops() * float64(n) / gemm.Seconds() / 1e9, LimitTokens: tokens / gemm.Seconds()}
 		r.Fraction = r.TokensSec / r.LimitTokens
 		results = append(results, r)
 	}

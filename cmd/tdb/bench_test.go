@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
+	"tdb/kernels"
 	"tdb/model"
 )
 
@@ -51,5 +55,54 @@ func TestBenchForwardLimit(t *testing.T) {
 	code, stdout, stderr = tdb(t, "bench", "forward", "--model", "random:tiny", "--batch", "2", "--seq", "16", "--time", "50ms")
 	if code != 0 || !strings.Contains(stdout, "limit tokens/s") || !strings.Contains(stdout, "GEMM GFLOP/s") || !strings.Contains(stdout, "%") {
 		t.Fatalf("exit %d, table:\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// BenchmarkForwardLimit is tdb bench forward as a Go benchmark: GPT-2-small
+// random weights, MLP activations of every layer captured, batch × 64
+// tokens, with and without the unembedding. Each iteration is one round (a
+// forward pass, then its matrix multiplies alone); it reports tokens/s, the
+// GEMM-bound limit and the fraction of it reached. TDB_KERNELS picks the
+// kernel path.
+func BenchmarkForwardLimit(b *testing.B) {
+	kernels.Install()
+	m, err := model.NewRandom(model.Presets["gpt2"], 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range []int{8, 32} {
+		tokens := make([][]int, batch)
+		for i := range tokens {
+			tokens[i] = make([]int, 64)
+			for t := range tokens[i] {
+				tokens[i][t] = (i*7919 + t*104729) % m.Vocab
+			}
+		}
+		for _, logits := range []bool{false, true} {
+			name := fmt.Sprintf("%s/%dx64/mlp", kernels.Name(), batch)
+			if logits {
+				name += "+logits"
+			}
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				fb, err := newForwardBench(ctx, m, tokens, logits)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var fwd, gemm time.Duration
+				for b.Loop() {
+					f, g, err := fb.round(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					fwd, gemm = fwd+f, gemm+g
+				}
+				n := float64(b.N * batch * 64)
+				b.ReportMetric(n/fwd.Seconds(), "tokens/s")
+				b.ReportMetric(n/gemm.Seconds(), "limit-tokens/s")
+				b.ReportMetric(gemm.Seconds()/fwd.Seconds(), "of-limit")
+				b.ReportMetric(fb.flops()*float64(b.N)/gemm.Seconds()/1e9, "GEMM-GFLOP/s")
+			})
+		}
 	}
 }
