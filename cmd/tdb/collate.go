@@ -20,7 +20,7 @@ import (
 	"tdb/coordinator"
 	"tdb/corpus"
 	"tdb/internal/natsutil"
-	"tdb/kernels"
+	"tdb/internal/textutil"
 	"tdb/model"
 	"tdb/model/hub"
 	"tdb/store"
@@ -30,12 +30,6 @@ import (
 func init() {
 	register("collate", "collate top-activating records and statistics of every component over a corpus into a dataset", cmdCollate)
 }
-
-// stringList is a repeatable flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("collate", stderr)
@@ -131,7 +125,6 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		svcErr   = make(chan error, *workers+1)
 	)
 	if *natsURL == "" {
-		kernels.Install()
 		emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
 		if err != nil {
 			return err
@@ -206,7 +199,7 @@ func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 // resolved (downloaded if needed: the workers need it anyway); with a
 // cluster only the names are checked when the model is not local.
 func checkLocations(ctx context.Context, spec natsutil.JobSpec, resolve bool, stderr io.Writer) error {
-	cfg, isRandom, err := worker.RandomConfig(spec.Model)
+	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
 		return usagef("--model: %v", err)
 	}
@@ -334,36 +327,7 @@ func startServices(ctx context.Context, wg *sync.WaitGroup, errs chan<- error, o
 
 // corpusOptions lets corpora live on any store URL (azblob://...).
 func corpusOptions(context.Context) corpus.Options {
-	return corpus.Options{Opener: func(ctx context.Context, url string) (store.Store, string, error) {
-		return openStoreGlob(ctx, url)
-	}}
-}
-
-// openStoreGlob splits a store URL whose last segments hold a key (or
-// glob) into the store and the key: the container URL is everything up to
-// the first segment with a glob character, or the parent of the last one.
-func openStoreGlob(ctx context.Context, url string) (store.Store, string, error) {
-	scheme, rest, ok := strings.Cut(url, "://")
-	if !ok {
-		return nil, "", fmt.Errorf("not a URL: %q", url)
-	}
-	segs := strings.Split(rest, "/")
-	// azblob://account/container/key...; http(s)://host/[account/]container/key...
-	root := 2
-	if scheme == "http" || scheme == "https" {
-		root = 2
-		if !strings.Contains(segs[0], ".blob.") {
-			root = 3 // path-style emulator: host/account/container
-		}
-	}
-	if len(segs) <= root {
-		return nil, "", fmt.Errorf("corpus URL %q names no blob inside the container", url)
-	}
-	st, err := store.Open(ctx, scheme+"://"+strings.Join(segs[:root], "/"))
-	if err != nil {
-		return nil, "", err
-	}
-	return st, strings.Join(segs[root:], "/"), nil
+	return corpus.Options{Opener: store.OpenGlob}
 }
 
 // progressPrinter shows job progress on one line of stderr, redrawn on a
@@ -407,7 +371,7 @@ func (p *progressPrinter) update(pr coordinator.Progress) {
 	}
 	p.line = pr.Format(now)
 	if pr.LastError != "" && !pr.State.Status.Final() {
-		p.line += " (last error: " + truncateLine(pr.LastError, 120) + ")"
+		p.line += " (last error: " + textutil.Truncate(pr.LastError, 120) + ")"
 	}
 	if now.Sub(p.last) < every && !pr.State.Status.Final() {
 		return
@@ -426,11 +390,4 @@ func (p *progressPrinter) finish() {
 	if p.tty && p.line != "" {
 		fmt.Fprintln(p.w)
 	}
-}
-
-func truncateLine(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

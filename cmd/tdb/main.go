@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"tdb/kernels"
 )
 
 // command is one "tdb <name> ..." subcommand. Nested commands ("model pull")
@@ -50,6 +52,7 @@ func usage(w io.Writer) {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	kernels.Install() // the fast GEMMs, once for every command
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -105,6 +108,12 @@ type usageError struct{ error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// stringList collects a repeatable flag (--prompt A --prompt B).
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
 // newFlags makes a flag set that reports errors instead of exiting.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("tdb "+name, flag.ContinueOnError)
@@ -112,7 +121,9 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args and maps flag errors to usage errors.
+// parseFlags parses args and maps flag errors to usage errors. Every integer
+// flag of tdb is a count, a size, a layer or an index, so a negative value is
+// rejected here, once, for all commands.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -120,7 +131,22 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		return usageError{err}
 	}
-	return nil
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok && bad == nil {
+			var n int64
+			switch v := g.Get().(type) {
+			case int:
+				n = int64(v)
+			case int64:
+				n = v
+			}
+			if n < 0 {
+				bad = usagef("-%s must not be negative (got %d)", f.Name, n)
+			}
+		}
+	})
+	return bad
 }
 
 // envOr returns the environment variable's value or def (flags fall back to TDB_… variables).
