@@ -245,14 +245,11 @@ const (
 
 // exp32 returns e^v for v ≤ 0 (and NaN for NaN) in float32.
 func exp32(v float32) float32 {
-	if v < expMin {
-		return 0
-	}
-	zr := float32(v*expLog2e) + expRound
-	n := int32(math.Float32bits(zr) - math.Float32bits(expRound))
-	nf := zr - expRound
-	r := v - nf*expLn2Hi
-	r -= nf * expLn2Lo
+	c := max(v, expMin)
+	z := float32(c*expLog2e) + expRound
+	n := z - expRound
+	r := c - n*expLn2Hi
+	r -= n * expLn2Lo
 	p := float32(expP7)
 	p = p*r + expP6
 	p = p*r + expP5
@@ -261,67 +258,130 @@ func exp32(v float32) float32 {
 	p = p*r + expP2
 	p = p*r + 1
 	p = p*r + 1
-	return p * math.Float32frombits(uint32(n+expBias32)<<23)
+	return p * pow2(z, v)
+}
+
+// exp32x4 is exp32 of four values. The four chains of dependent operations
+// are independent, so a scalar core overlaps them: several times the
+// throughput of four calls of a one-value function.
+func exp32x4(v0, v1, v2, v3 float32) (e0, e1, e2, e3 float32) {
+	c0, c1, c2, c3 := max(v0, expMin), max(v1, expMin), max(v2, expMin), max(v3, expMin)
+	z0, z1 := float32(c0*expLog2e)+expRound, float32(c1*expLog2e)+expRound
+	z2, z3 := float32(c2*expLog2e)+expRound, float32(c3*expLog2e)+expRound
+	n0, n1, n2, n3 := z0-expRound, z1-expRound, z2-expRound, z3-expRound
+	r0, r1, r2, r3 := c0-n0*expLn2Hi, c1-n1*expLn2Hi, c2-n2*expLn2Hi, c3-n3*expLn2Hi
+	r0, r1, r2, r3 = r0-n0*expLn2Lo, r1-n1*expLn2Lo, r2-n2*expLn2Lo, r3-n3*expLn2Lo
+	p0, p1, p2, p3 := float32(expP7), float32(expP7), float32(expP7), float32(expP7)
+	p0, p1, p2, p3 = p0*r0+expP6, p1*r1+expP6, p2*r2+expP6, p3*r3+expP6
+	p0, p1, p2, p3 = p0*r0+expP5, p1*r1+expP5, p2*r2+expP5, p3*r3+expP5
+	p0, p1, p2, p3 = p0*r0+expP4, p1*r1+expP4, p2*r2+expP4, p3*r3+expP4
+	p0, p1, p2, p3 = p0*r0+expP3, p1*r1+expP3, p2*r2+expP3, p3*r3+expP3
+	p0, p1, p2, p3 = p0*r0+expP2, p1*r1+expP2, p2*r2+expP2, p3*r3+expP2
+	p0, p1, p2, p3 = p0*r0+1, p1*r1+1, p2*r2+1, p3*r3+1
+	p0, p1, p2, p3 = p0*r0+1, p1*r1+1, p2*r2+1, p3*r3+1
+	return p0 * pow2(z0, v0), p1 * pow2(z1, v1), p2 * pow2(z2, v2), p3 * pow2(z3, v3)
+}
+
+// pow2 returns 2^n for the integer n that z = n + expRound holds, or 0 when
+// v is below expMin (so that e^v is 0 there; NaN stays NaN).
+func pow2(z, v float32) float32 {
+	n := math.Float32bits(z) - math.Float32bits(expRound)
+	keep := uint32(0)
+	if v >= expMin || v != v {
+		keep = ^uint32(0)
+	}
+	return math.Float32frombits((n + expBias32) << 23 & keep)
+}
+
+// negAbs returns −|v|.
+func negAbs(v float32) float32 { return math.Float32frombits(math.Float32bits(v) | signMask) }
+
+// pick returns a when v > 0 and b otherwise, without a branch: the sign of
+// x is random in a model, so a branch would be mispredicted half the time.
+func pick(v, a, b float32) float32 {
+	m := uint32(int32(math.Float32bits(-v)) >> 31) // all ones when −v < 0, i.e. v > 0
+	return math.Float32frombits(math.Float32bits(a)&m | math.Float32bits(b)&^m)
 }
 
 // gelu32 is gelu_new of one value (see GeluTanh).
 func gelu32(x float32) float32 {
 	v := x * (geluC1 + geluC2*x*x)
-	t := exp32(math.Float32frombits(math.Float32bits(v) | signMask)) // e^−|v|
-	num := x
-	if v > 0 {
-		num = x * t
-	}
-	return num / (1 + t)
+	t := exp32(negAbs(v)) // e^−|v|
+	return pick(v, x*t, x) / (1 + t)
 }
 
 func geluGo(dst, src []float32) {
 	dst = dst[:len(src)]
-	for i, x := range src {
-		dst[i] = gelu32(x)
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		x0, x1, x2, x3 := src[i], src[i+1], src[i+2], src[i+3]
+		v0, v1 := x0*(geluC1+geluC2*x0*x0), x1*(geluC1+geluC2*x1*x1)
+		v2, v3 := x2*(geluC1+geluC2*x2*x2), x3*(geluC1+geluC2*x3*x3)
+		t0, t1, t2, t3 := exp32x4(negAbs(v0), negAbs(v1), negAbs(v2), negAbs(v3))
+		dst[i] = pick(v0, x0*t0, x0) / (1 + t0)
+		dst[i+1] = pick(v1, x1*t1, x1) / (1 + t1)
+		dst[i+2] = pick(v2, x2*t2, x2) / (1 + t2)
+		dst[i+3] = pick(v3, x3*t3, x3) / (1 + t3)
+	}
+	for ; i < len(src); i++ {
+		dst[i] = gelu32(src[i])
 	}
 }
 
-// geluGrad32 is gelu_new'(x) = s·(1 + 2x·(1−s)·u') with s = σ(2u) = 1/(1+e^v).
-// Beyond |x| = 16 it is 0 or 1 in float32; x is clamped there so that x²
-// cannot overflow (0·∞).
-func geluGrad32(x float32) float32 {
-	x = min(max(x, -16), 16)
-	x2 := x * x
-	v := x * (geluC1 + geluC2*x2)
-	t := exp32(math.Float32frombits(math.Float32bits(v) | signMask))
+// geluGradFrom finishes gelu_new'(x) = s·(1 + 2x·(1−s)·u') from the clamped
+// x, x², v and t = e^−|v|, where s = σ(2u) = 1/(1+e^v).
+func geluGradFrom(x, x2, v, t float32) float32 {
 	r := 1 / (1 + t)
-	s, oms := r, t*r
-	if v > 0 {
-		s, oms = oms, s
-	}
+	tr := t * r
+	s, oms := pick(v, tr, r), pick(v, r, tr)
 	q := x * oms * (geluK1 + geluK3*x2)
 	return s + 2*s*q
 }
 
+// geluGrad32 is gelu_new'(x). Beyond |x| = 16 it is 0 or 1 in float32; x
+// is clamped there so that x² cannot overflow (0·∞).
+func geluGrad32(x float32) float32 {
+	x = min(max(x, -16), 16)
+	x2 := x * x
+	v := x * (geluC1 + geluC2*x2)
+	return geluGradFrom(x, x2, v, exp32(negAbs(v)))
+}
+
 func geluGradGo(dst, dout, x []float32) {
 	dst, dout = dst[:len(x)], dout[:len(x)]
-	for i, v := range x {
-		dst[i] = dout[i] * geluGrad32(v)
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		x0, x1 := min(max(x[i], -16), 16), min(max(x[i+1], -16), 16)
+		x2, x3 := min(max(x[i+2], -16), 16), min(max(x[i+3], -16), 16)
+		s0, s1, s2, s3 := x0*x0, x1*x1, x2*x2, x3*x3
+		v0, v1 := x0*(geluC1+geluC2*s0), x1*(geluC1+geluC2*s1)
+		v2, v3 := x2*(geluC1+geluC2*s2), x3*(geluC1+geluC2*s3)
+		t0, t1, t2, t3 := exp32x4(negAbs(v0), negAbs(v1), negAbs(v2), negAbs(v3))
+		dst[i] = dout[i] * geluGradFrom(x0, s0, v0, t0)
+		dst[i+1] = dout[i+1] * geluGradFrom(x1, s1, v1, t1)
+		dst[i+2] = dout[i+2] * geluGradFrom(x2, s2, v2, t2)
+		dst[i+3] = dout[i+3] * geluGradFrom(x3, s3, v3, t3)
+	}
+	for ; i < len(x); i++ {
+		dst[i] = dout[i] * geluGrad32(x[i])
 	}
 }
 
 func expSumGo(dst, src []float32, shift float32) float32 {
 	dst = dst[:len(src)]
-	var s0, s1 float32
+	var s0, s1, s2, s3 float32
 	i := 0
-	for ; i+2 <= len(src); i += 2 {
-		e0, e1 := exp32(src[i]-shift), exp32(src[i+1]-shift)
-		dst[i], dst[i+1] = e0, e1
-		s0 += e0
-		s1 += e1
+	for ; i+4 <= len(src); i += 4 {
+		e0, e1, e2, e3 := exp32x4(src[i]-shift, src[i+1]-shift, src[i+2]-shift, src[i+3]-shift)
+		dst[i], dst[i+1], dst[i+2], dst[i+3] = e0, e1, e2, e3
+		s0, s1, s2, s3 = s0+e0, s1+e1, s2+e2, s3+e3
 	}
 	for ; i < len(src); i++ {
 		e := exp32(src[i] - shift)
 		dst[i] = e
 		s0 += e
 	}
-	return s0 + s1
+	return (s0 + s1) + (s2 + s3)
 }
 
 func softmaxGradGo(g, p []float32, dot float32) {
