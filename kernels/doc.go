@@ -17,7 +17,7 @@
 //
 // Where to start reading: path.go (paths and their selection), vec.go (the
 // vector kernels, their exported API and the portable code the assembly
-// mirrors), blas.go (Sgemm's checks), gemm.go (packing, blocking,
+// mirrors), vec_asm.go (how the assembly is wrapped), blas.go (Sgemm's checks), gemm.go (packing, blocking,
 // threading), then the micro-kernels: gen_sgemm.go writes the amd64 ones.
 // bench.go is `tdb bench gemm` and the GEMM-rate measurement behind
 // `tdb bench forward`. Building with the openblas tag adds OpenBLAS (via
