@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runTDB(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code = run(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// The main job on embedded defaults: one command, no set-up; then tdb top
+// and tdb jobs read what it did.
+func TestCollateEmbeddedThenTopAndJobs(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	storeDir := filepath.Join(dir, "data")
+	code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=300",
+		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "32", "--top-k", "5", "--store", storeDir,
+		"--dataset", "demo", "--workers", "2", "--tokens-per-shard", "1000", "--block-bytes", "2048")
+	if code != 0 {
+		t.Fatalf("collate exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if !strings.Contains(out, "dataset demo written") || !strings.Contains(errOut, "RANDOM") || !strings.Contains(errOut, "done: shards") {
+		t.Fatalf("collate output:\nstdout: %s\nstderr: %s", out, errOut)
+	}
+
+	code, out, errOut = runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--location", "mlp.post_act", "--layer", "1", "--index", "7", "-k", "3", "--json")
+	if code != 0 {
+		t.Fatalf("top exit %d: %s", code, errOut)
+	}
+	var top struct {
+		Top []struct {
+			MaxActivation float64 `json:"max_activation"`
+			Source        struct {
+				Doc    *int64 `json:"doc"`
+				Offset *int64 `json:"offset"`
+			} `json:"source"`
+			Tokens      []int     `json:"tokens"`
+			Activations []float64 `json:"activations"`
+		} `json:"top"`
+		Random []json.RawMessage `json:"random"`
+		Stats  map[string]any    `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(out), &top); err != nil {
+		t.Fatalf("top --json: %v\n%s", err, out)
+	}
+	if len(top.Top) != 3 || len(top.Random) == 0 {
+		t.Fatalf("top has %d records, random %d", len(top.Top), len(top.Random))
+	}
+	for i, r := range top.Top {
+		if len(r.Tokens) != 32 || len(r.Activations) != 32 || r.Source.Doc == nil || r.Source.Offset == nil {
+			t.Fatalf("record %d malformed: %+v", i, r)
+		}
+		mx := r.Activations[0]
+		for _, a := range r.Activations {
+			mx = max(mx, a)
+		}
+		if float32(mx) != float32(r.MaxActivation) {
+			t.Errorf("record %d: max_activation %g, max of activations %g", i, r.MaxActivation, mx)
+		}
+		if i > 0 && r.MaxActivation > top.Top[i-1].MaxActivation {
+			t.Errorf("top records not in descending order at %d", i)
+		}
+	}
+	for _, k := range []string{"mean", "variance", "skewness", "kurtosis", "max", "frac_nonzero"} {
+		if _, ok := top.Stats[k]; !ok {
+			t.Errorf("stats lack %q: %v", k, top.Stats)
+		}
+	}
+	// Heads: lower-triangle records.
+	code, out, errOut = runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--location", "attn.heads", "--layer", "0", "--index", "1", "--json")
+	if code != 0 {
+		t.Fatalf("top heads exit %d: %s", code, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), &top); err != nil || len(top.Top) == 0 || len(top.Top[0].Activations) != 32*33/2 {
+		t.Fatalf("head records: %v %s", err, out[:min(len(out), 300)])
+	}
+	// Readable table.
+	code, out, _ = runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--layer", "0", "--index", "0", "-k", "2")
+	if code != 0 || !strings.Contains(out, "top records:") || !strings.Contains(out, "[[") {
+		t.Fatalf("top table (exit %d):\n%s", code, out)
+	}
+
+	code, out, errOut = runTDB(t, "jobs", "list", "--json")
+	if code != 0 {
+		t.Fatalf("jobs list exit %d: %s", code, errOut)
+	}
+	var jobs []struct{ ID, Status string }
+	if err := json.Unmarshal([]byte(out), &jobs); err != nil || len(jobs) != 1 || jobs[0].Status != "done" {
+		t.Fatalf("jobs list: %v %s", err, out)
+	}
+	code, out, _ = runTDB(t, "jobs", "status", jobs[0].ID)
+	if code != 0 || !strings.Contains(out, "done: shards") {
+		t.Fatalf("jobs status (exit %d): %s", code, out)
+	}
+	// Running the same command again finds the job done.
+	code, out, errOut = runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=300",
+		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "32", "--top-k", "5", "--store", storeDir,
+		"--dataset", "demo", "--workers", "2", "--tokens-per-shard", "1000", "--block-bytes", "2048")
+	if code != 0 || !strings.Contains(out, "dataset demo written") {
+		t.Fatalf("second collate (exit %d): %s %s", code, out, errOut)
+	}
+}
+
+func TestCollateBadInput(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown location", []string{"--locations", "mlp.post_akt"}, 2, `unknown location "mlp.post_akt"`},
+		{"layer out of range", []string{"--layers", "7"}, 2, "layer 7 is out of range"},
+		{"bad corpus spec", []string{"--corpus", "synthetic:nope"}, 2, "unknown synthetic corpus"},
+		{"bad preset", []string{"--model", "random:gpt5"}, 2, "unknown preset"},
+		{"missing corpus", []string{"--corpus", filepath.Join(dir, "missing.txt")}, 1, "missing.txt"},
+		{"bad autoencoder", []string{"--autoencoder", "x.pt"}, 2, "PATH@LAYER"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"collate", "--model", "random:tiny", "--store", filepath.Join(dir, "data"), "--dataset", "x"}, tc.args...)
+			code, _, errOut := runTDB(t, args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d (want %d), stderr:\n%s\nwant %q", code, tc.code, errOut, tc.want)
+			}
+		})
+	}
+	code, _, errOut := runTDB(t, "top", "--store", filepath.Join(dir, "data"), "--dataset", "nothing")
+	if code != 2 || !strings.Contains(errOut, `no such dataset "nothing" in file://`) || strings.Count(errOut, "file://") != 1 {
+		t.Fatalf("top of a missing dataset: exit %d, %s", code, errOut)
+	}
+}

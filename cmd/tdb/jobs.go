@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"tdb/coordinator"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
+	"tdb/internal/textutil"
+	"tdb/model/hub"
+)
+
+func init() {
+	register("jobs list", "list collation jobs", cmdJobsList)
+	register("jobs status", "show a collation job's spec, state and progress", cmdJobsStatus)
+	register("jobs cancel", "cancel a collation job", cmdJobsCancel)
+}
+
+// jobsConn connects "tdb jobs" to --nats, or to the embedded server of a
+// running "tdb collate" (its URL file), or starts the embedded server on its
+// folder for as long as the command runs.
+func jobsConn(ctx context.Context, url, dir string) (*nats.Conn, func(), error) {
+	if url == "" {
+		if b, err := os.ReadFile(filepath.Join(dir, natsx.URLFile)); err == nil {
+			if nc, err := nats.Connect(strings.TrimSpace(string(b)), nats.Name("tdb jobs")); err == nil {
+				return nc, nc.Close, nil
+			}
+		}
+		if _, err := os.Stat(dir); err != nil {
+			return nil, nil, fmt.Errorf("no jobs: %s does not exist (give --nats URL for a cluster)", dir)
+		}
+		emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: dir})
+		if err != nil {
+			return nil, nil, err
+		}
+		nc, err := emb.Connect("tdb jobs")
+		if err != nil {
+			emb.Shutdown()
+			return nil, nil, err
+		}
+		return nc, func() { nc.Close(); emb.Shutdown() }, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	nc, err := natsx.RetryDialer(url, nil)(cctx, "tdb jobs")
+	if err != nil {
+		return nil, nil, err
+	}
+	return nc, nc.Close, nil
+}
+
+type jobsFlags struct {
+	url, dir *string
+	asJSON   *bool
+}
+
+func newJobsFlags(name string, stderr io.Writer) (*flag.FlagSet, jobsFlags) {
+	fs := newFlags(name, stderr)
+	f := jobsFlags{
+		url:    fs.String("nats", envOr("TDB_NATS", ""), "NATS URL of the cluster (default: the embedded server of tdb collate) ($TDB_NATS)"),
+		dir:    fs.String("nats-dir", envOr("TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats")), "embedded NATS data folder ($TDB_NATS_DIR)"),
+		asJSON: fs.Bool("json", false, "print JSON"),
+	}
+	return fs, f
+}
+
+func jobsClient(ctx context.Context, f jobsFlags) (*coordinator.Client, func(), error) {
+	nc, closeFn, err := jobsConn(ctx, *f.url, *f.dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := coordinator.NewClient(ctx, nc, 1)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return c, closeFn, nil
+}
+
+func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newJobsFlags("jobs list", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, closeFn, err := jobsClient(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	states, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	if *f.asJSON {
+		if states == nil {
+			states = []jobs.JobState{}
+		}
+		return writeJSON(stdout, states)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tSTATUS\tSHARDS\tTOKENS\tSUBMITTED\tREASON")
+	for _, s := range states {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.ID, s.Status, s.Shards, s.Tokens, s.Submitted.Local().Format(time.DateTime), textutil.Truncate(s.Reason, 80))
+	}
+	return tw.Flush()
+}
+
+func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newJobsFlags("jobs status", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("usage: tdb jobs status [flags] JOB")
+	}
+	c, closeFn, err := jobsClient(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	id := fs.Arg(0)
+	spec, _, err := c.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	p, err := c.Progress(ctx, id)
+	if err != nil {
+		return err
+	}
+	if *f.asJSON {
+		return writeJSON(stdout, map[string]any{"spec": spec, "state": p.State,
+			"shards": map[string]any{"done": p.Done, "running": p.Running, "failed": p.Failed}, "tokens": p.Tokens, "last_error": p.LastError})
+	}
+	fmt.Fprintln(stdout, p.Format(time.Now()))
+	fmt.Fprintf(stdout, "dataset %s: model %s, corpus %s, locations %s, n_ctx %d, top-k %d\n", spec.Dataset, spec.Model, spec.Corpus, strings.Join(spec.Locations, ","), spec.NCtx, spec.TopK)
+	if p.State.Reason != "" {
+		fmt.Fprintf(stdout, "reason: %s\n", p.State.Reason)
+	}
+	if p.LastError != "" && p.State.Status != jobs.Done {
+		fmt.Fprintf(stdout, "last shard error: %s\n", p.LastError)
+	}
+	return nil
+}
+
+func cmdJobsCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newJobsFlags("jobs cancel", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("usage: tdb jobs cancel [flags] JOB")
+	}
+	c, closeFn, err := jobsClient(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	st, err := c.Cancel(ctx, fs.Arg(0))
+	if err != nil {
+		if errors.Is(err, coordinator.ErrNoJob) {
+			return usagef("%v", err)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "job %s %s\n", st.ID, st.Status)
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
