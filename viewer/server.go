@@ -139,7 +139,14 @@ func New(opt Options) (*Server, error) {
 			writeError(w, http.StatusNotFound, "not_found", "no API at "+r.URL.Path)
 			return
 		}
-		http.NotFound(w, r)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.NotFound(w, r)
+			return
+		}
+		// Unknown pages get the app with 404: it shows a visible message.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write(index)
 	})
 	return s, nil
 }

@@ -1,7 +1,7 @@
 // Component pages: /c/{dataset}/{location}/{layer}/{index}[?prompt=…]
 // top, random and per-quantile records as token heatmaps, statistics and
 // histogram, logit lens from the model, activations for your prompt.
-import { el, api, fmt, fmtInt, fmtSigned, sequential, diverging, showToken, errorBox, showError, busy, getModelInfo, navigate, isTyping, PURPLE } from './util.js';
+import { el, put, api, fmt, fmtInt, fmtSigned, sequential, diverging, showToken, errorBox, showError, busy, getModelInfo, navigate, isTyping, PURPLE } from './util.js';
 import { recordView, heatmap } from './records.js';
 
 const manifests = new Map();
@@ -29,11 +29,11 @@ function nodeTypeFor(loc) {
 export async function renderComponent(app, url) {
   const err = errorBox();
   let c;
-  try { c = parsePath(url); } catch (e) { app.replaceChildren(err); showError(err, e); return; }
+  try { c = parsePath(url); } catch (e) { put(app, err); showError(err, e); return; }
   const prompts = url.searchParams.getAll('prompt');
   const head = el('div.page-head');
   const body = el('div', busy('loading component'));
-  app.replaceChildren(head, err, body);
+  put(app, head, err, body);
 
   let m, loc, data;
   try {
@@ -44,8 +44,8 @@ export async function renderComponent(app, url) {
     if (c.index >= loc.components) throw new Error(`${c.location} has ${loc.components} components per layer: index ${c.index} is out of range`);
     data = await api(`/api/v1/datasets/${encodeURIComponent(c.dataset)}/${encodeURIComponent(c.location)}/${c.layer}/${c.index}`);
   } catch (e) {
-    head.replaceChildren(el('h1', `${c.location} · layer ${c.layer} · #${c.index}`), el('span.crumbs', el('a', { href: '/' }, 'datasets'), ' / ', c.dataset));
-    body.replaceChildren();
+    put(head, el('h1', `${c.location} · layer ${c.layer} · #${c.index}`), el('span.crumbs', el('a', { href: '/' }, 'datasets'), ' / ', c.dataset));
+    put(body);
     showError(err, e);
     return;
   }
@@ -61,7 +61,7 @@ export async function renderComponent(app, url) {
   };
   const nb = (key, label, title) => el('button.small', { 'data-nav-move': key, disabled: !moves[key], title, onclick: () => moves[key] && navigate(moves[key]) }, label);
   const jump = el('input', { type: 'number', min: 0, max: loc.components - 1, value: c.index, style: { width: '5.5rem' }, title: 'component index' });
-  head.replaceChildren(
+  put(head, 
     el('div', el('div.crumbs', el('a', { href: '/' }, 'datasets'), ' / ', el('a', { href: `/datasets/${encodeURIComponent(c.dataset)}` }, c.dataset), ' / ',
       el('a', { href: `/l/${encodeURIComponent(c.dataset)}/${encodeURIComponent(c.location)}/${c.layer}` }, `${c.location} layer ${c.layer}`)),
       el('h1', { 'data-testid': 'component-title' }, `${pairs ? 'Head' : c.location.startsWith('ae.') ? 'Latent' : 'Neuron'} ${c.layer}:${c.index}`, el('span.muted', { style: { fontWeight: 400, fontSize: '1rem', marginLeft: '.6rem' } }, c.location))),
@@ -76,7 +76,7 @@ export async function renderComponent(app, url) {
   const section = (title, recs, n, testid, idPrefix, sub) => {
     const list = el('div', testid ? { 'data-testid': testid } : {});
     let all = false;
-    const draw = () => list.replaceChildren(...(recs || []).slice(0, all ? recs.length : n).map((r, i) => recordView(r, `${idPrefix}${i}`, opts)));
+    const draw = () => put(list, ...(recs || []).slice(0, all ? recs.length : n).map((r, i) => recordView(r, `${idPrefix}${i}`, opts)));
     draw();
     const more = recs && recs.length > n ? el('button.ghost.small', { 'data-testid': testid ? testid + '-show-all' : null, onclick: e => { all = !all; e.target.textContent = all ? `show ${n}` : `show all ${recs.length}`; draw(); } }, `show all ${recs.length}`) : null;
     return el('div.panel', el('div.panel-head', el('h2', title), sub ? el('span.muted.small', sub) : null, el('span.spacer'), more),
@@ -95,7 +95,7 @@ export async function renderComponent(app, url) {
   const explanations = (data.explanations || []).length ? el('div.panel', el('h2', 'Explanations'), data.explanations.map(x => el('div', el('b', x.explanation ?? x.text), x.score != null ? el('span.muted', ` score ${fmt(x.score, 3)}`) : null))) : null;
 
   const quant = (data.quantiles || []).filter(b => b.records && b.records.length);
-  body.replaceChildren(
+  put(body, 
     explanations,
     el('div.grid.cols-2', el('div', section('Top activations', data.top, 6, 'top-records', 'top-', pairs ? 'colour: strongest attention from each token · hover a token: what attends to it' : 'colour: activation / max activation')),
       el('div', statsPanel, lens, mine.node)),
@@ -150,7 +150,7 @@ function quantileLine(s) {
 
 async function logitLens(panel, c) {
   const type = nodeTypeFor(c.location);
-  const setBody = (...n) => { panel.replaceChildren(panel.firstChild, ...n); };
+  const setBody = (...n) => { put(panel, panel.firstChild, ...n); };
   let info;
   try { info = await getModelInfo(); } catch { info = null; }
   if (!info || !info.loaded) { setBody(el('div.empty', 'Load a model (tdb serve --model) to see the tokens this component writes and reads.')); return; }
@@ -177,8 +177,8 @@ function yourPrompt(c, max, pairs, prompts, url) {
     el('form', { onsubmit: e => { e.preventDefault(); if (!box.value.trim()) return; const u = new URL(url); u.searchParams.append('prompt', box.value); navigate(u.pathname + u.search.replace(/\+/g, '%20')); } },
       box, el('div.row', { style: { marginTop: '.4rem', justifyContent: 'flex-end' } }, el('button.primary.small', 'Add prompt'))), out);
   async function run() {
-    if (!prompts.length) { out.replaceChildren(el('div.empty.small', { style: { marginTop: '.4rem' } }, 'Prompts you add stay in the URL, so a link shows them too.')); return; }
-    out.replaceChildren(busy());
+    if (!prompts.length) { put(out, el('div.empty.small', { style: { marginTop: '.4rem' } }, 'Prompts you add stay in the URL, so a link shows them too.')); return; }
+    put(out, busy());
     const rows = [];
     for (const [i, p] of prompts.entries()) {
       try {
@@ -187,7 +187,7 @@ function yourPrompt(c, max, pairs, prompts, url) {
         rows.push(el('div.record', { 'data-prompt-record': i }, el('div.meta', el('b', fmt(Math.max(...a.activations), 4)), rm), heatmap(a.tokens.map(t => t.text), a.activations, { max, pairs })));
       } catch (e) { rows.push(el('div.error', { 'data-testid': 'error' }, e.message)); }
     }
-    out.replaceChildren(...rows);
+    put(out, ...rows);
   }
   return { node, run };
 }

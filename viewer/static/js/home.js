@@ -1,5 +1,5 @@
 // Home (datasets, model, jump box), dataset, layer-table and search pages.
-import { el, api, fmt, fmtInt, errorBox, showError, busy, getModelInfo, getDatasets, navigate, parseNode, locationsFor, tokChip } from './util.js';
+import { el, put, api, fmt, fmtInt, errorBox, showError, busy, getModelInfo, getDatasets, navigate, parseNode, locationsFor, tokChip } from './util.js';
 import { EXAMPLE } from './tdb.js';
 import { heatmap } from './records.js';
 
@@ -12,7 +12,7 @@ export async function renderHome(app) {
   const dsPanel = el('div.panel', el('div.panel-head', el('h2', 'Datasets')), busy());
   const jumpIn = el('input', { type: 'text', placeholder: 'mlp_L5_123   or   dataset/mlp.post_act/5/123', 'data-focus': true, style: { width: '100%' }, 'data-testid': 'jump' });
   const searchIn = el('input', { type: 'search', placeholder: '" Paris"', style: { width: '100%' } });
-  app.replaceChildren(
+  put(app, 
     el('div.page-head', el('h1', 'Transformer Debugger'), el('span.muted', 'why does the model say this? what makes this neuron fire?')),
     err,
     el('div.hero',
@@ -25,10 +25,10 @@ export async function renderHome(app) {
           el('div.small.muted', { style: { marginTop: '.3rem' } }, 'Components whose top records fire on a token.')))),
   );
   getModelInfo().then(info => {
-    if (!info.loaded) { modelPanel.replaceChildren(el('h2', 'Model'), el('div.empty', 'No model loaded: start tdb serve with --model to use the debugger.')); return; }
+    if (!info.loaded) { put(modelPanel, el('h2', 'Model'), el('div.empty', 'No model loaded: start tdb serve with --model to use the debugger.')); return; }
     const c = info.config;
     const ae = Object.entries(info.autoencoders || {}).filter(([, v]) => v && v.length);
-    modelPanel.replaceChildren(el('div.panel-head', el('h2', 'Model'), el('span.spacer'), el('a.btn.primary', { href: exampleTDB }, 'Open the debugger →')),
+    put(modelPanel, el('div.panel-head', el('h2', 'Model'), el('span.spacer'), el('a.btn.primary', { href: exampleTDB }, 'Open the debugger →')),
       el('div.stats', [['name', info.name], ['layers', c.n_layer], ['heads', c.n_head], ['d_model', c.n_embd], ['d_mlp', c.n_inner], ['context', c.n_positions], ['parameters', (info.params / 1e6).toFixed(1) + 'M'], ['max prompt', info.max_prompt_tokens + ' tok']]
         .map(([k, v]) => el('div.stat', el('div.k', k), el('div.v', String(v))))),
       info.random ? el('div.warn', { style: { marginTop: '.6rem' } }, 'Random weights: the model is GPT-2-shaped but untrained, its outputs are meaningless.') : null,
@@ -36,7 +36,7 @@ export async function renderHome(app) {
   }).catch(e => showError(err, e));
   try {
     const sets = await getDatasets();
-    dsPanel.replaceChildren(el('div.panel-head', el('h2', 'Datasets'), el('span.muted.small', `${sets.length} in the store`)),
+    put(dsPanel, el('div.panel-head', el('h2', 'Datasets'), el('span.muted.small', `${sets.length} in the store`)),
       sets.length ? el('div.tablewrap', el('table.data', { 'data-testid': 'datasets' },
         el('thead', el('tr', ['Dataset', 'Model', 'Corpus', 'Tokens', 'n_ctx', 'Locations'].map((h, i) => el(i < 3 || i === 5 ? 'th.l' : 'th', h)))),
         el('tbody', sets.map(d => el('tr', { 'data-dataset': d.name },
@@ -44,7 +44,7 @@ export async function renderHome(app) {
           el('td', fmtInt(d.tokens)), el('td', d.n_ctx),
           el('td.l', (d.locations || []).map(l => el('a.pill', { href: `/l/${enc(d.name)}/${enc(l.name || l)}/${(l.layers || [0])[0]}` }, `${l.name || l}${l.layers ? ` ×${l.layers.length}` : ''}`)))))))) : el('div.empty', 'No datasets yet: tdb collate writes them.'));
   } catch (e) {
-    dsPanel.replaceChildren(el('h2', 'Datasets'), el('div.empty', e.status === 503 ? e.message : 'Cannot list datasets: ' + e.message));
+    put(dsPanel, el('h2', 'Datasets'), el('div.empty', e.status === 503 ? e.message : 'Cannot list datasets: ' + e.message));
   }
 }
 
@@ -67,7 +67,7 @@ async function jump(v) {
 export async function renderDataset(app, url) {
   const name = decodeURIComponent(url.pathname.split('/')[2] || '');
   const err = errorBox();
-  app.replaceChildren(el('div.page-head', el('h1', name), el('span.crumbs', el('a', { href: '/' }, 'datasets'))), err);
+  put(app, el('div.page-head', el('h1', name), el('span.crumbs', el('a', { href: '/' }, 'datasets'))), err);
   try {
     const m = await api(`/api/v1/datasets/${enc(name)}`);
     app.append(el('div.panel', el('div.stats', [['model', m.model], ['corpus', m.corpus], ['tokens', fmtInt(m.tokens)], ['n_ctx', m.n_ctx]].map(([k, v]) => el('div.stat', el('div.k', k), el('div.v', { style: { fontSize: '.85rem' } }, String(v)))))),
@@ -83,7 +83,7 @@ export async function renderLayer(app, url) {
   const sort = q.get('sort') || 'max', order = q.get('order') || 'desc', offset = +(q.get('offset') || 0), limit = 100;
   const err = errorBox();
   const body = el('div', busy());
-  app.replaceChildren(el('div.page-head', el('h1', `${loc} · layer ${layer}`), el('span.crumbs', el('a', { href: '/' }, 'datasets'), ' / ', el('a', { href: `/datasets/${enc(ds)}` }, ds))), err, body);
+  put(app, el('div.page-head', el('h1', `${loc} · layer ${layer}`), el('span.crumbs', el('a', { href: '/' }, 'datasets'), ' / ', el('a', { href: `/datasets/${enc(ds)}` }, ds))), err, body);
   try {
     const data = await api(`/api/v1/datasets/${enc(ds)}/${enc(loc)}/${enc(layer)}?sort=${sort}&order=${order}&limit=${limit}&offset=${offset}`);
     const comps = Array.isArray(data) ? data : (data.components || data.items || []);
@@ -91,7 +91,7 @@ export async function renderLayer(app, url) {
     const link = (s, o, off = 0) => `/l/${enc(ds)}/${enc(loc)}/${layer}?sort=${s}&order=${o}&offset=${off}`;
     const th = k => el('th' + (k === 'index' ? '.l' : '') + (SORTS.includes(k) ? '.sortable' : ''), SORTS.includes(k) ? { onclick: () => navigate(link(k, sort === k && order === 'desc' ? 'asc' : 'desc')) } : {}, k, sort === k ? el('span.arrow', order === 'asc' ? '▲' : '▼') : null);
     const keys = ['index', 'max', 'mean', 'variance', 'skewness', 'kurtosis', 'frac_nonzero'];
-    body.replaceChildren(el('div.panel', el('div.panel-head', el('h2', 'Components'), el('span.muted.small', `sorted by ${sort} ${order}${total != null ? ` · ${offset + 1}–${offset + comps.length} of ${total}` : ''}`), el('span.spacer'),
+    put(body, el('div.panel', el('div.panel-head', el('h2', 'Components'), el('span.muted.small', `sorted by ${sort} ${order}${total != null ? ` · ${offset + 1}–${offset + comps.length} of ${total}` : ''}`), el('span.spacer'),
       offset > 0 ? el('a.btn.small', { href: link(sort, order, Math.max(0, offset - limit)) }, '← prev') : null, comps.length === limit ? el('a.btn.small', { href: link(sort, order, offset + limit) }, 'next →') : null),
     el('div.tablewrap', el('table.data', { 'data-testid': 'layer-table' }, el('thead', el('tr', keys.map(th))),
       el('tbody', comps.map(cp => {
@@ -99,7 +99,7 @@ export async function renderLayer(app, url) {
         const idx = cp.index ?? cp.component;
         return el('tr', el('td.l', el('a', { href: `/c/${enc(ds)}/${enc(loc)}/${layer}/${idx}` }, `#${idx}`)), keys.slice(1).map(k => el('td', k === 'frac_nonzero' && s[k] != null ? (100 * s[k]).toFixed(2) + '%' : fmt(s[k]))));
       }))))));
-  } catch (e) { body.replaceChildren(); showError(err, e); }
+  } catch (e) { put(body); showError(err, e); }
 }
 
 export async function renderSearch(app, url) {
@@ -109,28 +109,28 @@ export async function renderSearch(app, url) {
   const tokenIn = el('input', { type: 'search', value: q.get('token') || '', placeholder: 'token, e.g. " Paris"', 'data-focus': true });
   const textIn = el('input', { type: 'search', value: q.get('text') || '', placeholder: 'text in the context' });
   const body = el('div');
-  app.replaceChildren(el('div.page-head', el('h1', 'Search')),
+  put(app, el('div.page-head', el('h1', 'Search')),
     el('form.panel', { onsubmit: e => { e.preventDefault(); const p = new URLSearchParams({ dataset: dsSel.value }); if (tokenIn.value) p.set('token', tokenIn.value); if (textIn.value) p.set('text', textIn.value); navigate('/search?' + p.toString().replace(/\+/g, '%20')); } },
       el('div.row', el('label.field', 'Dataset', dsSel), el('label.field.grow', 'Token (the max-activation token of top records)', tokenIn), el('label.field.grow', 'or text', textIn), el('button.primary', 'Search'))),
     err, body);
   let sets = [];
   try { sets = await getDatasets(); } catch (e) { showError(err, e); return; }
-  dsSel.replaceChildren(...sets.map(d => el('option', { value: d.name }, d.name)));
+  put(dsSel, ...sets.map(d => el('option', { value: d.name }, d.name)));
   const ds = q.get('dataset') || sets[0]?.name;
   if (ds) dsSel.value = ds;
   if (!ds || (!q.get('token') && !q.get('text'))) { body.append(el('div.empty', sets.length ? 'Search for components whose top records fire on a token, or whose contexts contain a text.' : 'No datasets to search.')); return; }
-  body.replaceChildren(busy('searching'));
+  put(body, busy('searching'));
   try {
     const p = new URLSearchParams();
     for (const k of ['token', 'text', 'location', 'layer', 'limit']) if (q.get(k)) p.set(k, q.get(k));
     const data = await api(`/api/v1/datasets/${enc(ds)}/search?${p}`);
     const results = Array.isArray(data) ? data : (data.results || data.components || []);
-    if (!results.length) { body.replaceChildren(el('div.panel', el('div.empty', 'No components found.'))); return; }
-    body.replaceChildren(el('div.panel', el('div.panel-head', el('h2', `${results.length} components`)), el('div', { 'data-testid': 'search-results' }, results.map(r => {
+    if (!results.length) { put(body, el('div.panel', el('div.empty', 'No components found.'))); return; }
+    put(body, el('div.panel', el('div.panel-head', el('h2', `${results.length} components`)), el('div', { 'data-testid': 'search-results' }, results.map(r => {
       const rec = r.record || r.evidence?.record || r.evidence || null;
       const score = r.score ?? r.activation ?? r.max_activation;
       return el('div.record', el('div.meta', el('b', fmt(score, 4)), el('a', { href: `/c/${enc(ds)}/${enc(r.location)}/${r.layer}/${r.index}` }, `${r.location}\n${r.layer}:${r.index}`)),
         rec && rec.activations ? heatmap(rec.token_strings || rec.tokens.map(t => '#' + t), rec.activations, { pairs: !!rec.pairs }) : el('span.muted', JSON.stringify(r).slice(0, 200)));
     }))));
-  } catch (e) { body.replaceChildren(); showError(err, e); }
+  } catch (e) { put(body); showError(err, e); }
 }

@@ -1,6 +1,6 @@
 // Router: every page is a function of the URL, so links reproduce a view
 // and back/forward work. Pages render into #app and may return a cleanup.
-import { el, installTooltip, setNavigate, getModelInfo, isTyping } from './util.js';
+import { el, put, installTooltip, setNavigate, getModelInfo, isTyping } from './util.js';
 import { renderTDB } from './tdb.js';
 import { renderComponent } from './component.js';
 import { renderHome, renderSearch, renderLayer, renderDataset } from './home.js';
@@ -17,7 +17,7 @@ function route(url) {
   if (p === '/search') return ['search', renderSearch];
   if (p.startsWith('/l/')) return ['layer', renderLayer];
   if (p.startsWith('/datasets/')) return ['dataset', renderDataset];
-  return ['404', (a) => { a.replaceChildren(el('div.error', { 'data-testid': 'error' }, `No page at ${p}.`)); }];
+  return ['404', (a) => { put(a, el('div.error', { 'data-testid': 'error' }, `No page at ${p}.`)); }];
 }
 
 async function render() {
@@ -94,8 +94,8 @@ document.addEventListener('keydown', e => {
 installTooltip();
 getModelInfo().then(info => {
   const b = document.getElementById('model-badge');
-  if (!info.loaded) { b.replaceChildren('no model loaded'); return; }
+  if (!info.loaded) { put(b, 'no model loaded'); return; }
   const c = info.config;
-  b.replaceChildren(info.name, el('span.muted', ` · ${c.n_layer}L ${c.n_head}H d${c.n_embd}`), info.random ? el('span.random', { title: 'random weights: outputs are meaningless' }, 'RANDOM WEIGHTS') : null);
+  put(b, info.name, el('span.muted', ` · ${c.n_layer}L ${c.n_head}H d${c.n_embd}`), info.random ? el('span.random', { title: 'random weights: outputs are meaningless' }, 'RANDOM WEIGHTS') : null);
 }).catch(() => {});
 render();

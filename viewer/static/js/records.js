@@ -25,7 +25,8 @@ export function heatmap(strings, acts, { max, pairs = false, peak = true } = {})
   const scale = max && max > 0 ? max : Math.max(1e-9, ...values.map(Math.abs));
   let pk = 0;
   values.forEach((v, i) => { if (v > values[pk]) pk = i; });
-  const color = v => v >= 0 ? sequential(v / scale, pairs ? BLUE : undefined) : diverging(Math.max(-1, v / scale));
+  // Negative activations (GELU's small dip) get a faint red: the scale is for the positive side.
+  const color = v => v >= 0 ? sequential(v / scale, pairs ? BLUE : undefined) : diverging(Math.max(-1, v / scale) * 0.35);
   const spans = strings.map((s, i) => {
     const v = values[i];
     const t = v / scale;

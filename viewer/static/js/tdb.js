@@ -3,7 +3,7 @@
 // [&second=…][&loss=…][&k=…][&ablate=NODE[=V]…][&trace=NODE[:q|k|qk|v]]
 // [&mlp_ae=1][&attn_ae=1][&sort=COL:SUB:DIR][&open=NODE][&attn=HEAD].
 import {
-  el, api, fmt, fmtSigned, diverging, sequential, inkFor, PURPLE, showToken, tokChip, errorBox, showError, busy,
+  el, put, api, fmt, fmtSigned, diverging, sequential, inkFor, PURPLE, showToken, tokChip, errorBox, showError, busy,
   nodeName, parseNode, KIND_LABEL, getModelInfo, componentLink, navigate, isTyping,
 } from './util.js';
 
@@ -144,9 +144,9 @@ export async function renderTDB(app, url) {
       set([...get(), v]); input.value = ''; sync();
     }
     async function sync() {
-      chips.replaceChildren(...get().map((t, i) => el('span.chip' + (kind === 'distractor' ? '.distractor' : ''), { 'data-token': t },
+      put(chips, ...get().map((t, i) => el('span.chip' + (kind === 'distractor' ? '.distractor' : ''), { 'data-token': t },
         showToken(t).replace(/ /g, '␣'), el('button', { type: 'button', title: 'remove', onclick: () => { const a = get().slice(); a.splice(i, 1); set(a); sync(); } }, '×'))), input);
-      notes.replaceChildren();
+      put(notes);
       for (const [i, t] of get().entries()) {
         if (t.startsWith('#')) continue;
         if (!/^\s/.test(t)) notes.append(el('div.note', `“${t}” has no leading space: it is the token inside a word, not the word (did you mean “ ${t}”?)`));
@@ -167,15 +167,16 @@ export async function renderTDB(app, url) {
   const lossPanel = el('div.panel');
   const candPanel = el('div.panel');
   const abPanel = el('div.panel');
-  const effectsPanel = el('div.panel');
+  const effectsPanel = el('div.panel', { style: { marginTop: '1rem' } });
   const tablePanel = el('div.panel');
   const attnPanel = el('div.panel', { hidden: true });
   const rawPanel = el('div.panel');
-  app.replaceChildren(
+  put(app, 
     el('div.page-head', el('h1', 'Debugger'), el('span.muted', info && info.loaded ? `model ${info.name}` : '')),
     !info || !info.loaded ? el('div.error', { 'data-testid': 'error' }, info ? 'No model is loaded: start tdb serve with --model to use the debugger.' : 'Cannot reach the tdb server.') : null,
     form, err,
-    el('div.grid.cols-2', { style: { marginTop: '1rem' } }, el('div', lossPanel, candPanel), el('div', abPanel, effectsPanel)),
+    el('div.grid.cols-2', { style: { marginTop: '1rem' } }, el('div', lossPanel, candPanel), el('div', abPanel)),
+    effectsPanel,
     tablePanel, attnPanel, rawPanel,
   );
 
@@ -208,7 +209,7 @@ export async function renderTDB(app, url) {
       el('td', { style: { textAlign: 'right' } }, el('button.ghost.small', { title: 'remove this ablation', 'data-testid': 'remove-ablation', onclick: () => { const ab = state.ablate.slice(); ab.splice(i, 1); go({ ...state, ablate: ab }); } }, 'remove'))));
     const addIn = el('input', { type: 'text', placeholder: 'mlp_L1_7@3=0', style: { width: '11rem' }, 'data-testid': 'ablation-input' });
     const traceIn = el('input', { type: 'text', placeholder: 'attn_L1_3@6>2:q', style: { width: '11rem' }, value: state.trace, 'data-testid': 'trace-input' });
-    abPanel.replaceChildren(
+    put(abPanel, 
       el('div.panel-head', el('h2', 'Ablations'), el('span.spacer'), state.ablate.length ? el('button.ghost.small', { onclick: () => go({ ...state, ablate: [] }) }, 'clear all') : null),
       state.ablate.length ? el('table.ablist', { 'data-testid': 'ablations' }, rows) : el('div.empty', 'None. Ablate a node from its row in the node table, or add one here.'),
       el('form.row', { style: { marginTop: '.5rem' }, onsubmit: e => { e.preventDefault(); if (!addIn.value.trim()) return; try { const n = addIn.value.trim(); parseNode(n.split('=')[0]); go({ ...state, ablate: [...state.ablate, n] }); } catch (x) { showError(err, x); } } }, addIn, el('button.small', 'Ablate')),
@@ -228,7 +229,7 @@ export async function renderTDB(app, url) {
     const main = resp.runs[0];
     const cmp = compareMode(resp);
     const other = cmp && resp.runs.find(r => r.label === cmp.other);
-    lossPanel.replaceChildren(
+    put(lossPanel, 
       el('div.panel-head', el('h2', state.trace ? 'Traced scalar' : 'Loss'), el('span.muted.small', resp.scalar)),
       el('div.lossbox',
         el('div', el('div.loss-label', cmp ? cmp.labels[0] : (state.trace ? 'value' : state.loss)), el('div.loss-big', { 'data-testid': 'loss', 'data-value': String(main.loss) }, fmt(main.loss, 6))),
@@ -245,12 +246,12 @@ export async function renderTDB(app, url) {
       const n = showAll ? 100 : 10;
       const list = (xs, title) => el('div', el('h3', title), el('div.cand', xs.slice(0, n).map(x => [
         el('span', tokChip(x.text), x.role ? el('span.role', x.role) : null), el('span.num', { style: { color: x.relative >= 0 ? 'var(--pos)' : 'var(--neg)' } }, fmtSigned(x.relative)), el('span.num.muted', (x.prob * 100).toFixed(x.prob < 0.001 ? 3 : 1) + '%')])));
-      body.replaceChildren(
+      put(body, 
         c.pinned && c.pinned.length ? list(c.pinned, 'Target and distractor') : null,
         el('div.cands', { style: { marginTop: '.5rem' } }, list(c.top, 'Top'), list(c.bottom, 'Bottom')));
     };
     draw();
-    candPanel.replaceChildren(el('div.panel-head', el('h2', 'Next token'), el('span.muted.small', `at position ${c.position}, logit relative to the first target`), el('span.spacer'),
+    put(candPanel, el('div.panel-head', el('h2', 'Next token'), el('span.muted.small', `at position ${c.position}, logit relative to the first target`), el('span.spacer'),
       el('button.ghost.small', { onclick: e => { showAll = !showAll; e.target.textContent = showAll ? 'show 10' : 'show 100'; draw(); } }, 'show 100')), body);
   }
 
@@ -272,7 +273,7 @@ export async function renderTDB(app, url) {
             style: { background: diverging(v / scale), color: inkFor(v / scale) } }, showToken(t.text));
         })),
       ]))));
-    effectsPanel.replaceChildren(el('div.panel-head', el('h2', 'Token effects'), el('span.spacer'),
+    put(effectsPanel, el('div.panel-head', el('h2', 'Token effects'), el('span.spacer'),
       el('span.legend', fmtSigned(-scale, 2), el('span.bar', { style: { background: `linear-gradient(90deg, ${diverging(-1)}, #fff, ${diverging(1)})` } }), fmtSigned(scale, 2))),
       el('div.small.muted', { style: { marginBottom: '.4rem' } }, 'estimated total effect summed per token'), blocks);
   }
@@ -347,25 +348,28 @@ export async function renderTDB(app, url) {
       body.append(tr);
     });
     const table = el('table.data', { 'data-testid': 'node-table' }, el('thead', head1, head2), body);
-    tablePanel.replaceChildren(
+    put(tablePanel, 
       el('div.panel-head', el('h2', 'Nodes'), el('span.muted.small', `${resp.nodes.length} nodes: top and bottom ${state.k} of each column${cmp ? ' and of each difference' : ''} · gradients of ${resp.scalar}`),
         el('span.spacer'), el('span.small.muted', el('kbd', 'j'), ' ', el('kbd', 'k'), ' move ', el('kbd', 'Enter'), ' details ', el('kbd', 'a'), ' ablate ', el('kbd', 't'), ' trace')),
       el('div.tablewrap', table));
     tableRows = rows;
     selected = -1;
-    // Time from response to painted table: layout now, paint at the next frame.
-    table.offsetHeight;
-    requestAnimationFrame(() => setTimeout(() => {
-      const ms = performance.now() - t0;
-      table.dataset.renderMs = ms.toFixed(1);
-      window.__tdbTiming = { render_ms: ms, rows: rows.length };
-    }, 0));
     if (state.open) {
       const i = rows.findIndex(r => r.name === state.open);
       if (i >= 0) { select(i, false); toggleDetail(i, true); }
     }
   }
   let tableRows = [];
+
+  // paintTiming records the time from the response to the painted page
+  // (layout forced now, paint done at the next frame) in window.__tdbTiming.
+  function paintTiming(t0, rows) {
+    document.body.offsetHeight;
+    requestAnimationFrame(() => setTimeout(() => {
+      const ms = performance.now() - t0;
+      window.__tdbTiming = { render_ms: ms, rows };
+    }, 0));
+  }
 
   function select(i, scroll = true) {
     const trs = tablePanel.querySelectorAll('tr.node');
@@ -401,17 +405,17 @@ export async function renderTDB(app, url) {
       link));
     const views = el('div.detail-grid', busy('loading token views'));
     cell.append(views);
-    if (n.type === 'embedding') { views.replaceChildren(el('div.empty', 'Embeddings have no token views.')); return; }
+    if (n.type === 'embedding') { put(views, el('div.empty', 'Embeddings have no token views.')); return; }
     try {
       const req = { ...last.req, inspect: [n] };
       const { resp } = await runTDB(req);
       const d = (resp.details || [])[0];
-      if (!d) { views.replaceChildren(el('div.empty', 'no token views')); return; }
+      if (!d) { put(views, el('div.empty', 'no token views')); return; }
       const list = (title, xs, color, signed) => xs && xs.length ? el('div', el('h3', title), el('div.toklist', (() => {
         const m = Math.max(...xs.map(x => Math.abs(x.score))) || 1;
         return xs.map(x => el('span.t', { style: { background: color(x.score / m) }, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', signed ? fmtSigned(x.score, 3) : fmt(x.score, 3))));
       })())) : null;
-      views.replaceChildren(
+      put(views, 
         list('Upvoted output tokens', d.upvoted, t => sequential(t), true),
         list('Downvoted output tokens', d.downvoted, t => diverging(-Math.abs(t)), true),
         list('Input tokens that upvote it', d.input_tokens, t => sequential(t, [45, 91, 215]), true),
@@ -419,15 +423,15 @@ export async function renderTDB(app, url) {
         list('Attended from (queries on its key)', d.attended_from, t => sequential(t, [224, 120, 0])),
       );
       if (!views.children.length) views.append(el('div.empty', 'no token views (activation 0)'));
-    } catch (e) { views.replaceChildren(el('div.error', e.message)); }
+    } catch (e) { put(views, el('div.error', e.message)); }
   }
 
   async function renderAttention() {
     if (!state.attn) { attnPanel.hidden = true; return; }
     attnPanel.hidden = false;
     let n;
-    try { n = parseNode(state.attn); } catch (e) { attnPanel.replaceChildren(el('div.error', e.message)); return; }
-    attnPanel.replaceChildren(el('div.panel-head', el('h2', `Attention pattern of ${nodeName({ ...n, token: -1 })}`), el('span.spacer'), el('button.ghost.small', { onclick: () => go({ ...state, attn: '' }) }, 'close')), busy());
+    try { n = parseNode(state.attn); } catch (e) { put(attnPanel, el('div.error', e.message)); return; }
+    put(attnPanel, el('div.panel-head', el('h2', `Attention pattern of ${nodeName({ ...n, token: -1 })}`), el('span.spacer'), el('button.ghost.small', { onclick: () => go({ ...state, attn: '' }) }, 'close')), busy());
     try {
       const a = await api('/api/v1/activations', { prompt: state.prompt, location: 'attn.heads', layer: n.layer, index: n.index });
       const T = a.tokens.length;
@@ -451,7 +455,7 @@ export async function renderTDB(app, url) {
   function renderRaw(req, resp) {
     const pre = el('pre');
     const d = el('details.raw', { ontoggle: () => { if (d.open && !pre.textContent) pre.textContent = JSON.stringify({ request: req, response: resp }, null, 1); } }, el('summary', 'Raw JSON: request and response (POST /api/v1/tdb)'), pre);
-    rawPanel.replaceChildren(d);
+    put(rawPanel, d);
   }
 
   async function update(u) {
@@ -460,10 +464,10 @@ export async function renderTDB(app, url) {
     renderAblations();
     showError(err, null);
     if (!state.prompt) {
-      for (const p of [lossPanel, candPanel, effectsPanel, tablePanel]) p.replaceChildren();
+      for (const p of [lossPanel, candPanel, effectsPanel, tablePanel]) put(p);
       lossPanel.append(el('div.empty', 'Ask a question: a prompt, the token you expect (target) and one you do not (distractor).'),
         el('p', el('a', { href: stateURL({ ...readState(new URL('/tdb', location.href)), prompt: EXAMPLE.prompt, targets: EXAMPLE.target, distractors: EXAMPLE.distractor }) }, 'Try an example')));
-      rawPanel.replaceChildren(); attnPanel.hidden = true;
+      put(rawPanel); attnPanel.hidden = true;
       return;
     }
     let req;
@@ -471,22 +475,24 @@ export async function renderTDB(app, url) {
     if (!state.targets.length) { showError(err, new Error('Add a target token: the token the model should predict.')); return; }
     if (abort) abort.abort();
     abort = new AbortController();
-    status.replaceChildren(busy('running the model'));
+    put(status, busy('running the model'));
     submit.disabled = true;
     try {
       const { resp } = await runTDB(req, abort.signal);
+      const t0 = performance.now();
       last = { req, resp };
       renderLoss(req, resp);
       renderEffects(resp);
       renderTable(req, resp);
       renderRaw(req, resp);
       renderAttention();
-      status.replaceChildren();
+      paintTiming(t0, resp.nodes.length);
+      put(status);
     } catch (e) {
       if (e.name === 'AbortError') return;
-      status.replaceChildren();
+      put(status);
       showError(err, e);
-      for (const p of [lossPanel, candPanel, effectsPanel, tablePanel, rawPanel]) p.replaceChildren();
+      for (const p of [lossPanel, candPanel, effectsPanel, tablePanel, rawPanel]) put(p);
       lossPanel.append(el('div.empty', 'No result.'));
     } finally { submit.disabled = false; }
   }

@@ -186,3 +186,10 @@ export function isTyping(e) {
   const t = e.target;
   return t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
 }
+
+// put replaces a node's children, skipping null/false and flattening arrays.
+export function put(node, ...kids) {
+  node.replaceChildren();
+  append(node, kids);
+  return node;
+}
