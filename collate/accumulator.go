@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"tdb/dataset"
 )
 
 // Kind of values a layer's components have.
@@ -57,7 +59,7 @@ type LayerAccumulator struct {
 	// MaxUint64, or, while a plan is open, the pool's final threshold.
 	poolThr []uint64
 	// planned holds the sources of a PlanSources plan not added yet.
-	planned map[Source]struct{}
+	planned map[dataset.Source]struct{}
 	// prioBase[c] is the component part of the sampling hash.
 	prioBase []uint64
 
@@ -142,7 +144,7 @@ func (a *LayerAccumulator) setKind(k uint8) error {
 // AddWindow adds one window of per-token components. acts is the model's
 // [T, nComponents] row-major block for the window's T = len(tokens) tokens.
 // The slices are not retained.
-func (a *LayerAccumulator) AddWindow(src Source, tokens []int32, acts []float32) error {
+func (a *LayerAccumulator) AddWindow(src dataset.Source, tokens []int32, acts []float32) error {
 	T, C := len(tokens), a.components
 	if T == 0 || T > maxValues || len(acts) != T*C {
 		return fmt.Errorf("collate: %s layer %d window %v: %d activations for %d tokens × %d components", a.location, a.layer, src, len(acts), T, C)
@@ -166,7 +168,7 @@ func (a *LayerAccumulator) AddWindow(src Source, tokens []int32, acts []float32)
 // loop summarizes blocks of eight components with one per lane (no
 // transpose); the last C%8 components and kept records' values are
 // gathered column by column.
-func (a *LayerAccumulator) addRows(src Source, tokens []int32, acts []float32, T int) {
+func (a *LayerAccumulator) addRows(src dataset.Source, tokens []int32, acts []float32, T int) {
 	C := a.components
 	if !a.shiftSet {
 		copy(a.shift, acts[:C])
@@ -228,7 +230,7 @@ type fill struct {
 // histogram and quantiles. scores may be nil to use values for both; a
 // worker typically passes attention probabilities as values and the
 // per-pair write norm as scores.
-func (a *LayerAccumulator) AddPairWindow(src Source, tokens []int32, values, scores []float32) error {
+func (a *LayerAccumulator) AddPairWindow(src dataset.Source, tokens []int32, values, scores []float32) error {
 	T, C := len(tokens), a.components
 	L := T * (T + 1) / 2
 	if T == 0 || L > maxValues || len(values) != T*T*C || (scores != nil && len(scores) != T*T*C) {
@@ -258,11 +260,11 @@ func (a *LayerAccumulator) AddPairWindow(src Source, tokens []int32, values, sco
 // (about 3x fewer pool insertions in a shard of 1024 windows). Until every
 // planned window is added, adding any other window is an error, and the
 // accumulator cannot be encoded, merged or read.
-func (a *LayerAccumulator) PlanSources(srcs []Source) error {
+func (a *LayerAccumulator) PlanSources(srcs []dataset.Source) error {
 	if a.records > 0 || a.exact != nil || a.planned != nil {
 		return fmt.Errorf("collate: %s layer %d: sources must be planned before any window is added", a.location, a.layer)
 	}
-	planned := make(map[Source]struct{}, len(srcs))
+	planned := make(map[dataset.Source]struct{}, len(srcs))
 	for _, s := range srcs {
 		if _, dup := planned[s]; dup {
 			return fmt.Errorf("collate: %s layer %d: window %v planned twice", a.location, a.layer, s)
@@ -288,7 +290,7 @@ func (a *LayerAccumulator) PlanSources(srcs []Source) error {
 }
 
 // checkPlanned refuses a window outside an open plan.
-func (a *LayerAccumulator) checkPlanned(src Source) error {
+func (a *LayerAccumulator) checkPlanned(src dataset.Source) error {
 	if a.planned == nil {
 		return nil
 	}
@@ -383,7 +385,7 @@ func lowerTriangle(dst, src []float32, T, C int) []float32 {
 
 // addColumns updates every component from its L stored values and L scores
 // (vals[c*L:], scores[c*L:]; the same slice for per-token windows).
-func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores []float32, L int) {
+func (a *LayerAccumulator) addColumns(src dataset.Source, tokens []int32, vals, scores []float32, L int) {
 	if !a.shiftSet {
 		for c := range a.shift {
 			a.shift[c] = scores[c*L]
@@ -402,7 +404,7 @@ func (a *LayerAccumulator) addColumns(src Source, tokens []int32, vals, scores [
 // addRecords finishes a window whose per-component maxima are in winMax:
 // the sketches, the heaps (values(c) returns component c's L values, called
 // only for records that are kept) and the counts.
-func (a *LayerAccumulator) addRecords(src Source, tokens []int32, L int, values func(c int) []float32) {
+func (a *LayerAccumulator) addRecords(src dataset.Source, tokens []int32, L int, values func(c int) []float32) {
 	closing := false
 	if a.planned != nil {
 		delete(a.planned, src)
@@ -733,26 +735,9 @@ func (a *LayerAccumulator) holds(c int, w int32) bool {
 	return false
 }
 
-// ComponentView is everything collated for one component.
-type ComponentView struct {
-	Location string `json:"location"`
-	Layer    int    `json:"layer"`
-	Index    int    `json:"index"`
-	// Pairs marks attention-head style records (lower-triangle activations).
-	Pairs bool `json:"pairs,omitempty"`
-	// Top holds the top records, best first.
-	Top []Record `json:"top"`
-	// Random is a uniform random sample; any prefix is a uniform sample too.
-	Random []Record `json:"random"`
-	// Quantiles[b] is a uniform sample of the records whose maximum falls in
-	// bucket b, [Stats.QuantileBoundaries[b], Stats.QuantileBoundaries[b+1]).
-	Quantiles [][]Record `json:"quantiles"`
-	Stats     Stats      `json:"stats"`
-}
-
 // Component returns the collated view of component c (finalizing the
 // quantile buckets). It does not change the accumulator.
-func (a *LayerAccumulator) Component(c int) (*ComponentView, error) {
+func (a *LayerAccumulator) Component(c int) (*dataset.ComponentView, error) {
 	if c < 0 || c >= a.components {
 		return nil, fmt.Errorf("collate: %s layer %d has no component %d (it has %d)", a.location, a.layer, c, a.components)
 	}
@@ -760,7 +745,7 @@ func (a *LayerAccumulator) Component(c int) (*ComponentView, error) {
 		return nil, err
 	}
 	a.flushSketch()
-	v := &ComponentView{Location: a.location, Layer: a.layer, Index: c, Pairs: a.kind == kindPairs}
+	v := &dataset.ComponentView{Location: a.location, Layer: a.layer, Index: c, Pairs: a.kind == kindPairs}
 	top := make([]rec, len(a.top[c]))
 	for i, e := range a.top[c] {
 		top[i] = a.view(e.win, e.max, e.ref, 0)
@@ -779,7 +764,7 @@ func (a *LayerAccumulator) Component(c int) (*ComponentView, error) {
 	}
 	v.Stats = a.stats(c)
 	if nb := a.cfg.QuantileBuckets; nb > 0 && len(v.Stats.QuantileBoundaries) > 0 {
-		v.Quantiles = make([][]Record, nb)
+		v.Quantiles = make([][]dataset.Record, nb)
 		for _, r := range pool {
 			b := bucketOf(v.Stats.QuantileBoundaries, r.MaxActivation)
 			if len(v.Quantiles[b]) < a.cfg.PerBucket {
@@ -793,7 +778,7 @@ func (a *LayerAccumulator) Component(c int) (*ComponentView, error) {
 // view returns a kept record as a rec with its own copy of the activations
 // (arena slots are reused) and the window table's tokens.
 func (a *LayerAccumulator) view(w int32, mx float32, ref slotRef, prio uint64) rec {
-	return rec{Record: Record{Source: a.wins.src[w], MaxActivation: mx, Tokens: a.wins.tokens(w),
+	return rec{Record: dataset.Record{Source: a.wins.src[w], MaxActivation: mx, Tokens: a.wins.tokens(w),
 		Activations: slices.Clone(a.acts.get(ref, a.recordLen(w)))}, prio: prio}
 }
 
@@ -811,7 +796,7 @@ func order(before func(x, y *rec) bool) func(x, y rec) int {
 }
 
 // stats computes component c's statistics from the exact and live state.
-func (a *LayerAccumulator) stats(c int) Stats {
+func (a *LayerAccumulator) stats(c int) dataset.Stats {
 	a.flushSketch()
 	var ps powerSums
 	if a.exact != nil {
@@ -822,7 +807,7 @@ func (a *LayerAccumulator) stats(c int) Stats {
 		ps.addShifted(a.count, a.shift[c], &s)
 	}
 	n := a.exactCount + a.count
-	st := Stats{Count: n, Histogram: make([]int64, HistogramBins)}
+	st := dataset.Stats{Count: n, Histogram: make([]int64, dataset.HistogramBins)}
 	if n == 0 {
 		return st
 	}

@@ -8,11 +8,13 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"tdb/dataset"
 )
 
 // window is one synthetic window of a corpus.
 type window struct {
-	src    Source
+	src    dataset.Source
 	tokens []int32
 	acts   []float32 // [T, C] or [T, T, C]
 	scores []float32 // pair windows only; nil = acts
@@ -29,7 +31,7 @@ func synthCorpus(seed uint64, nWin, T, C int, pairs bool) []window {
 		if rng.IntN(4) == 0 {
 			doc, off = doc+1+int64(rng.IntN(3)), 0
 		}
-		win := window{src: Source{Doc: doc, Offset: off}, tokens: make([]int32, T)}
+		win := window{src: dataset.Source{Doc: doc, Offset: off}, tokens: make([]int32, T)}
 		off += int64(T)
 		for i := range win.tokens {
 			win.tokens[i] = int32(rng.IntN(50257))
@@ -102,7 +104,7 @@ func column(w window, c, C int) (vals, scores []float32) {
 
 // bruteForce computes what collation must produce for component c.
 type bruteResult struct {
-	top, random []Record
+	top, random []dataset.Record
 	all         []rec
 	values      []float64
 }
@@ -113,7 +115,7 @@ func bruteForce(wins []window, loc string, layer, c, C int, cfg Config) bruteRes
 	for _, w := range wins {
 		vals, scores := column(w, c, C)
 		mx := slices.Max(scores)
-		res.all = append(res.all, rec{Record: Record{Source: w.src, MaxActivation: mx, Tokens: w.tokens, Activations: vals}, prio: priority(s, c, w.src)})
+		res.all = append(res.all, rec{Record: dataset.Record{Source: w.src, MaxActivation: mx, Tokens: w.tokens, Activations: vals}, prio: priority(s, c, w.src)})
 		for _, v := range scores {
 			res.values = append(res.values, float64(v))
 		}
@@ -208,9 +210,9 @@ func shardAndMerge(t testing.TB, wins []window, loc string, layer, C int, cfg Co
 	return accs[0]
 }
 
-func views(t testing.TB, a *LayerAccumulator) []*ComponentView {
+func views(t testing.TB, a *LayerAccumulator) []*dataset.ComponentView {
 	t.Helper()
-	var out []*ComponentView
+	var out []*dataset.ComponentView
 	for c := 0; c < a.Components(); c++ {
 		v, err := a.Component(c)
 		if err != nil {
@@ -235,7 +237,7 @@ func TestCollateMatchesBruteForce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
 			wins := synthCorpus(1, tc.W, tc.T, tc.C, tc.pairs)
-			var reference []*ComponentView
+			var reference []*dataset.ComponentView
 			for _, sh := range []struct {
 				n   int
 				how string
@@ -267,15 +269,15 @@ func TestCollateMatchesBruteForce(t *testing.T) {
 	}
 }
 
-func srcs(rs []Record) []Source {
-	var out []Source
+func srcs(rs []dataset.Record) []dataset.Source {
+	var out []dataset.Source
 	for _, r := range rs {
 		out = append(out, r.Source)
 	}
 	return out
 }
 
-func checkStats(t *testing.T, st Stats, bf bruteResult) {
+func checkStats(t *testing.T, st dataset.Stats, bf bruteResult) {
 	t.Helper()
 	mean, variance, skew, kurt := twoPass(bf.values)
 	if st.Count != int64(len(bf.values)) {
@@ -287,8 +289,8 @@ func checkStats(t *testing.T, st Stats, bf bruteResult) {
 		}
 	}
 	mn, mx, nz := math.Inf(1), math.Inf(-1), 0
-	hist := make([]int64, HistogramBins)
-	edges := HistogramEdges()
+	hist := make([]int64, dataset.HistogramBins)
+	edges := dataset.HistogramEdges()
 	for _, v := range bf.values {
 		mn, mx = math.Min(mn, v), math.Max(mx, v)
 		if v != 0 {
@@ -315,7 +317,7 @@ func checkStats(t *testing.T, st Stats, bf bruteResult) {
 	}
 }
 
-func checkQuantiles(t *testing.T, v *ComponentView, bf bruteResult, cfg Config) {
+func checkQuantiles(t *testing.T, v *dataset.ComponentView, bf bruteResult, cfg Config) {
 	t.Helper()
 	b := v.Stats.QuantileBoundaries
 	if len(b) != cfg.QuantileBuckets+1 {
@@ -340,7 +342,7 @@ func checkQuantiles(t *testing.T, v *ComponentView, bf bruteResult, cfg Config) 
 	// Every bucket holds the smallest-priority records of the bucket among
 	// all records, unless the pool ran short.
 	for k, got := range v.Quantiles {
-		var want []Record
+		var want []dataset.Record
 		inPool := 0
 		for i, r := range bf.all { // priority order
 			if bucketOf(b, r.MaxActivation) != k {
@@ -403,7 +405,7 @@ func TestPlanSources(t *testing.T) {
 			plain, _ := NewLayerAccumulator("x", 2, C, cfg)
 			feed(t, plain, wins)
 			planned, _ := NewLayerAccumulator("x", 2, C, cfg)
-			var srcs []Source
+			var srcs []dataset.Source
 			for i := len(wins) - 1; i >= 0; i-- { // any order
 				srcs = append(srcs, wins[i].src)
 			}
@@ -436,10 +438,10 @@ func TestPlanSources(t *testing.T) {
 	}
 	a, _ := NewLayerAccumulator("x", 0, 2, testConfig())
 	wins := synthCorpus(1, 3, 4, 2, false)
-	if err := a.PlanSources([]Source{wins[0].src, wins[0].src}); err == nil {
+	if err := a.PlanSources([]dataset.Source{wins[0].src, wins[0].src}); err == nil {
 		t.Fatal("duplicate planned source accepted")
 	}
-	if err := a.PlanSources([]Source{wins[0].src, wins[1].src}); err != nil {
+	if err := a.PlanSources([]dataset.Source{wins[0].src, wins[1].src}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.AddWindow(wins[2].src, wins[2].tokens, wins[2].acts); err == nil {
@@ -511,7 +513,7 @@ func TestRowsMatchColumns(t *testing.T) {
 	for c := 0; c < C; c++ {
 		r, _ := rows.Component(c)
 		k, _ := cols.Component(c)
-		for _, st := range []*Stats{&r.Stats, &k.Stats} {
+		for _, st := range []*dataset.Stats{&r.Stats, &k.Stats} {
 			if !relClose(st.Mean, k.Stats.Mean, 1e-12) || !relClose(st.Variance, k.Stats.Variance, 1e-12) ||
 				!relClose(st.Skewness, k.Stats.Skewness, 1e-9) || !relClose(st.Kurtosis, k.Stats.Kurtosis, 1e-9) {
 				t.Fatalf("component %d: moments %+v vs %+v", c, r.Stats, k.Stats)

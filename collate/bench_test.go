@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"tdb/dataset"
 )
 
 // cpuTime is the process's CPU time: benchmarks report it next to wall
@@ -24,7 +26,7 @@ func gptWindows(n, T, C int) []window {
 	rng := rand.New(rand.NewPCG(5, 5))
 	out := make([]window, n)
 	for w := range out {
-		out[w] = window{src: Source{Doc: int64(w), Offset: 0}, tokens: make([]int32, T), acts: make([]float32, T*C)}
+		out[w] = window{src: dataset.Source{Doc: int64(w), Offset: 0}, tokens: make([]int32, T), acts: make([]float32, T*C)}
 		for i := range out[w].tokens {
 			out[w].tokens[i] = int32(rng.IntN(50257))
 		}
@@ -50,7 +52,7 @@ func BenchmarkAddWindow(b *testing.B) {
 	// (a real shard is ~15k windows; entry rates fall as k·ln(n)/n).
 	for i := 0; i < 3000; i++ {
 		w := wins[i%len(wins)]
-		if err := a.AddWindow(Source{Doc: int64(i)}, w.tokens, w.acts); err != nil {
+		if err := a.AddWindow(dataset.Source{Doc: int64(i)}, w.tokens, w.acts); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -59,7 +61,7 @@ func BenchmarkAddWindow(b *testing.B) {
 	c0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		w := wins[i%len(wins)]
-		if err := a.AddWindow(Source{Doc: int64(i + 3000)}, w.tokens, w.acts); err != nil {
+		if err := a.AddWindow(dataset.Source{Doc: int64(i + 3000)}, w.tokens, w.acts); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -79,7 +81,7 @@ func BenchmarkAddPairWindow(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		w := wins[i%len(wins)]
-		if err := a.AddPairWindow(Source{Doc: int64(i)}, w.tokens, w.acts, w.scores); err != nil {
+		if err := a.AddPairWindow(dataset.Source{Doc: int64(i)}, w.tokens, w.acts, w.scores); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -136,7 +138,7 @@ func mergeInputs(b *testing.B, n, windows int) [][]byte {
 		}
 		for i := 0; i < windows; i++ {
 			w := wins[i%len(wins)]
-			if err := a.AddWindow(Source{Doc: int64(s*windows + i)}, w.tokens, w.acts); err != nil {
+			if err := a.AddWindow(dataset.Source{Doc: int64(s*windows + i)}, w.tokens, w.acts); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -202,9 +204,9 @@ func BenchmarkWriteLayer(b *testing.B) {
 func BenchmarkAddWindowShard(b *testing.B) {
 	const T, C, W = 64, 3072, 1024
 	wins := gptWindows(64, T, C)
-	srcs := make([]Source, W)
+	srcs := make([]dataset.Source, W)
 	for i := range srcs {
-		srcs[i] = Source{Doc: int64(i / 4), Offset: int64(i%4) * T}
+		srcs[i] = dataset.Source{Doc: int64(i / 4), Offset: int64(i%4) * T}
 	}
 	b.SetBytes(int64(W * T * C * 4))
 	c0 := cpuTime()

@@ -1,25 +1,16 @@
 package collate
 
-import "fmt"
+import (
+	"fmt"
 
-// Config holds the collation settings of a job. Every shard of a job must use
-// the same Config: partials with different settings refuse to merge.
-type Config struct {
-	// TopK is how many top-activating records each component keeps.
-	TopK int `json:"top_k"`
-	// RandomK is the size of the uniform random record sample.
-	RandomK int `json:"random_k"`
-	// QuantileBuckets is how many activation-quantile buckets are sampled.
-	QuantileBuckets int `json:"quantile_buckets"`
-	// PerBucket is how many records each quantile bucket keeps.
-	PerBucket int `json:"per_bucket"`
-	// QuantilePool is the size of the bottom-k hash pool from which the
-	// random sample and the quantile samples are drawn after the merge.
-	// Bigger pools make short buckets rarer and cost memory.
-	QuantilePool int `json:"quantile_pool"`
-	// Seed selects the random sample; the same seed gives the same sample.
-	Seed uint64 `json:"seed"`
-}
+	"tdb/dataset"
+)
+
+// Config holds the collation settings of a job (the manifest records them
+// as dataset.Settings(cfg)). Every shard of a job must use the same Config:
+// partials with different settings refuse to merge. Bigger quantile pools
+// make short buckets rarer and cost memory.
+type Config dataset.Settings
 
 // DefaultConfig returns the settings of the public datasets: top 32, 16
 // random records, 10 quantile buckets of 5 and a pool of 150.
@@ -30,7 +21,7 @@ func DefaultConfig() Config {
 // limits keep partials decodable and memory sane.
 const (
 	maxTopK    = 1 << 14
-	maxBuckets = 100
+	maxBuckets = dataset.MaxQuantileBuckets
 )
 
 // Validate reports settings that cannot work.

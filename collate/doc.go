@@ -5,7 +5,9 @@
 // activation-quantile bucket with the bucket boundaries, and statistics over
 // every activation (moments, extremes, density, a fixed histogram).
 //
-// It imports only tdb/store (and Apache Arrow's Parquet packages,
+// The on-store format (keys, manifest, record and statistics types, Parquet
+// schemas) and the readers live in tdb/dataset; collate writes that format.
+// It imports only tdb/dataset and tdb/store (and Apache Arrow's Parquet packages,
 // github.com/apache/arrow-go/v18, and golang.org/x/sys/cpu to pick the
 // AVX2 summary loop).
 //
@@ -19,8 +21,8 @@
 //	merger, per location and layer:
 //	    a, _ := collate.DecodePartial(bytes); a.Merge(b) ...  // any order
 //	    collate.WriteLayer(ctx, st, dataset, a, 0)  // records.parquet, stats.parquet
-//	last: collate.WriteManifest(ctx, st, &collate.Manifest{...})
-//	readers: collate.ReadManifest, collate.ReadComponent (tdb top, query)
+//	last: dataset.WriteManifest(ctx, st, &dataset.Manifest{...})
+//	readers: dataset.ReadManifest, dataset.ReadComponent (tdb top, query)
 //
 // Files: datasets/<name>/<location>/layer=<L>/records.parquet holds one row
 // per record (component, kind "top"/"random"/"quantile", rank, bucket (-1
@@ -30,7 +32,7 @@
 // group. stats.parquet holds one row per component (count, mean, variance,
 // skewness, kurtosis, max, min, frac_nonzero, quantile_boundaries,
 // histogram); the histogram's bin edges are in the file metadata
-// (tdb.histogram_edges) and in HistogramEdges. Writer settings are fixed
+// (tdb.histogram_edges) and in dataset.HistogramEdges. Writer settings are fixed
 // (zstd level 3, no timestamps, created_by "tdb collate"), so the same
 // merged state gives byte-identical files.
 //

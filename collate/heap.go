@@ -28,7 +28,7 @@ func (a *LayerAccumulator) topWorse(x, y *topEnt) bool {
 	if x.max != y.max {
 		return x.max < y.max
 	}
-	return a.wins.src[y.win].less(a.wins.src[x.win])
+	return a.wins.src[y.win].Less(a.wins.src[x.win])
 }
 
 // poolLater reports whether x comes after y in the sampling order (larger
@@ -37,7 +37,7 @@ func (a *LayerAccumulator) poolLater(x, y *poolEnt) bool {
 	if x.prio != y.prio {
 		return x.prio > y.prio
 	}
-	return a.wins.src[y.win].less(a.wins.src[x.win])
+	return a.wins.src[y.win].Less(a.wins.src[x.win])
 }
 
 // topAdmits reports whether a new record e belongs in component c's top-k.

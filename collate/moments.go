@@ -63,23 +63,6 @@ func (s *powerSums) add(o *powerSums) {
 	}
 }
 
-// Stats describes every activation of one component.
-type Stats struct {
-	Count       int64   `json:"count"`
-	Mean        float64 `json:"mean"`
-	Variance    float64 `json:"variance"`
-	Skewness    float64 `json:"skewness"`
-	Kurtosis    float64 `json:"kurtosis"`
-	Max         float32 `json:"max"`
-	Min         float32 `json:"min"`
-	FracNonzero float64 `json:"frac_nonzero"`
-	// QuantileBoundaries are the QuantileBuckets+1 boundaries of the record
-	// maximum buckets (see the package doc); empty when there are no records.
-	QuantileBoundaries []float32 `json:"quantile_boundaries"`
-	// Histogram holds HistogramBins counts; see HistogramEdges.
-	Histogram []int64 `json:"histogram"`
-}
-
 // moments computes mean, variance, skewness and excess kurtosis (population
 // conventions) from exact power sums. Zero variance gives zero skewness
 // and kurtosis so that the values stay JSON-encodable.

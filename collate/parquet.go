@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"regexp"
 	"slices"
 	"strconv"
 
@@ -17,85 +15,13 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"tdb/dataset"
 	"tdb/store"
-)
-
-// SchemaVersion is the version of the dataset layout written by this package.
-const SchemaVersion = 1
-
-// Record kinds as written in the kind column.
-const (
-	KindTop      = "top"
-	KindRandom   = "random"
-	KindQuantile = "quantile"
 )
 
 // DefaultComponentsPerRowGroup keeps one row group small enough that reading
 // one component is one small ranged read.
 const DefaultComponentsPerRowGroup = 64
-
-// Parquet key-value metadata keys.
-const (
-	metaSchemaVersion  = "tdb.schema_version"
-	metaLocation       = "tdb.location"
-	metaLayer          = "tdb.layer"
-	metaComponents     = "tdb.components"
-	metaPerRowGroup    = "tdb.components_per_row_group"
-	metaPairs          = "tdb.pairs"
-	metaHistogramEdges = "tdb.histogram_edges"
-)
-
-var recordsSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "component", Type: arrow.PrimitiveTypes.Int32},
-	{Name: "kind", Type: arrow.BinaryTypes.String},
-	{Name: "rank", Type: arrow.PrimitiveTypes.Int32},
-	{Name: "bucket", Type: arrow.PrimitiveTypes.Int8},
-	{Name: "max_activation", Type: arrow.PrimitiveTypes.Float32},
-	{Name: "doc", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "offset", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "tokens", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32)},
-	{Name: "activations", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
-}, nil)
-
-var statsSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "component", Type: arrow.PrimitiveTypes.Int32},
-	{Name: "count", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "mean", Type: arrow.PrimitiveTypes.Float64},
-	{Name: "variance", Type: arrow.PrimitiveTypes.Float64},
-	{Name: "skewness", Type: arrow.PrimitiveTypes.Float64},
-	{Name: "kurtosis", Type: arrow.PrimitiveTypes.Float64},
-	{Name: "max", Type: arrow.PrimitiveTypes.Float32},
-	{Name: "min", Type: arrow.PrimitiveTypes.Float32},
-	{Name: "frac_nonzero", Type: arrow.PrimitiveTypes.Float64},
-	{Name: "quantile_boundaries", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
-	{Name: "histogram", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int64)},
-}, nil)
-
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$`)
-
-// checkName rejects dataset and location names that would escape their
-// folder on the store or be ambiguous.
-func checkName(what, name string) error {
-	if !namePattern.MatchString(name) {
-		return fmt.Errorf("collate: bad %s name %q (letters, digits, '.', '_', '-', '=' only)", what, name)
-	}
-	return nil
-}
-
-// LayerPrefix is the store folder of one location and layer of a dataset.
-func LayerPrefix(dataset, location string, layer int) string {
-	return fmt.Sprintf("datasets/%s/%s/layer=%d/", dataset, location, layer)
-}
-
-// RecordsKey and StatsKey are the store keys of a layer's two files.
-func RecordsKey(dataset, location string, layer int) string {
-	return LayerPrefix(dataset, location, layer) + "records.parquet"
-}
-
-// StatsKey is the store key of a layer's per-component statistics.
-func StatsKey(dataset, location string, layer int) string {
-	return LayerPrefix(dataset, location, layer) + "stats.parquet"
-}
 
 // writerProps are fixed so that the same accumulator always gives the same
 // bytes: no timestamps, a fixed created_by, zstd at a fixed level.
@@ -117,11 +43,11 @@ func writerProps() *parquet.WriterProperties {
 // and stats.parquet under the dataset. Rows are sorted by component, then
 // kind (top, random, quantile), then rank; every row group holds
 // componentsPerRowGroup whole components (0: the default).
-func WriteLayer(ctx context.Context, st store.Store, dataset string, a *LayerAccumulator, componentsPerRowGroup int) error {
-	if err := checkName("dataset", dataset); err != nil {
+func WriteLayer(ctx context.Context, st store.Store, name string, a *LayerAccumulator, componentsPerRowGroup int) error {
+	if err := dataset.CheckName("dataset", name); err != nil {
 		return err
 	}
-	if err := checkName("location", a.location); err != nil {
+	if err := dataset.CheckName("location", a.location); err != nil {
 		return err
 	}
 	if componentsPerRowGroup <= 0 {
@@ -131,8 +57,8 @@ func WriteLayer(ctx context.Context, st store.Store, dataset string, a *LayerAcc
 		key   string
 		write func(io.Writer) error
 	}{
-		{RecordsKey(dataset, a.location, a.layer), func(w io.Writer) error { return a.WriteRecords(w, componentsPerRowGroup) }},
-		{StatsKey(dataset, a.location, a.layer), func(w io.Writer) error { return a.WriteStats(w, componentsPerRowGroup) }},
+		{dataset.RecordsKey(name, a.location, a.layer), func(w io.Writer) error { return a.WriteRecords(w, componentsPerRowGroup) }},
+		{dataset.StatsKey(name, a.location, a.layer), func(w io.Writer) error { return a.WriteStats(w, componentsPerRowGroup) }},
 	} {
 		if err := putStreaming(ctx, st, f.key, f.write); err != nil {
 			return fmt.Errorf("collate: writing %s to %s: %w", f.key, st, err)
@@ -159,24 +85,16 @@ func putStreaming(ctx context.Context, st store.Store, key string, write func(io
 }
 
 func (a *LayerAccumulator) fileMeta(perGroup int) map[string]string {
-	edges, _ := json.Marshal(HistogramEdgesJSON())
+	edges, _ := json.Marshal(dataset.HistogramEdgesJSON())
 	return map[string]string{
-		metaSchemaVersion:  strconv.Itoa(SchemaVersion),
-		metaLocation:       a.location,
-		metaLayer:          strconv.Itoa(a.layer),
-		metaComponents:     strconv.Itoa(a.components),
-		metaPerRowGroup:    strconv.Itoa(perGroup),
-		metaPairs:          strconv.FormatBool(a.kind == kindPairs),
-		metaHistogramEdges: string(edges),
+		dataset.MetaSchemaVersion:  strconv.Itoa(dataset.SchemaVersion),
+		dataset.MetaLocation:       a.location,
+		dataset.MetaLayer:          strconv.Itoa(a.layer),
+		dataset.MetaComponents:     strconv.Itoa(a.components),
+		dataset.MetaPerRowGroup:    strconv.Itoa(perGroup),
+		dataset.MetaPairs:          strconv.FormatBool(a.kind == kindPairs),
+		dataset.MetaHistogramEdges: string(edges),
 	}
-}
-
-// HistogramEdgesJSON returns HistogramEdges with the infinite ends as
-// ±MaxFloat64 so that they survive JSON.
-func HistogramEdgesJSON() []float64 {
-	e := HistogramEdges()
-	e[0], e[len(e)-1] = -math.MaxFloat64, math.MaxFloat64
-	return e
 }
 
 // writeParquet writes one row group per group of components; fill appends
@@ -218,7 +136,7 @@ func writeParquet(w io.Writer, schema *arrow.Schema, meta map[string]string, n, 
 
 // WriteRecords writes the layer's records.parquet to w.
 func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
-	return writeParquet(w, recordsSchema, a.fileMeta(perGroup), a.components, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
+	return writeParquet(w, dataset.RecordsSchema(), a.fileMeta(perGroup), a.components, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
 		comp := b.Field(0).(*array.Int32Builder)
 		kind := b.Field(1).(*array.StringBuilder)
 		rank := b.Field(2).(*array.Int32Builder)
@@ -230,7 +148,7 @@ func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
 		tokv := toks.ValueBuilder().(*array.Int32Builder)
 		acts := b.Field(8).(*array.ListBuilder)
 		actv := acts.ValueBuilder().(*array.Float32Builder)
-		add := func(c int, k string, r int, bk int8, rc *Record) {
+		add := func(c int, k string, r int, bk int8, rc *dataset.Record) {
 			comp.Append(int32(c))
 			kind.Append(k)
 			rank.Append(int32(r))
@@ -249,15 +167,15 @@ func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
 				return err
 			}
 			for i := range v.Top {
-				add(c, KindTop, i, -1, &v.Top[i])
+				add(c, dataset.KindTop, i, -1, &v.Top[i])
 			}
 			for i := range v.Random {
-				add(c, KindRandom, i, -1, &v.Random[i])
+				add(c, dataset.KindRandom, i, -1, &v.Random[i])
 			}
 			r := 0
 			for bk, recs := range v.Quantiles {
 				for i := range recs {
-					add(c, KindQuantile, r, int8(bk), &recs[i])
+					add(c, dataset.KindQuantile, r, int8(bk), &recs[i])
 					r++
 				}
 			}
@@ -268,7 +186,7 @@ func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
 
 // WriteStats writes the layer's stats.parquet to w.
 func (a *LayerAccumulator) WriteStats(w io.Writer, perGroup int) error {
-	return writeParquet(w, statsSchema, a.fileMeta(perGroup), a.components, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
+	return writeParquet(w, dataset.StatsSchema(), a.fileMeta(perGroup), a.components, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
 		bounds := b.Field(9).(*array.ListBuilder)
 		boundv := bounds.ValueBuilder().(*array.Float32Builder)
 		hist := b.Field(10).(*array.ListBuilder)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"tdb/dataset"
 	"tdb/store"
 )
 
@@ -71,22 +72,22 @@ func TestParquetRoundTripAndDeterminism(t *testing.T) {
 			acc := shardAndMerge(t, wins, tc.loc, 2, tc.C, cfg, 4, 8, "forward")
 			mem := memStore(t)
 			st := &countingStore{Store: mem}
-			if _, err := ReadComponent(ctx, st, "demo", tc.loc, 2, 0); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrNoDataset) {
+			if _, err := dataset.ReadComponent(ctx, st, "demo", tc.loc, 2, 0); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, dataset.ErrNoDataset) {
 				t.Fatalf("reading a dataset without manifest: %v, want not found", err)
 			}
 			if err := WriteLayer(ctx, st, "demo", acc, 16); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ReadComponent(ctx, st, "demo", tc.loc, 2, 0); !errors.Is(err, store.ErrNotFound) {
+			if _, err := dataset.ReadComponent(ctx, st, "demo", tc.loc, 2, 0); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("layer files without manifest are visible: %v", err)
 			}
-			m := &Manifest{Name: "demo", Model: "gpt2", Corpus: "synthetic", Tokens: int64(len(wins) * tc.T), NCtx: tc.T,
-				Locations: []ManifestLocation{{Name: tc.loc, Layers: []int{2}, Components: tc.C, Pairs: tc.pairs}},
-				Settings:  cfg, ComponentsPerRowGroup: 16, CreatedBy: "collate test"}
-			if err := WriteManifest(ctx, st, m); err != nil {
+			m := &dataset.Manifest{Name: "demo", Model: "gpt2", Corpus: "synthetic", Tokens: int64(len(wins) * tc.T), NCtx: tc.T,
+				Locations: []dataset.ManifestLocation{{Name: tc.loc, Layers: []int{2}, Components: tc.C, Pairs: tc.pairs}},
+				Settings:  dataset.Settings(cfg), ComponentsPerRowGroup: 16, CreatedBy: "collate test"}
+			if err := dataset.WriteManifest(ctx, st, m); err != nil {
 				t.Fatal(err)
 			}
-			back, err := ReadManifest(ctx, st, "demo")
+			back, err := dataset.ReadManifest(ctx, st, "demo")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +101,7 @@ func TestParquetRoundTripAndDeterminism(t *testing.T) {
 				}
 				st.ranges.Store(0)
 				st.bytes.Store(0)
-				got, err := ReadComponent(ctx, st, "demo", tc.loc, 2, c)
+				got, err := dataset.ReadComponent(ctx, st, "demo", tc.loc, 2, c)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -112,8 +113,8 @@ func TestParquetRoundTripAndDeterminism(t *testing.T) {
 					t.Errorf("component %d took %d ranged reads, want at most 4", c, n)
 				}
 			}
-			rsize, _ := mem.Size(ctx, RecordsKey("demo", tc.loc, 2))
-			ssize, _ := mem.Size(ctx, StatsKey("demo", tc.loc, 2))
+			rsize, _ := mem.Size(ctx, dataset.RecordsKey("demo", tc.loc, 2))
+			ssize, _ := mem.Size(ctx, dataset.StatsKey("demo", tc.loc, 2))
 			size := rsize + ssize
 			if tc.C >= 64 && st.bytes.Load() > size/2 {
 				t.Errorf("reading one component read %d of %d bytes; row-group pruning is not working", st.bytes.Load(), size)
@@ -122,21 +123,10 @@ func TestParquetRoundTripAndDeterminism(t *testing.T) {
 				loc          string
 				layer, index int
 			}{{"nope", 2, 0}, {tc.loc, 3, 0}, {tc.loc, 2, tc.C}, {tc.loc, 2, -1}} {
-				if _, err := ReadComponent(ctx, st, "demo", bad.loc, bad.layer, bad.index); !errors.Is(err, store.ErrNotFound) {
-					t.Errorf("ReadComponent(%v): %v, want not found", bad, err)
+				if _, err := dataset.ReadComponent(ctx, st, "demo", bad.loc, bad.layer, bad.index); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("dataset.ReadComponent(%v): %v, want not found", bad, err)
 				}
 			}
 		})
-	}
-}
-
-func TestNames(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ok   bool
-	}{{"demo", true}, {"gpt2-small_v1.2", true}, {"", false}, {"../x", false}, {"a/b", false}, {".hidden", false}} {
-		if err := checkName("dataset", tc.name); (err == nil) != tc.ok {
-			t.Errorf("checkName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
-		}
 	}
 }

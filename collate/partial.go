@@ -9,6 +9,8 @@ import (
 	"math"
 	"math/big"
 	"slices"
+
+	"tdb/dataset"
 )
 
 // A partial is one accumulator in a compact, deterministic binary form (the
@@ -73,7 +75,7 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 			ids = append(ids, int32(i))
 		}
 	}
-	slices.SortFunc(ids, func(x, y int32) int { return a.wins.src[x].cmp(a.wins.src[y]) })
+	slices.SortFunc(ids, func(x, y int32) int { return a.wins.src[x].Compare(a.wins.src[y]) })
 	index := make([]int32, a.wins.len())
 	e.uvarint(uint64(len(ids)))
 	for i, w := range ids {
@@ -284,9 +286,9 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 	nw := d.int(len(d.b) / 3)
 	var total int
 	for i := 0; i < nw && d.err == nil; i++ {
-		src := Source{Doc: d.varint(), Offset: d.varint()}
+		src := dataset.Source{Doc: d.varint(), Offset: d.varint()}
 		n := d.int(min(len(d.b)/4, maxValues))
-		if i > 0 && !a.wins.src[i-1].less(src) {
+		if i > 0 && !a.wins.src[i-1].Less(src) {
 			return nil, errors.New("window table not sorted")
 		}
 		if n == 0 || (kind == kindPairs && n*(n+1)/2 > maxValues) {

@@ -1,59 +1,25 @@
 package collate
 
-import "math"
+import (
+	"math"
 
-// Source says where a window came from: the corpus document and the token
-// offset of the window's first token within it (for a token stream: the
-// index of that token in the stream). Sources are unique within a dataset.
-type Source struct {
-	Doc    int64 `json:"doc"`
-	Offset int64 `json:"offset"`
-}
-
-// less orders sources (document, then offset).
-func (s Source) less(o Source) bool {
-	if s.Doc != o.Doc {
-		return s.Doc < o.Doc
-	}
-	return s.Offset < o.Offset
-}
-
-// cmp orders sources for sorting.
-func (s Source) cmp(o Source) int {
-	switch {
-	case s.less(o):
-		return -1
-	case o.less(s):
-		return 1
-	}
-	return 0
-}
-
-// Record is one window of one component: its tokens, the component's
-// activation at every token (for pair components the lower triangle of the
-// [query, key] matrix row by row: query i, keys 0..i) and the maximum
-// activation that ranks it.
-type Record struct {
-	Source        Source    `json:"source"`
-	MaxActivation float32   `json:"max_activation"`
-	Tokens        []int32   `json:"tokens"`
-	Activations   []float32 `json:"activations"`
-}
+	"tdb/dataset"
+)
 
 // rec is a kept record plus its sampling priority.
 type rec struct {
-	Record
+	dataset.Record
 	prio uint64
 }
 
 // better reports whether a ranks before b in the top-k order: larger max
 // activation first, then smaller source. It is a strict total order on
 // records with distinct sources.
-func better(a, b *Record) bool {
+func better(a, b *dataset.Record) bool {
 	if a.MaxActivation != b.MaxActivation {
 		return a.MaxActivation > b.MaxActivation
 	}
-	return a.Source.less(b.Source)
+	return a.Source.Less(b.Source)
 }
 
 // earlier reports whether a comes before b in priority order (the sampling
@@ -62,7 +28,7 @@ func earlier(a, b *rec) bool {
 	if a.prio != b.prio {
 		return a.prio < b.prio
 	}
-	return a.Source.less(b.Source)
+	return a.Source.Less(b.Source)
 }
 
 // mix64 is the splitmix64 finalizer: a fast bijective 64-bit mixer.
@@ -89,7 +55,7 @@ func salt(seed uint64, location string, layer int) uint64 {
 
 // priority is the sampling priority of a component's record. It depends
 // only on the job's seed, the location, layer, component and source.
-func priority(salt uint64, component int, src Source) uint64 {
+func priority(salt uint64, component int, src dataset.Source) uint64 {
 	return priorityOf(priorityBase(salt, component), src)
 }
 
@@ -99,7 +65,7 @@ func priorityBase(salt uint64, component int) uint64 {
 	return mix64(salt ^ uint64(component)*0xd6e8feb86659fd93)
 }
 
-func priorityOf(base uint64, src Source) uint64 {
+func priorityOf(base uint64, src dataset.Source) uint64 {
 	return mix64(mix64(base^uint64(src.Doc)) ^ uint64(src.Offset)*0x9e3779b97f4a7c15)
 }
 

@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"unsafe"
+
+	"tdb/dataset"
 )
 
 // Kept records are stored without pointers so that a worker keeping
@@ -18,12 +20,12 @@ import (
 
 // windowTable holds the sources and tokens of the windows records refer to.
 type windowTable struct {
-	src   []Source
+	src   []dataset.Source
 	start []int64 // window i's tokens are toks[start[i]:start[i+1]]
 	toks  []int32
 	// index finds a window by source; built on first merge (AddWindow's
 	// sources are unique by contract and need no lookup).
-	index map[Source]int32
+	index map[dataset.Source]int32
 	// live is the number of windows referenced at the last compaction.
 	live int
 }
@@ -31,7 +33,7 @@ type windowTable struct {
 func (t *windowTable) len() int { return len(t.src) }
 
 // add appends a window and returns its index.
-func (t *windowTable) add(src Source, tokens []int32) int32 {
+func (t *windowTable) add(src dataset.Source, tokens []int32) int32 {
 	if len(t.start) == 0 {
 		t.start = append(t.start, 0)
 	}
@@ -54,9 +56,9 @@ func (t *windowTable) tokens(i int32) []int32 {
 func (t *windowTable) ntok(i int32) int { return int(t.start[i+1] - t.start[i]) }
 
 // lookup returns the index of the window with source src, if present.
-func (t *windowTable) lookup(src Source) (int32, bool) {
+func (t *windowTable) lookup(src dataset.Source) (int32, bool) {
 	if t.index == nil {
-		t.index = make(map[Source]int32, len(t.src))
+		t.index = make(map[dataset.Source]int32, len(t.src))
 		for i, s := range t.src {
 			t.index[s] = int32(i)
 		}

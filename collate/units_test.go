@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"tdb/dataset"
 )
 
 func TestHistBin(t *testing.T) {
@@ -31,7 +33,7 @@ func TestHistBin(t *testing.T) {
 			t.Errorf("histBin(%v) = %d, want %d", tc.x, got, tc.want)
 		}
 		// The bin agrees with the published edges.
-		edges := HistogramEdges()
+		edges := dataset.HistogramEdges()
 		j := tc.want
 		if j >= histMags {
 			j++
@@ -113,7 +115,7 @@ func TestMomentsStable(t *testing.T) {
 	var wins []window
 	var vals [C][]float64
 	for w := 0; w < 200; w++ {
-		win := window{src: Source{Doc: int64(w)}, tokens: make([]int32, T), acts: make([]float32, T*C)}
+		win := window{src: dataset.Source{Doc: int64(w)}, tokens: make([]int32, T), acts: make([]float32, T*C)}
 		for i := range win.acts {
 			x := float32(1000 + rng.ExpFloat64()*0.01)
 			if i%C == 1 {
@@ -168,16 +170,16 @@ func TestConfigValidate(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	a, _ := NewLayerAccumulator("mlp.post_act", 0, 4, testConfig())
-	if err := a.AddWindow(Source{}, []int32{1, 2}, make([]float32, 7)); err == nil {
+	if err := a.AddWindow(dataset.Source{}, []int32{1, 2}, make([]float32, 7)); err == nil {
 		t.Error("wrong activation count accepted")
 	}
-	if err := a.AddWindow(Source{}, nil, nil); err == nil {
+	if err := a.AddWindow(dataset.Source{}, nil, nil); err == nil {
 		t.Error("empty window accepted")
 	}
-	if err := a.AddWindow(Source{}, []int32{1}, make([]float32, 4)); err != nil {
+	if err := a.AddWindow(dataset.Source{}, []int32{1}, make([]float32, 4)); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.AddPairWindow(Source{Doc: 1}, []int32{1}, make([]float32, 4), nil); err == nil {
+	if err := a.AddPairWindow(dataset.Source{Doc: 1}, []int32{1}, make([]float32, 4), nil); err == nil {
 		t.Error("mixing token and pair windows accepted")
 	}
 	b, _ := NewLayerAccumulator("mlp.post_act", 1, 4, testConfig())
@@ -209,7 +211,7 @@ func TestDuplicateMergeRecords(t *testing.T) {
 	}
 	v1, _ := a.Component(1)
 	v2, _ := p1.Component(1)
-	if !slices.EqualFunc(v1.Top, v2.Top, func(x, y Record) bool { return x.Source == y.Source }) {
+	if !slices.EqualFunc(v1.Top, v2.Top, func(x, y dataset.Record) bool { return x.Source == y.Source }) {
 		t.Fatalf("double merge changed the top records")
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"tdb/collate"
 	"tdb/coordinator"
+	"tdb/dataset"
 	"tdb/internal/natsutil"
 	"tdb/store"
 )
@@ -59,7 +59,7 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 					t.Errorf("reason %q lacks %q", state.Reason, w)
 				}
 			}
-			if _, err := collate.ReadManifest(context.Background(), tc.store, "bad"); !errors.Is(err, collate.ErrNoDataset) {
+			if _, err := dataset.ReadManifest(context.Background(), tc.store, "bad"); !errors.Is(err, dataset.ErrNoDataset) {
 				t.Errorf("a failed job left a dataset (err %v)", err)
 			}
 		})

@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"tdb/collate"
 	"tdb/corpus"
+	"tdb/dataset"
 	"tdb/internal/natsutil"
 	"tdb/store"
 )
@@ -236,7 +236,7 @@ func (c *Coordinator) cleanup(ctx context.Context, id string, st natsutil.JobSta
 // running and publishes the shards.
 func (c *Coordinator) plan(ctx context.Context, spec natsutil.JobSpec, st natsutil.JobState, log *slog.Logger) error {
 	log.Info("planning job", "corpus", spec.Corpus, "dataset", spec.Dataset)
-	if _, err := c.cfg.Store.Size(ctx, collate.ManifestKey(spec.Dataset)); err == nil {
+	if _, err := c.cfg.Store.Size(ctx, dataset.ManifestKey(spec.Dataset)); err == nil {
 		return stageErr("plan", "dataset %q already exists in %s (choose another --dataset, or delete it)", spec.Dataset, c.cfg.Store)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return stageErr("plan", "checking for dataset %q in %s: %w", spec.Dataset, c.cfg.Store, err)

@@ -25,8 +25,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"tdb/collate"
 	"tdb/coordinator"
+	"tdb/dataset"
 	"tdb/internal/natsutil"
 	"tdb/model"
 	"tdb/store"
@@ -177,13 +177,13 @@ var tinyModelDir = sync.OnceValues(func() (string, error) {
 	return dir, m.Save(dir)
 })
 
-func faultSpec(t *testing.T, dataset string) natsutil.JobSpec {
+func faultSpec(t *testing.T, name string) natsutil.JobSpec {
 	dir, err := tinyModelDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return natsutil.JobSpec{
-		Dataset: dataset, Model: dir, Corpus: "synthetic:facts?docs=400&seed=5",
+		Dataset: name, Model: dir, Corpus: "synthetic:facts?docs=400&seed=5",
 		Locations: []string{"mlp.post_act", "attn.heads"}, NCtx: 32, TopK: 8, RandomK: 4, Buckets: 4, PerBucket: 2,
 		TokensPerShard: 1500, BatchSize: 4, BlockBytes: 2048,
 	}
@@ -242,7 +242,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // watchNoHalfDataset checks, while a job runs, that whenever the manifest
 // is readable every component file it names is there too.
-func watchNoHalfDataset(t *testing.T, st store.Store, dataset string, locations []string, layers int) (stop func() (sawManifest bool)) {
+func watchNoHalfDataset(t *testing.T, st store.Store, name string, locations []string, layers int) (stop func() (sawManifest bool)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var saw bool
 	var wg sync.WaitGroup
@@ -251,17 +251,17 @@ func watchNoHalfDataset(t *testing.T, st store.Store, dataset string, locations 
 		defer wg.Done()
 		rctx := context.Background() // reads are never cut short by stop
 		for ctx.Err() == nil {
-			if _, err := collate.ReadManifest(rctx, st, dataset); err == nil {
+			if _, err := dataset.ReadManifest(rctx, st, name); err == nil {
 				saw = true
 				for _, loc := range locations {
 					for l := range layers {
-						if _, err := collate.ReadComponent(rctx, st, dataset, loc, l, 0); err != nil {
+						if _, err := dataset.ReadComponent(rctx, st, name, loc, l, 0); err != nil {
 							t.Errorf("manifest visible but %s layer %d unreadable: %v", loc, l, err)
 						}
 					}
 				}
 				return
-			} else if !errors.Is(err, collate.ErrNoDataset) {
+			} else if !errors.Is(err, dataset.ErrNoDataset) {
 				t.Errorf("reading manifest: %v", err)
 				return
 			}
@@ -272,7 +272,7 @@ func watchNoHalfDataset(t *testing.T, st store.Store, dataset string, locations 
 		cancel()
 		wg.Wait()
 		if !saw { // the job finished between two polls
-			_, err := collate.ReadManifest(context.Background(), st, dataset)
+			_, err := dataset.ReadManifest(context.Background(), st, name)
 			saw = err == nil
 		}
 		return saw

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tdb/collate"
+	"tdb/dataset"
 	"tdb/internal/natsutil"
 )
 
@@ -38,7 +39,7 @@ func (c *Coordinator) merge(ctx context.Context, spec natsutil.JobSpec, st natsu
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
-	metas := make([]collate.ManifestLocation, len(groups))
+	metas := make([]dataset.ManifestLocation, len(groups))
 	var settings collate.Config
 	for gi, g := range groups {
 		wg.Add(1)
@@ -67,7 +68,7 @@ func (c *Coordinator) merge(ctx context.Context, spec natsutil.JobSpec, st natsu
 				}
 				return
 			}
-			metas[gi] = collate.ManifestLocation{Name: g.location, Layers: []int{g.layer}, Components: acc.Components(), Pairs: acc.Pairs()}
+			metas[gi] = dataset.ManifestLocation{Name: g.location, Layers: []int{g.layer}, Components: acc.Components(), Pairs: acc.Pairs()}
 			settings = acc.Config()
 			c.cfg.Metrics.MergeDuration.Observe(time.Since(t0).Seconds())
 			log.Debug("layer merged", "location", g.location, "layer", g.layer, "seconds", time.Since(t0).Seconds())
@@ -80,9 +81,9 @@ func (c *Coordinator) merge(ctx context.Context, spec natsutil.JobSpec, st natsu
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	m := &collate.Manifest{
+	m := &dataset.Manifest{
 		Name: spec.Dataset, Model: spec.Model, Autoencoders: spec.Autoencoders, Corpus: spec.Corpus,
-		Tokens: tokens, NCtx: spec.NCtx, Settings: settings, ComponentsPerRowGroup: collate.DefaultComponentsPerRowGroup,
+		Tokens: tokens, NCtx: spec.NCtx, Settings: dataset.Settings(settings), ComponentsPerRowGroup: collate.DefaultComponentsPerRowGroup,
 		CreatedBy: "tdb coordinator (job " + spec.ID + ")",
 	}
 	for _, l := range metas {
@@ -93,7 +94,7 @@ func (c *Coordinator) merge(ctx context.Context, spec natsutil.JobSpec, st natsu
 		}
 		m.Locations = append(m.Locations, l)
 	}
-	if err := collate.WriteManifest(ctx, c.cfg.Store, m); err != nil {
+	if err := dataset.WriteManifest(ctx, c.cfg.Store, m); err != nil {
 		return stageErr("merge", "%w", err)
 	}
 	_, err = natsutil.UpdateState(ctx, c.kv, spec.ID, func(s *natsutil.JobState) bool {

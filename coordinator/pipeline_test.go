@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"tdb/collate"
 	"tdb/coordinator"
+	"tdb/dataset"
 	"tdb/internal/natsutil"
 	"tdb/model"
 	"tdb/store"
@@ -166,7 +166,7 @@ func TestPipelineDatasetIndependentOfShardsAndWorkers(t *testing.T) {
 			t.Errorf("%s differs between %d shards and 1 shard", k, one.Shards)
 		}
 	}
-	m, err := collate.ReadManifest(context.Background(), st, "three")
+	m, err := dataset.ReadManifest(context.Background(), st, "three")
 	if err != nil {
 		t.Fatal(err)
 	}

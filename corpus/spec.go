@@ -57,6 +57,10 @@ func ParseSpec(s string) (Spec, error) {
 	case Synthetic:
 		return parseSynthetic(s, rest)
 	}
+	if ok && isScheme(kind) && !strings.HasPrefix(rest, "//") {
+		// KIND:... with a kind we do not know (a URL has "//" after its scheme).
+		return Spec{}, fmt.Errorf("corpus spec %q: unknown corpus kind %q (want text:, jsonl:, parquet:, tokens:, synthetic: or a path)", s, kind)
+	}
 	// A plain path: the extension picks the kind.
 	p := s
 	if i := strings.LastIndexByte(s, '#'); i >= 0 {

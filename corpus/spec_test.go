@@ -53,6 +53,8 @@ func TestParseSpecErrors(t *testing.T) {
 		{"synthetic:ioi?docs=x", "docs"},
 		{"synthetic:ioi?seed=-1", "seed"},
 		{"synthetic:ioi?size=3", `unknown option "size"`},
+		{"foo:/x", `unknown corpus kind "foo"`},
+		{"json:data.jsonl", `unknown corpus kind "json"`},
 	}
 	for _, tt := range tests {
 		_, err := ParseSpec(tt.in)

@@ -38,15 +38,53 @@ const (
 )
 
 // Transfer tuning. Blocks of 4 MiB, 4 in flight, bound one Put's memory to
-// 16 MiB; per-try timeouts catch hung connections, and the SDK's retry policy
-// (exponential back-off) and download retry reader resume after them.
+// 16 MiB. Every request has a per-try timeout scaled by the bytes it moves
+// (azureTryBase + bytes at azureMinRate), so an endpoint that accepts
+// connections but never answers fails a metadata call in about
+// (1+azureMaxRetries) × azureTryBase plus back-off, instead of hanging; the
+// SDK's retry policy (exponential back-off) and the download retry reader
+// resume after a timed-out try, and every failed try is logged.
 const (
 	azureBlockSize        = 4 << 20
 	azureUploadConcurrent = 4
-	azureMaxRetries       = 5
-	azureTryTimeout       = 5 * time.Minute
-	azureReadRetries      = 5
+	azureMaxRetries       = 3
+	azureReadRetries      = 3
+	azureMinRate          = 1 << 20 // bytes/s a try may not fall below
 )
+
+// azureTryBase is the per-try allowance before any bytes move; tests lower it.
+var azureTryBase = 10 * time.Second
+
+// tries bounds the requests made with the returned context: each try may take
+// azureTryBase plus the time to move n bytes at azureMinRate.
+func tries(ctx context.Context, n int64) context.Context {
+	return policy.WithRetryOptions(ctx, policy.RetryOptions{
+		MaxRetries:    azureMaxRetries,
+		TryTimeout:    azureTryBase + time.Duration(n/azureMinRate)*time.Second,
+		RetryDelay:    azureTryBase / 20,
+		MaxRetryDelay: azureTryBase / 2,
+	})
+}
+
+// retryLog is a per-try policy that says on stderr (through slog) which
+// request failed and is being retried, so a slow or dead endpoint is never
+// silent.
+type retryLog struct{}
+
+func (retryLog) Do(req *policy.Request) (*http.Response, error) {
+	resp, err := req.Next()
+	what := req.Raw().Method + " " + req.Raw().URL.Host + req.Raw().URL.Path
+	switch {
+	case err != nil && req.Raw().Context().Err() == nil:
+		// The parent context is alive: the try timed out or the connection failed.
+		slog.Warn("store: Azure request failed; retrying while attempts remain", "request", what, "err", err)
+	case err != nil && errors.Is(req.Raw().Context().Err(), context.DeadlineExceeded):
+		slog.Warn("store: Azure request timed out; retrying while attempts remain", "request", what)
+	case resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500):
+		slog.Warn("store: Azure request failed; retrying while attempts remain", "request", what, "status", resp.StatusCode)
+	}
+	return resp, err
+}
 
 // listPageSize caps blobs per List page (0: the service's default of 5000);
 // tests lower it to exercise paging.
@@ -111,6 +149,19 @@ func (u azureURL) String() string {
 		b.WriteString("/" + strings.TrimSuffix(u.prefix, "/"))
 	}
 	return b.String()
+}
+
+// rawURL is the URL with its SAS token, which parseAzureURL reads back to
+// the same azureURL.
+func (u azureURL) rawURL() string {
+	s := u.serviceURL() + u.container
+	if u.prefix != "" {
+		s += "/" + strings.TrimSuffix(u.prefix, "/")
+	}
+	if u.sas != "" {
+		s += "?" + u.sas
+	}
+	return s
 }
 
 // isPathStyleHost reports whether an endpoint puts the account name in the
@@ -217,11 +268,12 @@ func NewAzure(rawURL string, cred AzureCredentials) (*Azure, error) {
 	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Retry: policy.RetryOptions{
 			MaxRetries:    azureMaxRetries,
-			TryTimeout:    azureTryTimeout,
+			TryTimeout:    azureTryBase,
 			RetryDelay:    500 * time.Millisecond,
-			MaxRetryDelay: 30 * time.Second,
+			MaxRetryDelay: 5 * time.Second,
 		},
-		Telemetry: policy.TelemetryOptions{ApplicationID: "tdb"},
+		PerRetryPolicies: []policy.Policy{retryLog{}},
+		Telemetry:        policy.TelemetryOptions{ApplicationID: "tdb"},
 	}}
 	containerURL := u.serviceURL() + u.container
 	s := &Azure{u: u}
@@ -354,7 +406,7 @@ func (s *Azure) ensureContainer(ctx context.Context) error {
 	if s.containerOK {
 		return nil
 	}
-	_, err := s.client.Create(ctx, nil)
+	_, err := s.client.Create(tries(ctx, 0), nil)
 	switch {
 	case err == nil:
 		slog.Debug("store: created Azure container", "store", s.String())
@@ -382,7 +434,7 @@ func (s *Azure) Put(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	bb := s.client.NewBlockBlobClient(s.name(key))
-	_, err := bb.UploadStream(ctx, r, &blockblob.UploadStreamOptions{
+	_, err := bb.UploadStream(tries(ctx, azureBlockSize), r, &blockblob.UploadStreamOptions{
 		BlockSize:   azureBlockSize,
 		Concurrency: azureUploadConcurrent,
 	})
@@ -407,11 +459,17 @@ func (s *Azure) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, s.wrap("get", key, err)
 	}
-	resp, err := s.client.NewBlobClient(s.name(key)).DownloadStream(ctx, nil)
+	// The size first, so that the download's per-try timeout fits the blob.
+	size, err := s.Size(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	tctx := tries(ctx, size)
+	resp, err := s.client.NewBlobClient(s.name(key)).DownloadStream(tctx, nil)
 	if err != nil {
 		return nil, s.wrap("get", key, err)
 	}
-	return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: azureReadRetries}), nil
+	return resp.NewRetryReader(tctx, &blob.RetryReaderOptions{MaxRetries: azureReadRetries}), nil
 }
 
 // GetRange downloads length bytes of key from offset (length < 0: to the end).
@@ -447,7 +505,12 @@ func (s *Azure) GetRange(ctx context.Context, key string, offset, length int64) 
 	if length > 0 {
 		rng.Count = length
 	}
-	resp, err := s.client.NewBlobClient(s.name(key)).DownloadStream(ctx, &blob.DownloadStreamOptions{Range: rng})
+	n := length
+	if n < 0 {
+		n = azureBlockSize // to the end: allow a block's worth
+	}
+	tctx := tries(ctx, n)
+	resp, err := s.client.NewBlobClient(s.name(key)).DownloadStream(tctx, &blob.DownloadStreamOptions{Range: rng})
 	if err != nil {
 		var re *azcore.ResponseError
 		if bloberror.HasCode(err, bloberror.InvalidRange) || errors.As(err, &re) && re.StatusCode == http.StatusRequestedRangeNotSatisfiable {
@@ -455,7 +518,7 @@ func (s *Azure) GetRange(ctx context.Context, key string, offset, length int64) 
 		}
 		return nil, s.wrap("get range", key, err)
 	}
-	return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: azureReadRetries}), nil
+	return resp.NewRetryReader(tctx, &blob.RetryReaderOptions{MaxRetries: azureReadRetries}), nil
 }
 
 // Size returns key's length from its properties.
@@ -463,7 +526,7 @@ func (s *Azure) Size(ctx context.Context, key string) (int64, error) {
 	if err := ValidateKey(key); err != nil {
 		return 0, s.wrap("size", key, err)
 	}
-	props, err := s.client.NewBlobClient(s.name(key)).GetProperties(ctx, nil)
+	props, err := s.client.NewBlobClient(s.name(key)).GetProperties(tries(ctx, 0), nil)
 	if err != nil {
 		return 0, s.wrap("size", key, err)
 	}
@@ -487,7 +550,7 @@ func (s *Azure) List(ctx context.Context, prefix string) ([]string, error) {
 	pager := s.client.NewListBlobsFlatPager(opts)
 	var keys []string
 	for pager.More() {
-		page, err := pager.NextPage(ctx)
+		page, err := pager.NextPage(tries(ctx, 0))
 		if err != nil {
 			if bloberror.HasCode(err, bloberror.ContainerNotFound) {
 				return nil, nil
@@ -516,7 +579,7 @@ func (s *Azure) Delete(ctx context.Context, key string) error {
 	if s.readOnly {
 		return s.readOnlyErr("delete", key)
 	}
-	_, err := s.client.NewBlobClient(s.name(key)).Delete(ctx, &blob.DeleteOptions{
+	_, err := s.client.NewBlobClient(s.name(key)).Delete(tries(ctx, 0), &blob.DeleteOptions{
 		DeleteSnapshots: to(blob.DeleteSnapshotsOptionTypeInclude),
 	})
 	if err != nil && !isAzureNotFound(err) {

@@ -64,3 +64,88 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 		return nil, fmt.Errorf("store: unknown store URL scheme %q in %q (want a path, file://, mem://, azblob://, http(s)://)", scheme, rawURL)
 	}
 }
+
+// OpenGlob opens the store that holds the keys a URL names and returns the
+// key (or glob pattern, such as corpus/*.jsonl) inside it. It follows Open's
+// grammar, so a URL means the same store to both:
+//
+//   - Azure URLs: the store is the container (a SAS token in the query is
+//     kept); the key is everything after the container. Whether the account
+//     is in the host or the path is decided as Open decides it (IP addresses
+//     and localhost are path style; a custom domain is not).
+//   - mem://NAME/key: the named memory store and the key.
+//   - file:///abs/dir/key and plain paths: the folder up to the first
+//     segment holding a glob character (or the last segment's parent), and
+//     the rest.
+func OpenGlob(ctx context.Context, rawURL string) (Store, string, error) {
+	scheme, rest, hasScheme := strings.Cut(rawURL, "://")
+	switch {
+	case !hasScheme:
+		dir, pattern, err := splitGlob(rawURL)
+		if err != nil {
+			return nil, "", err
+		}
+		st, err := Open(ctx, dir)
+		return st, pattern, err
+	case strings.EqualFold(scheme, "mem"):
+		name, key, ok := strings.Cut(rest, "/")
+		if !ok || name == "" || key == "" {
+			return nil, "", fmt.Errorf("store: memory URL %q: want mem://NAME/KEY", rawURL)
+		}
+		st, err := Open(ctx, "mem://"+name)
+		return st, key, err
+	case strings.EqualFold(scheme, "file"):
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: %w", err)
+		}
+		dir, pattern, err := splitGlob(u.Path)
+		if err != nil {
+			return nil, "", err
+		}
+		st, err := Open(ctx, (&url.URL{Scheme: "file", Path: dir}).String())
+		return st, pattern, err
+	case strings.EqualFold(scheme, "azblob"), strings.EqualFold(scheme, "http"), strings.EqualFold(scheme, "https"):
+		a, err := parseAzureURL(rawURL)
+		if err != nil {
+			return nil, "", err
+		}
+		if a.prefix == "" {
+			return nil, "", fmt.Errorf("store: URL %q names no blob inside the container", rawURL)
+		}
+		pattern := strings.TrimSuffix(a.prefix, "/")
+		a.prefix = ""
+		st, err := NewAzure(a.rawURL(), AzureCredentialsFromEnv())
+		return st, pattern, err
+	default:
+		return nil, "", fmt.Errorf("store: unknown store URL scheme %q in %q (want a path, file://, mem://, azblob://, http(s)://)", scheme, rawURL)
+	}
+}
+
+// splitGlob splits a local path into the folder before its first segment
+// with a glob character (or its last segment's parent) and the rest.
+func splitGlob(path string) (dir, pattern string, err error) {
+	if path == "" {
+		return "", "", fmt.Errorf("store: empty path")
+	}
+	segs := strings.Split(filepath.ToSlash(path), "/")
+	cut := len(segs) - 1
+	for i, s := range segs {
+		if strings.ContainsAny(s, "*?[") {
+			cut = i
+			break
+		}
+	}
+	dir = strings.Join(segs[:cut], "/")
+	switch {
+	case dir == "" && strings.HasPrefix(path, "/"):
+		dir = "/"
+	case dir == "":
+		dir = "."
+	}
+	pattern = strings.Join(segs[cut:], "/")
+	if pattern == "" {
+		return "", "", fmt.Errorf("store: path %q names a folder, not a file or pattern", path)
+	}
+	return filepath.FromSlash(dir), pattern, nil
+}

@@ -204,10 +204,7 @@ func TestLocalListSkipsTempFiles(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv(store.EnvAzureConnectionString, "")
-	t.Setenv(store.EnvAzureKey, "")
-	t.Setenv(store.EnvAzureSASToken, "")
-	t.Setenv(store.EnvAzureAccount, "")
+	clearAzureEnv(t)
 	cases := []struct {
 		url     string
 		want    string // String() of the store, "" for an error

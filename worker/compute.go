@@ -14,6 +14,7 @@ import (
 	"tdb/autoencoder"
 	"tdb/collate"
 	"tdb/corpus"
+	"tdb/dataset"
 	"tdb/internal/natsutil"
 	"tdb/model"
 )
@@ -89,9 +90,9 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 	if err != nil {
 		return nil, err
 	}
-	srcs := make([]collate.Source, len(wins))
+	srcs := make([]dataset.Source, len(wins))
 	for i, w := range wins {
-		srcs[i] = collate.Source{Doc: w.Doc, Offset: w.Offset}
+		srcs[i] = dataset.Source{Doc: w.Doc, Offset: w.Offset}
 	}
 	accs := make([]*collate.LayerAccumulator, len(j.targets))
 	feeds := make([]*feeder, len(j.targets))
@@ -305,7 +306,7 @@ func (f *feeder) feedTokens(data []float32, T int, batch []corpus.Window) error 
 		if len(w.Tokens) != T {
 			return fmt.Errorf("window of %d tokens in a batch padded to %d", len(w.Tokens), T)
 		}
-		if err := f.acc.AddWindow(collate.Source{Doc: w.Doc, Offset: w.Offset}, w.Tokens, data[b*T*C:(b+1)*T*C]); err != nil {
+		if err := f.acc.AddWindow(dataset.Source{Doc: w.Doc, Offset: w.Offset}, w.Tokens, data[b*T*C:(b+1)*T*C]); err != nil {
 			return err
 		}
 	}
@@ -353,7 +354,7 @@ func (f *feeder) feedHeads(res *model.Result, batch []corpus.Window) error {
 				}
 			}
 		}
-		if err := f.acc.AddPairWindow(collate.Source{Doc: win.Doc, Offset: win.Offset}, win.Tokens, f.scores, nil); err != nil {
+		if err := f.acc.AddPairWindow(dataset.Source{Doc: win.Doc, Offset: win.Offset}, win.Tokens, f.scores, nil); err != nil {
 			return err
 		}
 	}

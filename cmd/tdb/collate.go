@@ -334,36 +334,7 @@ func startServices(ctx context.Context, wg *sync.WaitGroup, errs chan<- error, o
 
 // corpusOptions lets corpora live on any store URL (azblob://...).
 func corpusOptions(context.Context) corpus.Options {
-	return corpus.Options{Opener: func(ctx context.Context, url string) (store.Store, string, error) {
-		return openStoreGlob(ctx, url)
-	}}
-}
-
-// openStoreGlob splits a store URL whose last segments hold a key (or
-// glob) into the store and the key: the container URL is everything up to
-// the first segment with a glob character, or the parent of the last one.
-func openStoreGlob(ctx context.Context, url string) (store.Store, string, error) {
-	scheme, rest, ok := strings.Cut(url, "://")
-	if !ok {
-		return nil, "", fmt.Errorf("not a URL: %q", url)
-	}
-	segs := strings.Split(rest, "/")
-	// azblob://account/container/key...; http(s)://host/[account/]container/key...
-	root := 2
-	if scheme == "http" || scheme == "https" {
-		root = 2
-		if !strings.Contains(segs[0], ".blob.") {
-			root = 3 // path-style emulator: host/account/container
-		}
-	}
-	if len(segs) <= root {
-		return nil, "", fmt.Errorf("corpus URL %q names no blob inside the container", url)
-	}
-	st, err := store.Open(ctx, scheme+"://"+strings.Join(segs[:root], "/"))
-	if err != nil {
-		return nil, "", err
-	}
-	return st, strings.Join(segs[root:], "/"), nil
+	return corpus.Options{Opener: store.OpenGlob}
 }
 
 // progressPrinter shows job progress on one line of stderr, redrawn on a

@@ -112,7 +112,9 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args and maps flag errors to usage errors.
+// parseFlags parses args and maps flag errors to usage errors. Every integer
+// flag of tdb is a count, a size, a layer or an index, so a negative value is
+// rejected here, once, for all commands.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -120,7 +122,22 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		return usageError{err}
 	}
-	return nil
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok && bad == nil {
+			var n int64
+			switch v := g.Get().(type) {
+			case int:
+				n = int64(v)
+			case int64:
+				n = v
+			}
+			if n < 0 {
+				bad = usagef("-%s must not be negative (got %d)", f.Name, n)
+			}
+		}
+	})
+	return bad
 }
 
 // envOr returns the environment variable's value or def (flags fall back to TDB_… variables).

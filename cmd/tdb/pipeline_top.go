@@ -7,7 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/model/tokenizer"
 	"tdb/store"
 )
@@ -18,15 +18,15 @@ func init() {
 
 // topOutput is the JSON of tdb top.
 type topOutput struct {
-	Top    []collate.Record `json:"top"`
-	Random []collate.Record `json:"random"`
-	Stats  collate.Stats    `json:"stats"`
+	Top    []dataset.Record `json:"top"`
+	Random []dataset.Record `json:"random"`
+	Stats  dataset.Stats    `json:"stats"`
 }
 
 func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("top", stderr)
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
-	dataset := fs.String("dataset", "", "dataset name")
+	name := fs.String("dataset", "", "dataset name")
 	location := fs.String("location", "mlp.post_act", "location (mlp.post_act, attn.heads, ...)")
 	layer := fs.Int("layer", 0, "layer")
 	index := fs.Int("index", 0, "component index (neuron, head or latent)")
@@ -35,7 +35,7 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dataset == "" {
+	if *name == "" {
 		return usagef("--dataset is required")
 	}
 	if *k < 0 {
@@ -45,7 +45,7 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	v, err := collate.ReadComponent(ctx, st, *dataset, *location, *layer, *index)
+	v, err := dataset.ReadComponent(ctx, st, *name, *location, *layer, *index)
 	if err != nil {
 		return err
 	}
@@ -54,10 +54,10 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		out.Top = out.Top[:*k]
 	}
 	if out.Top == nil {
-		out.Top = []collate.Record{}
+		out.Top = []dataset.Record{}
 	}
 	if out.Random == nil {
-		out.Random = []collate.Record{}
+		out.Random = []dataset.Record{}
 	}
 	if *asJSON {
 		return writeJSON(stdout, out)
@@ -68,10 +68,10 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	s := out.Stats
 	fmt.Fprintf(stdout, "%s %s layer %d #%d: mean %.4g, variance %.4g, skewness %.4g, kurtosis %.4g, max %.4g, non-zero %.1f%%\n",
-		*dataset, *location, *layer, *index, s.Mean, s.Variance, s.Skewness, s.Kurtosis, s.Max, 100*s.FracNonzero)
+		*name, *location, *layer, *index, s.Mean, s.Variance, s.Skewness, s.Kurtosis, s.Max, 100*s.FracNonzero)
 	for _, part := range []struct {
 		name string
-		recs []collate.Record
+		recs []dataset.Record
 	}{{"top", out.Top}, {"random", out.Random}} {
 		fmt.Fprintf(stdout, "\n%s records:\n", part.name)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -86,7 +86,7 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // recordText decodes a record's tokens and marks the token where the
 // activation peaks (for head records: the query token of the peak pair).
-func recordText(tok *tokenizer.Tokenizer, r collate.Record, pairs bool) string {
+func recordText(tok *tokenizer.Tokenizer, r dataset.Record, pairs bool) string {
 	peak := 0
 	for i, a := range r.Activations {
 		if a > r.Activations[peak] {

@@ -1,4 +1,4 @@
-package collate
+package dataset
 
 import (
 	"context"
@@ -38,13 +38,13 @@ func ReadComponentFrom(ctx context.Context, st store.Store, m *Manifest, locatio
 		for _, l := range m.Locations {
 			names = append(names, l.Name)
 		}
-		return nil, fmt.Errorf("collate: dataset %s has no location %q (it has %v): %w", m.Name, location, names, store.ErrNotFound)
+		return nil, fmt.Errorf("dataset: dataset %s has no location %q (it has %v): %w", m.Name, location, names, store.ErrNotFound)
 	}
 	if !slices.Contains(loc.Layers, layer) {
-		return nil, fmt.Errorf("collate: dataset %s has no layer %d of %s (it has %v): %w", m.Name, layer, location, loc.Layers, store.ErrNotFound)
+		return nil, fmt.Errorf("dataset: dataset %s has no layer %d of %s (it has %v): %w", m.Name, layer, location, loc.Layers, store.ErrNotFound)
 	}
 	if index < 0 || index >= loc.Components {
-		return nil, fmt.Errorf("collate: dataset %s: %s has components 0..%d, not %d: %w", m.Name, location, loc.Components-1, index, store.ErrNotFound)
+		return nil, fmt.Errorf("dataset: dataset %s: %s has components 0..%d, not %d: %w", m.Name, location, loc.Components-1, index, store.ErrNotFound)
 	}
 	v := &ComponentView{Location: location, Layer: layer, Index: index, Pairs: loc.Pairs}
 	if err := readComponentRows(ctx, st, RecordsKey(m.Name, location, layer), index, func(rec arrow.RecordBatch, i int) error {
@@ -60,7 +60,7 @@ func ReadComponentFrom(ctx context.Context, st store.Store, m *Manifest, locatio
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("collate: %s has no statistics row for component %d", StatsKey(m.Name, location, layer), index)
+		return nil, fmt.Errorf("dataset: %s has no statistics row for component %d", StatsKey(m.Name, location, layer), index)
 	}
 	return v, nil
 }
@@ -74,7 +74,7 @@ func readComponentRows(ctx context.Context, st store.Store, key string, index in
 	}
 	pf, err := file.NewParquetReader(ra)
 	if err != nil {
-		return fmt.Errorf("collate: opening %s: %w", key, err)
+		return fmt.Errorf("dataset: opening %s: %w", key, err)
 	}
 	defer pf.Close()
 	groups := componentGroups(pf.MetaData(), index)
@@ -83,12 +83,12 @@ func readComponentRows(ctx context.Context, st store.Store, key string, index in
 	}
 	for _, g := range groups {
 		if err := prefetchRowGroup(ra, pf.MetaData().RowGroup(g)); err != nil {
-			return fmt.Errorf("collate: reading %s: %w", key, err)
+			return fmt.Errorf("dataset: reading %s: %w", key, err)
 		}
 	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
 	if err != nil {
-		return fmt.Errorf("collate: opening %s: %w", key, err)
+		return fmt.Errorf("dataset: opening %s: %w", key, err)
 	}
 	cols := make([]int, pf.MetaData().Schema.NumColumns())
 	for i := range cols {
@@ -96,7 +96,7 @@ func readComponentRows(ctx context.Context, st store.Store, key string, index in
 	}
 	tbl, err := fr.ReadRowGroups(ctx, cols, groups)
 	if err != nil {
-		return fmt.Errorf("collate: reading %s: %w", key, err)
+		return fmt.Errorf("dataset: reading %s: %w", key, err)
 	}
 	defer tbl.Release()
 	tr := array.NewTableReader(tbl, 1<<16)
@@ -104,15 +104,15 @@ func readComponentRows(ctx context.Context, st store.Store, key string, index in
 	for tr.Next() {
 		rec := tr.RecordBatch()
 		comp, ok := rec.Column(0).(*array.Int32)
-		if !ok || rec.Schema().Field(0).Name != "component" {
-			return fmt.Errorf("collate: %s: first column is not the int32 component", key)
+		if !ok || rec.Schema().Field(0).Name != ColComponent {
+			return fmt.Errorf("dataset: %s: first column is not the int32 component", key)
 		}
 		for i := 0; i < int(rec.NumRows()); i++ {
 			if int(comp.Value(i)) != index {
 				continue
 			}
 			if err := row(rec, i); err != nil {
-				return fmt.Errorf("collate: %s row of component %d: %w", key, index, err)
+				return fmt.Errorf("dataset: %s row of component %d: %w", key, index, err)
 			}
 		}
 	}
@@ -146,7 +146,7 @@ func componentGroups(md *metadata.FileMetaData, index int) []int {
 
 func layoutGroup(md *metadata.FileMetaData, index int) []int {
 	per, err := -1, error(nil)
-	if v := md.KeyValueMetadata().FindValue(metaPerRowGroup); v != nil {
+	if v := md.KeyValueMetadata().FindValue(MetaPerRowGroup); v != nil {
 		per, err = strconv.Atoi(*v)
 	}
 	g := index / max(per, 1)
@@ -161,7 +161,7 @@ func layoutGroup(md *metadata.FileMetaData, index int) []int {
 }
 
 func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
-	cols, err := columns(rec, "kind", "rank", "bucket", "max_activation", "doc", "offset", "tokens", "activations")
+	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations)
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,7 @@ func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
 		return place(&v.Random)
 	case KindQuantile:
 		b := int(bucket.Value(i))
-		if b < 0 || b >= maxBuckets {
+		if b < 0 || b >= MaxQuantileBuckets {
 			return fmt.Errorf("quantile bucket %d out of range", b)
 		}
 		for len(v.Quantiles) <= b {
@@ -217,7 +217,7 @@ func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
 }
 
 func (v *ComponentView) setStatsRow(rec arrow.RecordBatch, i int) error {
-	names := []string{"count", "mean", "variance", "skewness", "kurtosis", "max", "min", "frac_nonzero", "quantile_boundaries", "histogram"}
+	names := []string{ColCount, ColMean, ColVariance, ColSkewness, ColKurtosis, ColMax, ColMin, ColFracNonzero, ColQuantileBoundaries, ColHistogram}
 	cols, err := columns(rec, names...)
 	if err != nil {
 		return err
@@ -287,11 +287,11 @@ const tailBytes = 16 << 10
 func openBlob(ctx context.Context, st store.Store, key string) (*store.Reader, error) {
 	r, err := store.NewReader(ctx, st, key)
 	if err != nil {
-		return nil, fmt.Errorf("collate: %s in %s: %w", key, st, err)
+		return nil, fmt.Errorf("dataset: %s in %s: %w", key, st, err)
 	}
 	size := r.Size()
 	if err := r.Prefetch(max(0, size-tailBytes), min(size, tailBytes)); err != nil {
-		return nil, fmt.Errorf("collate: %w", err)
+		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	return r, nil
 }

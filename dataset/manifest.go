@@ -1,4 +1,4 @@
-package collate
+package dataset
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ type Manifest struct {
 	// NCtx is the window length in tokens.
 	NCtx      int                `json:"n_ctx"`
 	Locations []ManifestLocation `json:"locations"`
-	Settings  Config             `json:"settings"`
+	Settings  Settings           `json:"settings"`
 	// ComponentsPerRowGroup is how many components one row group holds.
 	ComponentsPerRowGroup int    `json:"components_per_row_group"`
 	CreatedBy             string `json:"created_by"`
@@ -42,8 +42,23 @@ type ManifestLocation struct {
 	Pairs bool `json:"pairs,omitempty"`
 }
 
-// ManifestKey is the store key of a dataset's manifest.
-func ManifestKey(dataset string) string { return "datasets/" + dataset + "/manifest.json" }
+// Settings are the collation settings a dataset was made with (collate's
+// job configuration, as recorded in the manifest).
+type Settings struct {
+	// TopK is how many top-activating records each component keeps.
+	TopK int `json:"top_k"`
+	// RandomK is the size of the uniform random record sample.
+	RandomK int `json:"random_k"`
+	// QuantileBuckets is how many activation-quantile buckets are sampled.
+	QuantileBuckets int `json:"quantile_buckets"`
+	// PerBucket is how many records each quantile bucket keeps.
+	PerBucket int `json:"per_bucket"`
+	// QuantilePool is the size of the bottom-k hash pool from which the
+	// random sample and the quantile samples are drawn after the merge.
+	QuantilePool int `json:"quantile_pool"`
+	// Seed selects the random sample; the same seed gives the same sample.
+	Seed uint64 `json:"seed"`
+}
 
 // Location returns the named location of the manifest.
 func (m *Manifest) Location(name string) (ManifestLocation, bool) {
@@ -58,11 +73,11 @@ func (m *Manifest) Location(name string) (ManifestLocation, bool) {
 // WriteManifest writes the dataset's manifest; call it after every layer's
 // files are written. Its JSON is deterministic (fixed field order, no time).
 func WriteManifest(ctx context.Context, st store.Store, m *Manifest) error {
-	if err := checkName("dataset", m.Name); err != nil {
+	if err := CheckName("dataset", m.Name); err != nil {
 		return err
 	}
 	for _, l := range m.Locations {
-		if err := checkName("location", l.Name); err != nil {
+		if err := CheckName("location", l.Name); err != nil {
 			return err
 		}
 	}
@@ -71,18 +86,18 @@ func WriteManifest(ctx context.Context, st store.Store, m *Manifest) error {
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return fmt.Errorf("collate: encoding manifest of %s: %w", m.Name, err)
+		return fmt.Errorf("dataset: encoding manifest of %s: %w", m.Name, err)
 	}
 	b = append(b, '\n')
 	if err := st.Put(ctx, ManifestKey(m.Name), bytes.NewReader(b)); err != nil {
-		return fmt.Errorf("collate: writing manifest of %s to %s: %w", m.Name, st, err)
+		return fmt.Errorf("dataset: writing manifest of %s to %s: %w", m.Name, st, err)
 	}
 	return nil
 }
 
 // ErrNoDataset is wrapped (together with store.ErrNotFound) when a dataset
 // has no manifest.
-var ErrNoDataset = errors.New("collate: no such dataset")
+var ErrNoDataset = errors.New("no such dataset")
 
 // maxManifestBytes bounds what ReadManifest accepts.
 const maxManifestBytes = 16 << 20
@@ -91,30 +106,30 @@ const maxManifestBytes = 16 << 20
 // still being written) gives an error wrapping ErrNoDataset and
 // store.ErrNotFound.
 func ReadManifest(ctx context.Context, st store.Store, dataset string) (*Manifest, error) {
-	if err := checkName("dataset", dataset); err != nil {
+	if err := CheckName("dataset", dataset); err != nil {
 		return nil, err
 	}
 	rc, err := st.Get(ctx, ManifestKey(dataset))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w %q in %s: %w", ErrNoDataset, dataset, st, err)
+		return nil, fmt.Errorf("dataset: %w %q in %s: %w", ErrNoDataset, dataset, st, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("collate: reading manifest of %s from %s: %w", dataset, st, err)
+		return nil, fmt.Errorf("dataset: reading manifest of %s from %s: %w", dataset, st, err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, maxManifestBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("collate: reading manifest of %s from %s: %w", dataset, st, err)
+		return nil, fmt.Errorf("dataset: reading manifest of %s from %s: %w", dataset, st, err)
 	}
 	if len(b) > maxManifestBytes {
-		return nil, fmt.Errorf("collate: manifest of %s is over %d bytes", dataset, maxManifestBytes)
+		return nil, fmt.Errorf("dataset: manifest of %s is over %d bytes", dataset, maxManifestBytes)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("collate: manifest of %s: %w", dataset, err)
+		return nil, fmt.Errorf("dataset: manifest of %s: %w", dataset, err)
 	}
 	if m.SchemaVersion > SchemaVersion {
-		return nil, fmt.Errorf("collate: dataset %s has schema version %d; this tdb reads up to %d (upgrade tdb)", dataset, m.SchemaVersion, SchemaVersion)
+		return nil, fmt.Errorf("dataset: dataset %s has schema version %d; this tdb reads up to %d (upgrade tdb)", dataset, m.SchemaVersion, SchemaVersion)
 	}
 	return &m, nil
 }
