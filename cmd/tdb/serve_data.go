@@ -13,7 +13,7 @@ import (
 
 	"encoding/json"
 
-	"tdb/collate"
+	"tdb/dataset"
 	"tdb/model/tokenizer"
 	"tdb/store"
 )
@@ -41,14 +41,14 @@ func (h *dataHandler) fail(w http.ResponseWriter, code int, typ, msg string) {
 type dataRecord struct {
 	Rank          int            `json:"rank"`
 	MaxActivation float32        `json:"max_activation"`
-	Source        collate.Source `json:"source"`
+	Source        dataset.Source `json:"source"`
 	Tokens        []int32        `json:"tokens"`
 	TokenStrings  []string       `json:"token_strings"`
 	Activations   []float32      `json:"activations"`
 	Pairs         bool           `json:"pairs,omitempty"`
 }
 
-func (h *dataHandler) records(rs []collate.Record, pairs bool) []dataRecord {
+func (h *dataHandler) records(rs []dataset.Record, pairs bool) []dataRecord {
 	out := make([]dataRecord, len(rs))
 	for i, r := range rs {
 		ids := make([]int, len(r.Tokens))
@@ -76,7 +76,7 @@ func (h *dataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !ok || strings.Contains(name, "/") {
 				continue
 			}
-			m, err := collate.ReadManifest(ctx, h.st, name)
+			m, err := dataset.ReadManifest(ctx, h.st, name)
 			if err != nil {
 				continue
 			}
@@ -84,7 +84,7 @@ func (h *dataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.reply(w, 200, map[string]any{"status": "success", "data": list})
 	case len(parts) == 1 && parts[0] != "":
-		m, err := collate.ReadManifest(ctx, h.st, parts[0])
+		m, err := dataset.ReadManifest(ctx, h.st, parts[0])
 		if err != nil {
 			h.notFound(w, err)
 			return
@@ -97,7 +97,7 @@ func (h *dataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, 400, "bad_request", "layer and index must be numbers")
 			return
 		}
-		v, err := collate.ReadComponent(ctx, h.st, parts[0], parts[1], layer, index)
+		v, err := dataset.ReadComponent(ctx, h.st, parts[0], parts[1], layer, index)
 		if err != nil {
 			h.notFound(w, err)
 			return
@@ -118,7 +118,7 @@ func (h *dataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		stats := map[string]any{"count": v.Stats.Count, "mean": v.Stats.Mean, "variance": v.Stats.Variance, "skewness": v.Stats.Skewness, "kurtosis": v.Stats.Kurtosis,
 			"max": v.Stats.Max, "min": v.Stats.Min, "frac_nonzero": v.Stats.FracNonzero, "quantile_boundaries": v.Stats.QuantileBoundaries,
-			"histogram": v.Stats.Histogram, "histogram_edges": collate.HistogramEdgesJSON()}
+			"histogram": v.Stats.Histogram, "histogram_edges": dataset.HistogramEdgesJSON()}
 		h.reply(w, 200, map[string]any{"status": "success", "data": map[string]any{"stats": stats, "top": h.records(v.Top, v.Pairs), "random": h.records(v.Random, v.Pairs), "quantiles": qs, "pairs": v.Pairs}})
 	default:
 		h.fail(w, 404, "not_found", "no such dataset API path (the full query service is not merged yet): "+r.URL.Path)
