@@ -84,12 +84,13 @@ func TestBrowser(t *testing.T) {
 		return v
 	}
 	base := debugJSON()
-	// Deterministic picks from the baseline table: the first MLP neuron
-	// (ablated) and the first head with a key token (traced through Q).
+	// Deterministic picks from the baseline table: the first layer-0 MLP
+	// neuron (ablated: it changes everything downstream) and the first head
+	// with a key token (traced through Q).
 	var ablate, trace string
 	for _, n := range base["nodes"].([]any) {
 		name := n.(map[string]any)["name"].(string)
-		if ablate == "" && strings.HasPrefix(name, "mlp_L") {
+		if ablate == "" && strings.HasPrefix(name, "mlp_L0_") {
 			ablate = name
 		}
 		if trace == "" && strings.HasPrefix(name, "attn_L") && strings.Contains(name, ">") {

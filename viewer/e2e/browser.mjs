@@ -114,7 +114,8 @@ await step('ablate a node from its row: diff columns equal tdb debug --ablate', 
   await page.click(`tr[data-detail-for="${input.ablate}"] [data-action=ablate]`);
   await page.waitForURL(/ablate=/);
   await page.waitForSelector('td[data-col="activation:diff"]');
-  await compareTable(input.ablated, 'baseline');
+  const rows = await compareTable(input.ablated, 'baseline');
+  check(rows.some(r => r.cells['act_times_grad:diff'] !== 0), 'every diff is 0: the ablation changed nothing on the page');
   await lossIs(input.ablated.runs[0].loss);
   await timing();
   check((await page.textContent('[data-testid=ablations]')).includes(input.ablate), 'ablations table does not list the node');
