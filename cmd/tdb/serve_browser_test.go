@@ -21,8 +21,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string               { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // browserDeps finds Debian's chromium and viewer/e2e/node_modules. Outside
 // CI a missing piece skips the test; in CI (CI=true) it fails it.
@@ -102,6 +106,8 @@ func TestBrowser(t *testing.T) {
 	}
 	ablated := debugJSON("--ablate", ablate)
 	traced := debugJSON("--trace", trace+":q")
+	const second = "<|endoftext|>When Mary and John went to the store, Mary gave a drink to"
+	twoPrompts := debugJSON("--second-prompt", second)
 	code, topOut, errOut := runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--location", "mlp.post_act", "--layer", "1", "--index", "7", "--json")
 	if code != 0 {
 		t.Fatalf("top: %s", errOut)
@@ -143,7 +149,7 @@ func TestBrowser(t *testing.T) {
 	input := map[string]any{
 		"base": base0, "chromium": chromium, "screenshots": shots, "profile": filepath.Join(dir, "chromium-profile"),
 		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 48,
-		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced,
+		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "second": second, "twoPrompts": twoPrompts,
 		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256},
 	}
 	in, _ := json.Marshal(input)
@@ -164,6 +170,7 @@ func TestBrowser(t *testing.T) {
 	}
 	var res struct {
 		RenderMs []float64 `json:"render_ms"`
+		DOMMs    []float64 `json:"dom_ms"`
 		Rows     int       `json:"rows"`
 	}
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -174,5 +181,5 @@ func TestBrowser(t *testing.T) {
 	if len(res.RenderMs) == 0 {
 		t.Fatalf("no timing result from browser.mjs")
 	}
-	fmt.Printf("viewer: response → painted node table (%d rows): %v ms\n", res.Rows, res.RenderMs)
+	fmt.Printf("viewer: response → painted TDB page (node table up to %d rows): %v ms (DOM built in %v ms)\n", res.Rows, res.RenderMs, res.DOMMs)
 }

@@ -23,7 +23,7 @@ page.on('pageerror', e => pageErrors.push(e.message));
 page.on('console', m => { if (m.type() === 'error' && !/status of (4|5)\d\d/.test(m.text())) pageErrors.push(m.text()); });
 page.setDefaultTimeout(20000);
 
-const result = { render_ms: [], rows: 0 };
+const result = { render_ms: [], dom_ms: [], rows: 0 };
 let failed = false;
 function check(cond, msg) { if (!cond) throw new Error(msg); }
 function close(a, b) { return Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b)); }
@@ -71,6 +71,7 @@ async function lossIs(v) {
 async function timing() {
   const t = await page.waitForFunction(() => window.__tdbTiming).then(h => h.jsonValue());
   result.render_ms.push(Math.round(t.render_ms * 10) / 10);
+  result.dom_ms.push(Math.round(t.dom_ms * 10) / 10);
   result.rows = Math.max(result.rows, t.rows);
   await page.evaluate(() => { window.__tdbTiming = null; });
 }
@@ -145,6 +146,19 @@ await step('trace a head through Q equals tdb debug --trace :q', async () => {
   await shot('tdb-trace');
   await page.click('[data-testid=clear-trace]');
   await lossIs(input.expected.runs[0].loss);
+});
+
+await step('second prompt: Left / Diff / Right equal tdb debug --second-prompt', async () => {
+  await page.goto(q({ ...question, second: input.second }));
+  await page.waitForSelector('td[data-col="activation:diff"]');
+  await compareTable(input.twoPrompts, 'right');
+  await lossIs(input.twoPrompts.runs[0].loss);
+  await timing();
+  const heads = await page.$$eval('[data-testid=node-table] th', ths => ths.map(t => t.textContent));
+  check(heads.some(h => h.startsWith('Left')) && heads.some(h => h.startsWith('Right')), 'no Left / Right columns: ' + heads.join(','));
+  const outlined = await page.$$eval('.heat span.pinned', s => s.length);
+  check(outlined > 0, 'the differing token is not outlined');
+  await shot('tdb-two-prompts');
 });
 
 await step('attention pattern of a head', async () => {

@@ -363,11 +363,11 @@ export async function renderTDB(app, url) {
 
   // paintTiming records the time from the response to the painted page
   // (layout forced now, paint done at the next frame) in window.__tdbTiming.
-  function paintTiming(t0, rows) {
+  function paintTiming(t0, rows, domMs) {
     document.body.offsetHeight;
     requestAnimationFrame(() => setTimeout(() => {
       const ms = performance.now() - t0;
-      window.__tdbTiming = { render_ms: ms, rows };
+      window.__tdbTiming = { render_ms: ms, dom_ms: domMs, rows };
     }, 0));
   }
 
@@ -486,7 +486,7 @@ export async function renderTDB(app, url) {
       renderTable(req, resp);
       renderRaw(req, resp);
       renderAttention();
-      paintTiming(t0, resp.nodes.length);
+      paintTiming(t0, resp.nodes.length, performance.now() - t0);
       put(status);
     } catch (e) {
       if (e.name === 'AbortError') return;
