@@ -36,7 +36,7 @@ async function step(name, fn) {
     await page.screenshot({ path: join(input.screenshots, 'failure-' + name.replace(/\W+/g, '-') + '.png'), fullPage: true }).catch(() => {});
   }
 }
-const shot = (name) => page.screenshot({ path: join(input.screenshots, name + '.png'), fullPage: true });
+const shot = async (name) => { await page.evaluate(() => window.scrollTo(0, 0)); await page.mouse.move(0, 0); await page.screenshot({ path: join(input.screenshots, name + '.png'), fullPage: true }); };
 const q = (params) => base + '/tdb?' + new URLSearchParams(params).toString().replace(/\+/g, '%20');
 const question = { prompt: input.prompt, target: input.target, distractor: input.distractor, k: 20 };
 
@@ -223,7 +223,7 @@ await step('head component page', async () => {
   await page.goto(`${base}/c/${comp.dataset}/attn.heads/1/2`);
   await page.waitForSelector('[data-testid=top-records] [data-record] [data-token-index]');
   await page.hover('[data-testid=top-records] [data-record] [data-token-index="3"]');
-  await shot('component-head');
+  await page.screenshot({ path: join(input.screenshots, 'component-head.png') });
 });
 
 await step('home page lists the dataset', async () => {
