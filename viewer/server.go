@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tdb/debugger"
@@ -55,6 +56,9 @@ type Options struct {
 	MaxPromptTokens int
 	// Log receives one line per failed request (default: discard).
 	Log *slog.Logger
+	// Registry gathers /metrics; pass the one the Data handler registers
+	// with so that one scrape sees both (nil: a new one).
+	Registry *prometheus.Registry
 }
 
 // Server is the viewer's http.Handler.
@@ -96,12 +100,20 @@ func New(opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opt: opt, tok: tok, q: newQueue(opt.Workers, opt.Queue), mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	reg := opt.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{opt: opt, tok: tok, q: newQueue(opt.Workers, opt.Queue), mux: http.NewServeMux(), reg: reg}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tdb_viewer_requests_total", Help: "Viewer API requests by route and status code."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tdb_viewer_request_seconds", Help: "Viewer API latency by route.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14)}, []string{"route"})
 	s.busy = prometheus.NewCounter(prometheus.CounterOpts{Name: "tdb_viewer_busy_total", Help: "Model requests refused because the queue was full."})
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tdb_viewer_queue_depth", Help: "Model requests running or waiting."}, func() float64 { return float64(s.q.depth()) })
-	s.reg.MustRegister(s.reqs, s.latency, s.busy, depth, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	if err := s.reg.Register(s.reqs); err != nil {
+		return nil, fmt.Errorf("viewer metrics: %w", err)
+	}
+	s.reg.MustRegister(s.latency, s.busy, depth)
 
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {

@@ -1,7 +1,6 @@
 // Home (datasets, model, jump box), dataset, layer-table and search pages.
-import { el, put, api, fmt, fmtInt, errorBox, showError, busy, getModelInfo, getDatasets, navigate, parseNode, locationsFor, tokChip } from './util.js';
+import { el, put, api, fmt, fmtInt, errorBox, showError, busy, getModelInfo, getDatasets, navigate, parseNode, locationsFor, showToken } from './util.js';
 import { EXAMPLE } from './tdb.js';
-import { heatmap } from './records.js';
 
 const enc = encodeURIComponent;
 const exampleTDB = '/tdb?' + new URLSearchParams([['prompt', EXAMPLE.prompt], ['target', EXAMPLE.target[0]], ['distractor', EXAMPLE.distractor[0]]]).toString().replace(/\+/g, '%20');
@@ -76,7 +75,7 @@ export async function renderDataset(app, url) {
   } catch (e) { showError(err, e); }
 }
 
-const SORTS = ['max', 'mean', 'variance', 'frac_nonzero', 'kurtosis'];
+const SORTS = ['index', 'max', 'min', 'mean', 'variance', 'skewness', 'kurtosis', 'frac_nonzero'];
 export async function renderLayer(app, url) {
   const [ds, loc, layer] = url.pathname.split('/').slice(2).map(decodeURIComponent);
   const q = url.searchParams;
@@ -89,8 +88,8 @@ export async function renderLayer(app, url) {
     const comps = Array.isArray(data) ? data : (data.components || data.items || []);
     const total = data.total ?? null;
     const link = (s, o, off = 0) => `/l/${enc(ds)}/${enc(loc)}/${layer}?sort=${s}&order=${o}&offset=${off}`;
-    const th = k => el('th' + (k === 'index' ? '.l' : '') + (SORTS.includes(k) ? '.sortable' : ''), SORTS.includes(k) ? { onclick: () => navigate(link(k, sort === k && order === 'desc' ? 'asc' : 'desc')) } : {}, k, sort === k ? el('span.arrow', order === 'asc' ? '▲' : '▼') : null);
-    const keys = ['index', 'max', 'mean', 'variance', 'skewness', 'kurtosis', 'frac_nonzero'];
+    const th = k => el('th' + (k === 'index' ? '.l' : '') + (SORTS.includes(k) ? '.sortable' : ''), SORTS.includes(k) ? { 'data-sort': k, onclick: () => navigate(link(k, sort === k && order === 'desc' ? 'asc' : 'desc')) } : {}, k, sort === k ? el('span.arrow', order === 'asc' ? '▲' : '▼') : null);
+    const keys = ['index', 'max', 'min', 'mean', 'variance', 'skewness', 'kurtosis', 'frac_nonzero'];
     put(body, el('div.panel', el('div.panel-head', el('h2', 'Components'), el('span.muted.small', `sorted by ${sort} ${order}${total != null ? ` · ${offset + 1}–${offset + comps.length} of ${total}` : ''}`), el('span.spacer'),
       offset > 0 ? el('a.btn.small', { href: link(sort, order, Math.max(0, offset - limit)) }, '← prev') : null, comps.length === limit ? el('a.btn.small', { href: link(sort, order, offset + limit) }, 'next →') : null),
     el('div.tablewrap', el('table.data', { 'data-testid': 'layer-table' }, el('thead', el('tr', keys.map(th))),
@@ -124,13 +123,16 @@ export async function renderSearch(app, url) {
     const p = new URLSearchParams();
     for (const k of ['token', 'text', 'location', 'layer', 'limit']) if (q.get(k)) p.set(k, q.get(k));
     const data = await api(`/api/v1/datasets/${enc(ds)}/search?${p}`);
-    const results = Array.isArray(data) ? data : (data.results || data.components || []);
-    if (!results.length) { put(body, el('div.panel', el('div.empty', 'No components found.'))); return; }
-    put(body, el('div.panel', el('div.panel-head', el('h2', `${results.length} components`)), el('div', { 'data-testid': 'search-results' }, results.map(r => {
-      const rec = r.record || r.evidence?.record || r.evidence || null;
-      const score = r.score ?? r.activation ?? r.max_activation;
-      return el('div.record', el('div.meta', el('b', fmt(score, 4)), el('a', { href: `/c/${enc(ds)}/${enc(r.location)}/${r.layer}/${r.index}` }, `${r.location}\n${r.layer}:${r.index}`)),
-        rec && rec.activations ? heatmap(rec.token_strings || rec.tokens.map(t => '#' + t), rec.activations, { pairs: !!rec.pairs }) : el('span.muted', JSON.stringify(r).slice(0, 200)));
-    }))));
+    const hits = data.hits || [];
+    if (!hits.length) { put(body, el('div.panel', el('div.empty', `No components found${data.layers != null ? ` in ${data.layers} layers` : ''}.`))); return; }
+    put(body, el('div.panel', el('div.panel-head', el('h2', `${hits.length} components`), el('span.muted.small', q.get('token') ? 'ranked by the max activation of top records that peak on the token' : 'whose top records contain the text')),
+      el('div', { 'data-testid': 'search-results' }, hits.map(h => {
+        const ev = h.evidence || {};
+        const strs = ev.token_strings || (ev.tokens || []).map(t => '#' + t);
+        const href = `/c/${enc(ds)}/${enc(h.location)}/${h.layer}/${h.index}`;
+        return el('div.record', { 'data-hit': `${h.location}/${h.layer}/${h.index}` },
+          el('div.meta', el('b', fmt(h.score, 4)), el('a', { href }, `${h.location}\n${h.layer}:${h.index}`), h.matches > 1 ? `\n${h.matches} records` : ''),
+          el('div.heat', strs.map((t, i) => el('span', { 'data-token-index': i, class: i === ev.position ? 'peak' : null, style: i === ev.position ? { background: 'rgb(140, 196, 165)' } : {}, 'data-tip': `${i}: ${JSON.stringify(t)}` }, showToken(t)))));
+      }))));
   } catch (e) { put(body); showError(err, e); }
 }
