@@ -61,7 +61,7 @@ export async function renderComponent(app, url) {
   };
   const nb = (key, label, title) => el('button.small', { 'data-nav-move': key, disabled: !moves[key], title, onclick: () => moves[key] && navigate(moves[key]) }, label);
   const jump = el('input', { type: 'number', min: 0, max: loc.components - 1, value: c.index, style: { width: '5.5rem' }, title: 'component index' });
-  put(head, 
+  put(head,
     el('div', el('div.crumbs', el('a', { href: '/' }, 'datasets'), ' / ', el('a', { href: `/datasets/${encodeURIComponent(c.dataset)}` }, c.dataset), ' / ',
       el('a', { href: `/l/${encodeURIComponent(c.dataset)}/${encodeURIComponent(c.location)}/${c.layer}` }, `${c.location} layer ${c.layer}`)),
       el('h1', { 'data-testid': 'component-title' }, `${pairs ? 'Head' : c.location.startsWith('ae.') ? 'Latent' : 'Neuron'} ${c.layer}:${c.index}`, el('span.muted', { style: { fontWeight: 400, fontSize: '1rem', marginLeft: '.6rem' } }, c.location))),
@@ -95,14 +95,15 @@ export async function renderComponent(app, url) {
   const explanations = (data.explanations || []).length ? el('div.panel', el('h2', 'Explanations'), data.explanations.map(x => el('div', el('b', x.explanation ?? x.text), x.score != null ? el('span.muted', ` score ${fmt(x.score, 3)}`) : null))) : null;
 
   const quant = (data.quantiles || []).filter(b => b.records && b.records.length);
-  put(body, 
+  const quantPanel = quant.length ? el('div.panel', el('div.panel-head', el('h2', 'Quantiles'), el('span.muted.small', 'random records per bucket of record maximum')),
+    quant.slice().reverse().map(b => el('div', { style: { marginBottom: '.6rem' } }, el('h3', `${fmt(b.lower)} – ${fmt(b.upper)}`),
+      el('div', { 'data-testid': 'quantile-' + b.bucket }, b.records.slice(0, 2).map((r, i) => recordView(r, `q${b.bucket}-${i}`, opts)))))) : null;
+  put(body,
     explanations,
-    el('div.grid.cols-2', el('div', section('Top activations', data.top, 6, 'top-records', 'top-', pairs ? 'colour: strongest attention from each token · hover a token: what attends to it' : 'colour: activation / max activation')),
-      el('div', statsPanel, lens, mine.node)),
-    el('div.grid.cols-2', { style: { marginTop: '1rem' } }, section('Random sample', data.random, 3, 'random-records', 'random-'),
-      el('div', quant.length ? el('div.panel', el('div.panel-head', el('h2', 'Quantiles'), el('span.muted.small', 'random records per bucket of record maximum')),
-        quant.slice().reverse().map(b => el('div', { style: { marginBottom: '.6rem' } }, el('h3', `${fmt(b.lower)} – ${fmt(b.upper)}`),
-          el('div', { 'data-testid': 'quantile-' + b.bucket }, b.records.slice(0, 2).map((r, i) => recordView(r, `q${b.bucket}-${i}`, opts)))))) : null)),
+    el('div.grid.cols-2',
+      el('div', section('Top activations', data.top, 6, 'top-records', 'top-', pairs ? 'colour: strongest attention from each token · hover a token: what attends to it' : 'colour: activation / max activation'),
+        section('Random sample', data.random, 3, 'random-records', 'random-'), quantPanel),
+      el('div.sticky-col', statsPanel, lens, mine.node)),
   );
   logitLens(lens, c);
   mine.run();

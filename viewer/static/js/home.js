@@ -11,7 +11,7 @@ export async function renderHome(app) {
   const dsPanel = el('div.panel', el('div.panel-head', el('h2', 'Datasets')), busy());
   const jumpIn = el('input', { type: 'text', placeholder: 'mlp_L5_123   or   dataset/mlp.post_act/5/123', 'data-focus': true, style: { width: '100%' }, 'data-testid': 'jump' });
   const searchIn = el('input', { type: 'search', placeholder: '" Paris"', style: { width: '100%' } });
-  put(app, 
+  put(app,
     el('div.page-head', el('h1', 'Transformer Debugger'), el('span.muted', 'why does the model say this? what makes this neuron fire?')),
     err,
     el('div.hero',

@@ -171,7 +171,7 @@ export async function renderTDB(app, url) {
   const tablePanel = el('div.panel');
   const attnPanel = el('div.panel', { hidden: true });
   const rawPanel = el('div.panel');
-  put(app, 
+  put(app,
     el('div.page-head', el('h1', 'Debugger'), el('span.muted', info && info.loaded ? `model ${info.name}` : '')),
     !info || !info.loaded ? el('div.error', { 'data-testid': 'error' }, info ? 'No model is loaded: start tdb serve with --model to use the debugger.' : 'Cannot reach the tdb server.') : null,
     form, err,
@@ -209,7 +209,7 @@ export async function renderTDB(app, url) {
       el('td', { style: { textAlign: 'right' } }, el('button.ghost.small', { title: 'remove this ablation', 'data-testid': 'remove-ablation', onclick: () => { const ab = state.ablate.slice(); ab.splice(i, 1); go({ ...state, ablate: ab }); } }, 'remove'))));
     const addIn = el('input', { type: 'text', placeholder: 'mlp_L1_7@3=0', style: { width: '11rem' }, 'data-testid': 'ablation-input' });
     const traceIn = el('input', { type: 'text', placeholder: 'attn_L1_3@6>2:q', style: { width: '11rem' }, value: state.trace, 'data-testid': 'trace-input' });
-    put(abPanel, 
+    put(abPanel,
       el('div.panel-head', el('h2', 'Ablations'), el('span.spacer'), state.ablate.length ? el('button.ghost.small', { onclick: () => go({ ...state, ablate: [] }) }, 'clear all') : null),
       state.ablate.length ? el('table.ablist', { 'data-testid': 'ablations' }, rows) : el('div.empty', 'None. Ablate a node from its row in the node table, or add one here.'),
       el('form.row', { style: { marginTop: '.5rem' }, onsubmit: e => { e.preventDefault(); if (!addIn.value.trim()) return; try { const n = addIn.value.trim(); parseNode(n.split('=')[0]); go({ ...state, ablate: [...state.ablate, n] }); } catch (x) { showError(err, x); } } }, addIn, el('button.small', 'Ablate')),
@@ -229,7 +229,7 @@ export async function renderTDB(app, url) {
     const main = resp.runs[0];
     const cmp = compareMode(resp);
     const other = cmp && resp.runs.find(r => r.label === cmp.other);
-    put(lossPanel, 
+    put(lossPanel,
       el('div.panel-head', el('h2', state.trace ? 'Traced scalar' : 'Loss'), el('span.muted.small', resp.scalar)),
       el('div.lossbox',
         el('div', el('div.loss-label', cmp ? cmp.labels[0] : (state.trace ? 'value' : state.loss)), el('div.loss-big', { 'data-testid': 'loss', 'data-value': String(main.loss) }, fmt(main.loss, 6))),
@@ -246,7 +246,7 @@ export async function renderTDB(app, url) {
       const n = showAll ? 100 : 10;
       const list = (xs, title) => el('div', el('h3', title), el('div.cand', xs.slice(0, n).map(x => [
         el('span', tokChip(x.text), x.role ? el('span.role', x.role) : null), el('span.num', { style: { color: x.relative >= 0 ? 'var(--pos)' : 'var(--neg)' } }, fmtSigned(x.relative)), el('span.num.muted', (x.prob * 100).toFixed(x.prob < 0.001 ? 3 : 1) + '%')])));
-      put(body, 
+      put(body,
         c.pinned && c.pinned.length ? list(c.pinned, 'Target and distractor') : null,
         el('div.cands', { style: { marginTop: '.5rem' } }, list(c.top, 'Top'), list(c.bottom, 'Bottom')));
     };
@@ -348,7 +348,7 @@ export async function renderTDB(app, url) {
       body.append(tr);
     });
     const table = el('table.data', { 'data-testid': 'node-table' }, el('thead', head1, head2), body);
-    put(tablePanel, 
+    put(tablePanel,
       el('div.panel-head', el('h2', 'Nodes'), el('span.muted.small', `${resp.nodes.length} nodes: top and bottom ${state.k} of each column${cmp ? ' and of each difference' : ''} · gradients of ${resp.scalar}`),
         el('span.spacer'), el('span.small.muted', el('kbd', 'j'), ' ', el('kbd', 'k'), ' move ', el('kbd', 'Enter'), ' details ', el('kbd', 'a'), ' ablate ', el('kbd', 't'), ' trace')),
       el('div.tablewrap', table));
@@ -415,7 +415,7 @@ export async function renderTDB(app, url) {
         const m = Math.max(...xs.map(x => Math.abs(x.score))) || 1;
         return xs.map(x => el('span.t', { style: { background: color(x.score / m) }, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', signed ? fmtSigned(x.score, 3) : fmt(x.score, 3))));
       })())) : null;
-      put(views, 
+      put(views,
         list('Upvoted output tokens', d.upvoted, t => sequential(t), true),
         list('Downvoted output tokens', d.downvoted, t => diverging(-Math.abs(t)), true),
         list('Input tokens that upvote it', d.input_tokens, t => sequential(t, [45, 91, 215]), true),
