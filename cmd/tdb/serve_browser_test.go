@@ -112,8 +112,15 @@ func TestBrowser(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("top: %s", errOut)
 	}
-	var top map[string]any
+	var top, headTop map[string]any
 	if err := json.Unmarshal([]byte(topOut), &top); err != nil {
+		t.Fatal(err)
+	}
+	code, topOut, errOut = runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--location", "attn.heads", "--layer", "1", "--index", "2", "--json")
+	if code != 0 {
+		t.Fatalf("top: %s", errOut)
+	}
+	if err := json.Unmarshal([]byte(topOut), &headTop); err != nil {
 		t.Fatal(err)
 	}
 
@@ -150,7 +157,7 @@ func TestBrowser(t *testing.T) {
 		"base": base0, "chromium": chromium, "screenshots": shots, "profile": filepath.Join(dir, "chromium-profile"),
 		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 48,
 		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "second": second, "twoPrompts": twoPrompts,
-		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256},
+		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256, "headTop": headTop["top"]},
 	}
 	in, _ := json.Marshal(input)
 	inPath := filepath.Join(dir, "input.json")
@@ -171,6 +178,8 @@ func TestBrowser(t *testing.T) {
 	var res struct {
 		RenderMs []float64 `json:"render_ms"`
 		DOMMs    []float64 `json:"dom_ms"`
+		Resort   []float64 `json:"resort_ms"`
+		ResortN  int       `json:"resort_rows"`
 		Rows     int       `json:"rows"`
 	}
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -182,4 +191,5 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("no timing result from browser.mjs")
 	}
 	fmt.Printf("viewer: response → painted TDB page (node table up to %d rows): %v ms (DOM built in %v ms)\n", res.Rows, res.RenderMs, res.DOMMs)
+	fmt.Printf("viewer: re-sorting the %d-row Left/Diff/Right table, render → paint: %v ms\n", res.ResortN, res.Resort)
 }

@@ -23,7 +23,7 @@ page.on('pageerror', e => pageErrors.push(e.message));
 page.on('console', m => { if (m.type() === 'error' && !/status of (4|5)\d\d/.test(m.text())) pageErrors.push(m.text()); });
 page.setDefaultTimeout(20000);
 
-const result = { render_ms: [], dom_ms: [], rows: 0 };
+const result = { render_ms: [], dom_ms: [], rows: 0, resort_ms: [], resort_rows: 0 };
 let failed = false;
 function check(cond, msg) { if (!cond) throw new Error(msg); }
 function close(a, b) { return Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b)); }
@@ -93,6 +93,19 @@ await step('sorting by a column', async () => {
   for (let i = 1; i < vals.length; i++) check(vals[i - 1] >= vals[i], `not sorted by activation descending at row ${i}: ${vals[i - 1]} < ${vals[i]}`);
   await page.goBack();
   await page.waitForURL(u => !/sort=/.test(u.search));
+});
+
+await step('re-rendering the node table (sorting, no server call)', async () => {
+  await page.goto(q({ ...question, second: input.second }));
+  await page.waitForSelector('td[data-col="activation:diff"]');
+  await page.waitForFunction(() => window.__tdbTiming);
+  for (const col of ['activation:value', 'write_norm:diff', 'act_times_grad:other', 'direction_write:value', 'activation:diff', 'write_norm:value', 'act_times_grad:value', 'direction_write:diff']) {
+    await page.evaluate(() => { window.__tdbTiming = null; });
+    await page.click(`th[data-col="${col}"]`);
+    const t = await page.waitForFunction(() => window.__tdbTiming).then(h => h.jsonValue());
+    result.resort_ms.push(Math.round(t.render_ms * 10) / 10);
+    result.resort_rows = t.rows;
+  }
 });
 
 await step('keyboard: j j Enter opens the second row', async () => {
@@ -222,6 +235,16 @@ await step('activations for your prompt', async () => {
 await step('head component page', async () => {
   await page.goto(`${base}/c/${comp.dataset}/attn.heads/1/2`);
   await page.waitForSelector('[data-testid=top-records] [data-record] [data-token-index]');
+  // A head's token i shows the maximum of row i of the record's lower triangle.
+  const recs = await page.$$eval('[data-testid=top-records] [data-record]', rs => rs.map(r => [...r.querySelectorAll('[data-token-index]')].map(s => Number(s.dataset.activation))));
+  check(recs.length === Math.min(6, comp.headTop.length), `${recs.length} head records shown`);
+  recs.forEach((vals, i) => {
+    const tri = comp.headTop[i].activations;
+    vals.forEach((v, q) => {
+      const row = tri.slice(q * (q + 1) / 2, (q + 1) * (q + 2) / 2);
+      check(close(v, Math.max(...row)), `head record ${i} token ${q}: page ${v}, dataset row max ${Math.max(...row)}`);
+    });
+  });
   await page.hover('[data-testid=top-records] [data-record] [data-token-index="3"]');
   await page.screenshot({ path: join(input.screenshots, 'component-head.png') });
 });

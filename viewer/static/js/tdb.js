@@ -80,6 +80,12 @@ export function buildRequest(s) {
   return req;
 }
 
+const tokenized = new Map();
+function tokenize(text) {
+  if (!tokenized.has(text)) tokenized.set(text, api('/api/v1/tokenize', { text }).then(d => d.tokens).catch(e => { tokenized.delete(text); throw e; }));
+  return tokenized.get(text);
+}
+
 const cache = new Map();
 async function runTDB(req, signal) {
   const key = JSON.stringify(req);
@@ -151,7 +157,7 @@ export async function renderTDB(app, url) {
         if (t.startsWith('#')) continue;
         if (!/^\s/.test(t)) notes.append(el('div.note', `“${t}” has no leading space: it is the token inside a word, not the word (did you mean “ ${t}”?)`));
         try {
-          const { tokens } = await api('/api/v1/tokenize', { text: t });
+          const tokens = await tokenize(t);
           if (tokens.length !== 1) {
             chips.children[i]?.classList.add('bad');
             notes.append(el('div.error', `${label} “${t}” is ${tokens.length} tokens (${tokens.map(x => JSON.stringify(x.text)).join(' + ')}); it must be exactly one token`));
@@ -480,12 +486,17 @@ export async function renderTDB(app, url) {
     try {
       const { resp } = await runTDB(req, abort.signal);
       const t0 = performance.now();
-      last = { req, resp };
-      renderLoss(req, resp);
-      renderEffects(resp);
+      // Only the view changed (sort, open row, attention head): keep the other panels.
+      const same = last && last.resp === resp;
+      const attnChanged = !last || last.attn !== state.attn;
+      last = { req, resp, attn: state.attn };
+      if (!same) {
+        renderLoss(req, resp);
+        renderEffects(resp);
+        renderRaw(req, resp);
+      }
       renderTable(req, resp);
-      renderRaw(req, resp);
-      renderAttention();
+      if (!same || attnChanged) renderAttention();
       paintTiming(t0, resp.nodes.length, performance.now() - t0);
       put(status);
     } catch (e) {
