@@ -6,12 +6,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
+	"tdb/internal/parallel"
 	"tdb/model"
 )
 
@@ -434,25 +433,8 @@ func grow(s []float32, n int) []float32 {
 // parallelRows splits n rows of about cost flops each over the CPUs, in
 // chunks big enough that goroutines pay off.
 func parallelRows(n, cost int, fn func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
 	const minWork = 1 << 16
-	if per := max(1, minWork/max(cost, 1)); n/per < workers {
-		workers = max(1, n/per)
-	}
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, min(lo+chunk, n))
-	}
-	wg.Wait()
+	parallel.Rows(n, max(1, minWork/max(cost, 1)), fn)
 }
 
 // check validates the loaded tensors' shapes against each other.

@@ -5,8 +5,9 @@
 //
 // Formats (Load):
 //   - OpenAI torch.save state dicts (.pt: a zip holding data.pkl and raw
-//     storages), read by a small restricted unpickler that builds plain Go
-//     values and never runs Python (fuzzed; see FuzzUnpickle, FuzzOpenTorch).
+//     storages), read by the restricted unpickler of internal/pickle, which
+//     builds plain Go values and never runs Python (fuzzed there with
+//     FuzzDecode, and here, whole files, with FuzzOpenTorch).
 //     "activation" ReLU (the default), Identity or TopK with
 //     activation_state_dict {k, postact_fn}; as in OpenAI's loader, TopK
 //     autoencoders normalise their input per token.
@@ -37,11 +38,17 @@
 //
 // Download (Pull, Open): names like mlp_post_act_v4/5 or
 // gpt2-small/resid_delta_attn/3 map to blobs of the openaipublic container,
-// read anonymously with azblob from $TDB_AUTOENCODER_ENDPOINT (default
+// read with an anonymous HTTP GET from $TDB_AUTOENCODER_ENDPOINT (default
 // https://openaipublic.blob.core.windows.net) into the tdb cache
 // ($TDB_CACHE_DIR, $XDG_CACHE_HOME/tdb or ~/.cache/tdb) under
-// autoencoders/openaipublic/<blob path>.
+// autoencoders/openaipublic/<blob path>, through hub.Fetch: the same
+// resumable, verified .part download as the models.
 //
-// It may import model (and model/hub for the cache root), kernels (tests
-// only), gonum, azblob and the standard library.
+// Start at Open (pull.go), then Load (formats.go, torchpt.go), then
+// Autoencoder.Encode / Decode (autoencoder.go) and Splice (splice.go).
+//
+// It may import model (and model/hub for the cache and downloads),
+// internal/pickle and internal/parallel, kernels (tests only), gonum and the
+// standard library; never NATS, Arrow or Azure (Azurite serves the pull
+// tests only).
 package autoencoder

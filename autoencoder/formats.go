@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tdb/internal/pickle"
 	"tdb/model"
 )
 
@@ -42,7 +43,7 @@ func fromStateDict(tf *torchFile) (*Autoencoder, error) {
 	if v, ok := tf.value("activation"); ok {
 		s, isStr := v.(string)
 		if !isStr {
-			return nil, fmt.Errorf("%s: entry \"activation\" is a %s, not a string", path, pyTypeName(v))
+			return nil, fmt.Errorf("%s: entry \"activation\" is a %s, not a string", path, pickle.TypeName(v))
 		}
 		a.Activation = Activation(s)
 		if a.Activation != ReLU && a.Activation != Identity && a.Activation != TopK {
@@ -52,20 +53,20 @@ func fromStateDict(tf *torchFile) (*Autoencoder, error) {
 	if a.Activation == TopK {
 		a.Normalize = true
 		v, ok := tf.value("activation_state_dict")
-		d, isDict := v.(*pyDict)
+		d, isDict := v.(*pickle.Dict)
 		if !ok || !isDict {
 			return nil, fmt.Errorf("%s: TopK autoencoder without an \"activation_state_dict\" dict holding k", path)
 		}
-		k, ok := d.get("k")
+		k, ok := d.Get("k")
 		kk, isInt := k.(int64)
 		if !ok || !isInt || kk <= 0 || kk > 1<<30 {
-			return nil, fmt.Errorf("%s: activation_state_dict[\"k\"] is %s, not a positive integer", path, describe(k))
+			return nil, fmt.Errorf("%s: activation_state_dict[\"k\"] is %s, not a positive integer", path, pickle.Describe(k))
 		}
 		a.K, a.PostAct = int(kk), ReLU
-		if p, ok := d.get("postact_fn"); ok {
+		if p, ok := d.Get("postact_fn"); ok {
 			s, isStr := p.(string)
 			if !isStr {
-				return nil, fmt.Errorf("%s: activation_state_dict[\"postact_fn\"] is a %s, not a string", path, pyTypeName(p))
+				return nil, fmt.Errorf("%s: activation_state_dict[\"postact_fn\"] is a %s, not a string", path, pickle.TypeName(p))
 			}
 			a.PostAct = Activation(s)
 			if a.PostAct != ReLU && a.PostAct != Identity {

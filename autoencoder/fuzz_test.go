@@ -52,23 +52,6 @@ func syntheticPickle(f *testing.F, w *weights) []byte {
 	return data
 }
 
-func FuzzUnpickle(f *testing.F) {
-	for _, b := range fixturePickles(f) {
-		f.Add(b)
-	}
-	w := randomWeights(1, 4, 6)
-	f.Add(syntheticPickle(f, w))
-	w.activation, w.k, w.postact = "TopK", 2, "ReLU"
-	f.Add(syntheticPickle(f, w))
-	f.Add([]byte("\x80\x02]q\x00(K\x01\x8a\x02\xff\x7fG?\xf0\x00\x00\x00\x00\x00\x00e."))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		v, err := unpickle(data)
-		if err == nil && v == nil && len(data) == 0 {
-			t.Fatal("empty input decoded without error")
-		}
-	})
-}
-
 // FuzzOpenTorch runs the whole loader (zip directory, pickle, storage
 // reads, state-dict checks) on mutated small archives. The test binary is
 // large, so minimising a new input is slow: run it with a bounded

@@ -12,12 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 
 	"tdb/model"
 	"tdb/model/hub"
@@ -28,18 +22,18 @@ import (
 //
 //	https://openaipublic.blob.core.windows.net/openaipublic/sparse-autoencoder/gpt2-small/<kind>[_v4]/autoencoders/<layer>.pt
 const (
-	// DefaultEndpoint is the blob service of the openaipublic account.
-	DefaultEndpoint = "https://openaipublic.blob.core.windows.net"
-	// Container holds the autoencoders; it allows anonymous reads.
-	Container = "openaipublic"
-	// EnvEndpoint overrides the blob service URL (a mirror, or Azurite:
+	// defaultEndpoint is the blob service of the openaipublic account.
+	defaultEndpoint = "https://openaipublic.blob.core.windows.net"
+	// blobContainer holds the autoencoders; it allows anonymous reads.
+	blobContainer = "openaipublic"
+	// envEndpoint overrides the blob service URL (a mirror, or Azurite:
 	// http://127.0.0.1:10000/devstoreaccount1).
-	EnvEndpoint = "TDB_AUTOENCODER_ENDPOINT"
+	envEndpoint = "TDB_AUTOENCODER_ENDPOINT"
 )
 
 // ErrNotFound is returned (wrapped) when the named autoencoder is not in the
 // container.
-var ErrNotFound = errors.New("autoencoder not found")
+var ErrNotFound = errors.New("not found")
 
 // Kinds of public autoencoders and the locations they read.
 var kinds = map[string]model.Location{
@@ -117,93 +111,73 @@ func (n Name) Blob() string {
 	return fmt.Sprintf("sparse-autoencoder/%s/%s%s/autoencoders/%d.pt", publicModel, n.Kind, v, n.Layer)
 }
 
-// Endpoint is the blob service URL: $TDB_AUTOENCODER_ENDPOINT or
-// DefaultEndpoint, without a trailing slash.
-func Endpoint() string {
-	if e := os.Getenv(EnvEndpoint); e != "" {
+// blobEndpoint is the blob service URL: $TDB_AUTOENCODER_ENDPOINT or
+// defaultEndpoint, without a trailing slash.
+func blobEndpoint() string {
+	if e := os.Getenv(envEndpoint); e != "" {
 		return strings.TrimRight(e, "/")
 	}
-	return DefaultEndpoint
+	return defaultEndpoint
 }
 
-// CachePath is where the named autoencoder is (or will be) cached:
+// cachePath is where the named autoencoder is (or will be) cached:
 // <cache>/autoencoders/openaipublic/<blob path>, with <cache> the model
 // cache root ($TDB_CACHE_DIR, $XDG_CACHE_HOME/tdb or ~/.cache/tdb).
-func CachePath(n Name) string {
-	return filepath.Join(hub.CacheDir(), "autoencoders", Container, filepath.FromSlash(n.Blob()))
+func cachePath(n Name) string {
+	return filepath.Join(hub.CacheDir(), "autoencoders", blobContainer, filepath.FromSlash(n.Blob()))
 }
 
 // Pull downloads the named public autoencoder into the cache, unless it is
-// already there, and returns the file's path. The download is read
-// anonymously, written to a temporary file, checked against the blob's size
-// and renamed into place, so the cache never holds a partial file.
-// progress receives a progress line (nil: silent).
+// already there, and returns the file's path. The blob is read anonymously
+// (a plain HTTP GET of the public container) through hub.Fetch: written to
+// a .part file, resumed after an interruption, checked against the blob's
+// size and renamed into place, so the cache never holds a partial file.
+// progress receives a progress bar (nil: silent).
 func Pull(ctx context.Context, name string, progress io.Writer) (string, error) {
 	n, err := ParseName(name)
 	if err != nil {
 		return "", err
 	}
-	path := CachePath(n)
+	path := cachePath(n)
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path, nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("autoencoder cache: %w", err)
 	}
-	endpoint := Endpoint()
+	endpoint := blobEndpoint()
 	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("autoencoder endpoint %q is not an http(s) URL (check %s)", endpoint, EnvEndpoint)
+		return "", fmt.Errorf("autoencoder endpoint %q is not an http(s) URL (check %s)", endpoint, envEndpoint)
 	}
-	client, err := azblob.NewClientWithNoCredential(endpoint, &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Retry: policy.RetryOptions{MaxRetries: 4, TryTimeout: 15 * time.Minute},
-	}})
-	if err != nil {
-		return "", fmt.Errorf("autoencoder %s: %w", n, err)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("autoencoder cache: %w", err)
 	}
-	src := endpoint + "/" + Container + "/" + n.Blob()
-	resp, err := client.DownloadStream(ctx, Container, n.Blob(), nil)
+	unlock, err := hub.LockDir(ctx, dir, nil)
 	if err != nil {
-		var re *azcore.ResponseError
-		if errors.As(err, &re) {
-			switch re.StatusCode {
+		return "", err
+	}
+	defer unlock()
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		return path, nil // another process fetched it while we waited
+	}
+	src := endpoint + "/" + blobContainer + "/" + n.Blob()
+	err = hub.Fetch(ctx, src, path, hub.FetchOptions{
+		Label:    "autoencoder " + n.String(),
+		Name:     n.String(),
+		Progress: progress,
+		Refused: func(resp *http.Response) error {
+			code := resp.Header.Get("X-Ms-Error-Code")
+			switch resp.StatusCode {
 			case http.StatusNotFound:
-				return "", fmt.Errorf("autoencoder %s: %s: %w (%s)", n, src, ErrNotFound, re.ErrorCode)
+				return fmt.Errorf("autoencoder %s: %w at %s (%s)", n, ErrNotFound, src, code)
 			case http.StatusForbidden, http.StatusUnauthorized:
-				return "", fmt.Errorf("autoencoder %s: %s: anonymous read refused (%s): is the container public?", n, src, re.ErrorCode)
+				return fmt.Errorf("autoencoder %s: %s: anonymous read refused (%s): is the container public?", n, src, code)
 			}
-		}
-		return "", fmt.Errorf("autoencoder %s: downloading %s: %w", n, src, err)
-	}
-	body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5})
-	defer body.Close()
-	size := int64(-1)
-	if resp.ContentLength != nil {
-		size = *resp.ContentLength
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", fmt.Errorf("autoencoder cache: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
+			return nil
+		},
+	})
 	if err != nil {
-		return "", fmt.Errorf("autoencoder cache: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	p := &progressLine{w: progress, name: n.String(), total: size}
-	written, err := io.Copy(io.MultiWriter(tmp, p), body)
-	p.finish(err == nil)
-	if err == nil && size >= 0 && written != size {
-		err = fmt.Errorf("received %d bytes, the blob has %d", written, size)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("autoencoder %s: downloading %s: %w", n, src, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("autoencoder cache: %w", err)
+		return "", err
 	}
 	return path, nil
 }
@@ -254,44 +228,4 @@ func Open(ctx context.Context, pathOrName string, layer int, opts Options, progr
 func looksLikePath(s string) bool {
 	return filepath.IsAbs(s) || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "~") ||
 		strings.HasSuffix(s, ".pt") || strings.HasSuffix(s, ".safetensors")
-}
-
-// progressLine draws "name  45% 120.0/266.3 MB" redrawn with '\r', at most
-// every 200 ms. A nil writer draws nothing.
-type progressLine struct {
-	w     io.Writer
-	name  string
-	total int64
-	done  int64
-	last  time.Time
-}
-
-func (p *progressLine) Write(b []byte) (int, error) {
-	p.done += int64(len(b))
-	if p.w != nil && time.Since(p.last) >= 200*time.Millisecond {
-		p.last = time.Now()
-		p.draw()
-	}
-	return len(b), nil
-}
-
-func (p *progressLine) draw() {
-	const mb = 1 << 20
-	if p.total > 0 {
-		fmt.Fprintf(p.w, "\r%s %3d%% %.1f/%.1f MB", p.name, p.done*100/p.total, float64(p.done)/mb, float64(p.total)/mb)
-	} else {
-		fmt.Fprintf(p.w, "\r%s %.1f MB", p.name, float64(p.done)/mb)
-	}
-}
-
-func (p *progressLine) finish(ok bool) {
-	if p.w == nil {
-		return
-	}
-	p.draw()
-	if ok {
-		fmt.Fprintln(p.w, " done")
-	} else {
-		fmt.Fprintln(p.w, " failed")
-	}
 }

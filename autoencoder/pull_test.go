@@ -57,7 +57,7 @@ func TestPullFromAzurite(t *testing.T) {
 		t.Fatal(err)
 	}
 	public := container.PublicAccessTypeBlob
-	if _, err := admin.CreateContainer(ctx, Container, &azblob.CreateContainerOptions{Access: &public}); err != nil {
+	if _, err := admin.CreateContainer(ctx, blobContainer, &azblob.CreateContainerOptions{Access: &public}); err != nil {
 		t.Fatal(err)
 	}
 	files := map[string][]byte{}
@@ -73,11 +73,11 @@ func TestPullFromAzurite(t *testing.T) {
 	}
 	for name, data := range files {
 		n, _ := ParseName(name)
-		if _, err := admin.UploadBuffer(ctx, Container, n.Blob(), data, nil); err != nil {
+		if _, err := admin.UploadBuffer(ctx, blobContainer, n.Blob(), data, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv(EnvEndpoint, endpoint)
+	t.Setenv(envEndpoint, endpoint)
 	t.Setenv("TDB_CACHE_DIR", t.TempDir())
 
 	for name, data := range files {
@@ -90,12 +90,12 @@ func TestPullFromAzurite(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%s: cached file differs from the blob (%v)", name, err)
 		}
-		if !strings.Contains(progress.String(), "done") {
+		if !strings.Contains(progress.String(), "100%") || !strings.Contains(progress.String(), name) {
 			t.Fatalf("progress output %q", progress.String())
 		}
 		n, _ := ParseName(name)
-		if path != CachePath(n) {
-			t.Fatalf("pulled to %s, want %s", path, CachePath(n))
+		if path != cachePath(n) {
+			t.Fatalf("pulled to %s, want %s", path, cachePath(n))
 		}
 		a, err := Open(ctx, name, -1, Options{}, nil)
 		if err != nil {
@@ -111,11 +111,11 @@ func TestPullFromAzurite(t *testing.T) {
 	}
 
 	// Cached files are used without the network.
-	t.Setenv(EnvEndpoint, "http://127.0.0.1:1/nowhere")
+	t.Setenv(envEndpoint, "http://127.0.0.1:1/nowhere")
 	if _, err := Open(ctx, "mlp_post_act_v4", 2, Options{}, nil); err != nil {
 		t.Fatalf("cached pull went to the network: %v", err)
 	}
-	t.Setenv(EnvEndpoint, endpoint)
+	t.Setenv(envEndpoint, endpoint)
 
 	if _, err := Pull(ctx, "resid_delta_mlp/7", nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing blob: %v", err)
@@ -137,20 +137,20 @@ func TestPullPrivateContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.CreateContainer(ctx, Container, nil); err != nil {
+	if _, err := admin.CreateContainer(ctx, blobContainer, nil); err != nil {
 		t.Fatal(err)
 	}
 	n, _ := ParseName("mlp_post_act/0")
-	if _, err := admin.UploadBuffer(ctx, Container, n.Blob(), encodePT(randomWeights(1, 4, 4), ptOptions{}), nil); err != nil {
+	if _, err := admin.UploadBuffer(ctx, blobContainer, n.Blob(), encodePT(randomWeights(1, 4, 4), ptOptions{}), nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(EnvEndpoint, endpoint)
+	t.Setenv(envEndpoint, endpoint)
 	t.Setenv("TDB_CACHE_DIR", t.TempDir())
 	_, err = Pull(ctx, n.String(), nil)
 	if err == nil || !strings.Contains(err.Error(), "anonymous read refused") {
 		t.Fatalf("private container: %v", err)
 	}
-	if _, statErr := os.Stat(CachePath(n)); statErr == nil {
+	if _, statErr := os.Stat(cachePath(n)); statErr == nil {
 		t.Fatal("a refused download left a file in the cache")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"tdb/internal/pickle"
 	"tdb/model"
 )
 
@@ -28,7 +29,7 @@ type torchFile struct {
 	size    int64
 	prefix  string
 	records map[string]*zip.File
-	dict    *pyDict
+	dict    *pickle.Dict
 }
 
 // openTorch reads the archive's directory and unpickles its data.pkl.
@@ -72,13 +73,13 @@ func openTorch(r io.ReaderAt, size int64, name string) (*torchFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s: %w", name, pkl.Name, err)
 	}
-	v, err := unpickle(data)
+	v, err := pickle.Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", name, pkl.Name, err)
 	}
-	d, ok := v.(*pyDict)
+	d, ok := v.(*pickle.Dict)
 	if !ok {
-		return nil, fmt.Errorf("%s: holds a %s, not a state dict", name, pyTypeName(v))
+		return nil, fmt.Errorf("%s: holds a %s, not a state dict", name, pickle.TypeName(v))
 	}
 	tf.dict = d
 	return tf, nil
@@ -100,7 +101,7 @@ func readRecord(f *zip.File, limit int64) ([]byte, error) {
 // keys lists the state dict's string keys in file order.
 func (tf *torchFile) keys() []string {
 	var out []string
-	for _, k := range tf.dict.keys {
+	for _, k := range tf.dict.Keys() {
 		if s, ok := k.(string); ok {
 			out = append(out, s)
 		}
@@ -109,15 +110,15 @@ func (tf *torchFile) keys() []string {
 }
 
 // value returns a non-tensor entry.
-func (tf *torchFile) value(key string) (any, bool) { return tf.dict.get(key) }
+func (tf *torchFile) value(key string) (any, bool) { return tf.dict.Get(key) }
 
 // has reports whether key holds a tensor.
 func (tf *torchFile) has(key string) bool {
-	v, ok := tf.dict.get(key)
+	v, ok := tf.dict.Get(key)
 	if !ok {
 		return false
 	}
-	_, ok = v.(*tensorRef)
+	_, ok = v.(*pickle.Tensor)
 	return ok
 }
 
@@ -126,56 +127,56 @@ func (tf *torchFile) tensor(key string) (*model.Tensor, error) {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("%s: tensor %q: %s", tf.path, key, fmt.Sprintf(format, a...))
 	}
-	v, ok := tf.dict.get(key)
+	v, ok := tf.dict.Get(key)
 	if !ok {
 		return nil, fail("missing from the state dict (keys: %s)", strings.Join(tf.keys(), ", "))
 	}
-	ref, ok := v.(*tensorRef)
+	ref, ok := v.(*pickle.Tensor)
 	if !ok {
-		return nil, fail("is a %s, not a tensor", pyTypeName(v))
+		return nil, fail("is a %s, not a tensor", pickle.TypeName(v))
 	}
-	st := ref.storage
-	rec, ok := tf.records[tf.prefix+"data/"+st.key]
+	st := ref.Storage
+	rec, ok := tf.records[tf.prefix+"data/"+st.Key]
 	if !ok {
-		return nil, fail("its storage record data/%s is missing from the archive", st.key)
+		return nil, fail("its storage record data/%s is missing from the archive", st.Key)
 	}
 	if rec.Method != zip.Store {
-		return nil, fail("storage data/%s is compressed; torch.save stores storages uncompressed", st.key)
+		return nil, fail("storage data/%s is compressed; torch.save stores storages uncompressed", st.Key)
 	}
-	want := uint64(st.numel) * uint64(st.dtype.size)
-	if st.numel > math.MaxInt64/8 || rec.UncompressedSize64 != want {
+	want := uint64(st.Numel) * uint64(st.DType.Size)
+	if st.Numel > math.MaxInt64/8 || rec.UncompressedSize64 != want {
 		return nil, fail("storage data/%s holds %d bytes but the pickle says %d elements of %s (%d bytes)",
-			st.key, rec.UncompressedSize64, st.numel, st.dtype.name, want)
+			st.Key, rec.UncompressedSize64, st.Numel, st.DType.Name, want)
 	}
 	off, err := rec.DataOffset()
 	if err != nil || off < 0 || rec.CompressedSize64 != want || uint64(off)+want > uint64(tf.size) {
-		return nil, fail("storage data/%s lies outside the file (truncated?)", st.key)
+		return nil, fail("storage data/%s lies outside the file (truncated?)", st.Key)
 	}
 	numel := int64(1)
-	for _, d := range ref.shape {
-		if d != 0 && numel > st.numel/int64(d) {
-			return nil, fail("shape %v has more elements than its storage (%d)", ref.shape, st.numel)
+	for _, d := range ref.Shape {
+		if d != 0 && numel > st.Numel/int64(d) {
+			return nil, fail("shape %v has more elements than its storage (%d)", ref.Shape, st.Numel)
 		}
 		numel *= int64(d)
 	}
 	if numel > 0 {
 		// The last element the view touches must lie in the storage; each
 		// step is checked before it is added, so nothing overflows.
-		last := ref.offset
-		if last >= st.numel {
-			return nil, fail("storage offset %d is past its storage of %d elements", ref.offset, st.numel)
+		last := ref.Offset
+		if last >= st.Numel {
+			return nil, fail("storage offset %d is past its storage of %d elements", ref.Offset, st.Numel)
 		}
-		for i, d := range ref.shape {
-			if s := ref.stride[i]; d > 1 && s > 0 {
-				if int64(d-1) > (st.numel-1-last)/s {
+		for i, d := range ref.Shape {
+			if s := ref.Stride[i]; d > 1 && s > 0 {
+				if int64(d-1) > (st.Numel-1-last)/s {
 					return nil, fail("view (offset %d, shape %v, stride %v) reaches past its storage of %d elements",
-						ref.offset, ref.shape, ref.stride, st.numel)
+						ref.Offset, ref.Shape, ref.Stride, st.Numel)
 				}
 				last += int64(d-1) * s
 			}
 		}
 	}
-	t := model.NewTensor(ref.shape...)
+	t := model.NewTensor(ref.Shape...)
 	if numel == 0 {
 		return t, nil
 	}
@@ -184,57 +185,45 @@ func (tf *torchFile) tensor(key string) (*model.Tensor, error) {
 		return nil, fail("%v", err)
 	}
 	defer rc.Close()
-	if st.dtype.name == "float32" && ref.contiguous() && nativeLittleEndian {
+	if st.DType.Name == "float32" && ref.Contiguous() && nativeLittleEndian {
 		// Fast path: stream the bytes straight into the tensor, then read
 		// to the end so the zip reader verifies the CRC.
-		if _, err := io.CopyN(io.Discard, rc, ref.offset*4); err != nil {
-			return nil, fail("reading storage data/%s: %v", st.key, err)
+		if _, err := io.CopyN(io.Discard, rc, ref.Offset*4); err != nil {
+			return nil, fail("reading storage data/%s: %v", st.Key, err)
 		}
 		if _, err := io.ReadFull(rc, floatBytes(t.Data)); err != nil {
-			return nil, fail("reading storage data/%s: %v", st.key, err)
+			return nil, fail("reading storage data/%s: %v", st.Key, err)
 		}
 		if _, err := io.Copy(io.Discard, rc); err != nil {
-			return nil, fail("reading storage data/%s: %v", st.key, err)
+			return nil, fail("reading storage data/%s: %v", st.Key, err)
 		}
 		return t, nil
 	}
 	raw := make([]byte, want)
 	if _, err := io.ReadFull(rc, raw); err != nil {
-		return nil, fail("reading storage data/%s: %v", st.key, err)
+		return nil, fail("reading storage data/%s: %v", st.Key, err)
 	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return nil, fail("reading storage data/%s: %v", st.key, err)
+		return nil, fail("reading storage data/%s: %v", st.Key, err)
 	}
-	ref.gather(t.Data, raw)
+	gather(ref, t.Data, raw)
 	return t, nil
-}
-
-// contiguous reports whether the view is dense row-major.
-func (r *tensorRef) contiguous() bool {
-	s := int64(1)
-	for i := len(r.shape) - 1; i >= 0; i-- {
-		if r.shape[i] != 1 && r.stride[i] != s {
-			return false
-		}
-		s *= int64(r.shape[i])
-	}
-	return true
 }
 
 // gather copies the view out of the raw storage bytes, converting to
 // float32. The caller has checked that every index lies in raw.
-func (r *tensorRef) gather(dst []float32, raw []byte) {
-	size := r.storage.dtype.size
-	idx := make([]int, len(r.shape))
+func gather(r *pickle.Tensor, dst []float32, raw []byte) {
+	size := r.Storage.DType.Size
+	idx := make([]int, len(r.Shape))
 	for n := range dst {
-		e := r.offset
+		e := r.Offset
 		for i, k := range idx {
-			e += int64(k) * r.stride[i]
+			e += int64(k) * r.Stride[i]
 		}
-		dst[n] = decodeElement(r.storage.dtype.name, raw[e*int64(size):])
+		dst[n] = decodeElement(r.Storage.DType.Name, raw[e*int64(size):])
 		for i := len(idx) - 1; i >= 0; i-- {
 			idx[i]++
-			if idx[i] < r.shape[i] {
+			if idx[i] < r.Shape[i] {
 				break
 			}
 			idx[i] = 0

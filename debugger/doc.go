@@ -9,5 +9,12 @@
 // effect, direct effect). Requests and responses are JSON-serialisable: the
 // viewer and the CLI share them.
 //
-// It may import model (and its tokenizer) and autoencoder.
+// Start at Engine.Run, then prepare (request.go: validation, every mistake a
+// BadRequest, which callers find with errors.As), scalar (scalar.go: the loss
+// or traced node seeding the backward pass), metrics (metrics.go: the four
+// columns, a struct with one slice per column), table (table.go: top and
+// bottom k of each column) and detail (details.go: the token views).
+//
+// It may import model (and its tokenizer) and autoencoder, never the
+// collation pipeline, NATS, Arrow or Azure.
 package debugger

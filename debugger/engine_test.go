@@ -3,8 +3,9 @@ package debugger
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -17,30 +18,9 @@ import (
 func loudEngine(t testing.TB) *Engine {
 	t.Helper()
 	cfg := model.Config{NLayer: 2, NHead: 4, DModel: 32, DMLP: 64, NCtx: 32, Vocab: 50257, Eps: 1e-5}
-	m, err := model.NewRandom(cfg, 7)
+	m, err := model.NewLoud(cfg, 3, 0.3, 0.2)
 	if err != nil {
 		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	loud := func(xs []float32, c, s float64) {
-		for i := range xs {
-			xs[i] = float32(c + s*rng.NormFloat64())
-		}
-	}
-	loud(m.WTE, 0, 0.3)
-	loud(m.WPE, 0, 0.3)
-	loud(m.LnFG, 1, 0.2)
-	loud(m.LnFB, 0, 0.2)
-	for i := range m.Blocks {
-		b := &m.Blocks[i]
-		for _, w := range [][]float32{b.AttnW, b.ProjW, b.FcW, b.OutW} {
-			loud(w, 0, 0.2)
-		}
-		for _, w := range [][]float32{b.AttnB, b.ProjB, b.FcB, b.OutB, b.Ln1B, b.Ln2B} {
-			loud(w, 0, 0.2)
-		}
-		loud(b.Ln1G, 1, 0.2)
-		loud(b.Ln2G, 1, 0.2)
 	}
 	tok, err := tokenizer.GPT2()
 	if err != nil {
@@ -91,7 +71,7 @@ func TestDirectEffectsSumToLoss(t *testing.T) {
 		var sum float64
 		for i := range s.total {
 			if s.valid(i) {
-				sum += float64(mt[3][i])
+				sum += float64(mt.directionWrite[i])
 			}
 		}
 		D, last := m.DModel, p.T-1
@@ -260,10 +240,10 @@ func TestTableIsTopAndBottom(t *testing.T) {
 		if !s.valid(i) {
 			continue
 		}
-		if best < 0 || mt[2][i] > mt[2][best] {
+		if best < 0 || mt.actTimesGrad[i] > mt.actTimesGrad[best] {
 			best = i
 		}
-		if worst < 0 || mt[2][i] < mt[2][worst] {
+		if worst < 0 || mt.actTimesGrad[i] < mt.actTimesGrad[worst] {
 			worst = i
 		}
 	}
@@ -275,7 +255,7 @@ func TestTableIsTopAndBottom(t *testing.T) {
 	}
 	for why, i := range map[string]int{"top act_times_grad": best, "bottom act_times_grad": worst} {
 		if !found[why+" "+s.node(i).Name()] {
-			t.Errorf("%s: %s (%g) missing from the table", why, s.node(i).Name(), mt[2][i])
+			t.Errorf("%s: %s (%g) missing from the table", why, s.node(i).Name(), mt.actTimesGrad[i])
 		}
 	}
 	if len(resp.Nodes) < 5 || len(resp.Nodes) > 8*5 {
@@ -359,17 +339,12 @@ func TestBadRequests(t *testing.T) {
 		req := baseRequest()
 		c.mut(&req)
 		_, err := e.Run(context.Background(), req)
+		// A caller that wraps the error still finds the kind (errors.As).
 		var bad BadRequest
-		if err == nil || !strings.Contains(err.Error(), c.want) || !asBad(err, &bad) {
+		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.As(fmt.Errorf("serving: %w", err), &bad) || bad.Err == nil {
 			t.Errorf("want a BadRequest mentioning %q, got %v", c.want, err)
 		}
 	}
-}
-
-func asBad(err error, b *BadRequest) bool {
-	x, ok := err.(BadRequest)
-	*b = x
-	return ok
 }
 
 func TestNodeNames(t *testing.T) {
@@ -432,7 +407,7 @@ func TestTraceVValueIsDirectEffect(t *testing.T) {
 	if s.node(i) != head {
 		t.Fatalf("node space: %+v != %+v", s.node(i), head)
 	}
-	want := float64(mt[3][i])
+	want := float64(mt.directionWrite[i])
 	if got := traced.Runs[0].Loss; math.Abs(got-want) > 1e-5*math.Max(1, math.Abs(want)) || want == 0 {
 		t.Errorf("V-traced scalar %g, direct effect in the loss table %g", got, want)
 	}

@@ -238,15 +238,15 @@ func (e *Engine) latentMetrics(mt *metrics, s nodeSpace, r int, gstar []float32,
 				std = sp.s.Std.Data[r*Tp+n.Token]
 			}
 			k := s.offExtra + j
-			mt[0][k] = a
-			mt[1][k] = a * std * norms[i]
+			mt.activation[k] = a
+			mt.writeNorm[k] = a * std * norms[i]
 			if before(writePoint(n), at) {
-				mt[2][k] = a * sp.grad.Data[(r*Tp+n.Token)*NL+i]
+				mt.actTimesGrad[k] = a * sp.grad.Data[(r*Tp+n.Token)*NL+i]
 			}
 			if p, ok := proj[n.Token]; ok {
 				w, err := sp.s.WriteVector(r, n.Token, i)
 				if err == nil {
-					mt[3][k] = a * float32(dot(w, p))
+					mt.directionWrite[k] = a * float32(dot(w, p))
 				}
 			}
 		}

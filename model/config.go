@@ -66,21 +66,21 @@ type hfConfig struct {
 	ReorderUpcast      bool     `json:"reorder_and_upcast_attn"`
 }
 
-// ParseConfig reads a Hugging Face GPT-2 config.json. Configurations of other
+// parseConfig reads a Hugging Face GPT-2 config.json. Configurations of other
 // architectures, or GPT-2 variants we do not implement, are rejected.
-func ParseConfig(data []byte) (Config, error) {
+func parseConfig(data []byte) (Config, error) {
 	var h hfConfig
 	if err := json.Unmarshal(data, &h); err != nil {
-		return Config{}, fmt.Errorf("config.json: %w", err)
+		return Config{}, fmt.Errorf("not JSON: %w", err)
 	}
 	if h.ModelType != "gpt2" {
-		return Config{}, fmt.Errorf("config.json: model_type %q is not supported (only GPT-2 checkpoints, model_type \"gpt2\")", h.ModelType)
+		return Config{}, fmt.Errorf("model_type %q is not supported (only GPT-2 checkpoints, model_type \"gpt2\")", h.ModelType)
 	}
 	if h.ActivationFunction != "" && h.ActivationFunction != "gelu_new" {
-		return Config{}, fmt.Errorf("config.json: activation_function %q is not supported (GPT-2 uses gelu_new)", h.ActivationFunction)
+		return Config{}, fmt.Errorf("activation_function %q is not supported (GPT-2 uses gelu_new)", h.ActivationFunction)
 	}
 	if h.ScaleAttnWeights != nil && !*h.ScaleAttnWeights || h.ScaleByLayerIdx {
-		return Config{}, fmt.Errorf("config.json: non-standard attention scaling is not supported")
+		return Config{}, fmt.Errorf("non-standard attention scaling is not supported")
 	}
 	c := Config{NLayer: h.NLayer, NHead: h.NHead, DModel: h.NEmbd, NCtx: h.NPositions, Vocab: h.VocabSize, Eps: 1e-5}
 	c.DMLP = 4 * h.NEmbd
@@ -126,7 +126,7 @@ func LoadConfig(dir string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("reading model config: %w", err)
 	}
-	c, err := ParseConfig(b)
+	c, err := parseConfig(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}

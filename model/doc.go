@@ -6,6 +6,13 @@
 // All matrix multiplies go through gonum's blas32 interface so that a faster
 // implementation (package kernels) can be installed with blas32.Use.
 //
-// It may import only kernels, gonum and the standard library; subpackages
-// hold the tokenizer and the hub download cache.
+// Open resolves what a user names a model by (a hub name, a local folder or
+// random:<preset>, announced loudly) for every command and service.
+//
+// Start at Open (open.go) or Load (weights.go), then Model.Forward
+// (forward.go: hook points, interventions) and Model.Backward (backward.go).
+//
+// It may import kernels, gonum, the standard library and its subpackages:
+// tokenizer, and hub (the download cache behind Open), which imports no
+// part of model.
 package model

@@ -35,8 +35,8 @@ const (
 	Logits        Location = "logits"           // [T, vocab], no layer
 )
 
-// Locations lists every hook point in forward order within a layer.
-var Locations = []Location{
+// allLocations lists every hook point in forward order within a layer.
+var allLocations = []Location{
 	ResidPostEmb, AttnLnScale, AttnLnOut, AttnQ, AttnK, AttnV, AttnQKLogits, AttnQKProbs, AttnVOut,
 	ResidDeltaAtt, ResidPostAttn, MLPLnScale, MLPLnOut, MLPPreAct, MLPPostAct, ResidDeltaMLP, ResidPostMLP,
 	LnFScale, LnFOut, Logits,
@@ -51,7 +51,7 @@ func (l Location) HasLayer() bool {
 }
 
 // Valid reports whether l is a known location.
-func (l Location) Valid() bool { return slices.Contains(Locations, l) }
+func (l Location) Valid() bool { return slices.Contains(allLocations, l) }
 
 // Site is one location of one layer (Layer is NoLayer for layerless ones).
 type Site struct {
@@ -76,8 +76,8 @@ func ParseLocation(name string) (Location, error) {
 	if l.Valid() {
 		return l, nil
 	}
-	names := make([]string, len(Locations))
-	for i, x := range Locations {
+	names := make([]string, len(allLocations))
+	for i, x := range allLocations {
 		names[i] = string(x)
 	}
 	return "", fmt.Errorf("unknown location %q (known: %s)", name, strings.Join(names, ", "))

@@ -82,7 +82,7 @@ func loadFixture(t testing.TB, fixture string) (*reference, *Model) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadFile(cfg, filepath.Join(dir, "model.safetensors"))
+	m, err := loadFile(cfg, filepath.Join(dir, "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestParityForward(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m, err := LoadFile(cfg, path)
+				m, err := loadFile(cfg, path)
 				if err != nil {
 					t.Fatal(err)
 				}

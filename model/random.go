@@ -71,3 +71,34 @@ func (m *Model) Save(dir string) error {
 	}
 	return nil
 }
+
+// NewLoud makes random weights whose every term matters: embeddings drawn
+// with spread embStd, every other matrix, bias and LayerNorm parameter with
+// spread std (gains around 1), unlike NewRandom's initialisation, under
+// which biases are zero and LayerNorms the identity. Tests of gradients and
+// attributions use it so that a wrong term anywhere shows in the numbers.
+func NewLoud(cfg Config, seed uint64, embStd, std float64) (*Model, error) {
+	m, err := NewRandom(cfg, seed)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	loud := func(xs []float32, center, std float64) {
+		for i := range xs {
+			xs[i] = float32(center + std*rng.NormFloat64())
+		}
+	}
+	loud(m.WTE, 0, embStd)
+	loud(m.WPE, 0, embStd)
+	loud(m.LnFG, 1, std)
+	loud(m.LnFB, 0, std)
+	for i := range m.Blocks {
+		b := &m.Blocks[i]
+		for _, w := range [][]float32{b.AttnW, b.ProjW, b.FcW, b.OutW, b.AttnB, b.ProjB, b.FcB, b.OutB, b.Ln1B, b.Ln2B} {
+			loud(w, 0, std)
+		}
+		loud(b.Ln1G, 1, std)
+		loud(b.Ln2G, 1, std)
+	}
+	return m, nil
+}

@@ -41,11 +41,11 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return LoadFile(cfg, filepath.Join(dir, "model.safetensors"))
+	return loadFile(cfg, filepath.Join(dir, "model.safetensors"))
 }
 
-// LoadFile reads weights for cfg from one safetensors file.
-func LoadFile(cfg Config, path string) (*Model, error) {
+// loadFile reads weights for cfg from one safetensors file.
+func loadFile(cfg Config, path string) (*Model, error) {
 	sf, err := OpenSafetensors(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading weights: %w", err)

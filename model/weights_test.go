@@ -57,7 +57,7 @@ func rewrite(t *testing.T, src, dst string, edit func(name string, ti *TensorInf
 
 func TestLoadHalfPrecision(t *testing.T) {
 	cfg, dir := smallVocab(t)
-	ref, err := LoadFile(cfg, filepath.Join(dir, "model.safetensors"))
+	ref, err := loadFile(cfg, filepath.Join(dir, "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestLoadHalfPrecision(t *testing.T) {
 			ti.DType, *data = dt, out
 			return true
 		})
-		m, err := LoadFile(cfg, path)
+		m, err := loadFile(cfg, path)
 		if err != nil {
 			t.Fatalf("%s: %v", dt, err)
 		}
@@ -153,7 +153,7 @@ func TestLoadErrorsNameTensorAndFile(t *testing.T) {
 	for _, c := range cases {
 		path := filepath.Join(t.TempDir(), "model.safetensors")
 		rewrite(t, src, path, c.edit)
-		_, err := LoadFile(cfg, path)
+		_, err := loadFile(cfg, path)
 		if err == nil {
 			t.Fatalf("%s: loaded", c.name)
 		}
@@ -167,11 +167,11 @@ func TestLoadErrorsNameTensorAndFile(t *testing.T) {
 	b, _ := os.ReadFile(src)
 	path := filepath.Join(t.TempDir(), "model.safetensors")
 	os.WriteFile(path, b[:len(b)-1000], 0o644)
-	if _, err := LoadFile(cfg, path); err == nil || !strings.Contains(err.Error(), "truncated") {
+	if _, err := loadFile(cfg, path); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("truncated file: %v", err)
 	}
 	os.WriteFile(path, []byte("not a checkpoint"), 0o644)
-	if _, err := LoadFile(cfg, path); err == nil || !strings.Contains(err.Error(), "not a safetensors file") {
+	if _, err := loadFile(cfg, path); err == nil || !strings.Contains(err.Error(), "not a safetensors file") {
 		t.Errorf("garbage file: %v", err)
 	}
 }
@@ -182,13 +182,13 @@ func TestConfigErrors(t *testing.T) {
 		{`{"model_type":"gpt2","n_layer":2,"n_head":3,"n_embd":32,"n_positions":8,"vocab_size":10}`, "not a multiple"},
 		{`{"model_type":"gpt2","activation_function":"relu","n_layer":1,"n_head":1,"n_embd":4,"n_positions":4,"vocab_size":4}`, "relu"},
 		{`{"model_type":"gpt2","n_layer":0,"n_head":1,"n_embd":4,"n_positions":4,"vocab_size":4}`, "positive"},
-		{`{`, "config.json"},
+		{`{`, "not JSON"},
 	} {
-		if _, err := ParseConfig([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := parseConfig([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.json, err, c.want)
 		}
 	}
-	cfg, err := ParseConfig([]byte(`{"model_type":"gpt2","n_layer":12,"n_head":12,"n_embd":768,"n_inner":null,"n_positions":1024,"vocab_size":50257,"layer_norm_epsilon":1e-05}`))
+	cfg, err := parseConfig([]byte(`{"model_type":"gpt2","n_layer":12,"n_head":12,"n_embd":768,"n_inner":null,"n_positions":1024,"vocab_size":50257,"layer_norm_epsilon":1e-05}`))
 	if err != nil || cfg != Presets["gpt2"] {
 		t.Errorf("gpt2 config: %+v %v", cfg, err)
 	}
@@ -196,7 +196,7 @@ func TestConfigErrors(t *testing.T) {
 
 func TestForwardBadInput(t *testing.T) {
 	cfg, dir := smallVocab(t)
-	m, err := LoadFile(cfg, filepath.Join(dir, "model.safetensors"))
+	m, err := loadFile(cfg, filepath.Join(dir, "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestForwardBadInput(t *testing.T) {
 // Ragged batches: each row equals the row run alone; padding is zero.
 func TestRaggedBatch(t *testing.T) {
 	cfg, dir := smallVocab(t)
-	m, _ := LoadFile(cfg, filepath.Join(dir, "model.safetensors"))
+	m, _ := loadFile(cfg, filepath.Join(dir, "model.safetensors"))
 	rows := [][]int{{5, 6, 7, 8, 9}, {10, 11}, {1, 2, 3}}
 	sites := []Site{At(MLPPostAct, 1), At(AttnQKProbs, 0), At(Logits, NoLayer)}
 	batch, err := m.Forward(context.Background(), Request{Tokens: rows, Capture: sites})

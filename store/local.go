@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"tdb/internal/fsutil"
 )
 
 // Local is a Store on a local directory; a key "a/b/c" is the file
@@ -109,7 +111,7 @@ func (s *Local) Put(ctx context.Context, key string, r io.Reader) error {
 	done = true
 	// Make the rename itself durable. Failing here is reported: the blob is
 	// visible but might not survive a crash.
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return s.wrap("put", key, fmt.Errorf("fsync directory: %w", err))
 	}
 	return nil
@@ -140,22 +142,6 @@ func createTemp(dir string) (*os.File, error) {
 		lastErr = err
 	}
 	return nil, lastErr
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	// Some filesystems cannot fsync a directory; that is not a write failure.
-	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
-		return nil
-	}
-	return err
 }
 
 // open opens key's file, mapping directories and missing files to ErrNotFound.

@@ -19,6 +19,7 @@ import (
 	"tdb/collate"
 	"tdb/corpus"
 	"tdb/internal/natsutil"
+	"tdb/internal/textutil"
 	"tdb/store"
 )
 
@@ -354,7 +355,7 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task natsutil.Shar
 	if final {
 		log.Error("shard failed on its last delivery; the job fails", "err", err, "max_deliver", w.q.MaxDeliver)
 		m.Shards.WithLabelValues("failed").Inc()
-		_ = msg.TermWithReason(truncate(err.Error(), 200))
+		_ = msg.TermWithReason(textutil.Truncate(err.Error(), 200))
 		return
 	}
 	backoff := w.q.BackOff()
@@ -474,11 +475,4 @@ func VerifyPartial(ctx context.Context, st store.Store, r natsutil.PartialRef) e
 		return fmt.Errorf("partial %s does not match its record (%d bytes, want %d; or checksum differs)", r.Key, n, r.Size)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

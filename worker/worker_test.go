@@ -84,21 +84,6 @@ func FuzzParseAutoencoderSpec(f *testing.F) {
 	})
 }
 
-func TestRandomConfig(t *testing.T) {
-	if _, ok, err := RandomConfig("gpt2"); ok || err != nil {
-		t.Errorf("gpt2 is not random: %v %v", ok, err)
-	}
-	if c, ok, err := RandomConfig("random:gpt2"); !ok || err != nil || c.NLayer != 12 {
-		t.Errorf("random:gpt2 = %+v %v %v", c, ok, err)
-	}
-	if c, ok, err := RandomConfig("random:tiny"); !ok || err != nil || c != model.TinyConfig {
-		t.Errorf("random:tiny = %+v %v %v", c, ok, err)
-	}
-	if _, ok, err := RandomConfig("random:gpt5"); !ok || err == nil {
-		t.Errorf("random:gpt5 should be a random name with an error")
-	}
-}
-
 // writeSAELens saves a small ReLU autoencoder over mlp.post_act of layer 1.
 func writeSAELens(t *testing.T, dir string, dIn, dSAE int) {
 	t.Helper()

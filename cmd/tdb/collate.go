@@ -20,7 +20,7 @@ import (
 	"tdb/coordinator"
 	"tdb/corpus"
 	"tdb/internal/natsutil"
-	"tdb/kernels"
+	"tdb/internal/textutil"
 	"tdb/model"
 	"tdb/model/hub"
 	"tdb/store"
@@ -30,12 +30,6 @@ import (
 func init() {
 	register("collate", "collate top-activating records and statistics of every component over a corpus into a dataset", cmdCollate)
 }
-
-// stringList is a repeatable flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("collate", stderr)
@@ -131,7 +125,6 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		svcErr   = make(chan error, *workers+1)
 	)
 	if *natsURL == "" {
-		kernels.Install()
 		emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
 		if err != nil {
 			return err
@@ -206,7 +199,7 @@ func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 // resolved (downloaded if needed: the workers need it anyway); with a
 // cluster only the names are checked when the model is not local.
 func checkLocations(ctx context.Context, spec natsutil.JobSpec, resolve bool, stderr io.Writer) error {
-	cfg, isRandom, err := worker.RandomConfig(spec.Model)
+	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
 		return usagef("--model: %v", err)
 	}
@@ -378,7 +371,7 @@ func (p *progressPrinter) update(pr coordinator.Progress) {
 	}
 	p.line = pr.Format(now)
 	if pr.LastError != "" && !pr.State.Status.Final() {
-		p.line += " (last error: " + truncateLine(pr.LastError, 120) + ")"
+		p.line += " (last error: " + textutil.Truncate(pr.LastError, 120) + ")"
 	}
 	if now.Sub(p.last) < every && !pr.State.Status.Final() {
 		return
@@ -397,11 +390,4 @@ func (p *progressPrinter) finish() {
 	if p.tty && p.line != "" {
 		fmt.Fprintln(p.w)
 	}
-}
-
-func truncateLine(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -21,7 +22,7 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("debug", stderr)
 	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder or random:<preset> [TDB_MODEL]")
 	prompt := fs.String("prompt", "", "the prompt (<|endoftext|> is the special token)")
-	var targets, distractors, ablations, inspect multiFlag
+	var targets, distractors, ablations, inspect stringList
 	fs.Var(&targets, "target", "target token, exactly one token (repeatable; #N for token id N)")
 	fs.Var(&distractors, "distractor", "distractor token (repeatable; may be omitted)")
 	fs.Var(&ablations, "ablate", "ablate NODE[=VALUE] (repeatable), e.g. mlp_L5_123@7=0 or attn_L3_7@7 (no @token: every token)")
@@ -98,7 +99,7 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	resp, err := eng.Run(ctx, req)
 	if err != nil {
-		if _, ok := err.(debugger.BadRequest); ok {
+		if bad := (debugger.BadRequest{}); errors.As(err, &bad) {
 			return usageError{err}
 		}
 		return err

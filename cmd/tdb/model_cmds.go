@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"tdb/model"
-	"tdb/worker"
 )
 
 func init() {
@@ -24,7 +23,7 @@ func cmdModelRandom(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *out == "" {
 		return usagef("--out DIR is required")
 	}
-	cfg, _, err := worker.RandomConfig(worker.RandomPrefix + *preset)
+	cfg, _, err := model.RandomConfig("random:" + *preset)
 	if err != nil {
 		return usagef("unknown --config %q (gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny)", *preset)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"tdb/coordinator"
 	"tdb/internal/natsutil"
+	"tdb/internal/textutil"
 	"tdb/model/hub"
 )
 
@@ -110,7 +111,7 @@ func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSTATUS\tSHARDS\tTOKENS\tSUBMITTED\tREASON")
 	for _, s := range states {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.ID, s.Status, s.Shards, s.Tokens, s.Submitted.Local().Format(time.DateTime), truncateLine(s.Reason, 80))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.ID, s.Status, s.Shards, s.Tokens, s.Submitted.Local().Format(time.DateTime), textutil.Truncate(s.Reason, 80))
 	}
 	return tw.Flush()
 }

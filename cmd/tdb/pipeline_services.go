@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"tdb/internal/natsutil"
-	"tdb/kernels"
 	"tdb/model/hub"
 	"tdb/store"
 )
@@ -89,7 +88,6 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		delay = d
 	}
 	log := serviceLogger(stderr, *jsonLogs)
-	kernels.Install()
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
 		return err

@@ -18,16 +18,10 @@ func init() {
 	register("run", "run GPT-2 on prompts or tokens; print predictions, save activations (and gradients)", cmdRun)
 }
 
-// multiFlag collects a repeatable flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name (gpt2, gpt2-medium, ...; pulled on first use), local folder, or random:<preset> [TDB_MODEL]")
-	var prompts, tokenLists multiFlag
+	var prompts, tokenLists stringList
 	fs.Var(&prompts, "prompt", "prompt text (repeatable: one batch row each); <|endoftext|> is the special token")
 	fs.Var(&tokenLists, "tokens", "comma-separated token ids (repeatable: one batch row each)")
 	locations := fs.String("locations", "", "comma-separated locations to save: NAME (every layer) or NAME/LAYER, e.g. mlp.post_act,attn.qk_probs/3")

@@ -26,7 +26,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("serve", stderr)
 	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder, random:<preset>, or none (dataset pages only) [TDB_MODEL]")
 	storeURL := fs.String("store", envOr("TDB_STORE", ""), "store holding the datasets; empty: no dataset pages [TDB_STORE]")
-	var datasets multiFlag
+	var datasets stringList
 	fs.Var(&datasets, "dataset", "dataset the node table links to (repeatable; first match per location wins)")
 	addr := fs.String("addr", envOr("TDB_ADDR", "127.0.0.1:8080"), "listen address (127.0.0.1 by default: only this machine) [TDB_ADDR]")
 	token := fs.String("auth-token", os.Getenv("TDB_AUTH_TOKEN"), "require this bearer token on every request but /healthz [TDB_AUTH_TOKEN]")

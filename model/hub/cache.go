@@ -11,18 +11,18 @@ import (
 	"strings"
 )
 
-// Files a GPT-2 checkpoint folder must hold, in download order (the small
+// The files a GPT-2 checkpoint folder must hold, in download order (the small
 // config first, so a wrong name fails before the big download starts).
 const (
-	ConfigFile  = "config.json"
-	WeightsFile = "model.safetensors"
+	configFile  = "config.json"
+	weightsFile = "model.safetensors"
 )
 
-// Files lists what Pull downloads.
-var Files = []string{ConfigFile, WeightsFile}
+// checkpointFiles lists what Pull downloads.
+var checkpointFiles = []string{configFile, weightsFile}
 
-// DefaultEndpoint is the public Hugging Face hub.
-const DefaultEndpoint = "https://huggingface.co"
+// defaultEndpoint is the public Hugging Face hub.
+const defaultEndpoint = "https://huggingface.co"
 
 // CacheDir is the root of tdb's download cache: $TDB_CACHE_DIR, else
 // $XDG_CACHE_HOME/tdb, else ~/.cache/tdb (a temp folder if there is no home).
@@ -46,11 +46,11 @@ func Endpoint() string {
 	if e := os.Getenv("TDB_HF_ENDPOINT"); e != "" {
 		return strings.TrimRight(e, "/")
 	}
-	return DefaultEndpoint
+	return defaultEndpoint
 }
 
-// ModelDir is the cache folder that holds (or will hold) ref's files.
-func ModelDir(cacheDir string, ref Ref) string {
+// modelDir is the cache folder that holds (or will hold) ref's files.
+func modelDir(cacheDir string, ref Ref) string {
 	return filepath.Join(cacheDir, "models", filepath.FromSlash(ref.cacheKey()))
 }
 
@@ -64,7 +64,7 @@ func Resolve(ctx context.Context, nameOrDir string, progress io.Writer) (string,
 		return "", errors.New("no model given: use a hub name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, owner/name) or a local folder")
 	}
 	if fi, err := os.Stat(nameOrDir); err == nil && fi.IsDir() {
-		if err := CheckDir(nameOrDir); err != nil {
+		if err := checkDir(nameOrDir); err != nil {
 			return "", err
 		}
 		return nameOrDir, nil
@@ -75,14 +75,14 @@ func Resolve(ctx context.Context, nameOrDir string, progress io.Writer) (string,
 	return Pull(ctx, nameOrDir, PullOptions{Progress: progress})
 }
 
-// CheckDir reports whether dir holds the files of a checkpoint, naming the
+// checkDir reports whether dir holds the files of a checkpoint, naming the
 // missing one.
-func CheckDir(dir string) error {
-	for _, f := range Files {
+func checkDir(dir string) error {
+	for _, f := range checkpointFiles {
 		fi, err := os.Stat(filepath.Join(dir, f))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("model folder %s has no %s (a GPT-2 checkpoint needs %s)", dir, f, strings.Join(Files, " and "))
+			return fmt.Errorf("model folder %s has no %s (a GPT-2 checkpoint needs %s)", dir, f, strings.Join(checkpointFiles, " and "))
 		case err != nil:
 			return fmt.Errorf("model folder %s: %w", dir, err)
 		case fi.IsDir():

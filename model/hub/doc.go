@@ -8,6 +8,13 @@
 // always complete. Resolve lets every command accept either a hub name or a
 // local folder.
 //
-// The package only imports the standard library; it knows nothing about
-// tensors (the model package loads what it downloads).
+// Fetch is the one resumable, verified download of tdb (the autoencoder
+// cache uses it too): a partFile (partfile.go) holds NAME.part, resumes it,
+// verifies it and renames it into place.
+//
+// Start at Pull (pull.go), then Fetch and fetcher.attempt (fetch.go), then
+// partFile.
+//
+// The package imports only the standard library and internal/fsutil; it
+// knows nothing about tensors (the model package loads what it downloads).
 package hub

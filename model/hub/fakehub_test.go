@@ -131,7 +131,7 @@ func (h *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if parts[4] != WeightsFile {
+	if parts[4] != weightsFile {
 		blob := sha1.Sum(append([]byte(fmt.Sprintf("blob %d\x00", len(data))), data...))
 		w.Header().Set("ETag", `"`+hex.EncodeToString(blob[:])+`"`)
 		http.ServeContent(w, r, parts[4], time.Time{}, bytes.NewReader(data))
@@ -157,7 +157,7 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	}
 	parts[2], _ = url.PathUnescape(parts[2])
 	h.mu.Lock()
-	data := h.repos[parts[0]+"/"+parts[1]+"@"+parts[2]][WeightsFile]
+	data := h.repos[parts[0]+"/"+parts[1]+"@"+parts[2]][weightsFile]
 	cut, hang, started, fail := h.cutOnce, h.hangOnce, h.hangStarted, h.failOnce
 	if fail > 0 {
 		h.failOnce--
@@ -220,5 +220,5 @@ func testCheckpoint(t testing.TB, seed uint64, weightBytes int) map[string][]byt
 	}
 	buf.Write(body)
 	config := fmt.Sprintf(`{"model_type":"gpt2","n_embd":768,"n_layer":12,"n_head":12,"n_ctx":1024,"n_positions":1024,"vocab_size":50257,"seed":%d}`, seed)
-	return map[string][]byte{ConfigFile: []byte(config), WeightsFile: buf.Bytes()}
+	return map[string][]byte{configFile: []byte(config), weightsFile: buf.Bytes()}
 }

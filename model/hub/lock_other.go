@@ -4,8 +4,8 @@ package hub
 
 import "context"
 
-// lockDir is a no-op where flock is unavailable: concurrent pulls of the same
+// LockDir is a no-op where flock is unavailable: concurrent pulls of the same
 // model are then the user's to avoid.
-func lockDir(ctx context.Context, dir string, waiting func()) (func(), error) {
+func LockDir(ctx context.Context, dir string, waiting func()) (func(), error) {
 	return func() {}, ctx.Err()
 }

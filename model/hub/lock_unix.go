@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// lockDir takes an exclusive advisory lock on a model's cache folder, so two
-// tdb processes pulling the same model do not append to the same .part file.
+// LockDir takes an exclusive advisory lock on a cache folder, so two
+// tdb processes fetching into it do not append to the same .part file.
 // It waits (polling, so ctx can cancel) while another process holds it and
 // calls waiting once when it has to wait.
-func lockDir(ctx context.Context, dir string, waiting func()) (unlock func(), err error) {
+func LockDir(ctx context.Context, dir string, waiting func()) (unlock func(), err error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)

@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// DefaultRevision is the branch pulled when a name has no "@revision".
-const DefaultRevision = "main"
+// defaultRevision is the branch pulled when a name has no "@revision".
+const defaultRevision = "main"
 
 // aliases maps the short GPT-2 names to their hub repositories; the hub moved
 // the original un-namespaced repos under openai-community.
@@ -59,7 +59,7 @@ func ParseName(name, revision string) (Ref, error) {
 		rev = revision
 	}
 	if rev == "" {
-		rev = DefaultRevision
+		rev = defaultRevision
 	}
 	if err := checkRevision(rev); err != nil {
 		return Ref{}, fmt.Errorf("model name %q: %w", orig, err)

@@ -78,7 +78,7 @@ func FuzzParseName(f *testing.F) {
 			t.Fatalf("cache key %q of %+v is not two folders deep", key, ref)
 		}
 		root := filepath.Join("cache", "models")
-		dir := ModelDir("cache", ref)
+		dir := modelDir("cache", ref)
 		if rel, err := filepath.Rel(root, dir); err != nil || strings.HasPrefix(rel, "..") || strings.Count(filepath.ToSlash(rel), "/") != 1 {
 			t.Fatalf("%+v maps to %s, outside %s", ref, dir, root)
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +71,7 @@ func TestPullSuccess(t *testing.T) {
 	var sawHub, sawCDN bool
 	for _, r := range h.log() {
 		switch {
-		case r.server == "hub" && strings.HasSuffix(r.path, "/resolve/main/"+WeightsFile):
+		case r.server == "hub" && strings.HasSuffix(r.path, "/resolve/main/"+weightsFile):
 			sawHub = true
 			if r.auth != "Bearer hf_test_token" {
 				t.Errorf("hub request Authorization = %q", r.auth)
@@ -109,7 +111,7 @@ func TestPullRevision(t *testing.T) {
 	}
 	checkPulled(t, dir, files)
 	// The revision travels as one escaped path segment, as the hub expects.
-	if n := h.count("hub", "/resolve/refs/pr/3/"+ConfigFile); n != 1 {
+	if n := h.count("hub", "/resolve/refs/pr/3/"+configFile); n != 1 {
 		t.Fatalf("config requests for refs/pr/3: %d; log %+v", n, h.log())
 	}
 }
@@ -118,7 +120,7 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 	h := newFakeHub(t)
 	files := testCheckpoint(t, 3, weightBytes)
 	h.add("openai-community/gpt2-medium", "main", files)
-	half := int64(len(files[WeightsFile]) / 2)
+	half := int64(len(files[weightsFile]) / 2)
 	h.cutOnce = half
 	opts := testOptions(t, h)
 
@@ -129,15 +131,15 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 	if errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "run the same command again to resume") {
 		t.Fatalf("first pull error = %v", err)
 	}
-	dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2-medium", "main"})
-	fi, err := os.Stat(filepath.Join(dir, WeightsFile+".part"))
+	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2-medium", "main"})
+	fi, err := os.Stat(filepath.Join(dir, weightsFile+".part"))
 	if err != nil {
 		t.Fatalf("no .part after the interruption: %v", err)
 	}
 	if fi.Size() != half {
 		t.Fatalf(".part holds %d bytes, the server sent %d", fi.Size(), half)
 	}
-	if _, err := os.Stat(filepath.Join(dir, WeightsFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, weightsFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("incomplete weights already under the final name (err %v)", err)
 	}
 
@@ -150,7 +152,7 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 	if last.server != "cdn" || last.rng != fmt.Sprintf("bytes=%d-", half) {
 		t.Fatalf("second pull's weights request = %+v, want a Range request from byte %d", last, half)
 	}
-	if n := h.count("hub", ConfigFile); n != 1 {
+	if n := h.count("hub", configFile); n != 1 {
 		t.Fatalf("config.json fetched %d times, want once (it completed in the first pull)", n)
 	}
 }
@@ -203,12 +205,12 @@ func TestPullStartsOverWhenRangeIgnored(t *testing.T) {
 	h.add("openai-community/gpt2", "main", files)
 	h.ignoreRange = true
 	opts := testOptions(t, h)
-	dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
+	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// A leftover part whose bytes are wrong: a 200 answer must replace it, not append.
-	if err := os.WriteFile(filepath.Join(dir, WeightsFile+".part"), bytes.Repeat([]byte{0xAA}, 12345), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, weightsFile+".part"), bytes.Repeat([]byte{0xAA}, 12345), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Pull(context.Background(), "gpt2", opts); err != nil {
@@ -227,11 +229,11 @@ func TestPullFinishesCompletePart(t *testing.T) {
 	files := testCheckpoint(t, 7, 1<<16)
 	h.add("openai-community/gpt2", "main", files)
 	opts := testOptions(t, h)
-	dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
+	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, WeightsFile+".part"), files[WeightsFile], 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, weightsFile+".part"), files[weightsFile], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Pull(context.Background(), "gpt2", opts); err != nil {
@@ -266,7 +268,7 @@ func TestPullRefusals(t *testing.T) {
 			h := newFakeHub(t)
 			h.status, h.errorCode = tt.status, tt.code
 			if tt.emptyRepo {
-				h.add(tt.model, "main", map[string][]byte{ConfigFile: testCheckpoint(t, 8, 64)[ConfigFile]})
+				h.add(tt.model, "main", map[string][]byte{configFile: testCheckpoint(t, 8, 64)[configFile]})
 			}
 			opts := testOptions(t, h)
 			opts.MaxAttempts = 5
@@ -296,7 +298,7 @@ func TestPullCorrupted(t *testing.T) {
 		{"sha256 mismatch", func(h *fakeHub, _ map[string][]byte) { h.corrupt = true }, "sha256 is "},
 		{"size mismatch", func(h *fakeHub, _ map[string][]byte) { h.lieSize = 100 }, "the hub announced"},
 		{"html instead of config", func(h *fakeHub, files map[string][]byte) {
-			files[ConfigFile] = []byte("<!doctype html><html><body>mirror error</body></html>")
+			files[configFile] = []byte("<!doctype html><html><body>mirror error</body></html>")
 		}, "config.json of openai-community/gpt2@main from"},
 	}
 	for _, tt := range tests {
@@ -313,10 +315,10 @@ func TestPullCorrupted(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "corrupted") || !strings.Contains(err.Error(), "deleted it") {
 				t.Fatalf("err = %q, want it to say %q, corrupted and deleted", err, tt.want)
 			}
-			dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
+			dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
-				if e.Name() != ConfigFile || tt.name == "html instead of config" {
+				if e.Name() != configFile || tt.name == "html instead of config" {
 					t.Errorf("%s left in the cache after a corrupted download", e.Name())
 				}
 			}
@@ -351,12 +353,12 @@ func TestPullCancel(t *testing.T) {
 	if n := h.count("cdn", ""); n != 1 {
 		t.Fatalf("a cancelled download was retried: %d CDN requests", n)
 	}
-	dir := ModelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
-	fi, err := os.Stat(filepath.Join(dir, WeightsFile+".part"))
+	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
+	fi, err := os.Stat(filepath.Join(dir, weightsFile+".part"))
 	if err != nil || fi.Size() != 1<<20 {
 		t.Fatalf("the .part should keep the 1 MiB received for a later resume: %v %v", fi, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, WeightsFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, weightsFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("cancelled download has a final file")
 	}
 }
@@ -467,7 +469,7 @@ func TestResolve(t *testing.T) {
 		}
 	}
 	half := t.TempDir()
-	if err := os.WriteFile(filepath.Join(half, ConfigFile), files[ConfigFile], 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(half, configFile), files[configFile], 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -550,11 +552,82 @@ func BenchmarkPull(b *testing.B) {
 	h := newFakeHub(b)
 	files := testCheckpoint(b, 15, 64<<20)
 	h.add("openai-community/gpt2", "main", files)
-	b.SetBytes(int64(len(files[WeightsFile]) + len(files[ConfigFile])))
+	b.SetBytes(int64(len(files[weightsFile]) + len(files[configFile])))
 	for b.Loop() {
 		opts := PullOptions{Endpoint: h.hub.URL, CacheDir: b.TempDir()}
 		if _, err := Pull(context.Background(), "gpt2", opts); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFetchPlainServer fetches from a server that knows nothing of the hub
+// (no X-Linked headers, an ETag that is not a sha256), as the autoencoder
+// cache does: the size it announces is checked, a cut connection resumes
+// with a Range request, and refusals go through Refused.
+func TestFetchPlainServer(t *testing.T) {
+	data := bytes.Repeat([]byte("tdb fetch "), 50_000)
+	var mu sync.Mutex
+	var ranges []string
+	cut := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.Error(w, "no such blob", http.StatusNotFound)
+			return
+		}
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		first := cut
+		cut = false
+		mu.Unlock()
+		w.Header().Set("ETag", `"0x8DC0FFEE"`)
+		if first { // send a third, then drop the connection
+			w.Header().Set("Content-Length", "500000")
+			w.Write(data[:len(data)/3])
+			if hj, ok := w.(http.Hijacker); ok {
+				conn, _, _ := hj.Hijack()
+				conn.Close()
+			}
+			return
+		}
+		http.ServeContent(w, r, "blob", time.Time{}, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+
+	final := filepath.Join(t.TempDir(), "blob.bin")
+	var progress bytes.Buffer
+	opts := FetchOptions{Label: "test blob", Progress: &progress, MaxAttempts: 3, RetryDelay: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := Fetch(context.Background(), srv.URL+"/blob", final, opts); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(final)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("fetched %d bytes (%v), want the %d served", len(got), err, len(data))
+	}
+	if len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] == "bytes=0-" {
+		t.Fatalf("Range headers %q: want a fresh request, then a resume", ranges)
+	}
+	if !strings.Contains(progress.String(), "blob.bin") || !strings.Contains(progress.String(), "100%") {
+		t.Errorf("progress %q", progress.String())
+	}
+
+	errGone := errors.New("gone")
+	opts.Refused = func(r *http.Response) error {
+		if r.StatusCode == http.StatusNotFound {
+			return errGone
+		}
+		return nil
+	}
+	missing := filepath.Join(t.TempDir(), "missing.bin")
+	if err := Fetch(context.Background(), srv.URL+"/missing", missing, opts); !errors.Is(err, errGone) {
+		t.Fatalf("404: %v, want Refused's error", err)
+	}
+	if _, err := os.Stat(missing + ".part"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused fetch left a part file: %v", err)
+	}
+	opts.Refused = nil
+	if err := Fetch(context.Background(), srv.URL+"/missing", missing, opts); err == nil || !strings.Contains(err.Error(), "test blob") || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("404 without Refused: %v", err)
 	}
 }

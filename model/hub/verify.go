@@ -45,7 +45,7 @@ func checkContent(name, path string) error {
 		return err
 	}
 	switch name {
-	case ConfigFile:
+	case configFile:
 		data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 		if err != nil {
 			return err
@@ -57,7 +57,7 @@ func checkContent(name, path string) error {
 		if err := json.Unmarshal(data, &obj); err != nil {
 			return fmt.Errorf("is not a JSON object (%v); starts with %q", err, prefix(data, 40))
 		}
-	case WeightsFile:
+	case weightsFile:
 		var hdr [9]byte
 		if _, err := io.ReadFull(f, hdr[:]); err != nil {
 			return fmt.Errorf("is %d bytes, too short for safetensors", fi.Size())

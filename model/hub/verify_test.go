@@ -78,13 +78,13 @@ func TestCheckContent(t *testing.T) {
 	tests := []struct {
 		file, content, want string
 	}{
-		{ConfigFile, string(good[ConfigFile]), ""},
-		{ConfigFile, "<html>502 Bad Gateway</html>", "not a JSON object"},
-		{ConfigFile, "[1,2]", "not a JSON object"},
-		{WeightsFile, string(good[WeightsFile]), ""},
-		{WeightsFile, "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 548105171\n", "not a safetensors file"},
-		{WeightsFile, "\x10\x00\x00\x00\x00\x00\x00\x00{", "not a safetensors file"},
-		{WeightsFile, "short", "too short"},
+		{configFile, string(good[configFile]), ""},
+		{configFile, "<html>502 Bad Gateway</html>", "not a JSON object"},
+		{configFile, "[1,2]", "not a JSON object"},
+		{weightsFile, string(good[weightsFile]), ""},
+		{weightsFile, "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 548105171\n", "not a safetensors file"},
+		{weightsFile, "\x10\x00\x00\x00\x00\x00\x00\x00{", "not a safetensors file"},
+		{weightsFile, "short", "too short"},
 	}
 	for _, tt := range tests {
 		p := filepath.Join(t.TempDir(), tt.file)

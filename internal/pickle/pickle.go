@@ -1,4 +1,4 @@
-package autoencoder
+package pickle
 
 import (
 	"encoding/binary"
@@ -8,29 +8,19 @@ import (
 	"strconv"
 )
 
-// A restricted unpickler for the data.pkl of torch.save zip files.
-//
-// It understands the opcodes Python's pickle emits for protocols 2 to 5 and
-// builds plain Go values; it never runs Python. Classes are limited to the
-// handful a state dict needs (OrderedDict, tensor rebuild functions, typed
-// storages): anything else is an error, not an opaque object. Every length
-// read from the input is checked against the bytes left before anything is
-// allocated, so a hostile file cannot make it allocate more than a small
-// multiple of its own size.
-
-// pyTuple, pyList and pyDict are Python's containers.
+// Tuple, List and Dict are Python's containers.
 type (
-	pyTuple []any
-	pyList  struct{ items []any }
-	pyDict  struct {
+	Tuple []any
+	List  struct{ items []any }
+	Dict  struct {
 		keys  []any
 		vals  []any
 		index map[any]int
 	}
 )
 
-// get returns the value of a string key.
-func (d *pyDict) get(key string) (any, bool) {
+// Get returns the value of a string key.
+func (d *Dict) Get(key string) (any, bool) {
 	i, ok := d.index[key]
 	if !ok {
 		return nil, false
@@ -38,11 +28,14 @@ func (d *pyDict) get(key string) (any, bool) {
 	return d.vals[i], true
 }
 
-func (d *pyDict) set(k, v any) error {
+// Keys are the dict's keys in insertion order.
+func (d *Dict) Keys() []any { return d.keys }
+
+func (d *Dict) set(k, v any) error {
 	switch k.(type) {
 	case string, int64, bool, nil, float64:
 	default:
-		return fmt.Errorf("unsupported dict key of type %s", pyTypeName(k))
+		return fmt.Errorf("unsupported dict key of type %s", TypeName(k))
 	}
 	if i, ok := d.index[k]; ok {
 		d.vals[i] = v
@@ -57,35 +50,47 @@ func (d *pyDict) set(k, v any) error {
 	return nil
 }
 
-// pyGlobal is a class or function named by GLOBAL / STACK_GLOBAL.
-type pyGlobal struct{ module, name string }
+// Global is a class or function named by GLOBAL / STACK_GLOBAL.
+type Global struct{ module, name string }
 
-func (g pyGlobal) String() string { return g.module + "." + g.name }
+func (g Global) String() string { return g.module + "." + g.name }
 
-// pyStorage is a torch storage named by a persistent id: its element type
+// Storage is a torch storage named by a persistent id: its element type
 // and the zip record that holds its bytes.
-type pyStorage struct {
-	dtype dtype
-	key   string
-	numel int64
+type Storage struct {
+	DType DType
+	Key   string // the zip record data/<Key> holds the bytes
+	Numel int64
 }
 
-// tensorRef is a tensor rebuilt by torch._utils._rebuild_tensor_v2: a view
+// Tensor is a tensor rebuilt by torch._utils._rebuild_tensor_v2: a view
 // (offset, shape, stride in elements) of a storage.
-type tensorRef struct {
-	storage pyStorage
-	offset  int64
-	shape   []int
-	stride  []int64
+type Tensor struct {
+	Storage Storage
+	Offset  int64
+	Shape   []int
+	Stride  []int64
 }
 
-// dtype is the element type of a storage.
-type dtype struct {
-	name string
-	size int
+// Contiguous reports whether the view is dense row-major.
+func (r *Tensor) Contiguous() bool {
+	s := int64(1)
+	for i := len(r.Shape) - 1; i >= 0; i-- {
+		if r.Shape[i] != 1 && r.Stride[i] != s {
+			return false
+		}
+		s *= int64(r.Shape[i])
+	}
+	return true
 }
 
-var storageTypes = map[string]dtype{
+// DType is the element type of a storage.
+type DType struct {
+	Name string // float32, float16, int64, ...
+	Size int    // bytes per element
+}
+
+var storageTypes = map[string]DType{
 	"FloatStorage":    {"float32", 4},
 	"DoubleStorage":   {"float64", 8},
 	"HalfStorage":     {"float16", 2},
@@ -100,12 +105,12 @@ var storageTypes = map[string]dtype{
 
 // The callables a state dict may use.
 var (
-	globalOrderedDict  = pyGlobal{"collections", "OrderedDict"}
-	globalRebuildV2    = pyGlobal{"torch._utils", "_rebuild_tensor_v2"}
-	globalRebuildParam = pyGlobal{"torch._utils", "_rebuild_parameter"}
+	globalOrderedDict  = Global{"collections", "OrderedDict"}
+	globalRebuildV2    = Global{"torch._utils", "_rebuild_tensor_v2"}
+	globalRebuildParam = Global{"torch._utils", "_rebuild_parameter"}
 )
 
-func allowedGlobal(g pyGlobal) bool {
+func allowedGlobal(g Global) bool {
 	switch g {
 	case globalOrderedDict, globalRebuildV2, globalRebuildParam:
 		return true
@@ -117,8 +122,8 @@ func allowedGlobal(g pyGlobal) bool {
 // maxPickleDepth bounds MARK nesting (real state dicts nest a few levels).
 const maxPickleDepth = 1000
 
-// unpickle decodes one pickle. Persistent ids must be torch storages.
-func unpickle(data []byte) (any, error) {
+// Decode decodes one pickle. Persistent ids must be torch storages.
+func Decode(data []byte) (any, error) {
 	u := &unpickler{data: data, memo: map[int64]any{}}
 	v, err := u.run()
 	if err != nil {
@@ -267,7 +272,7 @@ func (u *unpickler) run() (any, error) {
 			return nil, err
 		}
 		switch op {
-		case 0x80: // PROTO
+		case opProto:
 			v, err := u.byte1()
 			if err != nil {
 				return nil, err
@@ -275,11 +280,11 @@ func (u *unpickler) run() (any, error) {
 			if v > 5 {
 				return nil, fmt.Errorf("unsupported pickle protocol %d", v)
 			}
-		case 0x95: // FRAME: a length hint only
+		case opFrame: // a length hint only
 			if _, err := u.take(8); err != nil {
 				return nil, err
 			}
-		case '.': // STOP
+		case opStop:
 			if len(u.marks) != 0 {
 				return nil, errors.New("STOP inside an open MARK")
 			}
@@ -288,52 +293,52 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 			return v, nil
-		case '(': // MARK
+		case opMark:
 			if len(u.marks) >= maxPickleDepth {
 				return nil, errors.New("MARKs nested too deeply")
 			}
 			u.marks = append(u.marks, len(u.stack))
-		case '0': // POP
+		case opPop:
 			if _, err := u.pop(); err != nil {
 				return nil, err
 			}
-		case '1': // POP_MARK
+		case opPopMark:
 			if _, err := u.popMark(); err != nil {
 				return nil, err
 			}
-		case '2': // DUP
+		case opDup:
 			v, err := u.top()
 			if err != nil {
 				return nil, err
 			}
 			u.push(v)
-		case 'N':
+		case opNone:
 			u.push(nil)
-		case 0x88:
+		case opNewTrue:
 			u.push(true)
-		case 0x89:
+		case opNewFalse:
 			u.push(false)
-		case 'J': // BININT
+		case opBinInt:
 			v, err := u.uint(4)
 			if err != nil {
 				return nil, err
 			}
 			u.push(int64(int32(uint32(v))))
-		case 'K': // BININT1
+		case opBinInt1:
 			v, err := u.uint(1)
 			if err != nil {
 				return nil, err
 			}
 			u.push(int64(v))
-		case 'M': // BININT2
+		case opBinInt2:
 			v, err := u.uint(2)
 			if err != nil {
 				return nil, err
 			}
 			u.push(int64(v))
-		case 0x8a, 0x8b: // LONG1, LONG4: little-endian two's complement
+		case opLong1, opLong4: // little-endian two's complement
 			width := 1
-			if op == 0x8b {
+			if op == opLong4 {
 				width = 4
 			}
 			b, err := u.sized(width)
@@ -345,56 +350,56 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 			u.push(v)
-		case 'G': // BINFLOAT, big-endian
+		case opBinFloat: // big-endian
 			b, err := u.take(8)
 			if err != nil {
 				return nil, err
 			}
 			u.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
-		case 'X', 0x8c, 0x8d: // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-			width := map[byte]int{'X': 4, 0x8c: 1, 0x8d: 8}[op]
+		case opBinUnicode, opShortBinUnicode, opBinUnicode8:
+			width := map[byte]int{opBinUnicode: 4, opShortBinUnicode: 1, opBinUnicode8: 8}[op]
 			b, err := u.sized(width)
 			if err != nil {
 				return nil, err
 			}
 			u.push(string(b))
-		case 'T', 'U', 'B', 'C', 0x8e: // BINSTRING, SHORT_BINSTRING, BINBYTES, SHORT_BINBYTES, BINBYTES8
-			width := map[byte]int{'T': 4, 'U': 1, 'B': 4, 'C': 1, 0x8e: 8}[op]
+		case opBinString, opShortBinString, opBinBytes, opShortBinBytes, opBinBytes8:
+			width := map[byte]int{opBinString: 4, opShortBinString: 1, opBinBytes: 4, opShortBinBytes: 1, opBinBytes8: 8}[op]
 			b, err := u.sized(width)
 			if err != nil {
 				return nil, err
 			}
 			u.push(string(b))
-		case ')':
-			u.push(pyTuple{})
-		case ']':
-			u.push(&pyList{})
-		case '}':
-			u.push(&pyDict{})
-		case 't', 'l', 'd': // TUPLE, LIST, DICT from the items since MARK
+		case opEmptyTuple:
+			u.push(Tuple{})
+		case opEmptyList:
+			u.push(&List{})
+		case opEmptyDict:
+			u.push(&Dict{})
+		case opTuple, opList, opDict: // from the items since MARK
 			items, err := u.popMark()
 			if err != nil {
 				return nil, err
 			}
 			switch op {
-			case 't':
-				u.push(pyTuple(items))
-			case 'l':
-				u.push(&pyList{items: items})
+			case opTuple:
+				u.push(Tuple(items))
+			case opList:
+				u.push(&List{items: items})
 			default:
-				d := &pyDict{}
+				d := &Dict{}
 				if err := setItems(d, items); err != nil {
 					return nil, err
 				}
 				u.push(d)
 			}
-		case 0x85, 0x86, 0x87: // TUPLE1..3
-			items, err := u.popN(int(op-0x85) + 1)
+		case opTuple1, opTuple2, opTuple3:
+			items, err := u.popN(int(op-opTuple1) + 1)
 			if err != nil {
 				return nil, err
 			}
-			u.push(pyTuple(items))
-		case 'a': // APPEND
+			u.push(Tuple(items))
+		case opAppend:
 			v, err := u.pop()
 			if err != nil {
 				return nil, err
@@ -402,7 +407,7 @@ func (u *unpickler) run() (any, error) {
 			if err := u.appendTo([]any{v}); err != nil {
 				return nil, err
 			}
-		case 'e': // APPENDS
+		case opAppends:
 			items, err := u.popMark()
 			if err != nil {
 				return nil, err
@@ -410,7 +415,7 @@ func (u *unpickler) run() (any, error) {
 			if err := u.appendTo(items); err != nil {
 				return nil, err
 			}
-		case 's': // SETITEM
+		case opSetItem:
 			kv, err := u.popN(2)
 			if err != nil {
 				return nil, err
@@ -418,7 +423,7 @@ func (u *unpickler) run() (any, error) {
 			if err := u.setItemsOnTop(kv); err != nil {
 				return nil, err
 			}
-		case 'u': // SETITEMS
+		case opSetItems:
 			items, err := u.popMark()
 			if err != nil {
 				return nil, err
@@ -426,7 +431,7 @@ func (u *unpickler) run() (any, error) {
 			if err := u.setItemsOnTop(items); err != nil {
 				return nil, err
 			}
-		case 'c': // GLOBAL "module\nname\n"
+		case opGlobal:
 			mod, err := u.line()
 			if err != nil {
 				return nil, err
@@ -435,10 +440,10 @@ func (u *unpickler) run() (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := u.pushGlobal(pyGlobal{mod, name}); err != nil {
+			if err := u.pushGlobal(Global{mod, name}); err != nil {
 				return nil, err
 			}
-		case 0x93: // STACK_GLOBAL
+		case opStackGlobal:
 			mn, err := u.popN(2)
 			if err != nil {
 				return nil, err
@@ -448,12 +453,12 @@ func (u *unpickler) run() (any, error) {
 			if !ok1 || !ok2 {
 				return nil, errors.New("STACK_GLOBAL needs two strings")
 			}
-			if err := u.pushGlobal(pyGlobal{mod, name}); err != nil {
+			if err := u.pushGlobal(Global{mod, name}); err != nil {
 				return nil, err
 			}
-		case 'q', 'r': // BINPUT, LONG_BINPUT
+		case opBinPut, opLongBinPut:
 			width := 1
-			if op == 'r' {
+			if op == opLongBinPut {
 				width = 4
 			}
 			idx, err := u.uint(width)
@@ -463,13 +468,13 @@ func (u *unpickler) run() (any, error) {
 			if err := u.memoize(int64(idx)); err != nil {
 				return nil, err
 			}
-		case 0x94: // MEMOIZE
+		case opMemoize:
 			if err := u.memoize(int64(len(u.memo))); err != nil {
 				return nil, err
 			}
-		case 'h', 'j': // BINGET, LONG_BINGET
+		case opBinGet, opLongBinGet:
 			width := 1
-			if op == 'j' {
+			if op == opLongBinGet {
 				width = 4
 			}
 			idx, err := u.uint(width)
@@ -479,7 +484,7 @@ func (u *unpickler) run() (any, error) {
 			if err := u.recall(int64(idx)); err != nil {
 				return nil, err
 			}
-		case 'Q': // BINPERSID
+		case opBinPersID:
 			pid, err := u.pop()
 			if err != nil {
 				return nil, err
@@ -489,7 +494,7 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 			u.push(st)
-		case 'R': // REDUCE
+		case opReduce:
 			fa, err := u.popN(2)
 			if err != nil {
 				return nil, err
@@ -499,7 +504,7 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 			u.push(v)
-		case 'b': // BUILD: only the attributes of an OrderedDict (state dict _metadata)
+		case opBuild: // only the attributes of an OrderedDict (state dict _metadata)
 			st, err := u.pop()
 			if err != nil {
 				return nil, err
@@ -508,8 +513,8 @@ func (u *unpickler) run() (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if _, ok := obj.(*pyDict); !ok {
-				return nil, fmt.Errorf("BUILD on a %s is not supported", pyTypeName(obj))
+			if _, ok := obj.(*Dict); !ok {
+				return nil, fmt.Errorf("BUILD on a %s is not supported", TypeName(obj))
 			}
 			_ = st // _metadata (module versions) is not needed
 		default:
@@ -518,7 +523,7 @@ func (u *unpickler) run() (any, error) {
 	}
 }
 
-func (u *unpickler) pushGlobal(g pyGlobal) error {
+func (u *unpickler) pushGlobal(g Global) error {
 	if !allowedGlobal(g) {
 		return fmt.Errorf("unsupported Python object %s in a state dict", g)
 	}
@@ -531,9 +536,9 @@ func (u *unpickler) appendTo(items []any) error {
 	if err != nil {
 		return err
 	}
-	l, ok := t.(*pyList)
+	l, ok := t.(*List)
 	if !ok {
-		return fmt.Errorf("APPEND to a %s", pyTypeName(t))
+		return fmt.Errorf("APPEND to a %s", TypeName(t))
 	}
 	l.items = append(l.items, items...)
 	return nil
@@ -544,14 +549,14 @@ func (u *unpickler) setItemsOnTop(items []any) error {
 	if err != nil {
 		return err
 	}
-	d, ok := t.(*pyDict)
+	d, ok := t.(*Dict)
 	if !ok {
-		return fmt.Errorf("SETITEM on a %s", pyTypeName(t))
+		return fmt.Errorf("SETITEM on a %s", TypeName(t))
 	}
 	return setItems(d, items)
 }
 
-func setItems(d *pyDict, items []any) error {
+func setItems(d *Dict, items []any) error {
 	if len(items)%2 != 0 {
 		return errors.New("odd number of items for a dict")
 	}
@@ -583,65 +588,65 @@ func longValue(b []byte) (int64, error) {
 
 // persistentStorage interprets torch's persistent id
 // ("storage", StorageClass, key, location, numel).
-func persistentStorage(pid any) (pyStorage, error) {
-	t, ok := pid.(pyTuple)
+func persistentStorage(pid any) (Storage, error) {
+	t, ok := pid.(Tuple)
 	if !ok || len(t) < 5 {
-		return pyStorage{}, fmt.Errorf("persistent id %s is not a torch storage tuple", describe(pid))
+		return Storage{}, fmt.Errorf("persistent id %s is not a torch storage tuple", Describe(pid))
 	}
 	if kind, _ := t[0].(string); kind != "storage" {
-		return pyStorage{}, fmt.Errorf("persistent id of kind %s is not a storage", describe(t[0]))
+		return Storage{}, fmt.Errorf("persistent id of kind %s is not a storage", Describe(t[0]))
 	}
-	cls, ok := t[1].(pyGlobal)
+	cls, ok := t[1].(Global)
 	dt, known := storageTypes[cls.name]
 	if !ok || !known {
-		return pyStorage{}, fmt.Errorf("unsupported storage type %s", describe(t[1]))
+		return Storage{}, fmt.Errorf("unsupported storage type %s", Describe(t[1]))
 	}
 	key, ok := t[2].(string)
 	if !ok {
-		return pyStorage{}, fmt.Errorf("storage key %s is not a string", describe(t[2]))
+		return Storage{}, fmt.Errorf("storage key %s is not a string", Describe(t[2]))
 	}
 	n, ok := t[4].(int64)
 	if !ok || n < 0 {
-		return pyStorage{}, fmt.Errorf("storage size %s is not a non-negative integer", describe(t[4]))
+		return Storage{}, fmt.Errorf("storage size %s is not a non-negative integer", Describe(t[4]))
 	}
-	return pyStorage{dtype: dt, key: key, numel: n}, nil
+	return Storage{DType: dt, Key: key, Numel: n}, nil
 }
 
 // reduce applies one of the allowed callables.
 func reduce(fn, args any) (any, error) {
-	g, ok := fn.(pyGlobal)
+	g, ok := fn.(Global)
 	if !ok {
-		return nil, fmt.Errorf("REDUCE on a %s", pyTypeName(fn))
+		return nil, fmt.Errorf("REDUCE on a %s", TypeName(fn))
 	}
-	a, ok := args.(pyTuple)
+	a, ok := args.(Tuple)
 	if !ok {
-		return nil, fmt.Errorf("REDUCE arguments of %s are a %s, not a tuple", g, pyTypeName(args))
+		return nil, fmt.Errorf("REDUCE arguments of %s are a %s, not a tuple", g, TypeName(args))
 	}
 	switch g {
 	case globalOrderedDict:
 		if len(a) != 0 {
 			return nil, errors.New("OrderedDict with arguments is not supported")
 		}
-		return &pyDict{}, nil
+		return &Dict{}, nil
 	case globalRebuildParam: // (data, requires_grad, backward_hooks)
 		if len(a) < 1 {
 			return nil, errors.New("_rebuild_parameter without data")
 		}
-		if _, ok := a[0].(*tensorRef); !ok {
-			return nil, fmt.Errorf("_rebuild_parameter of a %s", pyTypeName(a[0]))
+		if _, ok := a[0].(*Tensor); !ok {
+			return nil, fmt.Errorf("_rebuild_parameter of a %s", TypeName(a[0]))
 		}
 		return a[0], nil
 	case globalRebuildV2: // (storage, offset, size, stride, requires_grad, hooks[, metadata])
 		if len(a) < 4 {
 			return nil, fmt.Errorf("_rebuild_tensor_v2 with %d arguments", len(a))
 		}
-		st, ok := a[0].(pyStorage)
+		st, ok := a[0].(Storage)
 		if !ok {
-			return nil, fmt.Errorf("_rebuild_tensor_v2 of a %s, not a storage", pyTypeName(a[0]))
+			return nil, fmt.Errorf("_rebuild_tensor_v2 of a %s, not a storage", TypeName(a[0]))
 		}
 		off, ok := a[1].(int64)
 		if !ok || off < 0 {
-			return nil, fmt.Errorf("tensor storage offset %s", describe(a[1]))
+			return nil, fmt.Errorf("tensor storage offset %s", Describe(a[1]))
 		}
 		shape, err := intTuple(a[2])
 		if err != nil {
@@ -654,12 +659,12 @@ func reduce(fn, args any) (any, error) {
 		if len(shape) != len(stride) {
 			return nil, fmt.Errorf("tensor shape %v and stride %v differ in length", shape, stride)
 		}
-		ref := &tensorRef{storage: st, offset: off, stride: stride}
+		ref := &Tensor{Storage: st, Offset: off, Stride: stride}
 		for _, d := range shape {
 			if d > math.MaxInt32 {
 				return nil, fmt.Errorf("tensor dimension %d is too large", d)
 			}
-			ref.shape = append(ref.shape, int(d))
+			ref.Shape = append(ref.Shape, int(d))
 		}
 		return ref, nil
 	}
@@ -667,22 +672,22 @@ func reduce(fn, args any) (any, error) {
 }
 
 func intTuple(v any) ([]int64, error) {
-	t, ok := v.(pyTuple)
+	t, ok := v.(Tuple)
 	if !ok {
-		return nil, fmt.Errorf("%s is not a tuple", describe(v))
+		return nil, fmt.Errorf("%s is not a tuple", Describe(v))
 	}
 	out := make([]int64, len(t))
 	for i, x := range t {
 		n, ok := x.(int64)
 		if !ok || n < 0 {
-			return nil, fmt.Errorf("element %d (%s) is not a non-negative integer", i, describe(x))
+			return nil, fmt.Errorf("element %d (%s) is not a non-negative integer", i, Describe(x))
 		}
 		out[i] = n
 	}
 	return out, nil
 }
 
-func pyTypeName(v any) string {
+func TypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "None"
@@ -694,24 +699,24 @@ func pyTypeName(v any) string {
 		return "float"
 	case string:
 		return "str"
-	case pyTuple:
+	case Tuple:
 		return "tuple"
-	case *pyList:
+	case *List:
 		return "list"
-	case *pyDict:
+	case *Dict:
 		return "dict"
-	case pyGlobal:
+	case Global:
 		return "class"
-	case pyStorage:
+	case Storage:
 		return "storage"
-	case *tensorRef:
+	case *Tensor:
 		return "tensor"
 	}
 	return fmt.Sprintf("%T", v)
 }
 
-// describe renders a small value for an error message.
-func describe(v any) string {
+// Describe renders a small value for an error message.
+func Describe(v any) string {
 	switch x := v.(type) {
 	case string:
 		if len(x) > 40 {
@@ -720,8 +725,8 @@ func describe(v any) string {
 		return strconv.Quote(x)
 	case int64:
 		return strconv.FormatInt(x, 10)
-	case pyGlobal:
+	case Global:
 		return x.String()
 	}
-	return "a " + pyTypeName(v)
+	return "a " + TypeName(v)
 }

@@ -1,0 +1,166 @@
+package debugger
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// BadRequest marks errors in the request itself (HTTP 400 in the viewer).
+type BadRequest struct{ Err error }
+
+func (e BadRequest) Error() string { return e.Err.Error() }
+func (e BadRequest) Unwrap() error { return e.Err }
+
+func badf(format string, a ...any) error { return BadRequest{fmt.Errorf(format, a...)} }
+
+// row is one batch row of the pass: the main run, its baseline, or the second prompt.
+type row struct {
+	label   string
+	tokens  []int
+	ablated bool
+}
+
+// prepared is a validated request.
+type prepared struct {
+	req         Request
+	rows        []row
+	targets     []int
+	distractors []int
+	T           int
+	splices     []*splice
+}
+
+func (e *Engine) prepare(req Request) (*prepared, error) {
+	m := e.Model
+	p := &prepared{req: req}
+	if req.TopK == 0 {
+		p.req.TopK = 10
+	}
+	if req.Candidates == 0 {
+		p.req.Candidates = 100
+	}
+	if p.req.TopK < 0 || p.req.Candidates < 0 {
+		return nil, badf("top_k and candidates must be positive")
+	}
+	switch req.Loss {
+	case "":
+		p.req.Loss = "logit_diff"
+	case "logit_diff", "logit_minus_mean", "probs", "zero":
+	default:
+		return nil, badf("unknown loss %q (logit_diff, logit_minus_mean, probs, zero)", req.Loss)
+	}
+	tokens := req.Tokens
+	if len(tokens) == 0 {
+		if req.Prompt == "" {
+			return nil, badf("empty prompt")
+		}
+		tokens = e.Tok.Encode(req.Prompt)
+	} else if req.Prompt != "" {
+		return nil, badf("give prompt or tokens, not both")
+	}
+	p.T = len(tokens)
+	if p.T > m.NCtx {
+		return nil, badf("the prompt has %d tokens, more than the model's context of %d", p.T, m.NCtx)
+	}
+	for _, t := range tokens {
+		if t < 0 || t >= m.Vocab {
+			return nil, badf("token id %d is outside the vocabulary [0, %d)", t, m.Vocab)
+		}
+	}
+	if len(req.Targets) == 0 && req.Loss != "zero" {
+		return nil, badf("give at least one target token")
+	}
+	one := func(s string) (int, error) {
+		id, err := e.Tok.SingleToken(s)
+		if err != nil {
+			return 0, BadRequest{err}
+		}
+		if id >= m.Vocab {
+			return 0, badf("token %q (id %d) is outside the model's vocabulary of %d", s, id, m.Vocab)
+		}
+		return id, nil
+	}
+	for _, s := range req.Targets {
+		id, err := one(s)
+		if err != nil {
+			return nil, err
+		}
+		p.targets = append(p.targets, id)
+	}
+	for _, s := range req.Distractors {
+		id, err := one(s)
+		if err != nil {
+			return nil, err
+		}
+		p.distractors = append(p.distractors, id)
+	}
+	for _, a := range req.Ablations {
+		if err := e.checkNode(req, a.Node, p.T, true); err != nil {
+			return nil, badf("ablation %s: %v", a.Node.Name(), err)
+		}
+	}
+	for tr := req.Trace; tr != nil; tr = tr.Downstream {
+		if err := e.checkNode(req, tr.Node, p.T, false); err != nil {
+			return nil, badf("trace %s: %v", tr.Node.Name(), err)
+		}
+		switch {
+		case tr.Node.Type == AttnHead && !slices.Contains([]string{"", "q", "k", "qk", "v"}, tr.Path):
+			return nil, badf("trace path %q: want q, k, qk or v", tr.Path)
+		case tr.Node.Type != AttnHead && tr.Path != "":
+			return nil, badf("trace path %q is only for attention heads", tr.Path)
+		case tr.Downstream != nil && tr.Path != "v":
+			return nil, badf("a downstream node is only for a trace through v")
+		}
+		if d := tr.Downstream; d != nil && !before(writePoint(tr.Node), readPoint(d.Node)) {
+			return nil, badf("downstream node %s does not read what %s writes", d.Node.Name(), tr.Node.Name())
+		}
+	}
+	for _, n := range req.Inspect {
+		if err := e.checkNode(req, n, p.T, false); err != nil {
+			return nil, badf("inspect %s: %v", n.Name(), err)
+		}
+	}
+	p.rows = []row{{label: "main", tokens: tokens, ablated: true}}
+	if len(req.Ablations) > 0 {
+		p.rows = append(p.rows, row{label: "baseline", tokens: tokens})
+	}
+	if req.SecondPrompt != "" {
+		second := e.Tok.Encode(req.SecondPrompt)
+		if len(second) != p.T {
+			return nil, badf("the second prompt has %d tokens, the first %d: they must have equal token length", len(second), p.T)
+		}
+		p.rows = append(p.rows, row{label: "right", tokens: second, ablated: true})
+	}
+	return p, nil
+}
+
+func (e *Engine) checkNode(req Request, n Node, T int, allowAll bool) error {
+	m := e.Model
+	if n.Layer < 0 || n.Layer >= m.NLayer {
+		return fmt.Errorf("layer %d out of range 0..%d", n.Layer, m.NLayer-1)
+	}
+	limit := map[NodeType]int{MLPNeuron: m.DMLP, AttnHead: m.NHead}[n.Type]
+	switch n.Type {
+	case MLPNeuron, AttnHead:
+		if n.Index < 0 || n.Index >= limit {
+			return fmt.Errorf("index %d out of range 0..%d", n.Index, limit-1)
+		}
+	case MLPLatent, AttnLatent:
+		if err := e.checkLatent(req, n); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("node type %q cannot be used here", n.Type)
+	}
+	if n.Token == allPosition && !allowAll {
+		return errors.New("give the token position (name@token)")
+	}
+	if n.Token < allPosition || n.Token >= T {
+		return fmt.Errorf("token %d out of range 0..%d", n.Token, T-1)
+	}
+	if n.Type == AttnHead && n.Token >= 0 && n.KeyToken > n.Token {
+		return fmt.Errorf("key token %d is after query token %d (attention is causal)", n.KeyToken, n.Token)
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"tdb/model/hub"
+)
+
+// randomPrefix marks a model name meaning "GPT-2-shaped random weights".
+const randomPrefix = "random:"
+
+// randomSeed is the seed of random:<preset> weights, fixed so that every
+// process (every worker of a job) builds the same model.
+const randomSeed = 1
+
+// ErrUnknownPreset is returned (wrapped) for random:<preset> with a preset
+// that is neither tiny nor one of Presets: a mistake in the input.
+var ErrUnknownPreset = errors.New("unknown preset")
+
+// RandomConfig returns the shape named by a random:<preset> model name
+// (isRandom false, and no error, if name is not one).
+func RandomConfig(name string) (cfg Config, isRandom bool, err error) {
+	preset, isRandom := strings.CutPrefix(name, randomPrefix)
+	if !isRandom {
+		return Config{}, false, nil
+	}
+	if preset == "tiny" {
+		return TinyConfig, true, nil
+	}
+	if c, found := Presets[preset]; found {
+		return c, true, nil
+	}
+	names := []string{"tiny"}
+	for n := range Presets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return Config{}, true, fmt.Errorf("model %q: %w %q (have %s)", name, ErrUnknownPreset, preset, strings.Join(names, ", "))
+}
+
+// Open resolves what a user names a model by: random:<preset> builds random
+// GPT-2-shaped weights (seed 1); anything else is a local folder or a hub
+// name, downloaded into the cache on first use. Random weights predict
+// nothing, so Open says so loudly on progress (nil: silent; the returned
+// model's Random field tells the caller either way), as it does for a
+// folder written by `tdb model random`. progress also receives the
+// download's progress bar.
+func Open(ctx context.Context, name string, progress io.Writer) (*Model, error) {
+	cfg, isRandom, err := RandomConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	if isRandom {
+		m, err := NewRandom(cfg, randomSeed)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			fmt.Fprintf(progress, "WARNING: %s: RANDOM GPT-2-shaped weights, outputs are meaningless (for benchmarks and trying the pipeline)\n", name)
+		}
+		return m, nil
+	}
+	dir, err := hub.Resolve(ctx, name, progress)
+	if err != nil {
+		return nil, err
+	}
+	m, err := Load(dir)
+	if err != nil && dir != name { // Load names the files; add the hub name they came from
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.Random && progress != nil {
+		fmt.Fprintf(progress, "WARNING: %s holds RANDOM weights (made by tdb model random): outputs are meaningless\n", name)
+	}
+	return m, nil
+}

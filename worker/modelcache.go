@@ -1,0 +1,69 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"tdb/model"
+)
+
+// ModelCache keeps the most recently used models of a worker process, so
+// consecutive shards (and jobs) on the same model load it once. Workers of
+// one process share a cache (the weights are read-only). It is safe for
+// concurrent use.
+type ModelCache struct {
+	mu     sync.Mutex
+	max    int
+	order  []string
+	models map[string]*modelEntry
+	log    *slog.Logger
+}
+
+type modelEntry struct {
+	once sync.Once
+	m    *model.Model
+	err  error
+}
+
+// NewModelCache keeps up to n models (at least one).
+func NewModelCache(n int, log *slog.Logger) *ModelCache {
+	n = max(n, 1)
+	return &ModelCache{max: n, models: map[string]*modelEntry{}, log: log}
+}
+
+// Get loads a model by name (see model.Open) or returns the cached one.
+func (c *ModelCache) Get(ctx context.Context, name string) (*model.Model, error) {
+	c.mu.Lock()
+	e, ok := c.models[name]
+	if !ok {
+		e = &modelEntry{}
+		c.models[name] = e
+		c.order = append(c.order, name)
+		for len(c.order) > c.max {
+			delete(c.models, c.order[0])
+			c.order = c.order[1:]
+		}
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.m, e.err = c.load(ctx, name) })
+	if e.err != nil {
+		c.mu.Lock()
+		if c.models[name] == e {
+			delete(c.models, name) // let a later shard retry (e.g. a download that failed)
+			c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == name })
+		}
+		c.mu.Unlock()
+	}
+	return e.m, e.err
+}
+
+// load opens a model, logging loudly when its weights are random.
+func (c *ModelCache) load(ctx context.Context, name string) (*model.Model, error) {
+	m, err := model.Open(ctx, name, nil)
+	if err == nil && m.Random && c.log != nil {
+		c.log.Warn("RANDOM WEIGHTS: the model is GPT-2-shaped but untrained; collated activations are for testing the pipeline only", "model", name)
+	}
+	return m, err
+}
