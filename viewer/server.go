@@ -56,6 +56,9 @@ type Options struct {
 	MaxPromptTokens int
 	// Log receives one line per failed request (default: discard).
 	Log *slog.Logger
+	// Mounts serves more handlers by path prefix ("/compat/" for the
+	// original TDB front end's API, issue 13), behind the same auth check.
+	Mounts map[string]http.Handler
 	// Registry gathers /metrics; pass the one the Data handler registers
 	// with so that one scrape sees both (nil: a new one).
 	Registry *prometheus.Registry
@@ -139,6 +142,12 @@ func New(opt Options) (*Server, error) {
 	s.mux.HandleFunc("POST /api/v1/activations", s.instrument("activations", s.handleActivations))
 	s.mux.HandleFunc("POST /api/v1/tokenize", s.instrument("tokenize", s.handleTokenize))
 	s.mux.HandleFunc("GET /api/v1/model", s.instrument("model", s.handleModel))
+	for prefix, h := range opt.Mounts {
+		if !strings.HasPrefix(prefix, "/") || !strings.HasSuffix(prefix, "/") || prefix == "/" || strings.HasPrefix(prefix, "/api/") || strings.HasPrefix(prefix, "/static/") {
+			return nil, fmt.Errorf("viewer: mount %q: want a /prefix/ outside /, /api/ and /static/", prefix)
+		}
+		s.mux.Handle(prefix, h)
+	}
 	s.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if s.opt.Data == nil {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "no dataset store: start tdb serve with --store to browse datasets")

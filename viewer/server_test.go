@@ -258,3 +258,18 @@ func TestActivations(t *testing.T) {
 		}
 	}
 }
+
+func TestMounts(t *testing.T) {
+	_, ts := newTestServer(t, Options{AuthToken: "tok", Mounts: map[string]http.Handler{"/compat/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "compat "+r.Method+" "+r.URL.Path)
+	})}})
+	if code, _, body := call(t, "POST", ts.URL+"/compat/model_info", "", "Authorization", "Bearer tok"); code != 200 || body != "compat POST /compat/model_info" {
+		t.Fatalf("mounted handler: %d %q", code, body)
+	}
+	if code, _, _ := call(t, "POST", ts.URL+"/compat/model_info", ""); code != 401 {
+		t.Fatalf("mounted handler without the token: %d", code)
+	}
+	if _, err := New(Options{Mounts: map[string]http.Handler{"/api/x/": http.NotFoundHandler()}}); err == nil {
+		t.Fatal("a mount under /api/ was accepted")
+	}
+}
