@@ -1,5 +1,5 @@
 // Home (datasets, model, jump box), dataset, layer-table and search pages.
-import { el, put, api, fmt, fmtInt, errorBox, showError, busy, getModelInfo, getDatasets, navigate, parseNode, locationsFor, showToken } from './util.js';
+import { el, put, api, fmt, fmtInt, diverging, errorBox, showError, busy, getModelInfo, getDatasets, navigate, parseNode, locationsFor, showToken } from './util.js';
 import { EXAMPLE } from './tdb.js';
 
 const enc = encodeURIComponent;
@@ -90,13 +90,18 @@ export async function renderLayer(app, url) {
     const link = (s, o, off = 0) => `/l/${enc(ds)}/${enc(loc)}/${layer}?sort=${s}&order=${o}&offset=${off}`;
     const th = k => el('th' + (k === 'index' ? '.l' : '') + (SORTS.includes(k) ? '.sortable' : ''), SORTS.includes(k) ? { 'data-sort': k, onclick: () => navigate(link(k, sort === k && order === 'desc' ? 'asc' : 'desc')) } : {}, k, sort === k ? el('span.arrow', order === 'asc' ? '▲' : '▼') : null);
     const keys = ['index', 'max', 'min', 'mean', 'variance', 'skewness', 'kurtosis', 'frac_nonzero'];
+    const colMax = {};
+    for (const k of keys.slice(1)) colMax[k] = Math.max(0, ...comps.map(cp => Math.abs((cp.stats || cp)[k] || 0)));
     put(body, el('div.panel', el('div.panel-head', el('h2', 'Components'), el('span.muted.small', `sorted by ${sort} ${order}${total != null ? ` · ${offset + 1}–${offset + comps.length} of ${total}` : ''}`), el('span.spacer'),
       offset > 0 ? el('a.btn.small', { href: link(sort, order, Math.max(0, offset - limit)) }, '← prev') : null, comps.length === limit ? el('a.btn.small', { href: link(sort, order, offset + limit) }, 'next →') : null),
     el('div.tablewrap', el('table.data', { 'data-testid': 'layer-table' }, el('thead', el('tr', keys.map(th))),
       el('tbody', comps.map(cp => {
         const s = cp.stats || cp;
         const idx = cp.index ?? cp.component;
-        return el('tr', el('td.l', el('a', { href: `/c/${enc(ds)}/${enc(loc)}/${layer}/${idx}` }, `#${idx}`)), keys.slice(1).map(k => el('td', k === 'frac_nonzero' && s[k] != null ? (100 * s[k]).toFixed(2) + '%' : fmt(s[k]))));
+        return el('tr', { 'data-component': idx }, el('td.l', el('a', { href: `/c/${enc(ds)}/${enc(loc)}/${layer}/${idx}` }, `#${idx}`)), keys.slice(1).map(k => {
+          const t = s[k] / (colMax[k] || 1);
+          return el('td', { 'data-col': k, 'data-value': s[k], style: { background: diverging(t * 0.8) } }, k === 'frac_nonzero' && s[k] != null ? (100 * s[k]).toFixed(2) + '%' : fmt(s[k]));
+        }));
       }))))));
   } catch (e) { put(body); showError(err, e); }
 }

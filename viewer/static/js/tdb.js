@@ -479,6 +479,7 @@ export async function renderTDB(app, url) {
       put(rawPanel); attnPanel.hidden = true;
       return;
     }
+    if (info && !info.loaded) return; // the page already says so
     let req;
     try { req = buildRequest(state); } catch (e) { showError(err, e); return; }
     if (!state.targets.length) { showError(err, new Error('Add a target token: the token the model should predict.')); return; }
