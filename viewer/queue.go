@@ -39,3 +39,15 @@ func (q *queue) acquire(ctx context.Context) (release func(), err error) {
 
 // depth is the number of admitted requests (running and waiting).
 func (q *queue) depth() int { return len(q.admit) }
+
+// Acquire takes a slot of the server's model queue for work done by a
+// mounted handler (the /compat API), so that it shares the viewer's limit:
+// at most Workers run, Queue wait, and beyond that it fails at once with
+// a "server is busy" error. Call done when the model work is over.
+func (s *Server) Acquire(ctx context.Context) (done func(), err error) {
+	done, err = s.q.acquire(ctx)
+	if errors.Is(err, errBusy) {
+		s.busy.Inc()
+	}
+	return done, err
+}

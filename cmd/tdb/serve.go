@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"tdb/compat"
 	"tdb/debugger"
 	"tdb/model/tokenizer"
 	"tdb/store"
@@ -71,17 +72,23 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		opt.Engine = eng
 	}
+	var st store.Store
 	if *storeURL != "" {
-		st, err := store.Open(ctx, *storeURL)
-		if err != nil {
+		var err error
+		if st, err = store.Open(ctx, *storeURL); err != nil {
 			return err
 		}
 		opt.Data = newDataHandler(st)
 	}
+	// The original TDB front end's API (docs/compat.md) shares the model
+	// queue; it is built after the server that owns the queue.
+	var compatAPI http.Handler
+	opt.Mounts = map[string]http.Handler{compat.Prefix + "/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { compatAPI.ServeHTTP(w, r) })}
 	srv, err := viewer.New(opt)
 	if err != nil {
 		return err
 	}
+	compatAPI = compat.New(compat.Options{Engine: opt.Engine, Store: st, Datasets: datasets, Acquire: srv.Acquire, Logger: log})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return usagef("--addr %s: %v", *addr, err)

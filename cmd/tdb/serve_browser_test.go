@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,6 +151,17 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
+	// The original front end's API is mounted at /compat on the same server.
+	cres, err := http.Post(base0+"/compat/model_info", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(cres.Body)
+	cres.Body.Close()
+	if cres.StatusCode != 200 || !strings.Contains(string(body), `"modelName"`) {
+		t.Fatalf("/compat/model_info: %d %s", cres.StatusCode, body)
+	}
+
 	shots := os.Getenv("TDB_SCREENSHOTS")
 	if shots == "" {
 		shots = filepath.Join(e2eDir, "screenshots")
@@ -170,7 +183,7 @@ func TestBrowser(t *testing.T) {
 	cmd.Dir = e2eDir
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	t.Logf("browser.mjs output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("browser test failed: %v\n%s\nserver log:\n%s", err, stderr.String(), serr.String())
