@@ -390,12 +390,20 @@ export async function renderTDB(app, url) {
     if (scroll) trs[i].scrollIntoView({ block: 'nearest' });
   }
 
+  // remember keeps the open row in the URL (replacing the entry: opening
+  // a row is not a step worth a Back press).
+  function remember(name) {
+    state.open = name;
+    history.replaceState(null, '', stateURL(state));
+  }
+
   async function toggleDetail(i, forceOpen) {
     const tr = tablePanel.querySelectorAll('tr.node')[i];
     if (!tr) return;
     const next = tr.nextElementSibling;
-    if (next && next.classList.contains('detail')) { if (!forceOpen) next.remove(); return; }
+    if (next && next.classList.contains('detail')) { if (!forceOpen) { next.remove(); remember(''); } return; }
     const row = tableRows[i];
+    remember(row.name);
     const ncols = tr.children.length;
     const cell = el('td', { colspan: ncols });
     const dtr = el('tr.detail', { 'data-detail-for': row.name }, cell);
