@@ -95,9 +95,13 @@ export async function renderComponent(app, url) {
   const explanations = (data.explanations || []).length ? el('div.panel', el('h2', 'Explanations'), data.explanations.map(x => el('div', el('b', x.explanation ?? x.text), x.score != null ? el('span.muted', ` score ${fmt(x.score, 3)}`) : null))) : null;
 
   const quant = (data.quantiles || []).filter(b => b.records && b.records.length);
-  const quantPanel = quant.length ? el('div.panel', el('div.panel-head', el('h2', 'Quantiles'), el('span.muted.small', 'random records per bucket of record maximum')),
-    quant.slice().reverse().map(b => el('div', { style: { marginBottom: '.6rem' } }, el('h3', `${fmt(b.lower)} – ${fmt(b.upper)}`),
-      el('div', { 'data-testid': 'quantile-' + b.bucket }, b.records.slice(0, 2).map((r, i) => recordView(r, `q${b.bucket}-${i}`, opts)))))) : null;
+  const quantBody = el('div');
+  let quantAll = false;
+  const drawQuant = () => put(quantBody, quant.slice().reverse().map(b => el('div', { style: { marginBottom: '.6rem' } }, el('h3', `${fmt(b.lower)} – ${fmt(b.upper)}`, el('span.muted', ` · ${b.records.length} records`)),
+    el('div', { 'data-testid': 'quantile-' + b.bucket }, b.records.slice(0, quantAll ? b.records.length : 2).map((r, i) => recordView(r, `q${b.bucket}-${i}`, opts))))));
+  drawQuant();
+  const quantPanel = quant.length ? el('div.panel', el('div.panel-head', el('h2', 'Quantiles'), el('span.muted.small', 'random records per bucket of record maximum'), el('span.spacer'),
+    el('button.ghost.small', { onclick: e => { quantAll = !quantAll; e.target.textContent = quantAll ? 'show 2 each' : 'show all'; drawQuant(); } }, 'show all')), quantBody) : null;
   put(body,
     explanations,
     el('div.grid.cols-2',
