@@ -100,7 +100,7 @@ export async function renderLayer(app, url) {
         const idx = cp.index ?? cp.component;
         return el('tr', { 'data-component': idx }, el('td.l', el('a', { href: `/c/${enc(ds)}/${enc(loc)}/${layer}/${idx}` }, `#${idx}`)), keys.slice(1).map(k => {
           const t = s[k] / (colMax[k] || 1);
-          return el('td', { 'data-col': k, 'data-value': s[k], style: { background: diverging(t * 0.8) } }, k === 'frac_nonzero' && s[k] != null ? (100 * s[k]).toFixed(2) + '%' : fmt(s[k]));
+          return el('td', { 'data-col': k, 'data-value': s[k], style: { background: diverging(t * 0.4) } }, k === 'frac_nonzero' && s[k] != null ? (100 * s[k]).toFixed(2) + '%' : fmt(s[k]));
         }));
       }))))));
   } catch (e) { put(body); showError(err, e); }
@@ -131,7 +131,7 @@ export async function renderSearch(app, url) {
     const hits = data.hits || [];
     if (!hits.length) { put(body, el('div.panel', el('div.empty', `No components found${data.layers != null ? ` in ${data.layers} layers` : ''}.`))); return; }
     put(body, el('div.panel', el('div.panel-head', el('h2', `${hits.length} components`), el('span.muted.small', q.get('token') ? 'ranked by the max activation of top records that peak on the token' : 'whose top records contain the text')),
-      el('div', { 'data-testid': 'search-results' }, hits.map(h => {
+      el('div.search', { 'data-testid': 'search-results' }, hits.map(h => {
         const ev = h.evidence || {};
         const strs = ev.token_strings || (ev.tokens || []).map(t => '#' + t);
         const href = `/c/${enc(ds)}/${enc(h.location)}/${h.layer}/${h.index}`;
