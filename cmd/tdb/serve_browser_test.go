@@ -58,6 +58,10 @@ func browserDeps(t *testing.T) (chromium, e2eDir string) {
 	return chromium, e2eDir
 }
 
+// queryMounted says tdb serve mounts the query service (layer tables and
+// search); the interim dataset API serves only datasets and components.
+const queryMounted = false
+
 // TestBrowser runs the web app in Debian's chromium: tdb serve with a random
 // tiny model and a dataset collated here, checked against tdb debug --json
 // and tdb top --json for the same questions (viewer/e2e/browser.mjs).
@@ -168,7 +172,7 @@ func TestBrowser(t *testing.T) {
 	}
 	input := map[string]any{
 		"base": base0, "chromium": chromium, "screenshots": shots, "profile": filepath.Join(dir, "chromium-profile"),
-		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 48,
+		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 48, "query": queryMounted,
 		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "second": second, "twoPrompts": twoPrompts,
 		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256, "headTop": headTop["top"]},
 	}

@@ -259,6 +259,28 @@ await step('home page lists the dataset', async () => {
   await page.waitForURL(u => u.pathname === `/c/${comp.dataset}/mlp.post_act/1/7`);
 });
 
+if (input.query) {
+  await step('layer table sorted by max (query service)', async () => {
+    await page.goto(`${base}/l/${comp.dataset}/${comp.location}/${comp.layer}?sort=max&order=desc`);
+    await page.waitForSelector('[data-testid=layer-table] tr[data-component]');
+    const maxes = await page.$$eval('[data-testid=layer-table] td[data-col=max]', tds => tds.map(td => Number(td.dataset.value)));
+    check(maxes.length === Math.min(100, comp.components), `${maxes.length} rows`);
+    for (let i = 1; i < maxes.length; i++) check(maxes[i - 1] >= maxes[i], `not sorted by max at row ${i}`);
+    await shot('layer');
+    await page.click('[data-testid=layer-table] tr[data-component] a');
+    await page.waitForSelector('[data-testid=top-records] [data-record]');
+    const top = await page.$eval('[data-testid=top-records] [data-record]', r => Number(r.dataset.max));
+    check(close(top, maxes[0]), `the first component's top record ${top} is not the layer table's max ${maxes[0]}`);
+  });
+  await step('search by token (query service)', async () => {
+    await page.goto(`${base}/search?dataset=${comp.dataset}&token=${encodeURIComponent(input.target)}`);
+    await page.waitForSelector('[data-testid=search-results] [data-hit]');
+    const peaks = await page.$$eval('[data-testid=search-results] [data-hit] .peak', s => s.map(x => x.textContent));
+    check(peaks.length > 0 && peaks.every(p => p === input.target), `search evidence peaks on ${JSON.stringify(peaks)}, not ${JSON.stringify(input.target)}`);
+    await shot('search');
+  });
+}
+
 async function errorShows(url, re, name) {
   await page.goto(url);
   await page.waitForFunction(re => [...document.querySelectorAll('[data-testid=error]')].some(e => new RegExp(re).test(e.textContent)), re.source);
