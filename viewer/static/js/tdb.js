@@ -252,7 +252,7 @@ export async function renderTDB(app, url) {
     const draw = () => {
       const n = showAll ? 100 : 10;
       const list = (xs, title) => el('div', el('h3', title), el('div.cand', xs.slice(0, n).map(x => [
-        el('span', tokChip(x.text), x.role ? el('span.role', x.role) : null), el('span.num', { style: { color: x.relative >= 0 ? 'var(--pos)' : 'var(--neg)' } }, fmtSigned(x.relative)), el('span.num.muted', (x.prob * 100).toFixed(x.prob < 0.001 ? 3 : 1) + '%')])));
+        el('span', x.role ? tokChip(x.text) : el('button.ghost.cand-pick', { title: 'use as the distractor', 'data-candidate': x.text, onclick: () => go({ ...state, distractors: [x.text], open: '' }) }, tokChip(x.text)), x.role ? el('span.role', x.role) : null), el('span.num', { style: { color: x.relative >= 0 ? 'var(--pos)' : 'var(--neg)' } }, fmtSigned(x.relative)), el('span.num.muted', (x.prob * 100).toFixed(x.prob < 0.001 ? 3 : 1) + '%')])));
       put(body,
         c.pinned && c.pinned.length ? list(c.pinned, 'Target and distractor') : null,
         el('div.cands', { style: { marginTop: '.5rem' } }, list(c.top, 'Top'), list(c.bottom, 'Bottom')));
