@@ -86,6 +86,17 @@ await step('TDB page from a URL equals tdb debug --json', async () => {
   await shot('tdb');
 });
 
+await step('a next-token candidate becomes the distractor', async () => {
+  await page.goto(q(question));
+  await readTable();
+  const cand = await page.getAttribute('[data-candidate]', 'data-candidate');
+  await page.click('[data-candidate]');
+  await page.waitForURL(u => new URL(u).searchParams.get('distractor') === cand);
+  await page.waitForFunction(c => [...document.querySelectorAll('.chip.distractor')].some(x => x.dataset.token === c), cand);
+  await page.goBack();
+  await page.waitForURL(u => new URL(u).searchParams.get('distractor') === input.distractor);
+});
+
 await step('sorting by a column', async () => {
   await page.click('th[data-col=activation]');
   await page.waitForURL(/sort=activation/);
@@ -118,7 +129,12 @@ await step('keyboard: j j Enter opens the second row', async () => {
   const sel = await page.$eval('tr.node.sel', r => r.dataset.node);
   check(sel === second, `selected ${sel}, want ${second}`);
   await page.waitForSelector(`tr.detail[data-detail-for="${second}"] .toklist .t`);
+  check(new URL(page.url()).searchParams.get('open') === second, 'the open row is not in the URL');
   await shot('tdb-detail');
+  await page.keyboard.press('?');
+  await page.waitForSelector('.overlay .keys');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('.overlay', { state: 'detached' });
 });
 
 await step('ablate a node from its row: diff columns equal tdb debug --ablate', async () => {
