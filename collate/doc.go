@@ -18,10 +18,11 @@
 //	    for each window: acc.AddWindow(src, tokens, acts)   // acts [T, C] row-major
 //	    (heads: acc.AddPairWindow(src, tokens, probs, writeNorms) // [T, T, H])
 //	    acc.Encode(w)  → the shard's partial on the store
-//	merger, per location and layer:
-//	    a, _ := collate.DecodePartial(bytes); a.Merge(b) ...  // any order
+//	merger: collate.AssembleDataset(ctx, st, manifest, layers, opts) (assemble.go):
+//	    per location and layer, in parallel, MergePartials:
+//	        a, _ := collate.DecodePartial(bytes); a.Merge(b) ...  // any order
 //	    collate.WriteLayer(ctx, st, dataset, a, 0)  // records.parquet, stats.parquet
-//	last: dataset.WriteManifest(ctx, st, &dataset.Manifest{...})
+//	    last: dataset.WriteManifest(ctx, st, &dataset.Manifest{...})
 //	readers: dataset.ReadManifest, dataset.ReadComponent (tdb top, query)
 //
 // Files: datasets/<name>/<location>/layer=<L>/records.parquet holds one row

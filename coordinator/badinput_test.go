@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"tdb/coordinator"
 	"tdb/dataset"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
 	"tdb/store"
 )
 
@@ -30,17 +30,17 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 	if err := os.WriteFile(badJSONL, []byte("{\"text\": \"The cat sat on the mat.\"}\n{\"text\": 12}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	q := natsutil.QueueConfig{AckWait: 300 * time.Millisecond, MaxDeliver: 2}
+	q := natsx.QueueConfig{AckWait: 300 * time.Millisecond, MaxDeliver: 2}
 	tests := []struct {
 		name  string
 		store store.Store
-		edit  func(*natsutil.JobSpec)
+		edit  func(*jobs.JobSpec)
 		want  []string
 	}{
-		{"missing corpus", store.NewMemory(), func(s *natsutil.JobSpec) { s.Corpus = filepath.Join(dir, "nope", "*.txt") }, []string{"corpus", "matches no files"}},
-		{"unknown location", store.NewMemory(), func(s *natsutil.JobSpec) { s.Locations = []string{"mlp.post_akt"} }, []string{"shard 0", `unknown location "mlp.post_akt"`}},
-		{"bad JSONL line", store.NewMemory(), func(s *natsutil.JobSpec) { s.Corpus = "jsonl:" + badJSONL }, []string{"shard 0 failed on delivery 2 of 2: corpus file", "bad.jsonl:2", "not a string"}},
-		{"store refuses writes", refusingStore{store.NewMemory()}, func(s *natsutil.JobSpec) {}, []string{"writing the shard plan", "not authorized"}},
+		{"missing corpus", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = filepath.Join(dir, "nope", "*.txt") }, []string{"corpus", "matches no files"}},
+		{"unknown location", store.NewMemory(), func(s *jobs.JobSpec) { s.Locations = []string{"mlp.post_akt"} }, []string{"shard 0", `unknown location "mlp.post_akt"`}},
+		{"bad JSONL line", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = "jsonl:" + badJSONL }, []string{"shard 0 failed on delivery 2 of 2: corpus file", "bad.jsonl:2", "not a string"}},
+		{"store refuses writes", refusingStore{store.NewMemory()}, func(s *jobs.JobSpec) {}, []string{"writing the shard plan", "not authorized"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,7 +51,7 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 			if err == nil {
 				t.Fatalf("job succeeded: %+v", state)
 			}
-			if state.Status != natsutil.Failed {
+			if state.Status != jobs.Failed {
 				t.Fatalf("status %s, want failed", state.Status)
 			}
 			for _, w := range tc.want {
@@ -68,7 +68,7 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 
 func TestCancelAndResubmit(t *testing.T) {
 	st := store.NewMemory()
-	c := startCluster(t, 1, natsutil.QueueConfig{AckWait: time.Second, MaxDeliver: 3}, st)
+	c := startCluster(t, 1, natsx.QueueConfig{AckWait: time.Second, MaxDeliver: 3}, st)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	spec := tinySpec("cancelled", 600)
@@ -90,18 +90,18 @@ func TestCancelAndResubmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.ID != state.ID || again.Attempt != 2 || again.Status != natsutil.Submitted {
+	if again.ID != state.ID || again.Attempt != 2 || again.Status != jobs.Submitted {
 		t.Fatalf("resubmitted: %+v", again)
 	}
 	final, err := c.client.Wait(ctx, state.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if final.Status != natsutil.Done || final.Shards < 2 {
+	if final.Status != jobs.Done || final.Shards < 2 {
 		t.Fatalf("final %+v", final)
 	}
 	// Submitting a done job attaches to it; a different spec under the same id is refused.
-	if s, err := c.client.Submit(ctx, spec); err != nil || s.Status != natsutil.Done {
+	if s, err := c.client.Submit(ctx, spec); err != nil || s.Status != jobs.Done {
 		t.Fatalf("resubmitting a done job: %+v, %v", s, err)
 	}
 	other := tinySpec("other", 600)
@@ -117,43 +117,5 @@ func TestCancelAndResubmit(t *testing.T) {
 	dup := tinySpec("cancelled", 1<<20)
 	if _, err := c.run(dup); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("duplicate dataset: %v", err)
-	}
-}
-
-func TestNormalize(t *testing.T) {
-	base := natsutil.JobSpec{Dataset: "d", Model: "gpt2", Corpus: "synthetic:ioi", Locations: []string{"mlp.post_act"}}
-	tests := []struct {
-		name string
-		edit func(*natsutil.JobSpec)
-		want string // error substring, "" for success
-	}{
-		{"ok", func(*natsutil.JobSpec) {}, ""},
-		{"no model", func(s *natsutil.JobSpec) { s.Model = " " }, "no model"},
-		{"no corpus", func(s *natsutil.JobSpec) { s.Corpus = "" }, "no corpus"},
-		{"no locations", func(s *natsutil.JobSpec) { s.Locations = nil }, "no locations"},
-		{"duplicate location", func(s *natsutil.JobSpec) { s.Locations = []string{"a", "a"} }, "twice"},
-		{"bad dataset", func(s *natsutil.JobSpec) { s.Dataset = "a/b" }, "dataset name"},
-		{"bad job id", func(s *natsutil.JobSpec) { s.ID = "Job 1" }, "job id"},
-		{"tiny shards", func(s *natsutil.JobSpec) { s.TokensPerShard = 10 }, "less than one window"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := base
-			s.Locations = append([]string(nil), base.Locations...)
-			tc.edit(&s)
-			got, err := coordinator.Normalize(s)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got.NCtx != coordinator.DefaultNCtx || got.ID != got.DefaultID() || !strings.HasPrefix(got.ID, "j-") {
-					t.Fatalf("normalized %+v", got)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err %v, want %q", err, tc.want)
-			}
-		})
 	}
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
 )
 
 // Client submits and inspects jobs. It needs only the KV bucket, which it
@@ -29,7 +30,7 @@ func NewClient(ctx context.Context, nc *nats.Conn, replicas int) (*Client, error
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	kv, err := natsutil.EnsureBucket(ctx, js, replicas)
+	kv, err := natsx.EnsureBucket(ctx, js, replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -43,71 +44,71 @@ var ErrNoJob = errors.New("no such job")
 // state. Submitting a spec whose job exists attaches to it: a running job
 // keeps running, a done job stays done, and a failed or cancelled job is
 // retried as a new attempt (shards already done are reused).
-func (c *Client) Submit(ctx context.Context, spec natsutil.JobSpec) (natsutil.JobState, error) {
-	spec, err := Normalize(spec)
+func (c *Client) Submit(ctx context.Context, spec jobs.JobSpec) (jobs.JobState, error) {
+	spec, err := jobs.Normalize(spec)
 	if err != nil {
-		return natsutil.JobState{}, err
+		return jobs.JobState{}, err
 	}
 	b, err := json.Marshal(spec)
 	if err != nil {
-		return natsutil.JobState{}, err
+		return jobs.JobState{}, err
 	}
-	if _, err := c.kv.Create(ctx, natsutil.SpecKey(spec.ID), b); err != nil {
+	if _, err := c.kv.Create(ctx, jobs.SpecKey(spec.ID), b); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return natsutil.JobState{}, fmt.Errorf("submitting job %s: %w", spec.ID, err)
+			return jobs.JobState{}, fmt.Errorf("submitting job %s: %w", spec.ID, err)
 		}
-		e, err := c.kv.Get(ctx, natsutil.SpecKey(spec.ID))
+		e, err := c.kv.Get(ctx, jobs.SpecKey(spec.ID))
 		if err != nil {
-			return natsutil.JobState{}, fmt.Errorf("submitting job %s: %w", spec.ID, err)
+			return jobs.JobState{}, fmt.Errorf("submitting job %s: %w", spec.ID, err)
 		}
 		if !bytes.Equal(e.Value(), b) {
-			return natsutil.JobState{}, fmt.Errorf("job %s already exists with a different spec (pick another --job id, or omit it to derive one from the spec)", spec.ID)
+			return jobs.JobState{}, fmt.Errorf("job %s already exists with a different spec (pick another --job id, or omit it to derive one from the spec)", spec.ID)
 		}
 	}
 	now := time.Now().UTC()
-	st := natsutil.JobState{ID: spec.ID, Status: natsutil.Submitted, Attempt: 1, Submitted: now, Updated: now}
+	st := jobs.JobState{ID: spec.ID, Status: jobs.Submitted, Attempt: 1, Submitted: now, Updated: now}
 	sb, _ := json.Marshal(st)
-	if _, err := c.kv.Create(ctx, natsutil.StateKey(spec.ID), sb); err == nil {
+	if _, err := c.kv.Create(ctx, jobs.StateKey(spec.ID), sb); err == nil {
 		return st, nil
 	} else if !errors.Is(err, jetstream.ErrKeyExists) {
-		return natsutil.JobState{}, fmt.Errorf("submitting job %s: %w", spec.ID, err)
+		return jobs.JobState{}, fmt.Errorf("submitting job %s: %w", spec.ID, err)
 	}
-	return natsutil.UpdateState(ctx, c.kv, spec.ID, func(s *natsutil.JobState) bool {
-		if s.Status != natsutil.Failed && s.Status != natsutil.Cancelled {
+	return natsx.UpdateState(ctx, c.kv, spec.ID, func(s *jobs.JobState) bool {
+		if s.Status != jobs.Failed && s.Status != jobs.Cancelled {
 			return false
 		}
 		s.Attempt++
-		s.Status, s.Reason, s.Submitted, s.Finished, s.Started = natsutil.Submitted, "", now, nil, nil
+		s.Status, s.Reason, s.Submitted, s.Finished, s.Started = jobs.Submitted, "", now, nil, nil
 		return true
 	})
 }
 
 // Job returns a job's spec and state.
-func (c *Client) Job(ctx context.Context, id string) (natsutil.JobSpec, natsutil.JobState, error) {
-	var spec natsutil.JobSpec
-	var st natsutil.JobState
-	if _, err := natsutil.GetJSON(ctx, c.kv, natsutil.StateKey(id), &st); err != nil {
+func (c *Client) Job(ctx context.Context, id string) (jobs.JobSpec, jobs.JobState, error) {
+	var spec jobs.JobSpec
+	var st jobs.JobState
+	if _, err := natsx.GetJSON(ctx, c.kv, jobs.StateKey(id), &st); err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return spec, st, fmt.Errorf("%w: %s", ErrNoJob, id)
 		}
 		return spec, st, err
 	}
-	if _, err := natsutil.GetJSON(ctx, c.kv, natsutil.SpecKey(id), &spec); err != nil {
+	if _, err := natsx.GetJSON(ctx, c.kv, jobs.SpecKey(id), &spec); err != nil {
 		return spec, st, err
 	}
 	return spec, st, nil
 }
 
 // List returns the state of every job, most recently submitted first.
-func (c *Client) List(ctx context.Context) ([]natsutil.JobState, error) {
-	lister, err := c.kv.ListKeysFiltered(ctx, natsutil.StateKeys)
+func (c *Client) List(ctx context.Context) ([]jobs.JobState, error) {
+	lister, err := c.kv.ListKeysFiltered(ctx, jobs.StateKeys)
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs: %w", err)
 	}
-	var out []natsutil.JobState
+	var out []jobs.JobState
 	for key := range lister.Keys() {
-		var st natsutil.JobState
-		if _, err := natsutil.GetJSON(ctx, c.kv, key, &st); err != nil {
+		var st jobs.JobState
+		if _, err := natsx.GetJSON(ctx, c.kv, key, &st); err != nil {
 			if errors.Is(err, jetstream.ErrKeyNotFound) {
 				continue
 			}
@@ -115,24 +116,24 @@ func (c *Client) List(ctx context.Context) ([]natsutil.JobState, error) {
 		}
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b natsutil.JobState) int { return b.Submitted.Compare(a.Submitted) })
+	slices.SortFunc(out, func(a, b jobs.JobState) int { return b.Submitted.Compare(a.Submitted) })
 	return out, nil
 }
 
 // Cancel stops a job: workers drop its shards and the coordinator purges
 // its queue. A finished job cannot be cancelled.
-func (c *Client) Cancel(ctx context.Context, id string) (natsutil.JobState, error) {
+func (c *Client) Cancel(ctx context.Context, id string) (jobs.JobState, error) {
 	if _, _, err := c.Job(ctx, id); err != nil {
-		return natsutil.JobState{}, err
+		return jobs.JobState{}, err
 	}
-	var final natsutil.JobStatus
-	st, err := natsutil.UpdateState(ctx, c.kv, id, func(s *natsutil.JobState) bool {
+	var final jobs.JobStatus
+	st, err := natsx.UpdateState(ctx, c.kv, id, func(s *jobs.JobState) bool {
 		if s.Status.Final() {
 			final = s.Status
 			return false
 		}
 		now := time.Now().UTC()
-		s.Status, s.Reason, s.Finished = natsutil.Cancelled, "cancelled by request", &now
+		s.Status, s.Reason, s.Finished = jobs.Cancelled, "cancelled by request", &now
 		return true
 	})
 	if err != nil {
@@ -146,7 +147,7 @@ func (c *Client) Cancel(ctx context.Context, id string) (natsutil.JobState, erro
 
 // Progress summarizes a job's shard records.
 type Progress struct {
-	State natsutil.JobState
+	State jobs.JobState
 	// Done counts shards with a result; Running those being computed now;
 	// Failed those whose last delivery of this attempt failed (retrying,
 	// or final).
@@ -180,10 +181,10 @@ func (c *Client) Progress(ctx context.Context, id string) (Progress, error) {
 // Wait follows a job until it is done, failed or cancelled, calling fn (may
 // be nil) with the progress after every change, and returns the final
 // state. A failed or cancelled job returns an error with its reason.
-func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (natsutil.JobState, error) {
+func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (jobs.JobState, error) {
 	w, err := c.kv.Watch(ctx, "jobs."+id+".>")
 	if err != nil {
-		return natsutil.JobState{}, fmt.Errorf("watching job %s: %w", id, err)
+		return jobs.JobState{}, fmt.Errorf("watching job %s: %w", id, err)
 	}
 	defer w.Stop()
 	t := newTracker(id)
@@ -207,7 +208,7 @@ func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (natsut
 				}
 				// The watch's initial values can race with a concurrent update
 				// of the state key; read it directly before giving up.
-				got, err := c.kv.Get(ctx, natsutil.StateKey(id))
+				got, err := c.kv.Get(ctx, jobs.StateKey(id))
 				if err != nil {
 					return t.state, fmt.Errorf("%w: %s", ErrNoJob, id)
 				}
@@ -220,11 +221,11 @@ func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (natsut
 				fn(t.progress())
 			}
 			switch t.state.Status {
-			case natsutil.Done:
+			case jobs.Done:
 				return t.state, nil
-			case natsutil.Failed:
+			case jobs.Failed:
 				return t.state, fmt.Errorf("job %s failed: %s", id, t.state.Reason)
-			case natsutil.Cancelled:
+			case jobs.Cancelled:
 				return t.state, fmt.Errorf("job %s was cancelled", id)
 			}
 		}
@@ -234,22 +235,22 @@ func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (natsut
 // tracker folds KV entries of one job into a Progress.
 type tracker struct {
 	id     string
-	state  natsutil.JobState
-	shards map[int]natsutil.ShardRecord
+	state  jobs.JobState
+	shards map[int]jobs.ShardRecord
 }
 
-func newTracker(id string) *tracker { return &tracker{id: id, shards: map[int]natsutil.ShardRecord{}} }
+func newTracker(id string) *tracker { return &tracker{id: id, shards: map[int]jobs.ShardRecord{}} }
 
 func (t *tracker) apply(key string, value []byte) {
-	if key == natsutil.StateKey(t.id) {
-		var st natsutil.JobState
+	if key == jobs.StateKey(t.id) {
+		var st jobs.JobState
 		if json.Unmarshal(value, &st) == nil {
 			t.state = st
 		}
 		return
 	}
-	if _, i, ok := natsutil.ParseShardKey(key); ok {
-		var r natsutil.ShardRecord
+	if _, i, ok := jobs.ParseShardKey(key); ok {
+		var r jobs.ShardRecord
 		if json.Unmarshal(value, &r) == nil {
 			t.shards[i] = r
 		}
@@ -261,14 +262,14 @@ func (t *tracker) progress() Progress {
 	var last time.Time
 	for _, r := range t.shards {
 		switch {
-		case r.Status == natsutil.ShardDone:
+		case r.Status == jobs.ShardDone:
 			p.Done++
 			p.Tokens += r.Tokens
 		case r.Attempt != t.state.Attempt:
-		case r.Status == natsutil.ShardRunning:
+		case r.Status == jobs.ShardRunning:
 			p.Running++
 			p.Tokens += r.Tokens
-		case r.Status == natsutil.ShardError:
+		case r.Status == jobs.ShardError:
 			p.Failed++
 			if r.Updated.After(last) {
 				last, p.LastError = r.Updated, fmt.Sprintf("shard %d: %s", r.Index, r.Error)

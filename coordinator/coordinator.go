@@ -16,16 +16,17 @@ import (
 
 	"tdb/corpus"
 	"tdb/dataset"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
 	"tdb/store"
 )
 
 // Config configures the coordinator service.
 type Config struct {
-	Dial  natsutil.Dialer
+	Dial  natsx.Dialer
 	Store store.Store
 	// Queue sets the shard consumer's ack wait and delivery bound.
-	Queue natsutil.QueueConfig
+	Queue natsx.QueueConfig
 	// CorpusOptions open corpora for planning (set Opener for corpora on a
 	// store).
 	CorpusOptions corpus.Options
@@ -83,19 +84,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if c.js, err = jetstream.New(nc); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	if c.kv, err = natsutil.EnsureBucket(ctx, c.js, cfg.Queue.Replicas); err != nil {
+	if c.kv, err = natsx.EnsureBucket(ctx, c.js, cfg.Queue.Replicas); err != nil {
 		return err
 	}
-	if c.stream, c.cons, err = natsutil.EnsureQueue(ctx, c.js, cfg.Queue); err != nil {
+	if c.stream, c.cons, err = natsx.EnsureQueue(ctx, c.js, cfg.Queue); err != nil {
 		return err
 	}
-	sub, err := nc.Subscribe(natsutil.MaxDeliveriesAdvisory, func(m *nats.Msg) { c.onMaxDeliveries(ctx, m.Data) })
+	sub, err := nc.Subscribe(natsx.MaxDeliveriesAdvisory, func(m *nats.Msg) { c.onMaxDeliveries(ctx, m.Data) })
 	if err != nil {
 		return fmt.Errorf("coordinator: subscribing to advisories: %w", err)
 	}
 	defer sub.Unsubscribe()
 
-	w, err := c.kv.Watch(ctx, natsutil.StateKeys)
+	w, err := c.kv.Watch(ctx, jobs.StateKeys)
 	if err != nil {
 		return fmt.Errorf("coordinator: watching jobs: %w", err)
 	}
@@ -112,12 +113,15 @@ func Run(ctx context.Context, cfg Config) error {
 			c.refreshMetrics(ctx)
 		case e, ok := <-w.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the watch closes when ctx ends: a shutdown, not a lost connection
+				}
 				return errors.New("coordinator: the job watch ended (NATS connection lost?)")
 			}
 			if e == nil || e.Operation() != jetstream.KeyValuePut {
 				continue
 			}
-			var st natsutil.JobState
+			var st jobs.JobState
 			if json.Unmarshal(e.Value(), &st) != nil || st.Status.Final() {
 				continue
 			}
@@ -142,8 +146,8 @@ func (c *Coordinator) startDriver(ctx context.Context, id string) {
 		delete(c.running, id)
 		c.mu.Unlock()
 		// A resubmission that landed while this driver was finishing.
-		var st natsutil.JobState
-		if _, err := natsutil.GetJSON(ctx, c.kv, natsutil.StateKey(id), &st); err == nil && !st.Status.Final() && ctx.Err() == nil {
+		var st jobs.JobState
+		if _, err := natsx.GetJSON(ctx, c.kv, jobs.StateKey(id), &st); err == nil && !st.Status.Final() && ctx.Err() == nil {
 			c.startDriver(ctx, id)
 		}
 	}()
@@ -155,25 +159,25 @@ func (c *Coordinator) startDriver(ctx context.Context, id string) {
 func (c *Coordinator) drive(ctx context.Context, id string) {
 	log := c.log.With("job", id)
 	for ctx.Err() == nil {
-		var st natsutil.JobState
-		if _, err := natsutil.GetJSON(ctx, c.kv, natsutil.StateKey(id), &st); err != nil {
+		var st jobs.JobState
+		if _, err := natsx.GetJSON(ctx, c.kv, jobs.StateKey(id), &st); err != nil {
 			if ctx.Err() == nil {
 				log.Error("cannot read job state", "err", err)
 			}
 			return
 		}
-		var spec natsutil.JobSpec
-		if _, err := natsutil.GetJSON(ctx, c.kv, natsutil.SpecKey(id), &spec); err != nil {
-			c.failJob(ctx, id, st.Attempt, fmt.Sprintf("reading the job spec: %v", err))
+		var spec jobs.JobSpec
+		if _, err := natsx.GetJSON(ctx, c.kv, jobs.SpecKey(id), &spec); err != nil {
+			c.failJob(ctx, id, st.Attempt, err.Error()) // GetJSON names the spec key
 			continue
 		}
 		var err error
 		switch st.Status {
-		case natsutil.Submitted, natsutil.Planning:
+		case jobs.Submitted, jobs.Planning:
 			err = c.plan(ctx, spec, st, log)
-		case natsutil.Running:
+		case jobs.Running:
 			err = c.follow(ctx, spec, st, log)
-		case natsutil.Merging:
+		case jobs.Merging:
 			err = c.merge(ctx, spec, st, log)
 		default:
 			c.cleanup(ctx, id, st, log)
@@ -207,26 +211,26 @@ func stageErr(stage string, format string, a ...any) error {
 // failJob marks the job failed with reason, unless it is final already or
 // has moved to another attempt.
 func (c *Coordinator) failJob(ctx context.Context, id string, attempt int, reason string) {
-	st, err := natsutil.UpdateState(ctx, c.kv, id, func(s *natsutil.JobState) bool {
+	st, err := natsx.UpdateState(ctx, c.kv, id, func(s *jobs.JobState) bool {
 		if s.Status.Final() || s.Attempt != attempt {
 			return false
 		}
 		now := time.Now().UTC()
-		s.Status, s.Reason, s.Finished = natsutil.Failed, reason, &now
+		s.Status, s.Reason, s.Finished = jobs.Failed, reason, &now
 		return true
 	})
 	if err != nil {
 		c.log.Error("cannot mark job failed", "job", id, "reason", reason, "err", err)
 		return
 	}
-	if st.Status == natsutil.Failed {
+	if st.Status == jobs.Failed {
 		c.log.Error("job failed", "job", id, "reason", st.Reason)
 	}
 }
 
 // cleanup purges the queued shards of a failed or cancelled job.
-func (c *Coordinator) cleanup(ctx context.Context, id string, st natsutil.JobState, log *slog.Logger) {
-	if err := c.stream.Purge(ctx, jetstream.WithPurgeSubject(natsutil.JobSubjects(id))); err != nil {
+func (c *Coordinator) cleanup(ctx context.Context, id string, st jobs.JobState, log *slog.Logger) {
+	if err := c.stream.Purge(ctx, jetstream.WithPurgeSubject(jobs.JobSubjects(id))); err != nil {
 		log.Warn("cannot purge the job's queued shards", "err", err)
 	}
 	log.Info("job finished", "status", st.Status, "reason", st.Reason)
@@ -234,12 +238,12 @@ func (c *Coordinator) cleanup(ctx context.Context, id string, st natsutil.JobSta
 
 // plan cuts the corpus into shards, saves the plan, moves the job to
 // running and publishes the shards.
-func (c *Coordinator) plan(ctx context.Context, spec natsutil.JobSpec, st natsutil.JobState, log *slog.Logger) error {
+func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobState, log *slog.Logger) error {
 	log.Info("planning job", "corpus", spec.Corpus, "dataset", spec.Dataset)
 	if _, err := c.cfg.Store.Size(ctx, dataset.ManifestKey(spec.Dataset)); err == nil {
 		return stageErr("plan", "dataset %q already exists in %s (choose another --dataset, or delete it)", spec.Dataset, c.cfg.Store)
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return stageErr("plan", "checking for dataset %q in %s: %w", spec.Dataset, c.cfg.Store, err)
+		return stageErr("plan", "checking for dataset %q: %w", spec.Dataset, err) // the store names itself and the key
 	}
 	opts := c.cfg.CorpusOptions
 	opts.BlockBytes = spec.BlockBytes
@@ -257,20 +261,20 @@ func (c *Coordinator) plan(ctx context.Context, spec natsutil.JobSpec, st natsut
 	}
 	// Writing the plan is also the first write to the store: a store that
 	// refuses writes fails the job here, before any work is done.
-	if err := c.cfg.Store.Put(ctx, natsutil.PlanKey(spec.ID), bytes.NewReader(b)); err != nil {
-		return stageErr("plan", "writing the shard plan to %s: %w", c.cfg.Store, err)
+	if err := c.cfg.Store.Put(ctx, jobs.PlanKey(spec.ID), bytes.NewReader(b)); err != nil {
+		return stageErr("plan", "writing the shard plan: %w", err)
 	}
 	var est int64
 	for _, s := range shards {
 		est += s.EstTokens
 	}
 	moved := false
-	_, err = natsutil.UpdateState(ctx, c.kv, spec.ID, func(s *natsutil.JobState) bool {
-		if s.Attempt != st.Attempt || (s.Status != natsutil.Submitted && s.Status != natsutil.Planning) {
+	_, err = natsx.UpdateState(ctx, c.kv, spec.ID, func(s *jobs.JobState) bool {
+		if s.Attempt != st.Attempt || (s.Status != jobs.Submitted && s.Status != jobs.Planning) {
 			return false
 		}
 		now := time.Now().UTC()
-		s.Status, s.Shards, s.PlannedTokens, s.Started, moved = natsutil.Running, len(shards), est, &now, true
+		s.Status, s.Shards, s.PlannedTokens, s.Started, moved = jobs.Running, len(shards), est, &now, true
 		return true
 	})
 	if err != nil {
@@ -284,14 +288,14 @@ func (c *Coordinator) plan(ctx context.Context, spec natsutil.JobSpec, st natsut
 
 // loadPlan reads a job's shard plan from the store.
 func (c *Coordinator) loadPlan(ctx context.Context, id string) ([]json.RawMessage, error) {
-	rc, err := c.cfg.Store.Get(ctx, natsutil.PlanKey(id))
+	rc, err := c.cfg.Store.Get(ctx, jobs.PlanKey(id))
 	if err != nil {
 		return nil, stageErr("plan", "reading the shard plan: %w", err)
 	}
 	defer rc.Close()
 	var plan []json.RawMessage
 	if err := json.NewDecoder(rc).Decode(&plan); err != nil {
-		return nil, stageErr("plan", "decoding the shard plan %s: %w", natsutil.PlanKey(id), err)
+		return nil, stageErr("plan", "decoding the shard plan %s: %w", jobs.PlanKey(id), err)
 	}
 	return plan, nil
 }
@@ -304,11 +308,11 @@ func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan 
 		if done[i] {
 			continue
 		}
-		b, err := json.Marshal(natsutil.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh})
+		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh})
 		if err != nil {
 			return err
 		}
-		ack, err := c.js.Publish(ctx, natsutil.Subject(id, i), b, jetstream.WithMsgID(natsutil.MsgID(id, attempt, i)))
+		ack, err := c.js.Publish(ctx, jobs.Subject(id, i), b, jetstream.WithMsgID(jobs.MsgID(id, attempt, i)))
 		if err != nil {
 			return stageErr("publish", "publishing shard %d: %w", i, err)
 		}
@@ -320,10 +324,12 @@ func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan 
 	return nil
 }
 
-// follow publishes what is missing and watches the shard records until
+// follow runs a job's shards in three steps: replay the shard records KV
+// holds already (a restarted coordinator must not count or republish what
+// is done), publish every shard not done, then watch the records until
 // every shard is done (the job moves to merging), a shard fails for good,
 // or the job is stopped.
-func (c *Coordinator) follow(ctx context.Context, spec natsutil.JobSpec, st natsutil.JobState, log *slog.Logger) error {
+func (c *Coordinator) follow(ctx context.Context, spec jobs.JobSpec, st jobs.JobState, log *slog.Logger) error {
 	plan, err := c.loadPlan(ctx, spec.ID)
 	if err != nil {
 		return err
@@ -331,85 +337,137 @@ func (c *Coordinator) follow(ctx context.Context, spec natsutil.JobSpec, st nats
 	if len(plan) != st.Shards {
 		return stageErr("plan", "the shard plan has %d shards, the job state says %d", len(plan), st.Shards)
 	}
-	w, err := c.kv.Watch(ctx, "jobs."+spec.ID+".>")
+	w, err := c.kv.Watch(ctx, jobs.JobKeys(spec.ID))
 	if err != nil {
 		return fmt.Errorf("watching job: %w", err)
 	}
 	defer w.Stop()
-	records := map[int]natsutil.ShardRecord{}
-	done := map[int]bool{}
-	published := false
-	tick := time.NewTicker(c.cfg.SweepInterval)
-	defer tick.Stop()
+	f := &follower{c: c, id: spec.ID, attempt: st.Attempt, shards: len(plan),
+		records: map[int]jobs.ShardRecord{}, done: map[int]bool{}}
+	if stop, err := f.replay(ctx, w); stop || err != nil {
+		return err
+	}
+	if err := c.publish(ctx, spec.ID, st.Attempt, plan, f.done); err != nil {
+		return err
+	}
+	f.live = true
+	if stop, err := f.watch(ctx, w); stop || err != nil {
+		return err
+	}
+	return c.toMerging(ctx, spec.ID, st.Attempt, log)
+}
+
+// follower keeps one job attempt's shard records as its KV watch reports
+// them.
+type follower struct {
+	c       *Coordinator
+	id      string
+	attempt int
+	shards  int
+	records map[int]jobs.ShardRecord
+	done    map[int]bool
+	// live: the initial values are replayed and the shards published;
+	// from now on a finished shard is new and counts in the metrics.
+	live bool
+}
+
+// errWatchEnded: the KV watch closed its channel.
+var errWatchEnded = errors.New("the job watch ended (NATS connection lost?)")
+
+// replay applies the values the watch holds when it starts, up to the nil
+// entry that marks their end. stop: the job is no longer this attempt's
+// running job (drive re-reads its state).
+func (f *follower) replay(ctx context.Context, w jetstream.KeyWatcher) (stop bool, err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			if published {
-				if reason := c.lostShard(ctx, spec.ID, st.Attempt, records, done); reason != "" {
-					return stageErr("jobs", "%s", reason)
-				}
-			}
-			continue
+			return true, nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return errors.New("the job watch ended (NATS connection lost?)")
+				return true, errWatchEnded
 			}
-			if e != nil {
-				if e.Operation() != jetstream.KeyValuePut {
-					continue
-				}
-				if e.Key() == natsutil.StateKey(spec.ID) {
-					var now natsutil.JobState
-					if json.Unmarshal(e.Value(), &now) == nil && (now.Status != natsutil.Running || now.Attempt != st.Attempt) {
-						return nil // cancelled, failed or resubmitted: drive re-reads the state
-					}
-					continue
-				}
-				_, i, ok := natsutil.ParseShardKey(e.Key())
-				if !ok || i < 0 || i >= len(plan) {
-					continue
-				}
-				var r natsutil.ShardRecord
-				if json.Unmarshal(e.Value(), &r) != nil {
-					continue
-				}
-				records[i] = r
-				switch {
-				case r.Status == natsutil.ShardDone && !done[i]:
-					done[i] = true
-					if published {
-						c.cfg.Metrics.ShardsDone.Inc()
-						c.cfg.Metrics.Tokens.Add(float64(r.Tokens))
-						c.cfg.Metrics.ShardDuration.Observe(r.Seconds)
-					}
-				case r.Status == natsutil.ShardError && r.Final && r.Attempt == st.Attempt:
-					return stageErr("jobs", "shard %d failed on delivery %d of %d: %s", i, r.Delivery, c.cfg.Queue.MaxDeliver, r.Error)
-				}
-				if !published {
-					continue
-				}
-			} else if !published {
-				// Initial values replayed: publish whatever is not done.
-				if err := c.publish(ctx, spec.ID, st.Attempt, plan, done); err != nil {
-					return err
-				}
-				published = true
+			if e == nil {
+				return false, nil
 			}
-			if len(done) == len(plan) {
-				return c.toMerging(ctx, spec.ID, st.Attempt, log)
+			if stop, err := f.apply(e); stop || err != nil {
+				return stop, err
 			}
 		}
 	}
 }
 
+// watch applies updates until every shard is done (stop false), checking
+// for shards lost on their last delivery every sweep interval.
+func (f *follower) watch(ctx context.Context, w jetstream.KeyWatcher) (stop bool, err error) {
+	tick := time.NewTicker(f.c.cfg.SweepInterval)
+	defer tick.Stop()
+	for len(f.done) < f.shards {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case <-tick.C:
+			if reason := f.c.lostShard(f.id, f.attempt, f.records, f.done); reason != "" {
+				return true, stageErr("jobs", "%s", reason)
+			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				return true, errWatchEnded
+			}
+			if e == nil {
+				continue
+			}
+			if stop, err := f.apply(e); stop || err != nil {
+				return stop, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// apply takes one KV entry of the job: a state that is no longer this
+// attempt running stops the follower; a shard record is kept, a done shard
+// counted, and a final error fails the job.
+func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
+	if e.Operation() != jetstream.KeyValuePut {
+		return false, nil
+	}
+	if e.Key() == jobs.StateKey(f.id) {
+		var now jobs.JobState
+		if json.Unmarshal(e.Value(), &now) == nil && (now.Status != jobs.Running || now.Attempt != f.attempt) {
+			return true, nil // cancelled, failed or resubmitted: drive re-reads the state
+		}
+		return false, nil
+	}
+	_, i, ok := jobs.ParseShardKey(e.Key())
+	if !ok || i < 0 || i >= f.shards {
+		return false, nil
+	}
+	var r jobs.ShardRecord
+	if json.Unmarshal(e.Value(), &r) != nil {
+		return false, nil
+	}
+	f.records[i] = r
+	switch {
+	case r.Status == jobs.ShardDone && !f.done[i]:
+		f.done[i] = true
+		if f.live {
+			m := f.c.cfg.Metrics
+			m.ShardsDone.Inc()
+			m.Tokens.Add(float64(r.Tokens))
+			m.ShardDuration.Observe(r.Seconds)
+		}
+	case r.Status == jobs.ShardError && r.Final && r.Attempt == f.attempt:
+		return true, stageErr("jobs", "shard %d failed on delivery %d of %d: %s", i, r.Delivery, f.c.cfg.Queue.MaxDeliver, r.Error)
+	}
+	return false, nil
+}
+
 func (c *Coordinator) toMerging(ctx context.Context, id string, attempt int, log *slog.Logger) error {
-	_, err := natsutil.UpdateState(ctx, c.kv, id, func(s *natsutil.JobState) bool {
-		if s.Status != natsutil.Running || s.Attempt != attempt {
+	_, err := natsx.UpdateState(ctx, c.kv, id, func(s *jobs.JobState) bool {
+		if s.Status != jobs.Running || s.Attempt != attempt {
 			return false
 		}
-		s.Status = natsutil.Merging
+		s.Status = jobs.Merging
 		return true
 	})
 	if err == nil {
@@ -423,12 +481,12 @@ func (c *Coordinator) toMerging(ctx context.Context, id string, attempt int, log
 // the last delivery and has not been updated for longer than that
 // delivery's ack wait. It covers an advisory missed while no coordinator
 // ran.
-func (c *Coordinator) lostShard(ctx context.Context, id string, attempt int, records map[int]natsutil.ShardRecord, done map[int]bool) string {
+func (c *Coordinator) lostShard(id string, attempt int, records map[int]jobs.ShardRecord, done map[int]bool) string {
 	q := c.cfg.Queue
 	backoff := q.BackOff()
 	limit := backoff[len(backoff)-1] + c.cfg.SweepInterval + 2*time.Second
 	for i, r := range records {
-		if done[i] || r.Attempt != attempt || r.Status != natsutil.ShardRunning || r.Delivery < q.MaxDeliver {
+		if done[i] || r.Attempt != attempt || r.Status != jobs.ShardRunning || r.Delivery < q.MaxDeliver {
 			continue
 		}
 		if time.Since(r.Updated) > limit {
@@ -456,19 +514,19 @@ func (c *Coordinator) onMaxDeliveries(ctx context.Context, data []byte) {
 		c.log.Warn("shard message of a max-deliveries advisory not found", "seq", adv.StreamSeq, "err", err)
 		return
 	}
-	var task natsutil.ShardTask
+	var task jobs.ShardTask
 	if err := json.Unmarshal(raw.Data, &task); err != nil {
 		return
 	}
 	reason := fmt.Sprintf("shard %d exhausted its %d deliveries", task.Index, adv.Deliveries)
-	var r natsutil.ShardRecord
-	if _, err := natsutil.GetJSON(ctx, c.kv, natsutil.ShardKey(task.Job, task.Index), &r); err == nil && r.Attempt == task.Attempt {
+	var r jobs.ShardRecord
+	if _, err := natsx.GetJSON(ctx, c.kv, jobs.ShardKey(task.Job, task.Index), &r); err == nil && r.Attempt == task.Attempt {
 		switch {
-		case r.Status == natsutil.ShardDone:
+		case r.Status == jobs.ShardDone:
 			return // finished after all (the last delivery succeeded late)
 		case r.Error != "":
 			reason += "; last error: " + r.Error
-		case r.Status == natsutil.ShardRunning:
+		case r.Status == jobs.ShardRunning:
 			reason += fmt.Sprintf("; its last worker (%s) stopped without reporting (crash or kill?)", r.Worker)
 		}
 	}
@@ -483,18 +541,18 @@ func (c *Coordinator) refreshMetrics(ctx context.Context) {
 		m.AckPending.Set(float64(info.NumAckPending))
 		m.Redeliveries.Set(float64(info.NumRedelivered))
 	}
-	lister, err := c.kv.ListKeysFiltered(ctx, natsutil.StateKeys)
+	lister, err := c.kv.ListKeysFiltered(ctx, jobs.StateKeys)
 	if err != nil {
 		return
 	}
-	counts := map[natsutil.JobStatus]int{}
+	counts := map[jobs.JobStatus]int{}
 	for key := range lister.Keys() {
-		var st natsutil.JobState
-		if _, err := natsutil.GetJSON(ctx, c.kv, key, &st); err == nil {
+		var st jobs.JobState
+		if _, err := natsx.GetJSON(ctx, c.kv, key, &st); err == nil {
 			counts[st.Status]++
 		}
 	}
-	for _, s := range []natsutil.JobStatus{natsutil.Submitted, natsutil.Planning, natsutil.Running, natsutil.Merging, natsutil.Done, natsutil.Failed, natsutil.Cancelled} {
+	for _, s := range []jobs.JobStatus{jobs.Submitted, jobs.Planning, jobs.Running, jobs.Merging, jobs.Done, jobs.Failed, jobs.Cancelled} {
 		m.Jobs.WithLabelValues(string(s)).Set(float64(counts[s]))
 	}
 }

@@ -4,12 +4,17 @@
 // job/attempt/shard, so a re-plan never duplicates work), follows the
 // workers' shard records in KV, fails the job when a shard runs out of
 // deliveries (the server's MAX_DELIVERIES advisory or a worker's final error
-// record), merges the partials per location and layer in parallel when every
-// shard is done, and writes the dataset manifest last. All of its state is in
-// KV and the store, so a restarted coordinator resumes every unfinished job.
+// record), and when every shard is done has collate.AssembleDataset merge
+// the partials per location and layer and write the dataset, manifest last.
+// All of its state is in KV and the store, so a restarted coordinator
+// resumes every unfinished job.
 //
 // Client is the submitting side (tdb collate, tdb jobs): submit, list,
 // status, cancel and progress.
 //
-// It imports corpus, collate, store and internal/natsutil.
+// Start at Run, then drive: each job moves through plan, follow (replay
+// the shard records, publish, watch) and merge; Client (client.go) is the
+// submitting side.
+//
+// It imports corpus, collate, store, internal/jobs and internal/natsx.
 package coordinator

@@ -27,7 +27,8 @@ import (
 
 	"tdb/coordinator"
 	"tdb/dataset"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
 	"tdb/model"
 	"tdb/store"
 	"tdb/worker"
@@ -50,15 +51,15 @@ func runRole(role string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	dial := natsutil.RetryDialer(os.Getenv("TDB_FAULT_NATS"), log)
+	dial := natsx.RetryDialer(os.Getenv("TDB_FAULT_NATS"), log)
 	switch role {
 	case "coordinator":
 		ack, _ := time.ParseDuration(os.Getenv("TDB_FAULT_ACK_WAIT"))
 		maxDeliver, _ := strconv.Atoi(os.Getenv("TDB_FAULT_MAX_DELIVER"))
 		err = coordinator.Run(ctx, coordinator.Config{Dial: dial, Store: st, Logger: log, SweepInterval: 200 * time.Millisecond,
-			Queue: natsutil.QueueConfig{AckWait: ack, MaxDeliver: maxDeliver}})
+			Queue: natsx.QueueConfig{AckWait: ack, MaxDeliver: maxDeliver}})
 	case "worker":
-		delay, _ := time.ParseDuration(os.Getenv("TDB_TEST_SHARD_DELAY"))
+		delay, _ := time.ParseDuration(os.Getenv("TDB_FAULT_SHARD_DELAY"))
 		err = worker.Run(ctx, worker.Config{Name: os.Getenv("TDB_FAULT_NAME"), Dial: dial, Store: st, Logger: log,
 			ShardDelay: delay, FetchWait: 200 * time.Millisecond})
 	default:
@@ -149,9 +150,9 @@ func (f *faultEnv) stopAll() {
 
 // newFaultEnv starts NATS in the test process on a TCP port, with a local
 // store and a tiny model folder.
-func newFaultEnv(t *testing.T, ackWait time.Duration, maxDeliver int) (*faultEnv, *natsutil.Embedded) {
+func newFaultEnv(t *testing.T, ackWait time.Duration, maxDeliver int) (*faultEnv, *natsx.Embedded) {
 	t.Helper()
-	emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"})
+	emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,23 +178,23 @@ var tinyModelDir = sync.OnceValues(func() (string, error) {
 	return dir, m.Save(dir)
 })
 
-func faultSpec(t *testing.T, name string) natsutil.JobSpec {
+func faultSpec(t *testing.T, name string) jobs.JobSpec {
 	dir, err := tinyModelDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return natsutil.JobSpec{
+	return jobs.JobSpec{
 		Dataset: name, Model: dir, Corpus: "synthetic:facts?docs=400&seed=5",
-		Locations: []string{"mlp.post_act", "attn.heads"}, NCtx: 32, TopK: 8, RandomK: 4, Buckets: 4, PerBucket: 2,
+		Locations: []string{"mlp.post_act", "attn.heads"}, NCtx: 32, TopK: 8, RandomK: 4, QuantileBuckets: 4, PerBucket: 2,
 		TokensPerShard: 1500, BatchSize: 4, BlockBytes: 2048,
 	}
 }
 
 // referenceDataset runs spec in process without faults and returns its files.
-func referenceDataset(t *testing.T, spec natsutil.JobSpec) (map[string][]byte, natsutil.JobState) {
+func referenceDataset(t *testing.T, spec jobs.JobSpec) (map[string][]byte, jobs.JobState) {
 	t.Helper()
 	st := store.NewMemory()
-	c := startCluster(t, 2, natsutil.QueueConfig{AckWait: 5 * time.Second}, st)
+	c := startCluster(t, 2, natsx.QueueConfig{AckWait: 5 * time.Second}, st)
 	state, err := c.run(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +217,7 @@ func sameDataset(t *testing.T, got, want map[string][]byte) {
 	}
 }
 
-func clientFor(t *testing.T, emb *natsutil.Embedded) *coordinator.Client {
+func clientFor(t *testing.T, emb *natsx.Embedded) *coordinator.Client {
 	t.Helper()
 	nc, err := emb.Connect("fault test")
 	if err != nil {
@@ -283,7 +284,7 @@ func TestFaultKillWorkerMidShard(t *testing.T) {
 	want, ref := referenceDataset(t, faultSpec(t, "reference"))
 	f, emb := newFaultEnv(t, time.Second, 5)
 	f.start("coordinator", "coordinator")
-	victim := f.start("worker", "victim", "TDB_TEST_SHARD_DELAY=3s")
+	victim := f.start("worker", "victim", "TDB_FAULT_SHARD_DELAY=3s")
 	client := clientFor(t, emb)
 	spec := faultSpec(t, "faulty")
 	st, err := store.NewLocal(f.storeDir)
@@ -305,8 +306,8 @@ func TestFaultKillWorkerMidShard(t *testing.T) {
 	})
 	victimShard = runningShard(t, ctx, emb, state.ID, "victim")
 	victim.kill(t)
-	f.start("worker", "w1", "TDB_TEST_SHARD_DELAY=100ms")
-	f.start("worker", "w2", "TDB_TEST_SHARD_DELAY=100ms")
+	f.start("worker", "w1", "TDB_FAULT_SHARD_DELAY=100ms")
+	f.start("worker", "w2", "TDB_FAULT_SHARD_DELAY=100ms")
 	final, err := client.Wait(ctx, state.ID, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +329,7 @@ func TestFaultCoordinatorRestart(t *testing.T) {
 	want, _ := referenceDataset(t, faultSpec(t, "reference"))
 	f, emb := newFaultEnv(t, time.Second, 5)
 	coord := f.start("coordinator", "coordinator-1")
-	f.start("worker", "w1", "TDB_TEST_SHARD_DELAY=400ms")
+	f.start("worker", "w1", "TDB_FAULT_SHARD_DELAY=400ms")
 	client := clientFor(t, emb)
 	spec := faultSpec(t, "restarted")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -348,7 +349,7 @@ func TestFaultCoordinatorRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.State.Status != natsutil.Running || p.Done == p.State.Shards {
+	if p.State.Status != jobs.Running || p.Done == p.State.Shards {
 		t.Fatalf("after the kill: %+v; want a running job with shards left", p)
 	}
 	f.start("coordinator", "coordinator-2")
@@ -374,12 +375,12 @@ func TestFaultShardExhaustsDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for d := 1; d <= 2; d++ {
-		w := f.start("worker", fmt.Sprintf("crasher-%d", d), "TDB_TEST_SHARD_DELAY=1m")
+		w := f.start("worker", fmt.Sprintf("crasher-%d", d), "TDB_FAULT_SHARD_DELAY=1m")
 		waitFor(t, 30*time.Second, fmt.Sprintf("delivery %d", d), func() bool {
-			var r natsutil.ShardRecord
+			var r jobs.ShardRecord
 			kv := bucket(t, ctx, emb)
-			_, err := natsutil.GetJSON(ctx, kv, natsutil.ShardKey(state.ID, 0), &r)
-			return err == nil && r.Delivery == d && r.Status == natsutil.ShardRunning
+			_, err := natsx.GetJSON(ctx, kv, jobs.ShardKey(state.ID, 0), &r)
+			return err == nil && r.Delivery == d && r.Status == jobs.ShardRunning
 		})
 		w.kill(t)
 	}
@@ -411,7 +412,7 @@ func TestFaultWorkerWaitsForNATS(t *testing.T) {
 	waitFor(t, 20*time.Second, "the worker to report that NATS is unreachable", func() bool {
 		return strings.Count(w.out.String(), "cannot reach NATS; retrying") >= 2
 	})
-	emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: addr})
+	emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +434,7 @@ func TestFaultWorkerWaitsForNATS(t *testing.T) {
 	}
 }
 
-func bucket(t *testing.T, ctx context.Context, emb *natsutil.Embedded) jetstream.KeyValue {
+func bucket(t *testing.T, ctx context.Context, emb *natsx.Embedded) jetstream.KeyValue {
 	t.Helper()
 	nc, err := emb.Connect("kv reader")
 	if err != nil {
@@ -444,27 +445,27 @@ func bucket(t *testing.T, ctx context.Context, emb *natsutil.Embedded) jetstream
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(ctx, natsutil.Bucket)
+	kv, err := js.KeyValue(ctx, natsx.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return kv
 }
 
-func shardRecord(t *testing.T, ctx context.Context, emb *natsutil.Embedded, job string, shard int) natsutil.ShardRecord {
+func shardRecord(t *testing.T, ctx context.Context, emb *natsx.Embedded, job string, shard int) jobs.ShardRecord {
 	t.Helper()
-	var r natsutil.ShardRecord
-	if _, err := natsutil.GetJSON(ctx, bucket(t, ctx, emb), natsutil.ShardKey(job, shard), &r); err != nil {
+	var r jobs.ShardRecord
+	if _, err := natsx.GetJSON(ctx, bucket(t, ctx, emb), jobs.ShardKey(job, shard), &r); err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
 // runningShard returns the shard the named worker is computing.
-func runningShard(t *testing.T, ctx context.Context, emb *natsutil.Embedded, job, name string) int {
+func runningShard(t *testing.T, ctx context.Context, emb *natsx.Embedded, job, name string) int {
 	t.Helper()
 	kv := bucket(t, ctx, emb)
-	lister, err := kv.ListKeysFiltered(ctx, natsutil.ShardKeys(job))
+	lister, err := kv.ListKeysFiltered(ctx, jobs.ShardKeys(job))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,8 +474,8 @@ func runningShard(t *testing.T, ctx context.Context, emb *natsutil.Embedded, job
 		if err != nil {
 			continue
 		}
-		var r natsutil.ShardRecord
-		if json.Unmarshal(e.Value(), &r) == nil && r.Worker == name && r.Status == natsutil.ShardRunning {
+		var r jobs.ShardRecord
+		if json.Unmarshal(e.Value(), &r) == nil && r.Worker == name && r.Status == jobs.ShardRunning {
 			return r.Index
 		}
 	}

@@ -8,101 +8,64 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"tdb/collate"
 	"tdb/dataset"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
 )
 
 // group is one location and layer to merge, with its partials in shard order.
 type group struct {
 	location string
 	layer    int
-	refs     []natsutil.PartialRef
+	refs     []jobs.PartialRef
 }
 
-// merge checks that every shard left a complete, verified set of partials,
-// merges them per location and layer in parallel, writes the layers, then
-// the manifest, and marks the job done. It is idempotent: a coordinator
-// that restarts in the middle redoes it and writes the same bytes.
-func (c *Coordinator) merge(ctx context.Context, spec natsutil.JobSpec, st natsutil.JobState, log *slog.Logger) error {
+// merge checks that every shard left a complete set of partials, has
+// collate assemble the dataset from them (verifying each partial against
+// its record as it is read), and marks the job done. It is idempotent: a
+// coordinator that restarts in the middle redoes it and writes the same
+// bytes.
+func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobState, log *slog.Logger) error {
 	start := time.Now()
 	groups, tokens, err := c.collectPartials(ctx, spec.ID, st.Shards)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, c.cfg.MergeParallel)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	metas := make([]dataset.ManifestLocation, len(groups))
-	var settings collate.Config
-	for gi, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			t0 := time.Now()
-			acc, err := c.mergeGroup(ctx, g)
-			if err == nil {
-				err = collate.WriteLayer(ctx, c.cfg.Store, spec.Dataset, acc, 0)
-				if err != nil {
-					err = stageErr("merge", "writing %s layer %d: %w", g.location, g.layer, err)
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				return
-			}
-			metas[gi] = dataset.ManifestLocation{Name: g.location, Layers: []int{g.layer}, Components: acc.Components(), Pairs: acc.Pairs()}
-			settings = acc.Config()
-			c.cfg.Metrics.MergeDuration.Observe(time.Since(t0).Seconds())
-			log.Debug("layer merged", "location", g.location, "layer", g.layer, "seconds", time.Since(t0).Seconds())
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	m := &dataset.Manifest{
-		Name: spec.Dataset, Model: spec.Model, Autoencoders: spec.Autoencoders, Corpus: spec.Corpus,
-		Tokens: tokens, NCtx: spec.NCtx, Settings: dataset.Settings(settings), ComponentsPerRowGroup: collate.DefaultComponentsPerRowGroup,
-		CreatedBy: "tdb coordinator (job " + spec.ID + ")",
-	}
-	for _, l := range metas {
-		n := len(m.Locations)
-		if n > 0 && m.Locations[n-1].Name == l.Name {
-			m.Locations[n-1].Layers = append(m.Locations[n-1].Layers, l.Layers...)
-			continue
+	layers := make([]collate.LayerPartials, len(groups))
+	for i, g := range groups {
+		layers[i] = collate.LayerPartials{Location: g.location, Layer: g.layer}
+		for _, ref := range g.refs {
+			layers[i].Partials = append(layers[i].Partials, collate.Partial{Name: ref.Key, Read: func(ctx context.Context) ([]byte, error) {
+				return c.readPartial(ctx, ref)
+			}})
 		}
-		m.Locations = append(m.Locations, l)
 	}
-	if err := dataset.WriteManifest(ctx, c.cfg.Store, m); err != nil {
+	m := dataset.Manifest{
+		Name: spec.Dataset, Model: spec.Model, Autoencoders: spec.Autoencoders, Corpus: spec.Corpus,
+		Tokens: tokens, NCtx: spec.NCtx, CreatedBy: "tdb coordinator (job " + spec.ID + ")",
+	}
+	_, err = collate.AssembleDataset(ctx, c.cfg.Store, m, layers, collate.AssembleOptions{
+		Parallel: c.cfg.MergeParallel,
+		LayerDone: func(location string, layer int, d time.Duration) {
+			c.cfg.Metrics.MergeDuration.Observe(d.Seconds())
+			log.Debug("layer merged", "location", location, "layer", layer, "seconds", d.Seconds())
+		},
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return stageErr("merge", "%w", err)
 	}
-	_, err = natsutil.UpdateState(ctx, c.kv, spec.ID, func(s *natsutil.JobState) bool {
-		if s.Status != natsutil.Merging || s.Attempt != st.Attempt {
+	_, err = natsx.UpdateState(ctx, c.kv, spec.ID, func(s *jobs.JobState) bool {
+		if s.Status != jobs.Merging || s.Attempt != st.Attempt {
 			return false
 		}
 		now := time.Now().UTC()
-		s.Status, s.Tokens, s.Finished = natsutil.Done, tokens, &now
+		s.Status, s.Tokens, s.Finished = jobs.Done, tokens, &now
 		return true
 	})
 	if err != nil {
@@ -129,11 +92,11 @@ func (c *Coordinator) collectPartials(ctx context.Context, id string, shards int
 	var tokens int64
 	var first string
 	for i := range shards {
-		var r natsutil.ShardRecord
-		if _, err := natsutil.GetJSON(ctx, c.kv, natsutil.ShardKey(id, i), &r); err != nil {
+		var r jobs.ShardRecord
+		if _, err := natsx.GetJSON(ctx, c.kv, jobs.ShardKey(id, i), &r); err != nil {
 			return nil, 0, stageErr("merge", "shard %d has no record: %w", i, err)
 		}
-		if r.Status != natsutil.ShardDone {
+		if r.Status != jobs.ShardDone {
 			return nil, 0, stageErr("merge", "shard %d is %s, not done", i, r.Status)
 		}
 		if len(r.Partials) == 0 {
@@ -171,46 +134,19 @@ func (c *Coordinator) collectPartials(ctx context.Context, id string, shards int
 	return groups, tokens, nil
 }
 
-// mergeGroup folds the partials of one location and layer in shard order,
-// holding at most two in memory.
-func (c *Coordinator) mergeGroup(ctx context.Context, g group) (*collate.LayerAccumulator, error) {
-	var acc *collate.LayerAccumulator
-	for _, ref := range g.refs {
-		b, err := c.readPartial(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		p, err := collate.DecodePartial(b)
-		if err != nil {
-			return nil, stageErr("merge", "decoding partial %s: %w", ref.Key, err)
-		}
-		if acc == nil {
-			acc = p
-			continue
-		}
-		if err := acc.Merge(p); err != nil {
-			return nil, stageErr("merge", "merging partial %s: %w", ref.Key, err)
-		}
-	}
-	if acc == nil {
-		return nil, stageErr("merge", "%s layer %d has no partials", g.location, g.layer)
-	}
-	return acc, nil
-}
-
 // readPartial reads a partial and checks it against its record.
-func (c *Coordinator) readPartial(ctx context.Context, ref natsutil.PartialRef) ([]byte, error) {
+func (c *Coordinator) readPartial(ctx context.Context, ref jobs.PartialRef) ([]byte, error) {
 	rc, err := c.cfg.Store.Get(ctx, ref.Key)
 	if err != nil {
-		return nil, stageErr("merge", "partial %s is missing from %s: %w", ref.Key, c.cfg.Store, err)
+		return nil, fmt.Errorf("reading a shard's partial: %w", err) // the store names the key
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
 	if err != nil {
-		return nil, stageErr("merge", "reading partial %s: %w", ref.Key, err)
+		return nil, fmt.Errorf("reading partial %s: %w", ref.Key, err)
 	}
-	if err := natsutil.CheckPartial(b, ref); err != nil {
-		return nil, stageErr("merge", "%w", err)
+	if err := jobs.CheckPartial(b, ref); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -223,7 +159,7 @@ func (c *Coordinator) deletePartials(ctx context.Context, id string, groups []gr
 			errs = append(errs, c.cfg.Store.Delete(ctx, r.Key))
 		}
 	}
-	errs = append(errs, c.cfg.Store.Delete(ctx, natsutil.PlanKey(id)))
+	errs = append(errs, c.cfg.Store.Delete(ctx, jobs.PlanKey(id)))
 	if err := errors.Join(errs...); err != nil {
 		log.Warn("cannot delete the job's partials", "err", err)
 	}

@@ -15,7 +15,8 @@ import (
 
 	"tdb/coordinator"
 	"tdb/dataset"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
 	"tdb/model"
 	"tdb/store"
 	"tdb/worker"
@@ -25,7 +26,7 @@ import (
 // workers, all over the same code as the distributed setup.
 type cluster struct {
 	t      *testing.T
-	emb    *natsutil.Embedded
+	emb    *natsx.Embedded
 	st     store.Store
 	client *coordinator.Client
 	cancel context.CancelFunc
@@ -39,9 +40,9 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func startCluster(t *testing.T, workers int, q natsutil.QueueConfig, st store.Store) *cluster {
+func startCluster(t *testing.T, workers int, q natsx.QueueConfig, st store.Store) *cluster {
 	t.Helper()
-	emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats")})
+	emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func startCluster(t *testing.T, workers int, q natsutil.QueueConfig, st store.St
 	return c
 }
 
-func (c *cluster) run(spec natsutil.JobSpec) (natsutil.JobState, error) {
+func (c *cluster) run(spec jobs.JobSpec) (jobs.JobState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := c.client.Submit(ctx, spec)
@@ -92,10 +93,10 @@ func (c *cluster) run(spec natsutil.JobSpec) (natsutil.JobState, error) {
 	return c.client.Wait(ctx, st.ID, nil)
 }
 
-func tinySpec(dataset string, tokensPerShard int64) natsutil.JobSpec {
-	return natsutil.JobSpec{
+func tinySpec(dataset string, tokensPerShard int64) jobs.JobSpec {
+	return jobs.JobSpec{
 		Dataset: dataset, Model: "random:tiny", Corpus: "synthetic:ioi?docs=300&seed=3",
-		Locations: []string{"mlp.post_act", "attn.heads"}, NCtx: 16, TopK: 8, RandomK: 4, Buckets: 4, PerBucket: 2,
+		Locations: []string{"mlp.post_act", "attn.heads"}, NCtx: 16, TopK: 8, RandomK: 4, QuantileBuckets: 4, PerBucket: 2,
 		TokensPerShard: tokensPerShard, BatchSize: 4, BlockBytes: 2048,
 	}
 }
@@ -130,7 +131,7 @@ func datasetFiles(t *testing.T, st store.Store, dataset string) map[string][]byt
 // in float64 before the exact merge).
 func TestPipelineDatasetIndependentOfShardsAndWorkers(t *testing.T) {
 	st := store.NewMemory()
-	q := natsutil.QueueConfig{AckWait: 2 * time.Second, MaxDeliver: 3}
+	q := natsx.QueueConfig{AckWait: 2 * time.Second, MaxDeliver: 3}
 	c1 := startCluster(t, 1, q, st)
 	one, err := c1.run(tinySpec("one", 600))
 	if err != nil {
@@ -148,7 +149,7 @@ func TestPipelineDatasetIndependentOfShardsAndWorkers(t *testing.T) {
 	if one.Shards < 4 || three.Shards != one.Shards || big.Shards != 1 {
 		t.Fatalf("shards: %d, %d, %d; want several, the same, and 1", one.Shards, three.Shards, big.Shards)
 	}
-	if one.Status != natsutil.Done || three.Tokens != one.Tokens || big.Tokens != one.Tokens || one.Tokens == 0 {
+	if one.Status != jobs.Done || three.Tokens != one.Tokens || big.Tokens != one.Tokens || one.Tokens == 0 {
 		t.Fatalf("states %+v %+v %+v", one, three, big)
 	}
 	a, b, c := datasetFiles(t, st, "one"), datasetFiles(t, st, "three"), datasetFiles(t, st, "big")

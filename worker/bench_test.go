@@ -10,7 +10,7 @@ import (
 
 	"tdb/collate"
 	"tdb/corpus"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
 	"tdb/kernels"
 	"tdb/model"
 	"tdb/store"
@@ -26,8 +26,8 @@ func benchSetup(b *testing.B, tokens int64) (*Job, corpus.Shard) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	spec := natsutil.JobSpec{Model: "random:gpt2", Corpus: "synthetic:ioi?docs=100000", Locations: []string{"mlp.post_act"},
-		NCtx: 64, TopK: 32, RandomK: 16, Buckets: 10, PerBucket: 5, BatchSize: 8, BlockBytes: 4096}
+	spec := jobs.JobSpec{Model: "random:gpt2", Corpus: "synthetic:ioi?docs=100000", Locations: []string{"mlp.post_act"},
+		NCtx: 64, TopK: 32, RandomK: 16, QuantileBuckets: 10, PerBucket: 5, BatchSize: 8, BlockBytes: 4096}
 	ctx := context.Background()
 	job, err := NewJob(ctx, spec, m, corpus.Options{})
 	if err != nil {

@@ -2,12 +2,11 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
@@ -15,26 +14,14 @@ import (
 	"tdb/collate"
 	"tdb/corpus"
 	"tdb/dataset"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
 	"tdb/model"
 )
-
-// DefaultBatchSize is the windows per forward pass when a spec gives none.
-const DefaultBatchSize = 8
-
-// CollateConfig is the accumulator configuration of a job: the spec's
-// sample sizes, with a quantile pool big enough for them.
-func CollateConfig(spec natsutil.JobSpec) collate.Config {
-	c := collate.DefaultConfig()
-	c.TopK, c.RandomK, c.QuantileBuckets, c.PerBucket, c.Seed = spec.TopK, spec.RandomK, spec.Buckets, spec.PerBucket, spec.Seed
-	c.QuantilePool = max(c.QuantilePool, 3*c.QuantileBuckets*c.PerBucket, c.RandomK, c.PerBucket)
-	return c
-}
 
 // Job is everything a worker needs to run shards of one job: the model, the
 // corpus and the targets. It is safe to run several shards of a Job at once.
 type Job struct {
-	Spec    natsutil.JobSpec
+	Spec    jobs.JobSpec
 	Model   *model.Model
 	Corpus  *corpus.Corpus
 	targets []target
@@ -44,11 +31,11 @@ type Job struct {
 
 // NewJob prepares a job: it checks the spec against the model and opens the
 // corpus (opts.VocabSize is set to the model's vocabulary).
-func NewJob(ctx context.Context, spec natsutil.JobSpec, m *model.Model, opts corpus.Options) (*Job, error) {
+func NewJob(ctx context.Context, spec jobs.JobSpec, m *model.Model, opts corpus.Options) (*Job, error) {
 	if spec.NCtx < 1 || spec.NCtx > m.NCtx {
 		return nil, fmt.Errorf("n_ctx %d is out of range: the model takes 1..%d tokens", spec.NCtx, m.NCtx)
 	}
-	cfg := CollateConfig(spec)
+	cfg := spec.CollateConfig()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -104,12 +91,12 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 		accs[i] = a
 		feeds[i] = &feeder{t: t, acc: a, m: j.Model}
 	}
-	if err := parallel(ctx, len(accs), func(i int) error { return accs[i].PlanSources(srcs) }); err != nil {
+	if err := forEach(ctx, len(accs), func(i int) error { return accs[i].PlanSources(srcs) }); err != nil {
 		return nil, err
 	}
 	bs := j.Spec.BatchSize
 	if bs <= 0 {
-		bs = DefaultBatchSize
+		bs = jobs.DefaultBatchSize
 	}
 
 	// Two buffer sets circulate between the forward loop and the
@@ -127,7 +114,10 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 		var err error
 		for ba := range full {
 			if err == nil {
-				err = feedAll(ctx, feeds, &model.Result{Acts: ba.acts}, ba.batch)
+				res := &model.Result{Acts: ba.acts}
+				// The targets in parallel: each accumulator is touched by
+				// one goroutine.
+				err = forEach(ctx, len(feeds), func(i int) error { return feeds[i].feed(res, ba.batch) })
 				if err == nil {
 					for _, w := range ba.batch {
 						done += int64(len(w.Tokens))
@@ -209,68 +199,21 @@ func (ba *batchActs) hooks(sites []model.Site) []model.Hook {
 	return hs
 }
 
-// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and returns the
-// first error.
-func parallel(ctx context.Context, n int, fn func(i int) error) error {
-	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				errs[i] = fn(i)
-			}
-		}()
-	}
+// forEach runs fn(0..n-1) on up to GOMAXPROCS goroutines. After the first
+// error, or once ctx ends, no new call starts; it returns the first error.
+func forEach(ctx context.Context, n int, fn func(i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range n {
-		if ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		next <- i
+		g.Go(func() error { return fn(i) })
 	}
-	close(next)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	return errors.Join(errs...)
-}
-
-// feedAll feeds a batch to every target's accumulator, the targets in
-// parallel (each accumulator is touched by one goroutine).
-func feedAll(ctx context.Context, feeds []*feeder, res *model.Result, batch []corpus.Window) error {
-	n := min(runtime.GOMAXPROCS(0), len(feeds))
-	errs := make([]error, len(feeds))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				errs[i] = feeds[i].feed(res, batch)
-			}
-		}()
-	}
-	for i := range feeds {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return ctx.Err()
 }
 
 // feeder turns one target's activations into accumulator windows.

@@ -14,6 +14,9 @@
 // captured sites into two reused buffer sets), and the partials are encoded,
 // hashed and written in parallel at the end.
 //
-// It imports model, model/hub, autoencoder, corpus, collate, store and
-// internal/natsutil; it knows nothing of the coordinator.
+// Start at Run, then handle (one delivery: skip, compute, record, ack) and
+// Job.Run (one shard's forward passes and accumulators).
+//
+// It imports model, model/hub, autoencoder, corpus, collate, store,
+// internal/jobs and internal/natsx; it knows nothing of the coordinator.
 package worker

@@ -18,7 +18,8 @@ import (
 
 	"tdb/collate"
 	"tdb/corpus"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
 	"tdb/internal/textutil"
 	"tdb/store"
 )
@@ -28,9 +29,9 @@ type Config struct {
 	// Name identifies the worker in shard records and logs (default
 	// hostname-pid).
 	Name string
-	// Dial opens the worker's NATS connection (natsutil.RetryDialer for a
+	// Dial opens the worker's NATS connection (natsx.RetryDialer for a
 	// cluster, Embedded.Dialer in process).
-	Dial  natsutil.Dialer
+	Dial  natsx.Dialer
 	Store store.Store
 	// CorpusOptions open corpora (set Opener for corpora on a store).
 	CorpusOptions corpus.Options
@@ -39,9 +40,9 @@ type Config struct {
 	Models  *ModelCache
 	Metrics *Metrics
 	Logger  *slog.Logger
-	// ShardDelay is for tests only (TDB_TEST_SHARD_DELAY): every shard
-	// waits this long, sending in-progress acks, before it computes, so a
-	// test can kill a worker in the middle of a shard.
+	// ShardDelay is a test hook (no command sets it): every shard waits
+	// this long, sending in-progress acks, before it computes, so a test
+	// can kill a worker in the middle of a shard.
 	ShardDelay time.Duration
 	// FetchWait bounds one pull request (default 2 s); it is also how
 	// quickly the worker notices that its context ended.
@@ -53,7 +54,7 @@ type Worker struct {
 	cfg  Config
 	log  *slog.Logger
 	kv   jetstream.KeyValue
-	q    natsutil.QueueConfig
+	q    natsx.QueueConfig
 	mu   sync.Mutex
 	jobs map[string]*jobEntry // by job id and attempt
 }
@@ -96,7 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	kv, cons, q, err := natsutil.Bind(ctx, js, w.log)
+	kv, cons, q, err := natsx.Bind(ctx, js, w.log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -108,31 +109,36 @@ func Run(ctx context.Context, cfg Config) error {
 	failures := 0
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(cfg.FetchWait))
-		if err != nil {
-			failures++
-			w.cfg.Metrics.Errors.WithLabelValues("fetch").Inc()
-			wait := min(time.Duration(failures)*500*time.Millisecond, 10*time.Second)
-			w.log.Warn("cannot fetch shards; retrying", "err", err, "retry_in", wait)
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
+		if err == nil {
+			for msg := range batch.Messages() {
+				w.handle(ctx, msg)
 			}
+			if err = batch.Error(); errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+				err = nil // an empty queue
+			}
+		}
+		if err == nil || ctx.Err() != nil {
+			failures = 0
 			continue
 		}
-		for msg := range batch.Messages() {
-			w.handle(ctx, msg)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			failures++
-			w.cfg.Metrics.Errors.WithLabelValues("fetch").Inc()
-			w.log.Warn("pull request failed", "err", err)
-			time.Sleep(min(time.Duration(failures)*500*time.Millisecond, 10*time.Second))
-			continue
-		}
-		failures = 0
+		failures++
+		w.fetchFailed(ctx, err, failures)
 	}
 	w.log.Info("worker stopped")
 	return nil
+}
+
+// fetchFailed counts and logs a failed pull request (its own or the
+// batch's) and waits before the next one, longer after every failure in a
+// row, or until ctx ends.
+func (w *Worker) fetchFailed(ctx context.Context, err error, failures int) {
+	w.cfg.Metrics.Errors.WithLabelValues("fetch").Inc()
+	wait := min(time.Duration(failures)*500*time.Millisecond, 10*time.Second)
+	w.log.Warn("cannot fetch shards; retrying", "err", err, "retry_in", wait)
+	select {
+	case <-ctx.Done():
+	case <-time.After(wait):
+	}
 }
 
 // errJobGone stops a shard whose job was cancelled, failed or resubmitted.
@@ -153,7 +159,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if delivery > 1 {
 		m.Redeliveries.Inc()
 	}
-	var task natsutil.ShardTask
+	var task jobs.ShardTask
 	if err := json.Unmarshal(msg.Data(), &task); err != nil {
 		m.Errors.WithLabelValues("decode").Inc()
 		w.log.Error("undecodable shard message; dropping it", "subject", msg.Subject(), "err", err)
@@ -164,9 +170,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 
 	// A shard already done for this attempt (a redelivery after the ack was
 	// lost) is skipped once its partials verify.
-	var rec natsutil.ShardRecord
-	if _, err := natsutil.GetJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), &rec); err == nil &&
-		rec.Status == natsutil.ShardDone && rec.Attempt == task.Attempt {
+	var rec jobs.ShardRecord
+	if _, err := natsx.GetJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), &rec); err == nil &&
+		rec.Status == jobs.ShardDone && rec.Attempt == task.Attempt {
 		if err := w.verify(ctx, rec.Partials); err == nil {
 			log.Info("shard already done; skipping")
 			m.Shards.WithLabelValues("skipped").Inc()
@@ -176,8 +182,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			log.Warn("shard recorded as done but its partials do not verify; recomputing", "err", err)
 		}
 	}
-	var state natsutil.JobState
-	if _, err := natsutil.GetJSON(ctx, w.kv, natsutil.StateKey(task.Job), &state); err != nil {
+	var state jobs.JobState
+	if _, err := natsx.GetJSON(ctx, w.kv, jobs.StateKey(task.Job), &state); err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			log.Warn("shard of an unknown job; dropping it")
 			m.Shards.WithLabelValues("stale").Inc()
@@ -199,9 +205,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	m.InFlight.Inc()
 	defer m.InFlight.Dec()
-	rec = natsutil.ShardRecord{Job: task.Job, Attempt: task.Attempt, Index: task.Index, Status: natsutil.ShardRunning,
+	rec = jobs.ShardRecord{Job: task.Job, Attempt: task.Attempt, Index: task.Index, Status: jobs.ShardRunning,
 		Delivery: delivery, Worker: w.cfg.Name, Started: start.UTC(), Updated: start.UTC()}
-	if err := natsutil.PutJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), rec); err != nil {
+	if err := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); err != nil {
 		m.Errors.WithLabelValues("kv").Inc()
 		log.Warn("cannot record shard start", "err", err)
 	}
@@ -211,10 +217,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.fail(ctx, msg, task, rec, delivery, err, log)
 		return
 	}
-	rec.Status, rec.Partials, rec.Tokens, rec.Windows = natsutil.ShardDone, refs, tokens, windows
+	rec.Status, rec.Partials, rec.Tokens, rec.Windows = jobs.ShardDone, refs, tokens, windows
 	rec.Updated = time.Now().UTC()
 	rec.Seconds = time.Since(start).Seconds()
-	if err := natsutil.PutJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), rec); err != nil {
+	if err := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); err != nil {
 		// Without the record the coordinator cannot count the shard: let
 		// it be redelivered (the recomputation writes the same partials).
 		m.Errors.WithLabelValues("kv").Inc()
@@ -236,7 +242,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 // compute runs the shard while a heartbeat keeps the delivery alive, then
 // writes the partials.
 // It returns the partials, the windows and the tokens run.
-func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task natsutil.ShardTask, rec natsutil.ShardRecord) (refs []natsutil.PartialRef, windows, tokens int64, err error) {
+func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.ShardTask, rec jobs.ShardRecord) (refs []jobs.PartialRef, windows, tokens int64, err error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer func() {
@@ -292,8 +298,8 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task natsutil.S
 
 // heartbeat sends in-progress acks and the token count every AckWait/4,
 // and stops the shard when its job is cancelled or failed.
-func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, msg jetstream.Msg, task natsutil.ShardTask,
-	rec natsutil.ShardRecord, mu *sync.Mutex, tokens *int64, done <-chan struct{}) {
+func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, msg jetstream.Msg, task jobs.ShardTask,
+	rec jobs.ShardRecord, mu *sync.Mutex, tokens *int64, done <-chan struct{}) {
 	every := max(w.q.AckWait/4, 50*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -309,8 +315,8 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 		if err := msg.InProgress(); err != nil {
 			w.log.Warn("in-progress ack failed", "job", task.Job, "shard", task.Index, "err", err)
 		}
-		var st natsutil.JobState
-		if _, err := natsutil.GetJSON(ctx, w.kv, natsutil.StateKey(task.Job), &st); err == nil && (st.Status.Final() || st.Attempt != task.Attempt) {
+		var st jobs.JobState
+		if _, err := natsx.GetJSON(ctx, w.kv, jobs.StateKey(task.Job), &st); err == nil && (st.Status.Final() || st.Attempt != task.Attempt) {
 			cancel(fmt.Errorf("%w (%s)", errJobGone, st.Status))
 			return
 		}
@@ -321,7 +327,7 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 			last = n
 			r := rec
 			r.Tokens, r.Updated = n, time.Now().UTC()
-			if err := natsutil.PutJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), r); err != nil && ctx.Err() == nil {
+			if err := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), r); err != nil && ctx.Err() == nil {
 				w.log.Debug("cannot record shard progress", "err", err)
 			}
 		}
@@ -332,7 +338,7 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 // a dead job drops it, anything else is recorded with its reason and
 // retried after a back-off, or, on the last allowed delivery, recorded as
 // final, which fails the job.
-func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task natsutil.ShardTask, rec natsutil.ShardRecord, delivery int, err error, log *slog.Logger) {
+func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task jobs.ShardTask, rec jobs.ShardRecord, delivery int, err error, log *slog.Logger) {
 	m := w.cfg.Metrics
 	if ctx.Err() != nil {
 		log.Info("worker stopping; handing the shard back")
@@ -348,8 +354,8 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task natsutil.Shar
 	}
 	m.Errors.WithLabelValues("compute").Inc()
 	final := delivery >= w.q.MaxDeliver
-	rec.Status, rec.Error, rec.Final, rec.Updated = natsutil.ShardError, err.Error(), final, time.Now().UTC()
-	if perr := natsutil.PutJSON(ctx, w.kv, natsutil.ShardKey(task.Job, task.Index), rec); perr != nil {
+	rec.Status, rec.Error, rec.Final, rec.Updated = jobs.ShardError, err.Error(), final, time.Now().UTC()
+	if perr := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); perr != nil {
 		log.Error("cannot record shard failure", "err", perr)
 	}
 	if final {
@@ -367,7 +373,7 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task natsutil.Shar
 
 // job returns the prepared job for a task, building it (model, corpus,
 // targets) on first use.
-func (w *Worker) job(ctx context.Context, task natsutil.ShardTask) (*Job, error) {
+func (w *Worker) job(ctx context.Context, task jobs.ShardTask) (*Job, error) {
 	key := jobCacheKey(task.Job, task.Attempt)
 	w.mu.Lock()
 	e, ok := w.jobs[key]
@@ -380,9 +386,9 @@ func (w *Worker) job(ctx context.Context, task natsutil.ShardTask) (*Job, error)
 	}
 	w.mu.Unlock()
 	e.once.Do(func() {
-		var spec natsutil.JobSpec
-		if _, err := natsutil.GetJSON(ctx, w.kv, natsutil.SpecKey(task.Job), &spec); err != nil {
-			e.err = fmt.Errorf("reading the job spec: %w", err)
+		var spec jobs.JobSpec
+		if _, err := natsx.GetJSON(ctx, w.kv, jobs.SpecKey(task.Job), &spec); err != nil {
+			e.err = err // GetJSON names the spec key
 			return
 		}
 		m, err := w.cfg.Models.Get(ctx, spec.Model)
@@ -405,27 +411,37 @@ func (w *Worker) job(ctx context.Context, task natsutil.ShardTask) (*Job, error)
 func jobCacheKey(job string, attempt int) string { return fmt.Sprintf("%s/%d", job, attempt) }
 
 // verify checks that every partial exists with its recorded size and sha256.
-func (w *Worker) verify(ctx context.Context, refs []natsutil.PartialRef) error {
+func (w *Worker) verify(ctx context.Context, refs []jobs.PartialRef) error {
 	if len(refs) == 0 {
 		return errors.New("no partials recorded")
 	}
 	for _, r := range refs {
-		if err := VerifyPartial(ctx, w.cfg.Store, r); err != nil {
+		if err := verifyPartial(ctx, w.cfg.Store, r); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// verifyPartial checks one partial's size and sha256 in the store.
+func verifyPartial(ctx context.Context, st store.Store, r jobs.PartialRef) error {
+	rc, err := st.Get(ctx, r.Key)
+	if err != nil {
+		return err // the store's error names the key
+	}
+	defer rc.Close()
+	return jobs.VerifyPartial(rc, r)
+}
+
 // WritePartials writes a shard's partials, in parallel on up to GOMAXPROCS
 // goroutines (encoding and hashing are CPU-bound), and returns their
 // references in accumulator order. Each accumulator is dropped from accs
 // once written, so its memory can be freed before the shard ends.
-func WritePartials(ctx context.Context, st store.Store, job string, shard int, accs []*collate.LayerAccumulator) ([]natsutil.PartialRef, error) {
-	refs := make([]natsutil.PartialRef, len(accs))
-	err := parallel(ctx, len(accs), func(i int) error {
+func WritePartials(ctx context.Context, st store.Store, job string, shard int, accs []*collate.LayerAccumulator) ([]jobs.PartialRef, error) {
+	refs := make([]jobs.PartialRef, len(accs))
+	err := forEach(ctx, len(accs), func(i int) error {
 		acc := accs[i]
-		ref, err := WritePartial(ctx, st, natsutil.PartialKey(job, acc.Location(), acc.Layer(), shard), acc)
+		ref, err := WritePartial(ctx, st, jobs.PartialKey(job, acc.Location(), acc.Layer(), shard), acc)
 		refs[i] = ref
 		accs[i] = nil
 		return err
@@ -438,8 +454,8 @@ func WritePartials(ctx context.Context, st store.Store, job string, shard int, a
 
 // WritePartial streams an accumulator's partial into the store under key,
 // hashing it on the way (no copy of the whole partial is held in memory).
-func WritePartial(ctx context.Context, st store.Store, key string, acc *collate.LayerAccumulator) (natsutil.PartialRef, error) {
-	ref := natsutil.PartialRef{Location: acc.Location(), Layer: acc.Layer(), Key: key}
+func WritePartial(ctx context.Context, st store.Store, key string, acc *collate.LayerAccumulator) (jobs.PartialRef, error) {
+	ref := jobs.PartialRef{Location: acc.Location(), Layer: acc.Layer(), Key: key}
 	pr, pw := io.Pipe()
 	h := sha256.New()
 	cw := &countWriter{}
@@ -449,7 +465,7 @@ func WritePartial(ctx context.Context, st store.Store, key string, acc *collate.
 	err := st.Put(ctx, key, pr)
 	pr.CloseWithError(errors.New("store stopped reading")) // unblocks the encoder if Put returned early
 	if err != nil {
-		return ref, fmt.Errorf("writing partial %s to %s: %w", key, st, err)
+		return ref, fmt.Errorf("writing a partial: %w", err) // the store's error names itself and the key
 	}
 	ref.Size, ref.SHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
 	return ref, nil
@@ -458,21 +474,3 @@ func WritePartial(ctx context.Context, st store.Store, key string, acc *collate.
 type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
-// VerifyPartial checks one partial's size and sha256 in the store.
-func VerifyPartial(ctx context.Context, st store.Store, r natsutil.PartialRef) error {
-	rc, err := st.Get(ctx, r.Key)
-	if err != nil {
-		return fmt.Errorf("partial %s: %w", r.Key, err)
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
-	if err != nil {
-		return fmt.Errorf("reading partial %s: %w", r.Key, err)
-	}
-	if n != r.Size || hex.EncodeToString(h.Sum(nil)) != r.SHA256 {
-		return fmt.Errorf("partial %s does not match its record (%d bytes, want %d; or checksum differs)", r.Key, n, r.Size)
-	}
-	return nil
-}

@@ -11,7 +11,7 @@ import (
 
 	"tdb/autoencoder"
 	"tdb/corpus"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
 	"tdb/model"
 )
 
@@ -119,8 +119,8 @@ func TestJobRunMatchesDirectComputation(t *testing.T) {
 	}
 	aeDir := t.TempDir()
 	writeSAELens(t, aeDir, testCfg.DMLP, 16)
-	spec := natsutil.JobSpec{Model: "test", Corpus: "synthetic:facts?docs=60&seed=2", Locations: []string{"mlp.post_act", "attn.heads"},
-		Autoencoders: []string{aeDir + "@1"}, NCtx: 16, TopK: 3, RandomK: 2, Buckets: 2, PerBucket: 1, BatchSize: 3}
+	spec := jobs.JobSpec{Model: "test", Corpus: "synthetic:facts?docs=60&seed=2", Locations: []string{"mlp.post_act", "attn.heads"},
+		Autoencoders: []string{aeDir + "@1"}, NCtx: 16, TopK: 3, RandomK: 2, QuantileBuckets: 2, PerBucket: 1, BatchSize: 3}
 	job, err := NewJob(ctx, spec, m, corpus.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,11 +14,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"tdb/coordinator"
 	"tdb/corpus"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
+	"tdb/internal/service"
 	"tdb/internal/textutil"
 	"tdb/model"
 	"tdb/model/hub"
@@ -39,14 +39,15 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	layers := fs.String("layers", "", "comma-separated layers (default: all)")
 	var aes stringList
 	fs.Var(&aes, "autoencoder", "collate autoencoder latents: PATH@LAYER or PATH@LOCATION/LAYER (repeatable)")
-	nCtx := fs.Int("n-ctx", coordinator.DefaultNCtx, "tokens per record window")
-	topK := fs.Int("top-k", coordinator.DefaultTopK, "top-activating records kept per component")
-	randomK := fs.Int("random-k", coordinator.DefaultRandomK, "random records kept per component")
-	buckets := fs.Int("quantile-buckets", coordinator.DefaultBuckets, "activation-quantile buckets sampled per component")
-	perBucket := fs.Int("per-bucket", coordinator.DefaultPerBucket, "records sampled per quantile bucket")
-	seed := fs.Uint64("seed", 0, "seed of the random samples")
-	shardTokens := fs.Int64("tokens-per-shard", coordinator.DefaultTokensPerShard, "approximate tokens per shard (the unit of work and of retry)")
-	batch := fs.Int("batch", coordinator.DefaultBatchSize, "windows per forward pass")
+	def := jobs.DefaultSpec()
+	nCtx := fs.Int("n-ctx", def.NCtx, "tokens per record window")
+	topK := fs.Int("top-k", def.TopK, "top-activating records kept per component")
+	randomK := fs.Int("random-k", def.RandomK, "random records kept per component")
+	buckets := fs.Int("quantile-buckets", def.QuantileBuckets, "activation-quantile buckets sampled per component")
+	perBucket := fs.Int("per-bucket", def.PerBucket, "records sampled per quantile bucket")
+	seed := fs.Uint64("seed", def.Seed, "seed of the random samples")
+	shardTokens := fs.Int64("tokens-per-shard", def.TokensPerShard, "approximate tokens per shard (the unit of work and of retry)")
+	batch := fs.Int("batch", def.BatchSize, "windows per forward pass")
 	blockBytes := fs.Int64("block-bytes", 0, "corpus block size in bytes (0: the corpus default of 64 KiB); part of the job")
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "where datasets go: a folder, file:///abs, mem://, azblob://ACCOUNT/CONTAINER[/prefix] ($TDB_STORE)")
 	dataset := fs.String("dataset", "", "dataset name (default: derived from model, corpus and the job id)")
@@ -72,9 +73,9 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
-	spec := natsutil.JobSpec{
+	spec := jobs.JobSpec{
 		ID: *jobID, Dataset: *dataset, Model: *modelName, Corpus: *corpusSpec, Autoencoders: aes,
-		NCtx: *nCtx, TopK: *topK, RandomK: *randomK, Buckets: *buckets, PerBucket: *perBucket, Seed: *seed,
+		NCtx: *nCtx, TopK: *topK, RandomK: *randomK, QuantileBuckets: *buckets, PerBucket: *perBucket, Seed: *seed,
 		TokensPerShard: *shardTokens, BatchSize: *batch, BlockBytes: *blockBytes,
 	}
 	for l := range strings.SplitSeq(*locations, ",") {
@@ -94,9 +95,9 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if spec.Dataset == "" {
-		spec.Dataset = deriveDataset(spec)
+		spec.Dataset = spec.DatasetName()
 	}
-	spec, err = coordinator.Normalize(spec)
+	spec, err = jobs.Normalize(spec)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -109,12 +110,12 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	reg := natsutil.NewRegistry()
+	log := service.NewLogger(stderr, false, level)
+	reg := service.NewRegistry()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	if *metricsAddr != "" {
-		if _, err := natsutil.ServeMetrics(runCtx, *metricsAddr, reg, log); err != nil {
+		if _, err := service.ServeMetrics(runCtx, *metricsAddr, reg, log); err != nil {
 			return err
 		}
 	}
@@ -125,7 +126,7 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		svcErr   = make(chan error, *workers+1)
 	)
 	if *natsURL == "" {
-		emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
+		emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -136,11 +137,11 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		conn = func(name string) (*nats.Conn, error) { return emb.Connect(name) }
 		startServices(runCtx, &services, svcErr, serviceOptions{
 			dial: emb.Dialer(), store: st, workers: *workers, log: log, reg: reg, coordinator: true,
-			queue: natsutil.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver},
+			queue: natsx.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver},
 		})
 		defer func() { stop(); services.Wait() }()
 	} else {
-		dial := natsutil.RetryDialer(*natsURL, log)
+		dial := natsx.RetryDialer(*natsURL, log)
 		conn = func(name string) (*nats.Conn, error) { return dial(ctx, name) }
 	}
 	nc, err := conn("tdb collate")
@@ -198,7 +199,7 @@ func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 // shape before anything is submitted. In embedded mode the model is
 // resolved (downloaded if needed: the workers need it anyway); with a
 // cluster only the names are checked when the model is not local.
-func checkLocations(ctx context.Context, spec natsutil.JobSpec, resolve bool, stderr io.Writer) error {
+func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) error {
 	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
 		return usagef("--model: %v", err)
@@ -237,26 +238,6 @@ func checkLocations(ctx context.Context, spec natsutil.JobSpec, resolve bool, st
 	return nil
 }
 
-var nonName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
-
-// deriveDataset names a dataset after its model and corpus plus the job
-// hash, e.g. "gpt2_synthetic-ioi_3f2a1c9d0b1e".
-func deriveDataset(spec natsutil.JobSpec) string {
-	m := filepath.Base(strings.TrimRight(spec.Model, "/"))
-	m = strings.Trim(nonName.ReplaceAllString(m, "-"), "-.")
-	c := spec.Corpus
-	if s, err := corpus.ParseSpec(c); err == nil {
-		c = string(s.Kind)
-		if s.Kind == corpus.Synthetic {
-			c += "-" + s.Name
-		} else if s.Path != "" {
-			c += "-" + filepath.Base(s.Path)
-		}
-	}
-	c = strings.Trim(nonName.ReplaceAllString(c, "-"), "-.")
-	return fmt.Sprintf("%s_%s_%s", m, c, strings.TrimPrefix(spec.DefaultID(), "j-"))
-}
-
 func parseInts(s string) ([]int, error) {
 	var out []int
 	for f := range strings.SplitSeq(s, ",") {
@@ -273,58 +254,6 @@ func parseInts(s string) ([]int, error) {
 }
 
 // serviceOptions configure the in-process coordinator and workers.
-type serviceOptions struct {
-	dial        natsutil.Dialer
-	store       store.Store
-	workers     int
-	coordinator bool
-	queue       natsutil.QueueConfig
-	log         *slog.Logger
-	reg         prometheus.Registerer
-	shardDelay  time.Duration
-	keep        bool
-	name        string
-	sweep       time.Duration
-}
-
-// startServices runs a coordinator (if asked) and workers as goroutines;
-// each reports its exit on errs.
-func startServices(ctx context.Context, wg *sync.WaitGroup, errs chan<- error, o serviceOptions) {
-	if o.coordinator {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := coordinator.Run(ctx, coordinator.Config{Dial: o.dial, Store: o.store, Queue: o.queue, Logger: o.log,
-				Metrics: coordinator.NewMetrics(o.reg), KeepPartials: o.keep, SweepInterval: o.sweep, CorpusOptions: corpusOptions(ctx)})
-			if err != nil {
-				err = fmt.Errorf("coordinator: %w", err)
-			}
-			errs <- err
-		}()
-	}
-	if o.workers == 0 {
-		return
-	}
-	models := worker.NewModelCache(1, o.log)
-	metrics := worker.NewMetrics(o.reg)
-	host, _ := os.Hostname()
-	if o.name == "" {
-		o.name = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
-	for i := range o.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := worker.Run(ctx, worker.Config{Name: fmt.Sprintf("%s-%d", o.name, i), Dial: o.dial, Store: o.store, Models: models,
-				Metrics: metrics, Logger: o.log, ShardDelay: o.shardDelay, CorpusOptions: corpusOptions(ctx)})
-			if err != nil {
-				err = fmt.Errorf("worker %d: %w", i, err)
-			}
-			errs <- err
-		}()
-	}
-}
-
 // corpusOptions lets corpora live on any store URL (azblob://...).
 func corpusOptions(context.Context) corpus.Options {
 	return corpus.Options{Opener: store.OpenGlob}

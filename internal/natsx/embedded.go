@@ -1,4 +1,4 @@
-package natsutil
+package natsx
 
 import (
 	"context"

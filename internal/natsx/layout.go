@@ -1,4 +1,4 @@
-package natsutil
+package natsx
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"tdb/internal/jobs"
 )
 
 // Names of the JetStream objects of the collation job.
 const (
 	// StreamName is the work-queue stream of shard messages.
 	StreamName = "TDB_SHARDS"
-	// SubjectPrefix starts every shard subject: tdb.shards.<job>.<shard>.
-	SubjectPrefix = "tdb.shards"
 	// ConsumerName is the one durable pull consumer every worker shares.
 	ConsumerName = "tdb-workers"
 	// Bucket is the KV bucket holding job specs, job states and shard records.
@@ -68,21 +68,6 @@ func (q QueueConfig) BackOff() []time.Duration {
 	return out
 }
 
-// Subject is the subject of one shard's message. One subject per shard lets
-// the coordinator look a shard's message up directly.
-func Subject(job string, shard int) string {
-	return fmt.Sprintf("%s.%s.%d", SubjectPrefix, job, shard)
-}
-
-// JobSubjects matches every shard message of a job.
-func JobSubjects(job string) string { return SubjectPrefix + "." + job + ".>" }
-
-// MsgID is the de-duplication id of a shard message: publishing the same
-// shard of the same attempt twice stores it once.
-func MsgID(job string, attempt, shard int) string {
-	return fmt.Sprintf("%s/%d/%d", job, attempt, shard)
-}
-
 // EnsureBucket creates or updates the job bucket.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -104,7 +89,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, q QueueConfig) (je
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "tdb collation shards (work queue)",
-		Subjects:    []string{SubjectPrefix + ".>"},
+		Subjects:    []string{jobs.SubjectPrefix + ".>"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    q.Replicas,

@@ -22,8 +22,8 @@ func cmdModelPull(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: tdb model pull NAME [--revision R]\n\n"+
 			"NAME is gpt2, gpt2-medium, gpt2-large, gpt2-xl or a hub repo id (owner/name).\n"+
-			"Files go to %s (TDB_CACHE_DIR overrides); the hub is %s (TDB_HF_ENDPOINT overrides);\n"+
-			"HF_TOKEN is sent for gated or private models.\n\nflags:\n", hub.CacheDir(), hub.Endpoint())
+			"Files go to %s ($TDB_CACHE_DIR); the hub is %s ($TDB_HF_ENDPOINT);\n"+
+			"$HF_TOKEN is sent for gated or private models.\n\nflags:\n", hub.CacheDir(), hub.Endpoint())
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after NAME.

@@ -16,7 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"tdb/coordinator"
-	"tdb/internal/natsutil"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
 	"tdb/internal/textutil"
 	"tdb/model/hub"
 )
@@ -32,7 +33,7 @@ func init() {
 // folder for as long as the command runs.
 func jobsConn(ctx context.Context, url, dir string) (*nats.Conn, func(), error) {
 	if url == "" {
-		if b, err := os.ReadFile(filepath.Join(dir, natsutil.URLFile)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, natsx.URLFile)); err == nil {
 			if nc, err := nats.Connect(strings.TrimSpace(string(b)), nats.Name("tdb jobs")); err == nil {
 				return nc, nc.Close, nil
 			}
@@ -40,7 +41,7 @@ func jobsConn(ctx context.Context, url, dir string) (*nats.Conn, func(), error) 
 		if _, err := os.Stat(dir); err != nil {
 			return nil, nil, fmt.Errorf("no jobs: %s does not exist (give --nats URL for a cluster)", dir)
 		}
-		emb, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{Dir: dir})
+		emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: dir})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -53,7 +54,7 @@ func jobsConn(ctx context.Context, url, dir string) (*nats.Conn, func(), error) 
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	nc, err := natsutil.RetryDialer(url, nil)(cctx, "tdb jobs")
+	nc, err := natsx.RetryDialer(url, nil)(cctx, "tdb jobs")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,7 +105,7 @@ func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *f.asJSON {
 		if states == nil {
-			states = []natsutil.JobState{}
+			states = []jobs.JobState{}
 		}
 		return writeJSON(stdout, states)
 	}
@@ -147,7 +148,7 @@ func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if p.State.Reason != "" {
 		fmt.Fprintf(stdout, "reason: %s\n", p.State.Reason)
 	}
-	if p.LastError != "" && p.State.Status != natsutil.Done {
+	if p.LastError != "" && p.State.Status != jobs.Done {
 		fmt.Fprintf(stdout, "last shard error: %s\n", p.LastError)
 	}
 	return nil

@@ -1,0 +1,13 @@
+// Package jobs is the model of a collation job, shared by the coordinator,
+// the workers and the CLI without NATS: the spec (what a job computes, its
+// defaults, validation, its id and dataset name, its collate.Config), its
+// life-cycle state, the body of a shard message, the shard records workers
+// report and the partials they list with their checksums, and every KV and
+// store key of a job (keys.go).
+//
+// Keeping the wire format here lets the coordinator and the worker agree on
+// it without importing each other; internal/natsx carries it over NATS.
+//
+// Start at JobSpec and Normalize, then JobState and ShardRecord; keys.go
+// lists where each lives.
+package jobs

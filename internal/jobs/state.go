@@ -1,0 +1,119 @@
+package jobs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// JobStatus is the life-cycle stage of a job.
+type JobStatus string
+
+// Job statuses. Done, Failed and Cancelled are final.
+const (
+	Submitted JobStatus = "submitted"
+	Planning  JobStatus = "planning"
+	Running   JobStatus = "running"
+	Merging   JobStatus = "merging"
+	Done      JobStatus = "done"
+	Failed    JobStatus = "failed"
+	Cancelled JobStatus = "cancelled"
+)
+
+// Final reports whether nothing more happens to a job in this status.
+func (s JobStatus) Final() bool { return s == Done || s == Failed || s == Cancelled }
+
+// JobState is the job's life cycle record in KV.
+type JobState struct {
+	ID     string    `json:"id"`
+	Status JobStatus `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+	// Attempt counts submissions of the same spec after a failure or
+	// cancellation; it is part of every message id so a retry republishes.
+	Attempt       int        `json:"attempt"`
+	Shards        int        `json:"shards"`
+	PlannedTokens int64      `json:"planned_tokens"`
+	Tokens        int64      `json:"tokens,omitempty"`
+	Submitted     time.Time  `json:"submitted"`
+	Updated       time.Time  `json:"updated"`
+	Started       *time.Time `json:"started,omitempty"`
+	Finished      *time.Time `json:"finished,omitempty"`
+}
+
+// ShardTask is the body of a shard message.
+type ShardTask struct {
+	Job     string `json:"job"`
+	Attempt int    `json:"attempt"`
+	Index   int    `json:"index"`
+	// Shard is the corpus package's description of the shard.
+	Shard json.RawMessage `json:"shard"`
+}
+
+// ShardStatus is the state of one shard's record.
+type ShardStatus string
+
+// Shard record statuses.
+const (
+	ShardRunning ShardStatus = "running"
+	ShardDone    ShardStatus = "done"
+	ShardError   ShardStatus = "error"
+)
+
+// PartialRef names one partial result in the store and its checksum.
+type PartialRef struct {
+	Location string `json:"location"`
+	Layer    int    `json:"layer"`
+	Key      string `json:"key"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+}
+
+// ShardRecord is what a worker reports about a shard in KV.
+type ShardRecord struct {
+	Job      string       `json:"job"`
+	Attempt  int          `json:"attempt"`
+	Index    int          `json:"index"`
+	Status   ShardStatus  `json:"status"`
+	Delivery int          `json:"delivery"`
+	Worker   string       `json:"worker"`
+	Tokens   int64        `json:"tokens"`
+	Windows  int64        `json:"windows"`
+	Partials []PartialRef `json:"partials,omitempty"`
+	Error    string       `json:"error,omitempty"`
+	// Final marks an error on the last allowed delivery: the job fails.
+	Final   bool      `json:"final,omitempty"`
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+	Seconds float64   `json:"seconds,omitempty"`
+}
+
+// CheckPartial verifies a partial's bytes against its record.
+func CheckPartial(b []byte, ref PartialRef) error {
+	return ref.check(int64(len(b)), sha256Hex(b))
+}
+
+// VerifyPartial reads a partial from r (a stream, so no copy of the whole
+// partial is held) and checks its size and sha256 against ref.
+func VerifyPartial(r io.Reader, ref PartialRef) error {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return fmt.Errorf("reading partial %s: %w", ref.Key, err)
+	}
+	return ref.check(n, hex.EncodeToString(h.Sum(nil)))
+}
+
+func (ref PartialRef) check(size int64, sum string) error {
+	if size != ref.Size || sum != ref.SHA256 {
+		return fmt.Errorf("partial %s does not match its record (%d bytes, want %d, or a different sha256)", ref.Key, size, ref.Size)
+	}
+	return nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
