@@ -273,3 +273,27 @@ func TestMounts(t *testing.T) {
 		t.Fatal("a mount under /api/ was accepted")
 	}
 }
+
+// Without a model the session API says so (503), and the pages still load.
+func TestNoModel(t *testing.T) {
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	for _, p := range []string{"/api/v1/tdb", "/api/v1/activations"} {
+		if code, r, _ := call(t, "POST", ts.URL+p, question); code != 503 || !strings.Contains(r.Error, "--model") {
+			t.Errorf("%s without a model: %d %q", p, code, r.Error)
+		}
+	}
+	code, r, _ := call(t, "GET", ts.URL+"/api/v1/model", "")
+	var info ModelInfo
+	json.Unmarshal(r.Data, &info)
+	if code != 200 || info.Loaded || info.Config != nil {
+		t.Fatalf("model info without a model: %d %+v", code, info)
+	}
+	if code, _, _ := call(t, "GET", ts.URL+"/tdb", ""); code != 200 {
+		t.Fatalf("/tdb: %d", code)
+	}
+}
