@@ -56,6 +56,8 @@ type Options struct {
 	MaxPromptTokens int
 	// Log receives one line per failed request (default: discard).
 	Log *slog.Logger
+	// Explanations reads a component's explanations (nil: none).
+	Explanations ExplanationsFunc
 	// Mounts serves more handlers by path prefix ("/compat/" for the
 	// original TDB front end's API, issue 13), behind the same auth check.
 	Mounts map[string]http.Handler
@@ -142,6 +144,7 @@ func New(opt Options) (*Server, error) {
 	s.mux.HandleFunc("POST /api/v1/activations", s.instrument("activations", s.handleActivations))
 	s.mux.HandleFunc("POST /api/v1/tokenize", s.instrument("tokenize", s.handleTokenize))
 	s.mux.HandleFunc("GET /api/v1/model", s.instrument("model", s.handleModel))
+	s.mux.HandleFunc("GET /api/v1/explanations/{dataset}/{location}/{layer}/{index}", s.instrument("explanations", s.handleExplanations))
 	for prefix, h := range opt.Mounts {
 		if !strings.HasPrefix(prefix, "/") || !strings.HasSuffix(prefix, "/") || prefix == "/" || strings.HasPrefix(prefix, "/api/") || strings.HasPrefix(prefix, "/static/") {
 			return nil, fmt.Errorf("viewer: mount %q: want a /prefix/ outside /, /api/ and /static/", prefix)

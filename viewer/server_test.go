@@ -3,6 +3,7 @@ package viewer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -11,8 +12,10 @@ import (
 	"testing"
 
 	"tdb/debugger"
+	"tdb/explain"
 	"tdb/model"
 	"tdb/model/tokenizer"
+	"tdb/store"
 )
 
 func newTestServer(t *testing.T, opt Options) (*Server, *httptest.Server) {
@@ -295,5 +298,28 @@ func TestNoModel(t *testing.T) {
 	}
 	if code, _, _ := call(t, "GET", ts.URL+"/tdb", ""); code != 200 {
 		t.Fatalf("/tdb: %d", code)
+	}
+}
+
+func TestExplanationsRoute(t *testing.T) {
+	var got []any
+	_, ts := newTestServer(t, Options{Explanations: func(ctx context.Context, dataset, location string, layer, index int) ([]explain.Explanation, error) {
+		got = append(got, dataset, location, layer, index)
+		if dataset == "missing" {
+			return nil, store.ErrNotFound
+		}
+		return []explain.Explanation{{Explanation: "the word Paris"}}, nil
+	}})
+	code, r, raw := call(t, "GET", ts.URL+"/api/v1/explanations/demo/mlp.post_act/1/7", "")
+	var xs []explain.Explanation
+	json.Unmarshal(r.Data, &xs)
+	if code != 200 || len(xs) != 1 || xs[0].Explanation != "the word Paris" || fmt.Sprint(got) != "[demo mlp.post_act 1 7]" {
+		t.Fatalf("explanations: %d %s (asked %v)", code, raw, got)
+	}
+	if code, r, raw := call(t, "GET", ts.URL+"/api/v1/explanations/missing/mlp.post_act/1/7", ""); code != 200 || string(r.Data) != "[]" {
+		t.Fatalf("no explanations: %d %s", code, raw)
+	}
+	if code, _, _ := call(t, "GET", ts.URL+"/api/v1/explanations/demo/mlp.post_act/x/7", ""); code != 400 {
+		t.Fatalf("bad layer: %d", code)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"tdb/compat"
 	"tdb/debugger"
+	"tdb/explain"
 	"tdb/model/tokenizer"
 	"tdb/store"
 	"tdb/viewer"
@@ -79,6 +80,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		opt.Data = newDataHandler(st)
+		opt.Explanations = func(ctx context.Context, dataset, location string, layer, index int) ([]explain.Explanation, error) {
+			return explain.Read(ctx, st, dataset, location, layer, index)
+		}
 	}
 	// The original TDB front end's API (docs/compat.md) shares the model
 	// queue; it is built after the server that owns the queue.

@@ -130,6 +130,23 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An explanation of the component the page is checked on (tdb explain's builtin explainer).
+	if code, _, errOut := runTDB(t, "explain", "--store", storeDir, "--dataset", "demo", "--locations", "mlp.post_act", "--layers", "1", "--components", "7"); code != 0 {
+		t.Fatalf("explain: %s", errOut)
+	}
+	code, showOut, errOut := runTDB(t, "explain", "show", "--store", storeDir, "--dataset", "demo", "--location", "mlp.post_act", "--layer", "1", "--index", "7", "--json")
+	if code != 0 {
+		t.Fatalf("explain show: %s", errOut)
+	}
+	var shown struct {
+		Data []struct {
+			Explanation string `json:"explanation"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(showOut), &shown); err != nil || len(shown.Data) != 1 {
+		t.Fatalf("explain show --json: %v %s", err, showOut)
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	var sout, serr syncBuffer
 	done := make(chan int, 1)
@@ -174,7 +191,7 @@ func TestBrowser(t *testing.T) {
 		"base": base0, "chromium": chromium, "screenshots": shots, "profile": filepath.Join(dir, "chromium-profile"),
 		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 48, "query": queryMounted,
 		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "second": second, "twoPrompts": twoPrompts,
-		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256, "headTop": headTop["top"]},
+		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256, "explanation": shown.Data[0].Explanation, "headTop": headTop["top"]},
 	}
 	in, _ := json.Marshal(input)
 	inPath := filepath.Join(dir, "input.json")

@@ -219,6 +219,9 @@ await step('component page heatmaps equal the dataset (tdb top --json)', async (
   });
   await page.click('[data-testid=top-records-show-all]');
   await page.waitForSelector('[data-testid=logit-lens] .t');
+  await page.waitForSelector('[data-testid=explanations] .explanation');
+  const text = await page.textContent('[data-testid=explanations] .explanation .text');
+  check(text === comp.explanation, `explanation shown ${JSON.stringify(text)}, tdb explain show ${JSON.stringify(comp.explanation)}`);
   await shot('component');
 });
 

@@ -92,7 +92,8 @@ export async function renderComponent(app, url) {
 
   const lens = el('div.panel', el('div.panel-head', el('h2', 'Logit lens')), busy());
   const mine = yourPrompt(c, max, pairs, prompts, url);
-  const explanations = (data.explanations || []).length ? el('div.panel', el('h2', 'Explanations'), data.explanations.map(x => el('div', el('b', x.explanation ?? x.text), x.score != null ? el('span.muted', ` score ${fmt(x.score, 3)}`) : null))) : null;
+  const explanations = el('div.panel', { 'data-testid': 'explanations' });
+  loadExplanations(explanations, c);
 
   const quant = (data.quantiles || []).filter(b => b.records && b.records.length);
   const quantBody = el('div');
@@ -103,11 +104,10 @@ export async function renderComponent(app, url) {
   const quantPanel = quant.length ? el('div.panel', el('div.panel-head', el('h2', 'Quantiles'), el('span.muted.small', 'random records per bucket of record maximum'), el('span.spacer'),
     el('button.ghost.small', { onclick: e => { quantAll = !quantAll; e.target.textContent = quantAll ? 'show 2 each' : 'show all'; drawQuant(); } }, 'show all')), quantBody) : null;
   put(body,
-    explanations,
     el('div.grid.cols-2',
       el('div', section('Top activations', data.top, 6, 'top-records', 'top-', pairs ? 'colour: strongest attention from each token · hover a token: what attends to it' : 'colour: activation / max activation'),
         section('Random sample', data.random, 3, 'random-records', 'random-'), quantPanel),
-      el('div.sticky-col', statsPanel, lens, mine.node)),
+      el('div.sticky-col', explanations, statsPanel, lens, mine.node)),
   );
   logitLens(lens, c);
   mine.run();
@@ -195,4 +195,22 @@ function yourPrompt(c, max, pairs, prompts, url) {
     put(out, ...rows);
   }
   return { node, run };
+}
+
+// explanationList renders explanations with their scores (simulation first).
+export function explanationList(xs) {
+  return xs.map(x => {
+    const sc = x.scores || {};
+    const scores = ['simulation', 'detection', 'fuzzing'].filter(k => sc[k]).map(k => el('span.pill', { 'data-tip': `judge ${sc[k].judge}` }, `${k} ${fmt(sc[k].value, 3)}`));
+    const who = x.method ? [x.method.explainer, x.method.model].filter(Boolean).join(' · ') : '';
+    return el('div.explanation', el('div.text', x.explanation), el('div.small.muted', who, ' ', scores));
+  });
+}
+
+async function loadExplanations(panel, c) {
+  try {
+    const xs = await api(`/api/v1/explanations/${encodeURIComponent(c.dataset)}/${encodeURIComponent(c.location)}/${c.layer}/${c.index}`);
+    if (!xs.length) return; // an empty panel is hidden
+    put(panel, el('div.panel-head', el('h2', xs.length > 1 ? 'Explanations' : 'Explanation')), explanationList(xs));
+  } catch (e) { put(panel, el('div.error', 'Explanations: ' + e.message)); }
 }

@@ -6,6 +6,7 @@ import {
   el, put, api, fmt, fmtSigned, diverging, sequential, inkFor, PURPLE, showToken, tokChip, errorBox, showError, busy,
   nodeName, parseNode, KIND_LABEL, getModelInfo, componentLink, navigate, isTyping,
 } from './util.js';
+import { explanationList } from './component.js';
 
 const esc = s => String(s).replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const LOSSES = [['logit_diff', 'logit difference (target − distractor)'], ['logit_minus_mean', 'target logit − mean logit'], ['probs', 'target probability'], ['zero', 'zero (tracing only)']];
@@ -413,7 +414,15 @@ export async function renderTDB(app, url) {
     const abName = isHead ? nodeName({ ...n, key_token: -1 }) : row.name;
     const abVal = el('input', { type: 'number', step: 'any', value: 0, style: { width: '4.5rem' }, title: 'value to set' });
     const link = el('a.btn.small', { hidden: true }, 'component page →');
-    componentLink(n).then(h => { if (h) { link.href = h; link.hidden = false; } });
+    const explained = el('div.explanations');
+    componentLink(n).then(async h => {
+      if (!h) return;
+      link.href = h; link.hidden = false;
+      try {
+        const xs = await api('/api/v1/explanations/' + h.slice(3));
+        if (xs.length) put(explained, el('h3', 'Explanation'), explanationList(xs.slice(0, 1)));
+      } catch { /* the component page shows the error */ }
+    });
     const traceBtn = (label, path) => el('button.small', { 'data-action': 'trace' + (path ? '-' + path : ''), onclick: () => go({ ...state, trace: row.name + (path ? ':' + path : ''), open: '' }) }, label);
     cell.append(el('div.actions',
       el('button.small', { 'data-action': 'ablate', onclick: () => go({ ...state, ablate: [...state.ablate, abName + (Number(abVal.value) ? '=' + abVal.value : '')], open: '' }) }, `Ablate ${abName}`), el('span.muted.small', 'to'), abVal,
@@ -421,7 +430,7 @@ export async function renderTDB(app, url) {
         el('button.small', { 'data-action': 'attention', onclick: () => go({ ...state, attn: nodeName({ ...n, key_token: -1 }) }) }, 'attention pattern')] : traceBtn('Trace', ''),
       link));
     const views = el('div.detail-grid', busy('loading token views'));
-    cell.append(views);
+    cell.append(explained, views);
     if (n.type === 'embedding') { put(views, el('div.empty', 'Embeddings have no token views.')); return; }
     try {
       const req = { ...last.req, inspect: [n] };
