@@ -1,6 +1,7 @@
 package viewer
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -74,13 +75,15 @@ func (s *Server) handleActivations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ids := s.tok.Encode(req.Prompt)
-	release, err := s.q.acquire(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), s.opt.RequestTimeout)
+	defer cancel()
+	release, err := s.q.acquire(ctx)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer release()
-	res, err := m.Forward(r.Context(), model.Request{Tokens: [][]int{ids}, Capture: []model.Site{site}})
+	res, err := m.Forward(ctx, model.Request{Tokens: [][]int{ids}, Capture: []model.Site{site}})
 	if err != nil {
 		s.fail(w, r, err)
 		return

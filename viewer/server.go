@@ -51,6 +51,8 @@ type Options struct {
 	// Workers is how many model requests run at once (default 1); Queue
 	// how many more may wait (0: default 8; negative: none). Beyond: 503.
 	Workers, Queue int
+	// RequestTimeout bounds one model request, waiting included (default 2m).
+	RequestTimeout time.Duration
 	// MaxPromptTokens limits each prompt (default 256, at most the
 	// model's context).
 	MaxPromptTokens int
@@ -91,6 +93,9 @@ func New(opt Options) (*Server, error) {
 		opt.Queue = 0
 	case opt.Queue == 0:
 		opt.Queue = 8
+	}
+	if opt.RequestTimeout <= 0 {
+		opt.RequestTimeout = 2 * time.Minute
 	}
 	if opt.MaxPromptTokens <= 0 {
 		opt.MaxPromptTokens = 256
@@ -357,13 +362,15 @@ func (s *Server) handleTDB(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badf("request too large: top_k ≤ 200, candidates ≤ 1000, inspect ≤ 64 nodes, ablations ≤ 256"))
 		return
 	}
-	release, err := s.q.acquire(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), s.opt.RequestTimeout)
+	defer cancel()
+	release, err := s.q.acquire(ctx)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer release()
-	resp, err := s.opt.Engine.Run(r.Context(), req)
+	resp, err := s.opt.Engine.Run(ctx, req)
 	if err != nil {
 		s.fail(w, r, err)
 		return

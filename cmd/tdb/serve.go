@@ -34,6 +34,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	token := fs.String("auth-token", os.Getenv("TDB_AUTH_TOKEN"), "require this bearer token on every request but /healthz [TDB_AUTH_TOKEN]")
 	workers := fs.Int("workers", 1, "model requests that run at once")
 	queue := fs.Int("queue", 8, "model requests that may wait; beyond that the server answers 503 busy")
+	timeout := fs.Duration("request-timeout", 2*time.Minute, "bound on one model request, waiting in the queue included")
 	maxPrompt := fs.Int("max-prompt-tokens", 256, "longest prompt accepted, in tokens (at most the model's context)")
 	mlpAE := fs.String("mlp-autoencoders", "", "MLP autoencoders: PATH_OR_NAME@LAYER[:LOCATION],... or a public name for every layer")
 	attnAE := fs.String("attn-autoencoders", "", "attention autoencoders (resid.delta_attn): PATH_OR_NAME@LAYER,...")
@@ -45,7 +46,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--workers and --max-prompt-tokens must be at least 1, --queue at least 0")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	opt := viewer.Options{ModelName: *modelName, Datasets: datasets, AuthToken: *token, Workers: *workers, Queue: *queue, MaxPromptTokens: *maxPrompt, Log: log, Autoencoders: map[string][]string{}}
+	opt := viewer.Options{ModelName: *modelName, Datasets: datasets, AuthToken: *token, Workers: *workers, Queue: *queue, MaxPromptTokens: *maxPrompt, RequestTimeout: *timeout, Log: log, Autoencoders: map[string][]string{}}
 	if *queue == 0 {
 		opt.Queue = -1 // no waiting
 	}
@@ -97,7 +98,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usagef("--addr %s: %v", *addr, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: *timeout + 30*time.Second, IdleTimeout: 2 * time.Minute}
 	url := "http://" + ln.Addr().String()
 	if *token != "" {
 		fmt.Fprintf(stdout, "tdb serve: listening on %s (auth token required: open %s/?token=... once)\n", url, url)
