@@ -355,7 +355,16 @@ export async function renderTDB(app, url) {
       });
       return `<tr class="node" data-node="${esc(r.name)}" data-i="${i}" tabindex="-1"><td class="name"><span class="kind ${n.type}">${esc(KIND_LABEL[n.type] || n.type)}</span>${esc(r.name)}</td><td class="l">${tok}</td>${cells}<td class="l reason">${esc((r.reason || []).join(', '))}</td></tr>`;
     }).join('');
-    const body = el('tbody', { onclick: e => { const tr = e.target.closest('tr.node'); if (tr && !e.target.closest('a,button,input')) { const i = +tr.dataset.i; select(i); toggleDetail(i); } } });
+    // Hovering a row outlines its token(s) in the token-effect heatmaps.
+    const mark = (tr) => {
+      for (const x of effectsPanel.querySelectorAll('.hl')) x.classList.remove('hl');
+      if (!tr) return;
+      const n = tableRows[+tr.dataset.i].node;
+      for (const t of [n.token, n.type === 'attention_head' ? n.key_token : -1]) {
+        if (t >= 0) for (const x of effectsPanel.querySelectorAll(`[data-token-index="${t}"]`)) x.classList.add('hl');
+      }
+    };
+    const body = el('tbody', { onmouseover: e => mark(e.target.closest('tr.node')), onmouseleave: () => mark(null), onclick: e => { const tr = e.target.closest('tr.node'); if (tr && !e.target.closest('a,button,input')) { const i = +tr.dataset.i; select(i); toggleDetail(i); } } });
     body.innerHTML = html;
     const table = el('table.data', { 'data-testid': 'node-table' }, el('thead', head1, head2), body);
     put(tablePanel,
