@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"tdb/model"
 )
 
 // syncBuffer is a goroutine-safe bytes.Buffer (the server writes while the test reads).
@@ -114,6 +116,9 @@ func TestBrowser(t *testing.T) {
 	traced := debugJSON("--trace", trace+":q")
 	const second = "<|endoftext|>When Mary and John went to the store, Mary gave a drink to"
 	twoPrompts := debugJSON("--second-prompt", second)
+	// An MLP autoencoder on layer 1: the page's switch splices its latents in.
+	aeDir := saeFolder(t, model.TinyConfig.DMLP, nil)
+	withAE := debugJSON("--mlp-autoencoders", aeDir+"@1")
 	code, topOut, errOut := runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--location", "mlp.post_act", "--layer", "1", "--index", "7", "--json")
 	if code != 0 {
 		t.Fatalf("top: %s", errOut)
@@ -151,7 +156,7 @@ func TestBrowser(t *testing.T) {
 	var sout, serr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--model", "random:tiny", "--store", storeDir, "--dataset", "demo", "--addr", "127.0.0.1:0", "--max-prompt-tokens", "48"}, &sout, &serr)
+		done <- run(ctx, []string{"serve", "--model", "random:tiny", "--store", storeDir, "--dataset", "demo", "--addr", "127.0.0.1:0", "--max-prompt-tokens", "48", "--mlp-autoencoders", aeDir + "@1"}, &sout, &serr)
 	}()
 	defer func() {
 		cancel()
@@ -190,7 +195,7 @@ func TestBrowser(t *testing.T) {
 	input := map[string]any{
 		"base": base0, "chromium": chromium, "screenshots": shots, "profile": filepath.Join(dir, "chromium-profile"),
 		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 48, "query": queryMounted,
-		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "second": second, "twoPrompts": twoPrompts,
+		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "second": second, "twoPrompts": twoPrompts, "withAE": withAE,
 		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256, "explanation": shown.Data[0].Explanation, "headTop": headTop["top"]},
 	}
 	in, _ := json.Marshal(input)

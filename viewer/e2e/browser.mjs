@@ -190,6 +190,19 @@ await step('second prompt: Left / Diff / Right equal tdb debug --second-prompt',
   await shot('tdb-two-prompts');
 });
 
+await step('autoencoder switch equals tdb debug --mlp-autoencoders', async () => {
+  await page.goto(q(question));
+  await readTable();
+  await page.check('[data-testid=mlp-ae]');
+  await page.click('[data-testid=submit]');
+  await page.waitForURL(/mlp_ae=1/);
+  await page.waitForFunction(n => document.querySelectorAll('[data-testid=node-table] tr[data-node]').length === n, input.withAE.nodes.length);
+  const rows = await compareTable(input.withAE);
+  check(rows.some(r => r.name.startsWith('mlp_ae_L1_')), 'no autoencoder latent in the node table');
+  check(!rows.some(r => r.name.startsWith('mlp_L1_')), 'layer 1 neurons still listed although its latents replace them');
+  await lossIs(input.withAE.runs[0].loss);
+});
+
 await step('attention pattern of a head', async () => {
   const head = input.trace.split('@')[0] + '@' + input.trace.split('@')[1].split('>')[0];
   await page.goto(q({ ...question, attn: head }));

@@ -119,7 +119,7 @@ export async function renderTDB(app, url) {
   const targets = tokenList('target', 'Target', () => draft.targets, v => { draft.targets = v; });
   const distractors = tokenList('distractor', 'Distractor', () => draft.distractors, v => { draft.distractors = v; });
   const swap = el('button.ghost', { type: 'button', title: 'swap target and distractor', onclick: () => { [draft.targets, draft.distractors] = [draft.distractors, draft.targets]; targets.sync(); distractors.sync(); } }, '⇄ swap');
-  const mlpAE = el('input', { type: 'checkbox' }), attnAE = el('input', { type: 'checkbox' });
+  const mlpAE = el('input', { type: 'checkbox', 'data-testid': 'mlp-ae' }), attnAE = el('input', { type: 'checkbox', 'data-testid': 'attn-ae' });
   const aeRow = el('div.row');
   if (info && info.autoencoders && info.autoencoders.mlp && info.autoencoders.mlp.length) aeRow.append(el('label.switch', mlpAE, 'MLP autoencoder latents'));
   if (info && info.autoencoders && info.autoencoders.attention && info.autoencoders.attention.length) aeRow.append(el('label.switch', attnAE, 'attention autoencoder latents'));
