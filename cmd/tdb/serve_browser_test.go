@@ -156,7 +156,7 @@ func TestBrowser(t *testing.T) {
 	var sout, serr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--model", "random:tiny", "--store", storeDir, "--dataset", "demo", "--addr", "127.0.0.1:0", "--max-prompt-tokens", "48", "--mlp-autoencoders", aeDir + "@1"}, &sout, &serr)
+		done <- run(ctx, []string{"serve", "--model", "random:tiny", "--store", storeDir, "--dataset", "demo", "--addr", "127.0.0.1:0", "--max-prompt-tokens", "64", "--mlp-autoencoders", aeDir + "@1"}, &sout, &serr)
 	}()
 	defer func() {
 		cancel()
@@ -194,7 +194,7 @@ func TestBrowser(t *testing.T) {
 	}
 	input := map[string]any{
 		"base": base0, "chromium": chromium, "screenshots": shots, "profile": filepath.Join(dir, "chromium-profile"),
-		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 48, "query": queryMounted,
+		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 64, "query": queryMounted,
 		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "second": second, "twoPrompts": twoPrompts, "withAE": withAE,
 		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256, "explanation": shown.Data[0].Explanation, "headTop": headTop["top"]},
 	}
@@ -219,6 +219,8 @@ func TestBrowser(t *testing.T) {
 		DOMMs    []float64 `json:"dom_ms"`
 		Resort   []float64 `json:"resort_ms"`
 		ResortN  int       `json:"resort_rows"`
+		Long     []float64 `json:"long_ms"`
+		LongRows int       `json:"long_rows"`
 		Rows     int       `json:"rows"`
 	}
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -230,5 +232,6 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("no timing result from browser.mjs")
 	}
 	fmt.Printf("viewer: response → painted TDB page (node table up to %d rows): %v ms (DOM built in %v ms)\n", res.Rows, res.RenderMs, res.DOMMs)
+	fmt.Printf("viewer: 64-token prompt, top-k 10 (%d rows, 64-token heatmaps), response → painted page: %v ms\n", res.LongRows, res.Long)
 	fmt.Printf("viewer: re-sorting the %d-row Left/Diff/Right table, render → paint: %v ms\n", res.ResortN, res.Resort)
 }

@@ -23,7 +23,7 @@ page.on('pageerror', e => pageErrors.push(e.message));
 page.on('console', m => { if (m.type() === 'error' && !/status of (4|5)\d\d/.test(m.text())) pageErrors.push(m.text()); });
 page.setDefaultTimeout(20000);
 
-const result = { render_ms: [], dom_ms: [], rows: 0, resort_ms: [], resort_rows: 0 };
+const result = { render_ms: [], dom_ms: [], rows: 0, resort_ms: [], resort_rows: 0, long_ms: [], long_rows: 0 };
 let failed = false;
 function check(cond, msg) { if (!cond) throw new Error(msg); }
 function close(a, b) { return Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b)); }
@@ -116,6 +116,19 @@ await step('re-rendering the node table (sorting, no server call)', async () => 
     const t = await page.waitForFunction(() => window.__tdbTiming).then(h => h.jsonValue());
     result.resort_ms.push(Math.round(t.render_ms * 10) / 10);
     result.resort_rows = t.rows;
+  }
+});
+
+await step('a 64-token prompt with top-k 10: response to painted page', async () => {
+  const words = ' Mary and John went to the store, John gave a drink to';
+  const prompt = '<|endoftext|>' + words.repeat(4) + ' and then at the end of the day Mary'; // 63 tokens
+  for (let i = 0; i < 3; i++) {
+    await page.goto(q({ prompt, target: input.target, distractor: input.distractor, x: i }));
+    const t = await page.waitForFunction(() => window.__tdbTiming).then(h => h.jsonValue());
+    const toks = await page.$$eval('.effects .heat', hs => hs[0].querySelectorAll('[data-token-index]').length);
+    check(toks >= 50 && toks <= 64, `${toks} tokens in the heatmap`);
+    result.long_ms.push(Math.round(t.render_ms * 10) / 10);
+    result.long_rows = t.rows;
   }
 });
 
