@@ -351,9 +351,9 @@ export async function renderTDB(app, url) {
         const v = sortValue(r, c, s);
         const t = v / scales[c + s];
         const ink = inkFor(t);
-        cells += `<td${j === 0 ? ' class="sep"' : ''} data-col="${c}${cmp ? ':' + s : ''}" data-value="${v}" style="background:${diverging(t)}${ink ? ';color:' + ink : ''}">${s === 'diff' ? fmtSigned(v) : fmt(v)}</td>`;
+        cells += `<td${j === 0 ? ' class="sep"' : ''} data-col="${esc(c)}${cmp ? ':' + s : ''}" data-value="${Number(v)}" style="background:${diverging(t)}${ink ? ';color:' + ink : ''}">${s === 'diff' ? fmtSigned(v) : fmt(v)}</td>`;
       });
-      return `<tr class="node" data-node="${esc(r.name)}" data-i="${i}" tabindex="-1"><td class="name"><span class="kind ${n.type}">${esc(KIND_LABEL[n.type] || n.type)}</span>${esc(r.name)}</td><td class="l">${tok}</td>${cells}<td class="l reason">${esc((r.reason || []).join(', '))}</td></tr>`;
+      return `<tr class="node" data-node="${esc(r.name)}" data-i="${i}" tabindex="-1"><td class="name"><span class="kind ${esc(n.type)}">${esc(KIND_LABEL[n.type] || n.type)}</span>${esc(r.name)}</td><td class="l">${tok}</td>${cells}<td class="l reason">${esc((r.reason || []).join(', '))}</td></tr>`;
     }).join('');
     // Hovering a row outlines its token(s) in the token-effect heatmaps.
     const mark = (tr) => {
