@@ -12,10 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"tdb/compat"
 	"tdb/debugger"
 	"tdb/explain"
 	"tdb/model/tokenizer"
+	"tdb/query"
 	"tdb/store"
 	"tdb/viewer"
 )
@@ -46,7 +50,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--workers and --max-prompt-tokens must be at least 1, --queue at least 0")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	opt := viewer.Options{ModelName: *modelName, Datasets: datasets, AuthToken: *token, Workers: *workers, Queue: *queue, MaxPromptTokens: *maxPrompt, RequestTimeout: *timeout, Log: log, Autoencoders: map[string][]string{}}
+	// One registry: /metrics shows the viewer's and the query service's series.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opt := viewer.Options{ModelName: *modelName, Datasets: datasets, AuthToken: *token, Workers: *workers, Queue: *queue, MaxPromptTokens: *maxPrompt, RequestTimeout: *timeout, Log: log, Registry: reg, Autoencoders: map[string][]string{}}
 	if *queue == 0 {
 		opt.Queue = -1 // no waiting
 	}
@@ -80,7 +87,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if st, err = store.Open(ctx, *storeURL); err != nil {
 			return err
 		}
-		opt.Data = newDataHandler(st)
+		api, err := query.New(st, query.Options{Logger: log, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		opt.Data = api
 		opt.Explanations = func(ctx context.Context, dataset, location string, layer, index int) ([]explain.Explanation, error) {
 			return explain.Read(ctx, st, dataset, location, layer, index)
 		}

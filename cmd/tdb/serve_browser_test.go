@@ -61,8 +61,8 @@ func browserDeps(t *testing.T) (chromium, e2eDir string) {
 }
 
 // queryMounted says tdb serve mounts the query service (layer tables and
-// search); the interim dataset API serves only datasets and components.
-const queryMounted = false
+// search).
+const queryMounted = true
 
 // TestBrowser runs the web app in Debian's chromium: tdb serve with a random
 // tiny model and a dataset collated here, checked against tdb debug --json
@@ -226,6 +226,18 @@ func TestBrowser(t *testing.T) {
 	for _, line := range strings.Split(out.String(), "\n") {
 		if strings.HasPrefix(line, "RESULT ") {
 			json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &res)
+		}
+	}
+	// One /metrics for the viewer's and the query service's series.
+	mres, err := http.Get(base0 + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	for _, m := range []string{`tdb_viewer_requests_total{code="200",route="tdb"}`, "tdb_query_requests_total", "go_goroutines"} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("/metrics lacks %s", m)
 		}
 	}
 	if len(res.RenderMs) == 0 {
