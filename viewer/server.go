@@ -147,6 +147,7 @@ func New(opt Options) (*Server, error) {
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("POST /api/v1/tdb", s.instrument("tdb", s.handleTDB))
 	s.mux.HandleFunc("POST /api/v1/activations", s.instrument("activations", s.handleActivations))
+	s.mux.HandleFunc("POST /api/v1/lens", s.instrument("lens", s.handleLens))
 	s.mux.HandleFunc("POST /api/v1/tokenize", s.instrument("tokenize", s.handleTokenize))
 	s.mux.HandleFunc("GET /api/v1/model", s.instrument("model", s.handleModel))
 	s.mux.HandleFunc("GET /api/v1/explanations/{dataset}/{location}/{layer}/{index}", s.instrument("explanations", s.handleExplanations))

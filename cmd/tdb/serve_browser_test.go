@@ -114,11 +114,18 @@ func TestBrowser(t *testing.T) {
 	}
 	ablated := debugJSON("--ablate", ablate)
 	traced := debugJSON("--trace", trace+":q")
+	tracedK := debugJSON("--trace", trace+":k")
+	tracedV := debugJSON("--trace", trace+":v")
+	// Token views of two rows, as the page's detail rows show them.
+	inspected := debugJSON("--inspect", ablate, "--inspect", trace)
 	const second = "<|endoftext|>When Mary and John went to the store, Mary gave a drink to"
 	twoPrompts := debugJSON("--second-prompt", second)
 	// An MLP autoencoder on layer 1: the page's switch splices its latents in.
 	aeDir := saeFolder(t, model.TinyConfig.DMLP, nil)
 	withAE := debugJSON("--mlp-autoencoders", aeDir+"@1")
+	// An attention autoencoder on layer 0 (resid.delta_attn).
+	attnAEDir := saeFolder(t, model.TinyConfig.DModel, nil)
+	withAttnAE := debugJSON("--attn-autoencoders", attnAEDir+"@resid.delta_attn/0")
 	code, topOut, errOut := runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--location", "mlp.post_act", "--layer", "1", "--index", "7", "--json")
 	if code != 0 {
 		t.Fatalf("top: %s", errOut)
@@ -156,7 +163,7 @@ func TestBrowser(t *testing.T) {
 	var sout, serr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--model", "random:tiny", "--store", storeDir, "--dataset", "demo", "--addr", "127.0.0.1:0", "--max-prompt-tokens", "64", "--mlp-autoencoders", aeDir + "@1"}, &sout, &serr)
+		done <- run(ctx, []string{"serve", "--model", "random:tiny", "--store", storeDir, "--dataset", "demo", "--addr", "127.0.0.1:0", "--max-prompt-tokens", "64", "--mlp-autoencoders", aeDir + "@1", "--attn-autoencoders", attnAEDir + "@resid.delta_attn/0"}, &sout, &serr)
 	}()
 	defer func() {
 		cancel()
@@ -195,7 +202,7 @@ func TestBrowser(t *testing.T) {
 	input := map[string]any{
 		"base": base0, "chromium": chromium, "screenshots": shots, "profile": filepath.Join(dir, "chromium-profile"),
 		"prompt": prompt, "target": " Mary", "distractor": " John", "maxPromptTokens": 64, "query": queryMounted,
-		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "second": second, "twoPrompts": twoPrompts, "withAE": withAE,
+		"expected": base, "ablate": ablate, "ablated": ablated, "trace": trace, "traced": traced, "tracedK": tracedK, "tracedV": tracedV, "inspected": inspected, "withAttnAE": withAttnAE, "second": second, "twoPrompts": twoPrompts, "withAE": withAE,
 		"component": map[string]any{"dataset": "demo", "location": "mlp.post_act", "layer": 1, "index": 7, "top": top["top"], "components": 256, "explanation": shown.Data[0].Explanation, "headTop": headTop["top"]},
 	}
 	in, _ := json.Marshal(input)

@@ -175,19 +175,51 @@ await step('ablate a node from its row: diff columns equal tdb debug --ablate', 
   await lossIs(input.expected.runs[0].loss);
 });
 
-await step('trace a head through Q equals tdb debug --trace :q', async () => {
+for (const [path, want] of [['q', input.traced], ['k', input.tracedK], ['v', input.tracedV]]) {
+  await step(`trace a head through ${path.toUpperCase()} equals tdb debug --trace :${path}`, async () => {
+    await page.goto(q(question));
+    await readTable();
+    await page.click(`tr[data-node="${input.trace}"] td.name`);
+    await page.click(`tr[data-detail-for="${input.trace}"] [data-action=trace-${path}]`);
+    await page.waitForURL(u => new URL(u).searchParams.get('trace') === `${input.trace}:${path}`);
+    await lossIs(want.runs[0].loss);
+    await compareTable(want);
+    await timing();
+    check((await page.textContent('[data-testid=trace]')).includes(`${input.trace}:${path}`), 'trace box does not show the traced node');
+    if (path === 'q') await shot('tdb-trace');
+    await page.click('[data-testid=clear-trace]');
+    await lossIs(input.expected.runs[0].loss);
+  });
+}
+
+await step('detail rows: one request for the top rows, token views equal tdb debug --inspect', async () => {
   await page.goto(q(question));
   await readTable();
-  await page.click(`tr[data-node="${input.trace}"] td.name`);
-  await page.click(`tr[data-detail-for="${input.trace}"] [data-action=trace-q]`);
-  await page.waitForURL(/trace=/);
-  await lossIs(input.traced.runs[0].loss);
-  await compareTable(input.traced);
-  await timing();
-  check((await page.textContent('[data-testid=trace]')).includes(input.trace + ':q'), 'trace box does not show the traced node');
-  await shot('tdb-trace');
-  await page.click('[data-testid=clear-trace]');
-  await lossIs(input.expected.runs[0].loss);
+  let calls = 0;
+  const onReq = r => { if (r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/tdb') calls++; };
+  page.on('request', onReq);
+  const names = await page.$$eval('[data-testid=node-table] tr[data-node]', rs => rs.map(r => r.dataset.node));
+  const n = Math.min(16, names.length);
+  const settled = name => `tr.detail[data-detail-for="${name}"] :is(.toklist .t, .empty, .error)`;
+  for (let i = 0; i < n; i++) {
+    await page.click(`tr[data-node="${names[i]}"] td.name`);
+    await page.waitForSelector(settled(names[i]));
+  }
+  check(calls === 1, `opening the first ${n} detail rows made ${calls} requests, want 1`);
+  const errs = await page.$$eval('tr.detail .error', es => es.map(e => e.textContent));
+  check(errs.length === 0, 'detail errors: ' + errs.join(' | '));
+  await shot('tdb-details');
+  for (const d of input.inspected.details) {
+    if (!(await page.$(`tr.detail[data-detail-for="${d.name}"]`))) await page.click(`tr[data-node="${d.name}"] td.name`);
+    await page.waitForSelector(settled(d.name));
+    for (const key of ['upvoted', 'downvoted', 'input_tokens', 'attended_to', 'attended_from']) {
+      const want = d[key] || [];
+      const got = await page.$$eval(`tr.detail[data-detail-for="${d.name}"] [data-list=${key}] .t`, ts => ts.map(t => Number(t.dataset.score)));
+      check(got.length === want.length, `${d.name} ${key}: ${got.length} tokens on the page, tdb debug --inspect ${want.length}`);
+      want.forEach((w, j) => check(close(got[j], w.score), `${d.name} ${key} ${j}: page ${got[j]}, tdb debug ${w.score}`));
+    }
+  }
+  page.off('request', onReq);
 });
 
 await step('second prompt: Left / Diff / Right equal tdb debug --second-prompt', async () => {
@@ -214,6 +246,23 @@ await step('autoencoder switch equals tdb debug --mlp-autoencoders', async () =>
   check(rows.some(r => r.name.startsWith('mlp_ae_L1_')), 'no autoencoder latent in the node table');
   check(!rows.some(r => r.name.startsWith('mlp_L1_')), 'layer 1 neurons still listed although its latents replace them');
   await lossIs(input.withAE.runs[0].loss);
+});
+
+await step('attention autoencoder switch equals tdb debug --attn-autoencoders', async () => {
+  await page.goto(q(question));
+  await readTable();
+  await page.check('[data-testid=attn-ae]');
+  await page.click('[data-testid=submit]');
+  await page.waitForURL(/attn_ae=1/);
+  await lossIs(input.withAttnAE.runs[0].loss);
+  await page.waitForFunction(n => document.querySelectorAll('[data-testid=node-table] tr[data-node]').length === n, input.withAttnAE.nodes.length);
+  const rows = await compareTable(input.withAttnAE);
+  check(input.withAttnAE.nodes.some(n => n.name.startsWith('attn_ae_L0_')), 'tdb debug --attn-autoencoders lists no latent: the check below would prove nothing');
+  check(rows.some(r => r.name.startsWith('attn_ae_L0_')), 'no attention autoencoder latent in the node table');
+  const latent = rows.find(r => r.name.startsWith('attn_ae_L0_')).name;
+  await page.click(`tr[data-node="${latent}"] td.name`);
+  await page.waitForSelector(`tr.detail[data-detail-for="${latent}"] :is(.toklist .t, .empty)`);
+  await shot('tdb-attn-ae');
 });
 
 await step('attention pattern of a head', async () => {
@@ -244,7 +293,13 @@ await step('component page heatmaps equal the dataset (tdb top --json)', async (
     toks.forEach(([j, a]) => check(close(a, want[j]), `record ${i} token ${j}: page ${a}, dataset ${want[j]}`));
   });
   await page.click('[data-testid=top-records-show-all]');
-  await page.waitForSelector('[data-testid=logit-lens] .t');
+  await page.waitForSelector('[data-testid=logit-lens] [data-testid=lens-up] .t');
+  check(await page.getAttribute('[data-testid=logit-lens]', 'data-node') === `mlp_L${comp.layer}_${comp.index}`, 'the logit lens names another node');
+  for (const id of ['lens-up', 'lens-down', 'lens-input']) {
+    const scores = await page.$$eval(`[data-testid=${id}] .t`, ts => ts.map(t => Number(t.dataset.score)));
+    check(scores.length === 20, `${id}: ${scores.length} tokens shown, want 20`);
+    for (let i = 1; i < scores.length; i++) check(id === 'lens-down' ? scores[i - 1] <= scores[i] : scores[i - 1] >= scores[i], `${id} not ranked at ${i}`);
+  }
   await page.waitForSelector('[data-testid=explanations] .explanation');
   const text = await page.textContent('[data-testid=explanations] .explanation .text');
   check(text === comp.explanation, `explanation shown ${JSON.stringify(text)}, tdb explain show ${JSON.stringify(comp.explanation)}`);
@@ -290,6 +345,13 @@ await step('head component page', async () => {
       check(close(v, Math.max(...row)), `head record ${i} token ${q}: page ${v}, dataset row max ${Math.max(...row)}`);
     });
   });
+  // The head's logit lens: the debugger's token views of the top record's strongest pair.
+  const tri = comp.headTop[0].activations;
+  let best = 0; tri.forEach((v, i) => { if (v > tri[best]) best = i; });
+  let qi = 0; while ((qi + 1) * (qi + 2) / 2 <= best) qi++;
+  await page.waitForSelector('[data-testid=logit-lens] [data-testid=lens-up] .t');
+  const lensNode = await page.getAttribute('[data-testid=logit-lens]', 'data-node');
+  check(lensNode === `attn_L1_2@${qi}>${best - qi * (qi + 1) / 2}`, `head lens on ${lensNode}, want the top record's strongest pair`);
   await page.hover('[data-testid=top-records] [data-record] [data-token-index="3"]');
   await page.screenshot({ path: join(input.screenshots, 'component-head.png') });
 });

@@ -19,13 +19,6 @@ function parsePath(url) {
 }
 const href = (c, q = '') => `/c/${encodeURIComponent(c.dataset)}/${encodeURIComponent(c.location)}/${c.layer}/${c.index}${q}`;
 
-// nodeFor maps a dataset location to the debugger's node type (for the logit lens).
-function nodeTypeFor(loc) {
-  if (loc === 'mlp.post_act') return 'mlp_neuron';
-  if (loc === 'attn.heads') return 'attention_head';
-  return null;
-}
-
 export async function renderComponent(app, url) {
   const err = errorBox();
   let c;
@@ -109,7 +102,7 @@ export async function renderComponent(app, url) {
         section('Random sample', data.random, 3, 'random-records', 'random-'), quantPanel),
       el('div.sticky-col', explanations, statsPanel, lens, mine.node)),
   );
-  logitLens(lens, c);
+  logitLens(lens, c, data.top);
   mine.run();
 
   const onKey = e => {
@@ -153,25 +146,46 @@ function quantileLine(s) {
   return el('div.small.muted', { style: { marginTop: '.4rem' } }, 'quantile boundaries of record maxima: ', el('span.mono', b.map(x => fmt(x, 3)).join(' · ')));
 }
 
-async function logitLens(panel, c) {
-  const type = nodeTypeFor(c.location);
+async function logitLens(panel, c, top) {
   const setBody = (...n) => { put(panel, panel.firstChild, ...n); };
   let info;
   try { info = await getModelInfo(); } catch { info = null; }
   if (!info || !info.loaded) { setBody(el('div.empty', 'Load a model (tdb serve --model) to see the tokens this component writes and reads.')); return; }
-  if (type !== 'mlp_neuron') { setBody(el('div.empty', type === 'attention_head' ? 'A head\'s output tokens depend on the prompt: open it in the debugger (attention pattern, upvoted tokens of a node).' : 'The logit lens of autoencoder latents needs the autoencoder loaded in the debugger.')); return; }
+  // A list shows 20 tokens, all (up to 100) on "show all".
+  const list = (title, xs, color, testid) => {
+    const box = el('div.toklist', testid ? { 'data-testid': testid } : {});
+    const m = Math.max(...(xs || []).map(y => Math.abs(y.score))) || 1;
+    let all = false;
+    const draw = () => put(box, (xs || []).slice(0, all ? xs.length : 20).map(x =>
+      el('span.t', { style: { background: color(Math.abs(x.score) / m) }, 'data-score': x.score, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', fmtSigned(x.score, 3)))));
+    draw();
+    const more = xs && xs.length > 20 ? el('button.ghost.small', { onclick: e => { all = !all; e.target.textContent = all ? 'show 20' : `show all ${xs.length}`; draw(); } }, `show all ${xs.length}`) : null;
+    return xs && xs.length ? el('div', el('h3', title, ' ', more), box) : null;
+  };
   try {
-    // Setting the neuron to 1 on a one-token prompt makes its write the unit write: the logit lens.
-    const node = { type, layer: c.layer, index: c.index, token: 0 };
-    const resp = await api('/api/v1/tdb', { prompt: '<|endoftext|>', targets: ['#0'], loss: 'zero', top_k: 1, candidates: 1, ablations: [{ node, value: 1 }], inspect: [node] });
-    const d = (resp.details || [])[0] || {};
-    const list = (title, xs, color) => el('div', el('h3', title), el('div.toklist', (xs || []).map(x => {
-      const m = Math.max(...xs.map(y => Math.abs(y.score))) || 1;
-      return el('span.t', { style: { background: color(Math.abs(x.score) / m) }, 'data-tip': `${JSON.stringify(x.text)}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', fmtSigned(x.score, 3)));
-    })));
-    setBody(el('div.detail-grid', { 'data-testid': 'logit-lens' }, list('Output tokens it upvotes', d.upvoted, t => sequential(t)), list('Output tokens it downvotes', d.downvoted, t => diverging(-t)),
-      list('Input tokens that excite it', d.input_tokens, t => sequential(t, [45, 91, 215]))));
-  } catch (e) { setBody(el('div.error', e.message)); }
+    if (c.location === 'attn.heads') {
+      // A head writes V[key]·W_O: its output tokens are the debugger's for
+      // the strongest (query, key) pair of the top record.
+      const r = (top || [])[0];
+      if (!r || !r.tokens || !r.tokens.length) { setBody(el('div.empty', 'A head\'s output tokens depend on the prompt: this dataset has no top record to read them on.')); return; }
+      const acts = r.activations || [];
+      let best = 0;
+      acts.forEach((v, i) => { if (v > acts[best]) best = i; });
+      let qi = 0; while ((qi + 1) * (qi + 2) / 2 <= best) qi++;
+      const ki = best - qi * (qi + 1) / 2;
+      const node = { type: 'attention_head', layer: c.layer, index: c.index, token: qi, key_token: ki };
+      const resp = await api('/api/v1/tdb', { tokens: r.tokens, targets: ['#0'], loss: 'zero', top_k: 1, candidates: 1, inspect: [node] });
+      const d = (resp.details || [])[0] || {};
+      const strs = r.token_strings || r.tokens.map(t => `#${t}`);
+      setBody(el('div.small.muted', { style: { marginBottom: '.4rem' } }, `On the top record's strongest pair: query ${qi} `, el('span.mono', showToken(strs[qi])), ` attends to key ${ki} `, el('span.mono', showToken(strs[ki])), ` (${fmt(acts[best], 3)}); the key's value write through the unembedding.`),
+        el('div.detail-grid', { 'data-testid': 'logit-lens', 'data-node': d.name || '' }, list('Output tokens it upvotes', d.upvoted, t => sequential(t), 'lens-up'), list('Output tokens it downvotes', d.downvoted, t => diverging(-t), 'lens-down'),
+          list('The query attends to', d.attended_to, t => sequential(t, PURPLE)), list('The key is attended from', d.attended_from, t => sequential(t, [224, 120, 0]))));
+      return;
+    }
+    const d = await api('/api/v1/lens', { location: c.location, layer: c.layer, index: c.index, k: 100 });
+    setBody(el('div.detail-grid', { 'data-testid': 'logit-lens', 'data-node': d.name }, list('Output tokens it upvotes', d.upvoted, t => sequential(t), 'lens-up'), list('Output tokens it downvotes', d.downvoted, t => diverging(-t), 'lens-down'),
+      list('Input tokens that excite it', d.input_tokens, t => sequential(t, [45, 91, 215]), 'lens-input')));
+  } catch (e) { setBody(el('div.empty', e.message)); }
 }
 
 // yourPrompt is the "activations for your prompt" box; prompts live in the URL.

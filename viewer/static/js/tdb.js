@@ -407,6 +407,29 @@ export async function renderTDB(app, url) {
     history.replaceState(null, '', stateURL(state));
   }
 
+  // Token views come from the debugger's inspect list. The first row
+  // opened asks for it and the next DETAIL_BATCH-1 rows of the table in one
+  // request (one forward pass; inspect changes no other number), so that
+  // opening the rows below answers from memory.
+  const DETAIL_BATCH = 16;
+  let details = { of: null, byName: new Map() };
+  function nodeDetail(i) {
+    if (details.of !== last) details = { of: last, byName: new Map() };
+    const name = tableRows[i].name;
+    if (!details.byName.has(name)) {
+      const batch = [];
+      for (let j = i; j < tableRows.length && batch.length < DETAIL_BATCH; j++) {
+        const r = tableRows[j];
+        if (r.node.type !== 'embedding' && !details.byName.has(r.name)) batch.push(r);
+      }
+      const p = runTDB({ ...last.req, inspect: batch.map(r => r.node) }).then(({ resp }) => resp.details || []);
+      const mine = details.byName;
+      batch.forEach((r, k) => mine.set(r.name, p.then(ds => ds[k])));
+      p.catch(() => batch.forEach(r => mine.delete(r.name)));
+    }
+    return details.byName.get(name);
+  }
+
   async function toggleDetail(i, forceOpen) {
     const tr = tablePanel.querySelectorAll('tr.node')[i];
     if (!tr) return;
@@ -442,20 +465,18 @@ export async function renderTDB(app, url) {
     cell.append(explained, views);
     if (n.type === 'embedding') { put(views, el('div.empty', 'Embeddings have no token views.')); return; }
     try {
-      const req = { ...last.req, inspect: [n] };
-      const { resp } = await runTDB(req);
-      const d = (resp.details || [])[0];
+      const d = await nodeDetail(i);
       if (!d) { put(views, el('div.empty', 'no token views')); return; }
-      const list = (title, xs, color, signed) => xs && xs.length ? el('div', el('h3', title), el('div.toklist', (() => {
+      const list = (title, xs, color, signed, key) => xs && xs.length ? el('div', { 'data-list': key }, el('h3', title), el('div.toklist', (() => {
         const m = Math.max(...xs.map(x => Math.abs(x.score))) || 1;
-        return xs.map(x => el('span.t', { style: { background: color(x.score / m) }, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', signed ? fmtSigned(x.score, 3) : fmt(x.score, 3))));
+        return xs.map(x => el('span.t', { style: { background: color(x.score / m) }, 'data-score': x.score, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', signed ? fmtSigned(x.score, 3) : fmt(x.score, 3))));
       })())) : null;
       put(views,
-        list('Upvoted output tokens', d.upvoted, t => sequential(t), true),
-        list('Downvoted output tokens', d.downvoted, t => diverging(-Math.abs(t)), true),
-        list('Input tokens that upvote it', d.input_tokens, t => sequential(t, [45, 91, 215]), true),
-        list('Attends to (keys of its query)', d.attended_to, t => sequential(t, PURPLE)),
-        list('Attended from (queries on its key)', d.attended_from, t => sequential(t, [224, 120, 0])),
+        list('Upvoted output tokens', d.upvoted, t => sequential(t), true, 'upvoted'),
+        list('Downvoted output tokens', d.downvoted, t => diverging(-Math.abs(t)), true, 'downvoted'),
+        list('Input tokens that upvote it', d.input_tokens, t => sequential(t, [45, 91, 215]), true, 'input_tokens'),
+        list('Attends to (keys of its query)', d.attended_to, t => sequential(t, PURPLE), false, 'attended_to'),
+        list('Attended from (queries on its key)', d.attended_from, t => sequential(t, [224, 120, 0]), false, 'attended_from'),
       );
       if (!views.children.length) views.append(el('div.empty', 'no token views (activation 0)'));
     } catch (e) { put(views, el('div.error', e.message)); }
