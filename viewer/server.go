@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -63,6 +64,9 @@ type Options struct {
 	// Mounts serves more handlers by path prefix ("/compat/" for the
 	// original TDB front end's API, issue 13), behind the same auth check.
 	Mounts map[string]http.Handler
+	// OpenMounts lists Mounts prefixes served without the auth token
+	// (tdb serve --compat-open: the original front end cannot send one).
+	OpenMounts []string
 	// Registry gathers /metrics; pass the one the Data handler registers
 	// with so that one scrape sees both (nil: a new one).
 	Registry *prometheus.Registry
@@ -157,6 +161,11 @@ func New(opt Options) (*Server, error) {
 		}
 		s.mux.Handle(prefix, h)
 	}
+	for _, p := range opt.OpenMounts {
+		if _, ok := opt.Mounts[p]; !ok {
+			return nil, fmt.Errorf("viewer: open mount %q is not a mount", p)
+		}
+	}
 	s.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if s.opt.Data == nil {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "no dataset store: start tdb serve with --store to browse datasets")
@@ -195,10 +204,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer") // prompts live in URLs
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
-	if s.opt.AuthToken != "" && r.URL.Path != "/healthz" && !s.authorized(w, r) {
+	if s.opt.AuthToken != "" && r.URL.Path != "/healthz" && !s.openMount(r.URL.Path) && !s.authorized(w, r) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// openMount says whether path lies under an OpenMounts prefix (cleaned
+// first, so that /compat/../api/v1/tdb is not under /compat/).
+func (s *Server) openMount(p string) bool {
+	if len(s.opt.OpenMounts) == 0 {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if clean != p {
+		return false // the mux redirects unclean paths; the redirect target is checked again
+	}
+	for _, m := range s.opt.OpenMounts {
+		if strings.HasPrefix(p, m) {
+			return true
+		}
+	}
+	return false
 }
 
 const authCookie = "tdb_auth"

@@ -277,6 +277,26 @@ func TestMounts(t *testing.T) {
 	}
 }
 
+// An open mount answers without the token; nothing else does, not even a
+// path that climbs out of the mount.
+func TestOpenMounts(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mounted "+r.Method+" "+r.URL.Path) })
+	_, ts := newTestServer(t, Options{AuthToken: "tok", Mounts: map[string]http.Handler{"/compat/": echo, "/other/": echo}, OpenMounts: []string{"/compat/"}})
+	for _, m := range []string{"POST", "OPTIONS"} {
+		if code, _, body := call(t, m, ts.URL+"/compat/model_info", ""); code != 200 || body != "mounted "+m+" /compat/model_info" {
+			t.Errorf("%s open mount without the token: %d %q", m, code, body)
+		}
+	}
+	for _, p := range []string{"/other/x", "/api/v1/model", "/compat/../api/v1/model", "/compat/%2e%2e/api/v1/model", "/compat//x", "/tdb", "/metrics"} {
+		if code, _, body := call(t, "GET", ts.URL+p, ""); code != 401 {
+			t.Errorf("%s without the token: %d %q, want 401", p, code, body)
+		}
+	}
+	if _, err := New(Options{OpenMounts: []string{"/api/v1/"}}); err == nil {
+		t.Error("an open mount that is not a mount was accepted")
+	}
+}
+
 // Without a model the session API says so (503), and the pages still load.
 func TestNoModel(t *testing.T) {
 	s, err := New(Options{})

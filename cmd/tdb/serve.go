@@ -36,6 +36,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&datasets, "dataset", "dataset the node table links to (repeatable; first match per location wins)")
 	addr := fs.String("addr", envOr("TDB_ADDR", "127.0.0.1:8080"), "listen address (127.0.0.1 by default: only this machine) [TDB_ADDR]")
 	token := fs.String("auth-token", os.Getenv("TDB_AUTH_TOKEN"), "require this bearer token on every request but /healthz [TDB_AUTH_TOKEN]")
+	compatOpen := fs.Bool("compat-open", false, "serve /compat (the original TDB front end's API) without --auth-token: that app cannot send a token; anyone who reaches the port can then run the model through /compat (docs/compat.md)")
 	workers := fs.Int("workers", 1, "model requests that run at once")
 	queue := fs.Int("queue", 8, "model requests that may wait; beyond that the server answers 503 busy")
 	timeout := fs.Duration("request-timeout", 2*time.Minute, "bound on one model request, waiting in the queue included")
@@ -100,6 +101,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// queue; it is built after the server that owns the queue.
 	var compatAPI http.Handler
 	opt.Mounts = map[string]http.Handler{compat.Prefix + "/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { compatAPI.ServeHTTP(w, r) })}
+	if *compatOpen {
+		opt.OpenMounts = []string{compat.Prefix + "/"}
+	}
 	srv, err := viewer.New(opt)
 	if err != nil {
 		return err
@@ -115,6 +119,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "tdb serve: listening on %s (auth token required: open %s/?token=... once)\n", url, url)
 	} else {
 		fmt.Fprintf(stdout, "tdb serve: listening on %s\n", url)
+	}
+	if *compatOpen && *token != "" {
+		fmt.Fprintf(stderr, "WARNING: --compat-open: %s%s/ answers without the auth token (anyone who can reach %s can run the model and read the datasets through it)\n", url, compat.Prefix, url)
 	}
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !strings.HasPrefix(host, "127.") && host != "::1" && *token == "" {
 		fmt.Fprintf(stderr, "WARNING: tdb serve listens on %s without --auth-token: anyone who can reach it can run the model\n", host)

@@ -93,3 +93,36 @@ func TestServeBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// With --auth-token, /compat needs the token (the original app cannot send
+// one) unless --compat-open; the rest of the server needs it either way.
+func TestServeCompatOpen(t *testing.T) {
+	post := func(url, hdr string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", url, nil)
+		if hdr != "" {
+			req.Header.Set("Authorization", hdr)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	closed := startServe(t, "--model", "random:tiny", "--auth-token", "s3cret")
+	if code := post(closed+"/compat/model_info", ""); code != 401 {
+		t.Errorf("/compat without the token and without --compat-open: %d, want 401", code)
+	}
+	if code := post(closed+"/compat/model_info", "Bearer s3cret"); code != 200 {
+		t.Errorf("/compat with the token: %d, want 200", code)
+	}
+	open := startServe(t, "--model", "random:tiny", "--auth-token", "s3cret", "--compat-open")
+	if code := post(open+"/compat/model_info", ""); code != 200 {
+		t.Errorf("/compat without the token under --compat-open: %d, want 200", code)
+	}
+	if code := post(open+"/api/v1/tokenize", ""); code != 401 {
+		t.Errorf("/api/v1/tokenize without the token under --compat-open: %d, want 401", code)
+	}
+}
