@@ -37,6 +37,14 @@ async function step(name, fn) {
   }
 }
 const shot = async (name) => { await page.evaluate(() => window.scrollTo(0, 0)); await page.mouse.move(0, 0); await page.screenshot({ path: join(input.screenshots, name + '.png'), fullPage: true }); };
+// readmeShot saves a 1440×1000 cut of the page from the top of selector
+// (default: the page's top) under readme/: docs/img takes these (small PNGs).
+const readmeShot = async (name, selector) => {
+  await page.evaluate(() => window.scrollTo(0, 0)); await page.mouse.move(0, 0);
+  const y = selector ? await page.$eval(selector, e => Math.max(0, (e.closest('.panel') || e).getBoundingClientRect().top + window.scrollY - 12)) : 0;
+  mkdirSync(join(input.screenshots, 'readme'), { recursive: true });
+  await page.screenshot({ path: join(input.screenshots, 'readme', name + '.png'), fullPage: true, clip: { x: 0, y, width: 1440, height: 1000 } });
+};
 const q = (params) => base + '/tdb?' + new URLSearchParams(params).toString().replace(/\+/g, '%20');
 const question = { prompt: input.prompt, target: input.target, distractor: input.distractor, k: 20 };
 
@@ -144,6 +152,7 @@ await step('keyboard: j j Enter opens the second row', async () => {
   await page.waitForSelector(`tr.detail[data-detail-for="${second}"] .toklist .t`);
   check(new URL(page.url()).searchParams.get('open') === second, 'the open row is not in the URL');
   await shot('tdb-detail');
+  await readmeShot('tdb-detail', '[data-testid=node-table]');
   await page.keyboard.press('?');
   await page.waitForSelector('.overlay .keys');
   await page.keyboard.press('Escape');
@@ -233,6 +242,7 @@ await step('second prompt: Left / Diff / Right equal tdb debug --second-prompt',
   const outlined = await page.$$eval('.heat span.pinned', s => s.length);
   check(outlined > 0, 'the differing token is not outlined');
   await shot('tdb-two-prompts');
+  await readmeShot('tdb-two-prompts', '.grid.cols-2');
 });
 
 await step('autoencoder switch equals tdb debug --mlp-autoencoders', async () => {
@@ -304,6 +314,7 @@ await step('component page heatmaps equal the dataset (tdb top --json)', async (
   const text = await page.textContent('[data-testid=explanations] .explanation .text');
   check(text === comp.explanation, `explanation shown ${JSON.stringify(text)}, tdb explain show ${JSON.stringify(comp.explanation)}`);
   await shot('component');
+  await readmeShot('component');
 });
 
 await step('component keyboard navigation and history', async () => {

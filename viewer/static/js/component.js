@@ -157,7 +157,7 @@ async function logitLens(panel, c, top) {
     const m = Math.max(...(xs || []).map(y => Math.abs(y.score))) || 1;
     let all = false;
     const draw = () => put(box, (xs || []).slice(0, all ? xs.length : 20).map(x =>
-      el('span.t', { style: { background: color(Math.abs(x.score) / m) }, 'data-score': x.score, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', fmtSigned(x.score, 3)))));
+      el('span.t', { style: { background: color(0.65 * Math.abs(x.score) / m) }, 'data-score': x.score, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', fmtSigned(x.score, 3)))));
     draw();
     const more = xs && xs.length > 20 ? el('button.ghost.small', { onclick: e => { all = !all; e.target.textContent = all ? 'show 20' : `show all ${xs.length}`; draw(); } }, `show all ${xs.length}`) : null;
     return xs && xs.length ? el('div', el('h3', title, ' ', more), box) : null;
@@ -177,7 +177,7 @@ async function logitLens(panel, c, top) {
       const resp = await api('/api/v1/tdb', { tokens: r.tokens, targets: ['#0'], loss: 'zero', top_k: 1, candidates: 1, inspect: [node] });
       const d = (resp.details || [])[0] || {};
       const strs = r.token_strings || r.tokens.map(t => `#${t}`);
-      setBody(el('div.small.muted', { style: { marginBottom: '.4rem' } }, `On the top record's strongest pair: query ${qi} `, el('span.mono', showToken(strs[qi])), ` attends to key ${ki} `, el('span.mono', showToken(strs[ki])), ` (${fmt(acts[best], 3)}); the key's value write through the unembedding.`),
+      setBody(el('div.small.muted', { style: { marginBottom: '.4rem' } }, `On the top record's strongest pair: query ${qi} `, el('span.mono', showToken(strs[qi])), ` attends to key ${ki} `, el('span.mono', showToken(strs[ki])), ` (activation ${fmt(acts[best], 3)}); its output tokens are the key's value write through the unembedding.`),
         el('div.detail-grid', { 'data-testid': 'logit-lens', 'data-node': d.name || '' }, list('Output tokens it upvotes', d.upvoted, t => sequential(t), 'lens-up'), list('Output tokens it downvotes', d.downvoted, t => diverging(-t), 'lens-down'),
           list('The query attends to', d.attended_to, t => sequential(t, PURPLE)), list('The key is attended from', d.attended_from, t => sequential(t, [224, 120, 0]))));
       return;

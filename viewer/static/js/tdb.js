@@ -183,8 +183,9 @@ export async function renderTDB(app, url) {
     el('div.page-head', el('h1', 'Debugger'), el('span.muted', info && info.loaded ? `model ${info.name}` : '')),
     !info || !info.loaded ? el('div.error', { 'data-testid': 'error' }, info ? 'No model is loaded: start tdb serve with --model to use the debugger.' : 'Cannot reach the tdb server.') : null,
     form, err,
-    el('div.grid.cols-2', { style: { marginTop: '1rem' } }, el('div', lossPanel, candPanel), el('div', abPanel)),
-    effectsPanel,
+    // Token effects sit under the ablations: the right column would be
+    // mostly empty beside the candidates otherwise.
+    el('div.grid.cols-2', { style: { marginTop: '1rem' } }, el('div', lossPanel, candPanel), el('div', abPanel, effectsPanel)),
     tablePanel, attnPanel, rawPanel,
   );
 
@@ -469,16 +470,18 @@ export async function renderTDB(app, url) {
       if (!d) { put(views, el('div.empty', 'no token views')); return; }
       const list = (title, xs, color, signed, key) => xs && xs.length ? el('div', { 'data-list': key }, el('h3', title), el('div.toklist', (() => {
         const m = Math.max(...xs.map(x => Math.abs(x.score))) || 1;
-        return xs.map(x => el('span.t', { style: { background: color(x.score / m) }, 'data-score': x.score, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', signed ? fmtSigned(x.score, 3) : fmt(x.score, 3))));
+        return xs.map(x => el('span.t', { style: { background: color(0.65 * x.score / m) }, 'data-score': x.score, 'data-tip': `${JSON.stringify(x.text)}${x.position !== undefined ? ' @' + x.position : ''}\n${fmt(x.score, 5)}` }, showToken(x.text), el('small', signed ? fmtSigned(x.score, 3) : fmt(x.score, 3))));
       })())) : null;
       put(views,
-        list('Upvoted output tokens', d.upvoted, t => sequential(t), true, 'upvoted'),
+        list('Upvoted output tokens', d.upvoted, t => sequential(Math.abs(t)), true, 'upvoted'),
         list('Downvoted output tokens', d.downvoted, t => diverging(-Math.abs(t)), true, 'downvoted'),
         list('Input tokens that upvote it', d.input_tokens, t => sequential(t, [45, 91, 215]), true, 'input_tokens'),
         list('Attends to (keys of its query)', d.attended_to, t => sequential(t, PURPLE), false, 'attended_to'),
         list('Attended from (queries on its key)', d.attended_from, t => sequential(t, [224, 120, 0]), false, 'attended_from'),
       );
       if (!views.children.length) views.append(el('div.empty', 'no token views (activation 0)'));
+      const act = (row.metrics.activation || {}).value;
+      if (act < 0 && (d.upvoted || []).length) views.prepend(el('div.small.muted.span-all', 'Activation < 0: the write points the other way, so the lists are swapped (scores are per unit of the write direction).'));
     } catch (e) { put(views, el('div.error', e.message)); }
   }
 
