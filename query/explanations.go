@@ -18,8 +18,8 @@ const DefaultExplanationsTTL = 30 * time.Second
 // Explanation is one explanation of a component as the API serves it.
 type Explanation struct {
 	Explanation string `json:"explanation"`
-	// Method names the explainer: "builtin", "import" or "llm:MODEL" (the
-	// explainer, then the model after the first colon when there is one).
+	// Method names the explainer, then its model after the first colon
+	// when there is one: "builtin", "llm:MODEL", "import:MODEL".
 	Method string `json:"method"`
 	// Scores has one entry per scoring method that was run (simulation,
 	// detection, fuzzing), each {value, judge, details}.
