@@ -51,8 +51,8 @@ type ExplanationSearchResult struct {
 
 // stamped is a cached value with the time it was read.
 type stamped struct {
-	rows []explain.Row
-	at   time.Time
+	val any
+	at  time.Time
 }
 
 func rowsSize(rows []explain.Row) int64 {
@@ -68,18 +68,19 @@ func rowsSize(rows []explain.Row) int64 {
 	return n
 }
 
-// freshRows returns the cached rows of key, reading them with load when
-// they are missing or older than the TTL. Concurrent requests share one
-// read; a negative TTL reads every time.
-func (r *Reader) freshRows(ctx context.Context, key string, load func(ctx context.Context) ([]explain.Row, error)) ([]explain.Row, error) {
+// fresh returns the cached value of key, loading it (value and size) when
+// it is missing or older than the TTL. Concurrent requests share one load;
+// a negative TTL loads every time.
+func (r *Reader) fresh(ctx context.Context, key string, load func(ctx context.Context) (any, int64, error)) (any, error) {
 	if r.explTTL < 0 {
-		return load(ctx)
+		v, _, err := load(ctx)
+		return v, err
 	}
 	var s *stamped
 	for range 2 {
 		v, err := r.cache.get(ctx, key, func(lctx context.Context) (any, int64, error) {
-			rows, err := load(lctx)
-			return &stamped{rows: rows, at: r.now()}, rowsSize(rows), err
+			val, size, err := load(lctx)
+			return &stamped{val: val, at: r.now()}, size, err
 		})
 		if err != nil {
 			return nil, err
@@ -90,7 +91,7 @@ func (r *Reader) freshRows(ctx context.Context, key string, load func(ctx contex
 		}
 		r.cache.removeIf(key, v)
 	}
-	return s.rows, nil
+	return s.val, nil
 }
 
 // Explanations returns the stored explanations of one component (empty
@@ -108,14 +109,15 @@ func (r *Reader) Explanations(ctx context.Context, name, location string, layer,
 		return nil, err
 	}
 	// One cache entry per explanations file (ChunkSize components).
-	rows, err := r.freshRows(ctx, "expl|"+explain.ChunkKey(name, location, layer, index), func(lctx context.Context) ([]explain.Row, error) {
-		return explain.ReadChunk(lctx, r.st, name, location, layer, index)
+	v, err := r.fresh(ctx, "expl|"+explain.ChunkKey(name, location, layer, index), func(lctx context.Context) (any, int64, error) {
+		rows, err := explain.ReadChunk(lctx, r.st, name, location, layer, index)
+		return rows, rowsSize(rows), err
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := []Explanation{}
-	for _, row := range rows {
+	for _, row := range v.([]explain.Row) {
 		if row.Component == index {
 			out = append(out, newExplanation(row.Explanation))
 		}
@@ -124,8 +126,9 @@ func (r *Reader) Explanations(ctx context.Context, name, location string, layer,
 }
 
 // SearchExplanations ranks a dataset's stored explanations by how well
-// their text matches query (explain.Rank: BM25, phrase bonus, ties by
-// simulation score), narrowed to a location and layer when given.
+// their text matches query (explain.Index: BM25 with the whole dataset's
+// term statistics, phrase bonus, ties by simulation score), narrowed to a
+// location and layer when given.
 func (r *Reader) SearchExplanations(ctx context.Context, name, query string, o SearchOptions) (*ExplanationSearchResult, error) {
 	m, err := r.Manifest(ctx, name)
 	if err != nil {
@@ -140,23 +143,26 @@ func (r *Reader) SearchExplanations(ctx context.Context, name, query string, o S
 			return nil, dataset.CheckComponent(m, o.Location, 0, 0)
 		}
 	}
-	rows, err := r.freshRows(ctx, "explall|"+name, func(lctx context.Context) ([]explain.Row, error) {
-		return explain.ReadAll(lctx, r.st, name)
+	// One cache entry per dataset: every explanation, indexed for ranking.
+	v, err := r.fresh(ctx, "explall|"+name, func(lctx context.Context) (any, int64, error) {
+		rows, err := explain.ReadAll(lctx, r.st, name)
+		if err != nil {
+			return nil, 0, err
+		}
+		x := explain.NewIndex(rows)
+		return x, rowsSize(rows) + x.Bytes, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	var keep func(*explain.Row) bool
 	if o.Location != "" || o.Layer >= 0 {
-		var kept []explain.Row
-		for _, row := range rows {
-			if (o.Location == "" || row.Location == o.Location) && (o.Layer < 0 || row.Layer == o.Layer) {
-				kept = append(kept, row)
-			}
+		keep = func(row *explain.Row) bool {
+			return (o.Location == "" || row.Location == o.Location) && (o.Layer < 0 || row.Layer == o.Layer)
 		}
-		rows = kept
 	}
 	res := &ExplanationSearchResult{Query: query, Hits: []ExplanationHit{}}
-	for _, h := range explain.Rank(rows, query, o.Limit) {
+	for _, h := range v.(*explain.Index).Rank(query, o.Limit, keep) {
 		res.Hits = append(res.Hits, ExplanationHit{Location: h.Location, Layer: h.Layer, Index: h.Component,
 			Explanation: newExplanation(h.Row.Explanation), Relevance: h.Relevance})
 	}
