@@ -28,8 +28,14 @@ type ExplainStore struct {
 }
 
 // NewExplainStore returns the explanation routes' backend over the store
-// that holds the datasets (tdb serve: Options.Explanations).
-func NewExplainStore(st store.Store) *ExplainStore { return &ExplainStore{Store: st} }
+// that holds the datasets, for Options.Explanations (tdb serve wires it in
+// one line); a nil store (no --store) gives NoExplanations.
+func NewExplainStore(st store.Store) Explanations {
+	if st == nil {
+		return NoExplanations{}
+	}
+	return &ExplainStore{Store: st}
+}
 
 func (s *ExplainStore) vocab() (*explain.Vocab, error) {
 	if s.Vocab != nil {

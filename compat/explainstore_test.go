@@ -167,5 +167,8 @@ func TestExplainStore(t *testing.T) {
 		t.Errorf("head score of an absent token: %v", v)
 	}
 	g.fails(t, "/score", `{`+node+`, "datasets": [], "maxSequences": 3}`, http.StatusBadRequest, "explanation")
+	if _, ok := NewExplainStore(nil).(NoExplanations); !ok {
+		t.Error("NewExplainStore(nil) is not NoExplanations")
+	}
 	g.fails(t, "/explain", `{"dst": "mlp_post_act", "layerIndex": 1, "activationIndex": 99999, "datasets": []}`, http.StatusNotFound, "99999")
 }
