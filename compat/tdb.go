@@ -271,10 +271,10 @@ type tdbSubResponse struct {
 	ProcessingResponseDataByName map[string]any `json:"processingResponseDataByName"`
 }
 
-// batchedTdb answers the TDB page: one engine request for the whole batch
+// batchedTdb answers the TDB page with one engine run for the whole batch
 // (so every sub-response lists the same nodes, the union of the node table
-// over the batch), a second with the table's nodes inspected for their
-// token views, and meanwhile the attention token-pair sums.
+// over the batch), which also gives the table's token views and the
+// attention token-pair sums.
 func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 	start := time.Now()
 	var r struct {
@@ -295,19 +295,11 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// the attention token-pair sums do not depend on the table: computed meanwhile
-	type pairResult struct {
-		sums [][][]float64
-		err  error
-	}
-	pairc := make(chan pairResult, 1)
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func(req debugger.Request) { // a copy: the second pass below changes req
-		sums, err := e.AttentionPairEffects(pctx, req)
-		pairc <- pairResult{sums, err}
-	}(req)
-	first, err := e.Run(ctx, req)
+	// one engine run: the node table, the token views of its nodes, every
+	// token's logit and the attention token-pair sums
+	req.InspectTable, req.AttentionPairs = true, true
+	req.Candidates = e.Model.Vocab
+	resp, err := e.Run(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -320,30 +312,16 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 	var rows []debugger.NodeRow
-	for _, nr := range first.Nodes {
+	for _, nr := range resp.Nodes {
 		if minLayer >= 0 && (nr.Node.Type == debugger.Embedding || nr.Node.Layer < minLayer) {
 			continue
 		}
 		rows = append(rows, nr)
-		if nr.Node.Type != debugger.Embedding {
-			req.Inspect = append(req.Inspect, nr.Node)
-		}
-	}
-	// second pass: token views of the listed nodes, every token's logit
-	req.Candidates = e.Model.Vocab
-	resp, err := e.Run(ctx, req)
-	if err != nil {
-		return nil, err
 	}
 	details := map[string]debugger.NodeDetail{}
 	for _, d := range resp.Details {
 		details[d.Node.Name()] = d
 	}
-	pr := <-pairc
-	if pr.err != nil {
-		return nil, pr.err
-	}
-	pairs := pr.sums
 	runIndex := map[string]int{}
 	for i, run := range resp.Runs {
 		runIndex[run.Label] = i
@@ -369,11 +347,7 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 		}
 		switch nr.Node.Type {
 		case debugger.MLPNeuron:
-			up, down, err := e.InputTokenLens(nr.Node, len(d.InputTokens))
-			if err != nil {
-				return nil, err
-			}
-			inMLP.TopTokensList[i] = makeTopTokens(up, down)
+			inMLP.TopTokensList[i] = makeTopTokens(d.InputTokens, d.InputTokensDown)
 		case debugger.MLPLatent:
 			if len(d.InputTokens) > 0 {
 				inMLP.TopTokensList[i] = makeTopTokens(d.InputTokens, nil)
@@ -467,7 +441,7 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 				debugger.ColActTimesGrad: {
 					"token_attribution":               {"value": te.Embedding},
 					"mlp_act_times_grad":              {"value": mlp},
-					"unflattened_attn_act_times_grad": {"value": pairs[ri]},
+					"unflattened_attn_act_times_grad": {"value": run.AttentionPairs},
 				},
 			}}
 		sub.ProcessingResponseDataByName["upvotedOutputTokens"] = upvoted

@@ -167,19 +167,14 @@ func (e *Engine) OutputTokenLens(n Node, k int) (up, down []ScoredToken, err err
 		}
 		w = reg.ae.DecoderColumn(i)
 		if reg.loc == model.MLPPostAct {
-			wr := make([]float32, m.DModel)
-			for j, x := range w { // W_outᵀ·w, as latentDetail maps it
-				row := m.Blocks[n.Layer].OutW[j*m.DModel : (j+1)*m.DModel]
-				for o := range wr {
-					wr[o] += x * row[o]
-				}
-			}
-			w = wr
+			w = e.neuronsWrite(n.Layer, w) // as latentDetail maps it
 		}
 	default:
 		return nil, nil, badf("no output-token lens for %s nodes (it depends on the prompt)", n.Type)
 	}
-	up, down = e.outputTokens(w, 1, k)
+	lens := &tokenLens{k: k}
+	lens.output(e, w, 1, &up, &down)
+	lens.run(e)
 	return up, down, nil
 }
 
@@ -195,20 +190,9 @@ func (e *Engine) InputTokenLens(n Node, k int) (up, down []ScoredToken, err erro
 	if n.Layer < 0 || n.Layer >= m.NLayer || n.Index < 0 || n.Index >= m.DMLP {
 		return nil, nil, badf("no neuron %d in layer %d", n.Index, n.Layer)
 	}
-	b := &m.Blocks[n.Layer]
-	u := make([]float32, m.DModel)
-	for i := range u {
-		u[i] = b.Ln2G[i] * b.FcW[i*m.DMLP+n.Index]
-	}
-	// inputTokens' centring, then one pass over the vocabulary for both ends
-	var mean float64
-	for _, v := range u {
-		mean += float64(v) / float64(len(u))
-	}
-	for i := range u {
-		u[i] -= float32(mean)
-	}
-	up, down = e.extremes(e.vocabScores(u), k)
+	lens := &tokenLens{k: k}
+	lens.input(e.neuronInput(n), &up, &down)
+	lens.run(e)
 	return up, down, nil
 }
 

@@ -3,6 +3,7 @@ package debugger
 import (
 	"context"
 	"math"
+	"slices"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
@@ -117,6 +118,11 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 			capture = append(capture, model.At(model.MLPPreAct, n.Layer))
 		}
 	}
+	if p.req.InspectTable && p.req.UseMLPAutoencoders { // the table's MLP latents are not known yet
+		for l := range L {
+			capture = append(capture, model.At(model.MLPPreAct, l))
+		}
+	}
 	for tr := p.req.Trace; tr != nil; tr = tr.Downstream {
 		capture = append(capture, e.traceSites(tr.Node, tr.Path)...)
 	}
@@ -165,17 +171,30 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 		mt := e.metrics(space, fwd, grads, gstar.Data[r*T*D:(r+1)*T*D], r, sc.gstar)
 		e.latentMetrics(mt, space, r, gstar.Data[r*T*D:(r+1)*T*D], sc.gstar)
 		perRow[r] = mt
-		resp.Runs = append(resp.Runs, Run{
+		run := Run{
 			Label:        rw.label,
 			Tokens:       e.tokens(rw.tokens),
 			Loss:         sc.values[r],
 			Candidates:   e.candidates(p, fwd, r, sc.position),
 			TokenEffects: space.tokenEffects(mt.actTimesGrad),
-		})
+		}
+		if p.req.AttentionPairs {
+			run.AttentionPairs = space.attentionPairs(mt.actTimesGrad)
+		}
+		resp.Runs = append(resp.Runs, run)
 	}
 	resp.Nodes = e.table(p, space, perRow)
-	for _, n := range p.req.Inspect {
-		resp.Details = append(resp.Details, e.detail(n, fwd, p))
+	inspect := p.req.Inspect
+	if p.req.InspectTable {
+		inspect = slices.Clone(inspect)
+		for _, nr := range resp.Nodes {
+			if nr.Node.Type != Embedding && !slices.Contains(inspect, nr.Node) {
+				inspect = append(inspect, nr.Node)
+			}
+		}
+	}
+	if len(inspect) > 0 {
+		resp.Details = e.details(inspect, fwd, p)
 	}
 	return resp, nil
 }
