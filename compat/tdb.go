@@ -170,19 +170,12 @@ func (h *Handler) engineRequest(e *debugger.Engine, subs []tdbRequestSpec) (debu
 	if req.Prompt == "" {
 		return req, nil, badRequest("subRequests[0]: empty prompt")
 	}
-	switch s0.ComponentTypeForMlp {
-	case "", "neuron":
-	case "autoencoder_latent":
-		req.UseMLPAutoencoders = true
-	default:
-		return req, nil, badRequest("componentTypeForMlp %q: want neuron or autoencoder_latent", s0.ComponentTypeForMlp)
+	var err error
+	if req.UseMLPAutoencoders, err = usesLatents("componentTypeForMlp", s0.ComponentTypeForMlp, "neuron"); err != nil {
+		return req, nil, err
 	}
-	switch s0.ComponentTypeForAttention {
-	case "", "attention_head":
-	case "autoencoder_latent":
-		req.UseAttnAutoencoders = true
-	default:
-		return req, nil, badRequest("componentTypeForAttention %q: want attention_head or autoencoder_latent", s0.ComponentTypeForAttention)
+	if req.UseAttnAutoencoders, err = usesLatents("componentTypeForAttention", s0.ComponentTypeForAttention, "attention_head"); err != nil {
+		return req, nil, err
 	}
 	for _, a := range s0.NodeAblations {
 		n, err := h.fromNodeIndex(e, a.NodeIndex)
@@ -222,6 +215,18 @@ func (h *Handler) engineRequest(e *debugger.Engine, subs []tdbRequestSpec) (debu
 		}
 	}
 	return req, runs, nil
+}
+
+// usesLatents reads a componentTypeFor* field: the layer's own components
+// (named by own, or empty) or "autoencoder_latent".
+func usesLatents(field, value, own string) (bool, error) {
+	switch value {
+	case "", own:
+		return false, nil
+	case "autoencoder_latent":
+		return true, nil
+	}
+	return false, badRequest("%s %q: want %s or autoencoder_latent", field, value, own)
 }
 
 // norm makes nil and empty lists compare equal.

@@ -417,9 +417,15 @@ func BenchmarkBatchedTdb(b *testing.B) {
 	}
 	defer f.srv.Close()
 	body := mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, []any{ablation("mlp_neuron", 0, 2, 7)}, nil), tdbSub(leftPrompt, nil, nil)}})
+	benchPost(b, f.srv.URL+"/compat/batched_tdb", body)
+}
+
+// benchPost times posting body to url, reporting CPU seconds per call too
+// (the machine may be shared).
+func benchPost(b *testing.B, url, body string) {
 	cpu := memstat.CPUSeconds()
 	for b.Loop() {
-		resp, err := http.Post(f.srv.URL+"/compat/batched_tdb", "application/json", strings.NewReader(body))
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -468,17 +474,5 @@ func BenchmarkBatchedTdbGPT2Small(b *testing.B) {
 	s := tdbSub(prompt, nil, nil)
 	s["topAndBottomKForNodeTable"] = 10
 	body := mustJSON(map[string]any{"subRequests": []any{s}})
-	cpu := memstat.CPUSeconds()
-	for b.Loop() {
-		resp, err := http.Post(srv.URL+"/batched_tdb", "application/json", strings.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatal(resp.Status)
-		}
-	}
-	b.ReportMetric((memstat.CPUSeconds()-cpu)/float64(b.N), "cpu-s/op")
+	benchPost(b, srv.URL+"/batched_tdb", body)
 }

@@ -82,15 +82,7 @@ func (e *Engine) NodeActivations(ctx context.Context, tokens []int, n Node) ([]f
 		}
 		return out, nil
 	case MLPLatent, AttnLatent:
-		reg, ok := e.aes[aeSlot{n.Type, n.Layer}]
-		if !ok {
-			return nil, badf("no %s autoencoder is loaded for layer %d", n.Type, n.Layer)
-		}
-		i, ok := reg.ae.IndexOf(n.Index)
-		if !ok {
-			return nil, badf("latent %d does not exist in %s (or was dropped as dead)", n.Index, reg.ae.Source)
-		}
-		s, err := reg.ae.Splice(n.Layer, reg.loc)
+		reg, i, s, err := e.spliceLatent(n)
 		if err != nil {
 			return nil, err
 		}
@@ -157,13 +149,9 @@ func (e *Engine) OutputTokenLens(n Node, k int) (up, down []ScoredToken, err err
 		}
 		w = m.Blocks[n.Layer].OutW[n.Index*m.DModel : (n.Index+1)*m.DModel]
 	case MLPLatent, AttnLatent:
-		reg, ok := e.aes[aeSlot{n.Type, n.Layer}]
-		if !ok {
-			return nil, nil, badf("no %s autoencoder is loaded for layer %d", n.Type, n.Layer)
-		}
-		i, ok := reg.ae.IndexOf(n.Index)
-		if !ok {
-			return nil, nil, badf("latent %d does not exist in %s (or was dropped as dead)", n.Index, reg.ae.Source)
+		reg, i, err := e.latent(n)
+		if err != nil {
+			return nil, nil, err
 		}
 		w = reg.ae.DecoderColumn(i)
 		if reg.loc == model.MLPPostAct {
@@ -209,15 +197,7 @@ func (e *Engine) LatentPairAttribution(ctx context.Context, tokens []int, n Node
 	if n.Type != AttnLatent {
 		return nil, badf("token-pair attribution is for attention autoencoder latents, not %s", n.Type)
 	}
-	reg, ok := e.aes[aeSlot{n.Type, n.Layer}]
-	if !ok {
-		return nil, badf("no attention autoencoder is loaded for layer %d", n.Layer)
-	}
-	i, ok := reg.ae.IndexOf(n.Index)
-	if !ok {
-		return nil, badf("latent %d does not exist in %s (or was dropped as dead)", n.Index, reg.ae.Source)
-	}
-	s, err := reg.ae.Splice(n.Layer, reg.loc)
+	_, i, s, err := e.spliceLatent(n)
 	if err != nil {
 		return nil, err
 	}
@@ -260,10 +240,6 @@ func (e *Engine) AttentionPairEffects(ctx context.Context, req Request) ([][][]f
 	}
 	m := e.Model
 	L, T, H := m.NLayer, p.T, m.NHead
-	batch := make([][]int, len(p.rows))
-	for i, r := range p.rows {
-		batch[i] = r.tokens
-	}
 	capture := []model.Site{model.At(model.Logits, model.NoLayer)}
 	for l := range L {
 		capture = append(capture, model.At(model.AttnQKProbs, l))
@@ -274,15 +250,7 @@ func (e *Engine) AttentionPairEffects(ctx context.Context, req Request) ([][][]f
 			capture = append(capture, model.At(model.AttnV, tr.Node.Layer))
 		}
 	}
-	var hooks []model.Hook
-	if p.splices, hooks, err = e.splices(p); err != nil {
-		return nil, err
-	}
-	fwd, err := m.Forward(ctx, model.Request{Tokens: batch, Capture: capture, Hooks: hooks, Interventions: e.interventions(p), Backward: true})
-	if err != nil {
-		return nil, err
-	}
-	sc, err := e.scalar(p, fwd)
+	fwd, sc, err := e.forward(ctx, p, capture)
 	if err != nil {
 		return nil, err
 	}

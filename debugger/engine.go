@@ -96,6 +96,30 @@ func (e *Engine) gradSite(r point) model.Site {
 	return model.At(model.ResidPostMLP, r.layer-1)
 }
 
+// forward runs the prepared rows with the autoencoders spliced in and the
+// ablations applied, ready for a backward pass, and finds the scalar to
+// explain.
+func (e *Engine) forward(ctx context.Context, p *prepared, capture []model.Site) (*model.Result, *scalarSpec, error) {
+	batch := make([][]int, len(p.rows))
+	for i, r := range p.rows {
+		batch[i] = r.tokens
+	}
+	var hooks []model.Hook
+	var err error
+	if p.splices, hooks, err = e.splices(p); err != nil {
+		return nil, nil, err
+	}
+	fwd, err := e.Model.Forward(ctx, model.Request{Tokens: batch, Capture: capture, Hooks: hooks, Interventions: e.interventions(p), Backward: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, err := e.scalar(p, fwd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fwd, sc, nil
+}
+
 // Run answers a request.
 func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 	e.init()
@@ -105,10 +129,6 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 	}
 	m := e.Model
 	L, T, H, D := m.NLayer, p.T, m.NHead, m.DModel
-	batch := make([][]int, len(p.rows))
-	for i, r := range p.rows {
-		batch[i] = r.tokens
-	}
 	capture := []model.Site{model.At(model.ResidPostEmb, model.NoLayer), model.At(model.Logits, model.NoLayer)}
 	for l := range L {
 		capture = append(capture, model.At(model.MLPPostAct, l), model.At(model.AttnQKProbs, l), model.At(model.AttnV, l))
@@ -126,15 +146,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 	for tr := p.req.Trace; tr != nil; tr = tr.Downstream {
 		capture = append(capture, e.traceSites(tr.Node, tr.Path)...)
 	}
-	var hooks []model.Hook
-	if p.splices, hooks, err = e.splices(p); err != nil {
-		return nil, err
-	}
-	fwd, err := m.Forward(ctx, model.Request{Tokens: batch, Capture: capture, Hooks: hooks, Interventions: e.interventions(p), Backward: true})
-	if err != nil {
-		return nil, err
-	}
-	sc, err := e.scalar(p, fwd)
+	fwd, sc, err := e.forward(ctx, p, capture)
 	if err != nil {
 		return nil, err
 	}
