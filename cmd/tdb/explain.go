@@ -16,6 +16,7 @@ import (
 	"tdb/dataset"
 	"tdb/explain"
 	"tdb/explain/llm"
+	"tdb/internal/textutil"
 	"tdb/store"
 )
 
@@ -83,8 +84,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var scoreList []string
 	if *scores != "none" && *scores != "" {
-		for _, s := range strings.Split(*scores, ",") {
-			s = strings.TrimSpace(s)
+		for _, s := range textutil.List(*scores) {
 			if !slices.Contains(explain.ScoreMethods, s) {
 				return usagef("--score %q: want any of %s, or none", s, strings.Join(explain.ScoreMethods, ","))
 			}
@@ -102,10 +102,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usagef("--components: %v", err)
 	}
-	var locList []string
-	if *locations != "" {
-		locList = strings.Split(*locations, ",")
-	}
+	locList := textutil.List(*locations)
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
 		return err
