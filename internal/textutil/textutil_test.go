@@ -1,9 +1,6 @@
 package textutil
 
-import (
-	"slices"
-	"testing"
-)
+import "testing"
 
 func TestTruncate(t *testing.T) {
 	for _, c := range []struct {
@@ -19,20 +16,6 @@ func TestTruncate(t *testing.T) {
 	} {
 		if got := Truncate(c.in, c.n); got != c.want {
 			t.Errorf("Truncate(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
-		}
-	}
-}
-
-func TestList(t *testing.T) {
-	for in, want := range map[string][]string{
-		"":           nil,
-		" , ,":       nil,
-		"a":          {"a"},
-		"a, b,,c ":   {"a", "b", "c"},
-		"x/1 ,y@2, ": {"x/1", "y@2"},
-	} {
-		if got := List(in); !slices.Equal(got, want) {
-			t.Errorf("List(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
