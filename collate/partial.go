@@ -143,9 +143,17 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 		for _, r := range recs[:n] {
 			e.uvarint(uint64(r.win - prevWin))
 			prevWin = r.win
-			e.buf = append(e.buf, r.flags)
-			e.f32(r.max)
-			e.buf = appendF32s(e.buf, a.acts.get(r.ref, a.recordLen(r.old)))
+			vals := a.acts.get(r.ref, a.recordLen(r.old))
+			nz := nonzeros(vals)
+			if sparseBytes(nz) < 4*len(vals) {
+				e.buf = append(e.buf, r.flags|flagSparse)
+				e.f32(r.max)
+				e.sparse(vals, nz)
+			} else {
+				e.buf = append(e.buf, r.flags)
+				e.f32(r.max)
+				e.buf = appendF32s(e.buf, vals)
+			}
 			e.maybeFlush()
 		}
 		e.maybeFlush()
@@ -155,6 +163,43 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 		return fmt.Errorf("collate: encoding %s layer %d: %w", a.location, a.layer, e.err)
 	}
 	return nil
+}
+
+// flagSparse marks a record written as its nonzero values: their count,
+// then per value the position's distance from the previous one (the first
+// from -1) and the float32. Records are written sparse when that is
+// shorter than the dense run (sparseBytes), a function of the values only,
+// so the same state still gives the same bytes.
+const flagSparse = 4
+
+// sparseBytes bounds the bytes of a sparse record of nz nonzero values
+// (distances under 128 take one byte; the count a few).
+func sparseBytes(nz int) int { return 5*nz + 3 }
+
+// nonzeros counts the values whose bits are not those of +0 (a -0 is
+// kept as a value).
+func nonzeros(vals []float32) int {
+	n := 0
+	for _, v := range vals {
+		if math.Float32bits(v) != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// sparse writes vals's nz nonzero values as (distance, value) pairs. Zeros
+// read back as +0, so a -0 is written as a value.
+func (e *encoder) sparse(vals []float32, nz int) {
+	e.uvarint(uint64(nz))
+	prev := -1
+	for i, v := range vals {
+		if math.Float32bits(v) != 0 {
+			e.uvarint(uint64(i - prev))
+			e.f32(v)
+			prev = i
+		}
+	}
 }
 
 // encRec is a record on its way into a partial.
@@ -373,7 +418,7 @@ func (d *decoder) records(a *LayerAccumulator, c, nw int) {
 	only := d.only[:0]
 	for range n {
 		delta := d.int(nw)
-		flags := d.int(3)
+		flags := d.int(3 | flagSparse)
 		mx := d.f32()
 		if d.err != nil {
 			return
@@ -385,12 +430,41 @@ func (d *decoder) records(a *LayerAccumulator, c, nw int) {
 		}
 		win := int32(w)
 		L := a.recordLen(win)
-		vals := d.take(4 * L)
-		if d.err != nil {
-			return
+		var ref slotRef
+		if flags&flagSparse != 0 {
+			flags &^= flagSparse
+			nz := d.int(min(L, len(d.b)/5))
+			if d.err != nil {
+				return
+			}
+			ref = a.acts.alloc(L)
+			dst := a.acts.get(ref, L)
+			clear(dst)
+			pos := -1
+			for range nz {
+				step := d.int(L)
+				pos += step
+				v := d.f32()
+				if d.err == nil && (step == 0 || pos >= L || math.Float32bits(v) == 0) {
+					d.fail("bad sparse record")
+				}
+				if d.err != nil {
+					return
+				}
+				dst[pos] = v
+			}
+			if flags == 0 {
+				d.fail("bad record")
+				return
+			}
+		} else {
+			vals := d.take(4 * L)
+			if d.err != nil {
+				return
+			}
+			ref = a.acts.alloc(L)
+			readF32s(a.acts.get(ref, L), vals)
 		}
-		ref := a.acts.alloc(L)
-		readF32s(a.acts.get(ref, L), vals)
 		if flags&1 != 0 {
 			if len(a.top[c]) == cfg.TopK {
 				d.fail("too many top records")

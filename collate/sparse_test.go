@@ -1,0 +1,93 @@
+package collate
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"tdb/dataset"
+)
+
+// sparseWindows makes windows of latents that are zero at most tokens (a
+// few fire, some at -0 to check that the sign of zero survives).
+func sparseWindows(seed uint64, nWin, T, C int) []window {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	out := make([]window, nWin)
+	for w := range out {
+		win := window{src: dataset.Source{Doc: int64(w / 3), Offset: int64(w%3) * int64(T)}, tokens: make([]int32, T), acts: make([]float32, T*C)}
+		for i := range win.tokens {
+			win.tokens[i] = int32(rng.IntN(50257))
+		}
+		for i := range win.acts {
+			switch r := rng.IntN(40); {
+			case r == 0:
+				win.acts[i] = float32(rng.ExpFloat64())
+			case r == 1:
+				win.acts[i] = float32(math.Copysign(0, -1))
+			}
+		}
+		out[w] = win
+	}
+	return out
+}
+
+// TestSparsePartial: records of sparse components are written as their
+// nonzero values, read back to the same state and the same bytes, and the
+// partial is several times smaller than the dense records would be.
+func TestSparsePartial(t *testing.T) {
+	const T, C = 32, 5
+	a, _ := NewLayerAccumulator("autoencoder_latent", 2, C, testConfig())
+	feed(t, a, sparseWindows(1, 200, T, C))
+	b, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The records' share of the partial: all of it less the window table's
+	// tokens (and a little header and statistics).
+	dense := 0
+	used := map[int32]bool{}
+	for c := range C {
+		dense += 4 * T * (len(a.top[c]) + len(a.pool[c]))
+		for _, e := range a.top[c] {
+			used[e.win] = true
+		}
+		for _, e := range a.pool[c] {
+			used[e.win] = true
+		}
+	}
+	if recs := len(b) - 4*T*len(used) - C*200; recs*4 > dense {
+		t.Fatalf("records take about %d bytes of the partial, dense records %d", recs, dense)
+	}
+	back, err := DecodePartial(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := back.MarshalBinary()
+	if !bytes.Equal(b, b2) {
+		t.Fatal("a sparse partial does not re-encode to the same bytes")
+	}
+	negZero := false
+	for c := range C {
+		v1, _ := a.Component(c)
+		v2, _ := back.Component(c)
+		if !reflect.DeepEqual(v1, v2) {
+			t.Fatalf("component %d differs after the round trip", c)
+		}
+		for _, r := range v2.Random {
+			for _, x := range r.Activations {
+				negZero = negZero || (x == 0 && math.Signbit(float64(x)))
+			}
+		}
+	}
+	if !negZero {
+		t.Fatal("no -0 survived in the random records")
+	}
+	// Corrupt sparse records are refused, not panics.
+	for _, cut := range []int{1, 7, 100, len(b) / 2} {
+		if _, err := DecodePartial(b[:len(b)-cut]); err == nil {
+			t.Fatalf("truncated by %d bytes: decoded", cut)
+		}
+	}
+}
