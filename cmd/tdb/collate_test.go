@@ -139,7 +139,7 @@ func TestCollateBadInput(t *testing.T) {
 		})
 	}
 	code, _, errOut := runTDB(t, "top", "--store", filepath.Join(dir, "data"), "--dataset", "nothing")
-	if code != 1 || !strings.Contains(errOut, "no such dataset") {
+	if code != 2 || !strings.Contains(errOut, `no such dataset "nothing" in file://`) || strings.Count(errOut, "file://") != 1 {
 		t.Fatalf("top of a missing dataset: exit %d, %s", code, errOut)
 	}
 }
