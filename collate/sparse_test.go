@@ -2,6 +2,7 @@ package collate
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -90,4 +91,56 @@ func TestSparsePartial(t *testing.T) {
 			t.Fatalf("truncated by %d bytes: decoded", cut)
 		}
 	}
+}
+
+// TestSparseRecordsParquet: a layer of mostly-zero components writes
+// records.parquet in the sparse layout, which dataset.ReadComponent reads
+// back to the same views (-0 included), in no more bytes than the dense
+// layout; a dense layer keeps the dense layout.
+func TestSparseRecordsParquet(t *testing.T) {
+	ctx := context.Background()
+	const T, C = 32, 40
+	acc, _ := NewLayerAccumulator("autoencoder_latent", 1, C, testConfig())
+	feed(t, acc, sparseWindows(2, 300, T, C))
+	if !acc.SparseRecords() {
+		t.Fatal("a layer with 5% nonzero activations is not sparse")
+	}
+	dense, _ := NewLayerAccumulator("mlp.post_act", 1, 6, testConfig())
+	feed(t, dense, synthCorpus(3, 40, 8, 6, false))
+	if dense.SparseRecords() {
+		t.Fatal("a dense layer takes the sparse layout")
+	}
+	st := memStore(t)
+	if err := WriteLayer(ctx, st, "sp", acc, 16); err != nil {
+		t.Fatal(err)
+	}
+	m := &dataset.Manifest{Name: "sp", Model: "gpt2", Corpus: "synthetic", Tokens: 300 * T, NCtx: T,
+		Locations: []dataset.ManifestLocation{{Name: "autoencoder_latent", Layers: []int{1}, Components: C}},
+		Settings:  dataset.Settings(testConfig()), ComponentsPerRowGroup: 16, CreatedBy: "collate test"}
+	if err := dataset.WriteManifest(ctx, st, m); err != nil {
+		t.Fatal(err)
+	}
+	for c := range C {
+		want, _ := acc.Component(c)
+		got, err := dataset.ReadComponent(ctx, st, "sp", "autoencoder_latent", 1, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("component %d differs after the sparse Parquet round trip", c)
+		}
+	}
+	var sparseBuf, denseBuf bytes.Buffer
+	if err := acc.WriteRecords(&sparseBuf, 16); err != nil {
+		t.Fatal(err)
+	}
+	if err := acc.writeDenseRecords(&denseBuf, 16); err != nil {
+		t.Fatal(err)
+	}
+	// zstd already squeezes the dense layout's runs of zeros, so the
+	// files are close; the sparse one must not be bigger.
+	if sparseBuf.Len() > denseBuf.Len() {
+		t.Fatalf("sparse records.parquet %d bytes, dense %d", sparseBuf.Len(), denseBuf.Len())
+	}
+	t.Logf("records.parquet: sparse %d bytes, dense %d", sparseBuf.Len(), denseBuf.Len())
 }

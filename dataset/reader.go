@@ -161,6 +161,9 @@ func layoutGroup(md *metadata.FileMetaData, index int) []int {
 }
 
 func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
+	if len(rec.Schema().FieldIndices(ColActivationPositions)) > 0 {
+		return v.addSparseRecordRow(rec, i)
+	}
 	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations)
 	if err != nil {
 		return err
@@ -189,21 +192,66 @@ func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
 		Tokens:        slices.Clone(tv.Int32Values()[t0:t1]),
 		Activations:   slices.Clone(av.Float32Values()[a0:a1]),
 	}
-	rk := int(rank.Value(i))
+	return v.placeRecord(kind.Value(i), int(rank.Value(i)), int(bucket.Value(i)), r)
+}
+
+// addSparseRecordRow reads row i of a records.parquet in the sparse layout
+// (SparseRecordsSchema): per-token records of as many activations as
+// tokens, given by their nonzero positions and values.
+func (v *ComponentView) addSparseRecordRow(rec arrow.RecordBatch, i int) error {
+	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivationPositions, ColActivationValues)
+	if err != nil {
+		return err
+	}
+	kind, ok1 := cols[0].(*array.String)
+	rank, ok2 := cols[1].(*array.Int32)
+	bucket, ok3 := cols[2].(*array.Int8)
+	mx, ok4 := cols[3].(*array.Float32)
+	doc, ok5 := cols[4].(*array.Int64)
+	off, ok6 := cols[5].(*array.Int64)
+	toks, ok7 := cols[6].(*array.List)
+	pos, ok8 := cols[7].(*array.List)
+	vals, ok9 := cols[8].(*array.List)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8 && ok9) {
+		return errors.New("unexpected column types")
+	}
+	tv, ok10 := toks.ListValues().(*array.Int32)
+	pv, ok11 := pos.ListValues().(*array.Int32)
+	vv, ok12 := vals.ListValues().(*array.Float32)
+	if !ok10 || !ok11 || !ok12 {
+		return errors.New("unexpected list types")
+	}
+	t0, t1 := toks.ValueOffsets(i)
+	p0, p1 := pos.ValueOffsets(i)
+	v0, v1 := vals.ValueOffsets(i)
+	acts, err := DenseActivations(pv.Int32Values()[p0:p1], vv.Float32Values()[v0:v1], int(t1-t0))
+	if err != nil {
+		return err
+	}
+	r := Record{
+		Source:        Source{Doc: doc.Value(i), Offset: off.Value(i)},
+		MaxActivation: mx.Value(i),
+		Tokens:        slices.Clone(tv.Int32Values()[t0:t1]),
+		Activations:   acts,
+	}
+	return v.placeRecord(kind.Value(i), int(rank.Value(i)), int(bucket.Value(i)), r)
+}
+
+// placeRecord puts a record read from a row in its list.
+func (v *ComponentView) placeRecord(kind string, rk, b int, r Record) error {
 	place := func(list *[]Record) error {
 		if rk != len(*list) {
-			return fmt.Errorf("%s record rank %d out of order", kind.Value(i), rk)
+			return fmt.Errorf("%s record rank %d out of order", kind, rk)
 		}
 		*list = append(*list, r)
 		return nil
 	}
-	switch kind.Value(i) {
+	switch kind {
 	case KindTop:
 		return place(&v.Top)
 	case KindRandom:
 		return place(&v.Random)
 	case KindQuantile:
-		b := int(bucket.Value(i))
 		if b < 0 || b >= MaxQuantileBuckets {
 			return fmt.Errorf("quantile bucket %d out of range", b)
 		}
@@ -213,7 +261,7 @@ func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
 		v.Quantiles[b] = append(v.Quantiles[b], r)
 		return nil
 	}
-	return fmt.Errorf("unknown record kind %q", kind.Value(i))
+	return fmt.Errorf("unknown record kind %q", kind)
 }
 
 func (v *ComponentView) setStatsRow(rec arrow.RecordBatch, i int) error {
