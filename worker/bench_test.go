@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,16 +22,23 @@ import (
 // benchSetup builds a GPT-2-small-shaped random model and a job over every
 // MLP neuron (12 × 3072 = 36,864), n_ctx 64, k 32, and plans one task of
 // group consecutive shards of about tokens tokens each.
-func benchSetup(b *testing.B, tokens int64, group int) (*Job, []corpus.Shard) {
+func benchSetup(b *testing.B, preset string, tokens int64, group int) (*Job, []corpus.Shard) {
 	b.Helper()
 	kernels.Install()
-	m, err := model.NewRandom(model.Presets["gpt2"], 1)
+	cfg, ok := model.Presets[preset]
+	if preset == "tiny" {
+		cfg, ok = model.TinyConfig, true
+	}
+	if !ok {
+		b.Fatalf("no model preset %q", preset)
+	}
+	m, err := model.NewRandom(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	// synthetic:ioi documents are about 20 tokens.
 	docs := max(1000, tokens*int64(group)/15)
-	spec := jobs.JobSpec{Model: "random:gpt2", Corpus: "synthetic:ioi?docs=" + strconv.FormatInt(docs, 10), Locations: []string{"mlp.post_act"},
+	spec := jobs.JobSpec{Model: "random:" + preset, Corpus: "synthetic:ioi?docs=" + strconv.FormatInt(docs, 10), Locations: []string{"mlp.post_act"},
 		NCtx: 64, TopK: 32, RandomK: 16, QuantileBuckets: 10, PerBucket: 5, BatchSize: 8, BlockBytes: 4096}
 	ctx := context.Background()
 	job, err := NewJob(ctx, spec, m, corpus.Options{})
@@ -71,6 +79,17 @@ func benchShardsPerPartial(b *testing.B) int {
 	return int(benchEnvInt(b, "TDB_BENCH_SHARDS_PER_PARTIAL", jobs.DefaultShardsPerPartial, 1))
 }
 
+// cpuTime is the process's CPU time: a shared machine deschedules a
+// benchmark for long spells, so rates per CPU second are reported next to
+// rates per wall second (with -cpu 1, a CPU second is a core second).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // peakRSS returns the process's peak resident set size in bytes (Linux;
 // 0 elsewhere).
 func peakRSS() float64 {
@@ -107,8 +126,15 @@ func peakRSS() float64 {
 // Partial size depends on the records kept (top-k and pool: a function of
 // the sources, the seed and the maxima), not on the values, so it is the
 // task's; it also reports the collation speed alone.
-func BenchmarkShardGPT2Small(b *testing.B) {
-	job, shards := benchSetup(b, benchShardTokens(b), benchShardsPerPartial(b))
+func BenchmarkShardGPT2Small(b *testing.B) { benchTask(b, "gpt2") }
+
+// BenchmarkTaskTiny is BenchmarkShardGPT2Small on the tiny model (2 layers
+// of 256 neurons); scripts/bench-pipeline.sh runs it on one core for the
+// per-core figures of the cost model.
+func BenchmarkTaskTiny(b *testing.B) { benchTask(b, "tiny") }
+
+func benchTask(b *testing.B, preset string) {
+	job, shards := benchSetup(b, preset, benchShardTokens(b), benchShardsPerPartial(b))
 	ctx := context.Background()
 	var wins []corpus.Window
 	var windows [][]int
@@ -133,6 +159,7 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 		return
 	}
 	b.Run("forward", func(b *testing.B) {
+		cpu0 := cpuTime()
 		for b.Loop() {
 			for i := 0; i < len(windows); i += job.Spec.BatchSize {
 				if _, err := job.Model.Forward(ctx, model.Request{Tokens: windows[i:min(i+job.Spec.BatchSize, len(windows))], Capture: job.capture}); err != nil {
@@ -141,6 +168,7 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 			}
 		}
 		b.ReportMetric(tokens*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		b.ReportMetric(tokens*float64(b.N)/(cpuTime()-cpu0).Seconds(), "tokens/cpu-s")
 		b.ReportMetric(peakRSS()/1e6, "peak-RSS-MB")
 	})
 	b.Run("end-to-end", func(b *testing.B) {
@@ -149,6 +177,7 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 			b.Fatal(err)
 		}
 		var written int64
+		cpu0 := cpuTime()
 		for b.Loop() {
 			res, err := job.RunShards(ctx, shards, nil)
 			if err != nil {
@@ -163,6 +192,7 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 			}
 		}
 		b.ReportMetric(tokens*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		b.ReportMetric(tokens*float64(b.N)/(cpuTime()-cpu0).Seconds(), "tokens/cpu-s")
 		b.ReportMetric(float64(written)/float64(b.N)/1e6, "partial-MB/task")
 		b.ReportMetric(float64(written)/float64(b.N)/tokens, "partial-B/token")
 		b.ReportMetric(peakRSS()/1e6, "peak-RSS-MB")
@@ -204,9 +234,9 @@ func benchPartial(b *testing.B, job *Job, wins []corpus.Window, windows [][]int)
 		b.Fatal(err)
 	}
 	var written int64
-	var collate time.Duration
+	var collate, collateCPU time.Duration
 	for b.Loop() {
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		accs := make([]*collateAcc, len(job.targets))
 		if err := forEach(ctx, len(accs), func(ti int) error {
 			t := job.targets[ti]
@@ -228,6 +258,7 @@ func benchPartial(b *testing.B, job *Job, wins []corpus.Window, windows [][]int)
 			b.Fatal(err)
 		}
 		collate += time.Since(t0)
+		collateCPU += cpuTime() - c0
 		refs, err := WritePartials(ctx, st, "bench", 0, accs)
 		if err != nil {
 			b.Fatal(err)
@@ -237,6 +268,7 @@ func benchPartial(b *testing.B, job *Job, wins []corpus.Window, windows [][]int)
 		}
 	}
 	b.ReportMetric(tokens*float64(b.N)/collate.Seconds(), "collate-tokens/s")
+	b.ReportMetric(tokens*float64(b.N)/collateCPU.Seconds(), "collate-tokens/cpu-s")
 	b.ReportMetric(float64(written)/float64(b.N)/1e6, "partial-MB/task")
 	b.ReportMetric(float64(written)/float64(b.N)/tokens, "partial-B/token")
 	b.ReportMetric(peakRSS()/1e6, "peak-RSS-MB")
