@@ -27,9 +27,11 @@ import (
 //	        [4 exact sums, 64 merged histogram counts], nonzero, min, max,
 //	        smallest record max, sketch (code deltas and counts),
 //	        records: n, then per record (by window) the window index delta,
-//	        flags (1 top, 2 pool, 3 both), max (float32) and the activations
-//	        as raw float32s (as many as the window's tokens, or T(T+1)/2 for
-//	        pair records)
+//	        flags (1 top, 2 pool, 3 both; +4 sparse), max (float32) and the
+//	        activations as raw float32s (as many as the window's tokens, or
+//	        T(T+1)/2 for pair records), or, sparse, the count of values
+//	        that are not +0 and per value its distance from the previous
+//	        one's position and the float32 (flagSparse)
 //
 // A record kept by both the top-k and the pool is stored once. Record
 // priorities are not stored: they are recomputed from the seed.
