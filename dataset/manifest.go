@@ -31,6 +31,9 @@ type Manifest struct {
 	// ComponentsPerRowGroup is how many components one row group holds.
 	ComponentsPerRowGroup int    `json:"components_per_row_group"`
 	CreatedBy             string `json:"created_by"`
+	// ImportedFrom names the source of a dataset imported from another
+	// format (e.g. "neuron-viewer:URL"); empty for collated datasets.
+	ImportedFrom string `json:"imported_from,omitempty"`
 }
 
 // ManifestLocation is one collated location with its layers.

@@ -34,6 +34,12 @@ func NewReader(ctx context.Context, st Store, key string) (*Reader, error) {
 	return &Reader{ctx: ctx, st: st, key: key, size: size}, nil
 }
 
+// NewReaderSize opens key for random access when its size is already known
+// (no request until the first read), e.g. from a cached Parquet footer.
+func NewReaderSize(ctx context.Context, st Store, key string, size int64) *Reader {
+	return &Reader{ctx: ctx, st: st, key: key, size: size}
+}
+
 // Size is the blob's length.
 func (r *Reader) Size() int64 { return r.size }
 
@@ -49,6 +55,13 @@ func (r *Reader) Prefetch(off, n int64) error {
 	}
 	r.chunks = append(r.chunks, chunk{off: off, data: buf})
 	return nil
+}
+
+// PrefetchWindow is Prefetch that first drops the ranges prefetched before,
+// so that a pass over a file's row groups holds one of them in memory.
+func (r *Reader) PrefetchWindow(off, n int64) error {
+	r.chunks = nil
+	return r.Prefetch(off, n)
 }
 
 func (r *Reader) fetch(p []byte, off int64) error {
