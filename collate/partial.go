@@ -145,7 +145,7 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 		for _, r := range recs[:n] {
 			e.uvarint(uint64(r.win - prevWin))
 			prevWin = r.win
-			vals := a.acts.get(r.ref, a.recordLen(r.old))
+			vals := a.acts.values(r.ref, a.recordLen(r.old), &a.expand)
 			nz := nonzeros(vals)
 			if sparseBytes(nz) < 4*len(vals) {
 				e.buf = append(e.buf, r.flags|flagSparse)
@@ -439,8 +439,8 @@ func (d *decoder) records(a *LayerAccumulator, c, nw int) {
 			if d.err != nil {
 				return
 			}
-			ref = a.acts.alloc(L)
-			dst := a.acts.get(ref, L)
+			a.expand = slices.Grow(a.expand[:0], L)[:L]
+			dst := a.expand
 			clear(dst)
 			pos := -1
 			for range nz {
@@ -459,6 +459,7 @@ func (d *decoder) records(a *LayerAccumulator, c, nw int) {
 				d.fail("bad record")
 				return
 			}
+			ref = a.acts.store(dst, a.kind == kindTokens)
 		} else {
 			vals := d.take(4 * L)
 			if d.err != nil {

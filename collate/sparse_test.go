@@ -144,3 +144,56 @@ func TestSparseRecordsParquet(t *testing.T) {
 	}
 	t.Logf("records.parquet: sparse %d bytes, dense %d", sparseBuf.Len(), denseBuf.Len())
 }
+
+// TestSparseSlots: mostly-zero records are kept sparse in memory (through
+// both the row path and the column path), and every record's activations
+// read back bit for bit (-0 included), as views, after encoding and after a
+// merge.
+func TestSparseSlots(t *testing.T) {
+	for _, C := range []int{5, 40} { // the column path, the row path (AVX2)
+		const T = 32
+		wins := sparseWindows(4, 240, T, C)
+		bySrc := map[dataset.Source]window{}
+		for _, w := range wins {
+			bySrc[w.src] = w
+		}
+		a, _ := NewLayerAccumulator("autoencoder_latent", 0, C, testConfig())
+		feed(t, a, wins[:120])
+		b, _ := NewLayerAccumulator("autoencoder_latent", 0, C, testConfig())
+		feed(t, b, wins[120:])
+		kept := 0
+		for c := range C {
+			kept += len(a.top[c]) + len(a.pool[c])
+		}
+		if a.acts.inUse*3 > int64(kept*T) {
+			t.Errorf("C=%d: %d values in use for %d records of %d (not sparse)", C, a.acts.inUse, kept, T)
+		}
+		check := func(what string, acc *LayerAccumulator) {
+			for c := range C {
+				v, err := acc.Component(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range append(append([]dataset.Record{}, v.Top...), v.Random...) {
+					w := bySrc[r.Source]
+					for i, x := range r.Activations {
+						if math.Float32bits(x) != math.Float32bits(w.acts[i*C+c]) {
+							t.Fatalf("C=%d %s: component %d record %v value %d is %v, want %v", C, what, c, r.Source, i, x, w.acts[i*C+c])
+						}
+					}
+				}
+			}
+		}
+		check("a", a)
+		p, _ := a.MarshalBinary()
+		a2, err := DecodePartial(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("decoded", a2)
+		if err := a2.Merge(b); err != nil {
+			t.Fatal(err)
+		}
+		check("merged", a2)
+	}
+}
