@@ -80,6 +80,10 @@
 //     skewness and kurtosis are computed once from the exact sums. Counts,
 //     extremes, histograms and sketches are integers or exact comparisons.
 //
+// Records of per-token components whose values are mostly +0 (at most a
+// quarter nonzero) are kept sparse in memory: an arena slot of the count,
+// the positions and the values (slots.go), expanded when read.
+//
 // A worker may run several consecutive shards into one accumulator and
 // write one partial for them (a task): EndShard at every shard's end turns
 // the shard's float64 sums into exact sums, as merging the shard's own
