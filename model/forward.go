@@ -9,6 +9,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
+	"tdb/internal/parallel"
 	"tdb/kernels"
 )
 
@@ -372,7 +373,7 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 	H, dh := m.NHead, m.DHead()
 	logits := p.alloc(B * H * T * T)
 	inv := float32(1 / math.Sqrt(float64(dh)))
-	parallel(B*H, func(lo, hi int) {
+	parallel.Rows(B*H, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/H, bh%H
 			q := qkv[b*T*3*d+h*dh:]
@@ -390,7 +391,7 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 		return nil, nil, err
 	}
 	probs = logits // captures are copies: softmax in place
-	parallel(B*H*T, func(lo, hi int) {
+	parallel.Rows(B*H*T, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			q := r % T // keys after the query are masked: probability 0
 			kernels.Softmax(probs[r*T:r*T+q+1], logits[r*T:r*T+q+1])
@@ -401,7 +402,7 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 		return nil, nil, err
 	}
 	vout = p.alloc(p.N * d)
-	parallel(B*H, func(lo, hi int) {
+	parallel.Rows(B*H, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/H, bh%H
 			v := qkv[b*T*3*d+2*d+h*dh:]

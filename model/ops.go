@@ -2,36 +2,15 @@ package model
 
 import (
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
+	"tdb/internal/parallel"
 	"tdb/kernels"
 )
 
 func sqrt64(x float64) float64 { return math.Sqrt(x) }
-
-// parallel runs fn over [0, n) split into contiguous chunks, one per core.
-func parallel(n int, fn func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
-}
 
 func general(rows, cols, stride int, data []float32) blas32.General {
 	return blas32.General{Rows: rows, Cols: cols, Stride: stride, Data: data}
@@ -56,7 +35,7 @@ func linearBackward(dx, dy []float32, n, in int, w []float32, o int) {
 
 // layerNormStats computes per-row mean and 1/sqrt(var+eps) of x[n×d].
 func layerNormStats(mean, scale, x []float32, n, d int, eps float32) {
-	parallel(n, func(lo, hi int) {
+	parallel.Rows(n, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			mean[r], scale[r] = kernels.LayerNormStats(x[r*d:(r+1)*d], eps)
 		}
@@ -65,7 +44,7 @@ func layerNormStats(mean, scale, x []float32, n, d int, eps float32) {
 
 // layerNormApply writes out = (x − mean)·scale·g + b row by row.
 func layerNormApply(out, x, mean, scale, g, b []float32, n, d int) {
-	parallel(n, func(lo, hi int) {
+	parallel.Rows(n, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			kernels.LayerNormApply(out[r*d:(r+1)*d], x[r*d:(r+1)*d], mean[r], scale[r], g, b)
 		}
@@ -77,7 +56,7 @@ func layerNormApply(out, x, mean, scale, g, b []float32, n, d int) {
 // already in it; when throughScale is false the scale is a constant (frozen
 // or overwritten) and no gradient flows through it.
 func layerNormBackward(dx, dscale, dout, x, mean, scale, g []float32, n, d int, throughScale bool) {
-	parallel(n, func(lo, hi int) {
+	parallel.Rows(n, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			dscale[r] = kernels.LayerNormGrad(dx[r*d:(r+1)*d], dout[r*d:(r+1)*d], x[r*d:(r+1)*d], g, mean[r], scale[r], dscale[r], throughScale)
 		}
@@ -86,21 +65,21 @@ func layerNormBackward(dx, dscale, dout, x, mean, scale, g []float32, n, d int, 
 
 // gelu is GPT-2's gelu_new (tanh approximation).
 func gelu(out, in []float32) {
-	parallel(len(in), func(lo, hi int) {
+	parallel.Rows(len(in), 1, func(lo, hi int) {
 		kernels.GeluTanh(out[lo:hi], in[lo:hi])
 	})
 }
 
 // geluBackward writes din = dout · gelu'(in).
 func geluBackward(din, dout, in []float32) {
-	parallel(len(in), func(lo, hi int) {
+	parallel.Rows(len(in), 1, func(lo, hi int) {
 		kernels.GeluTanhGrad(din[lo:hi], dout[lo:hi], in[lo:hi])
 	})
 }
 
 // add writes a + b to dst (dst may alias either).
 func add(dst, a, b []float32) {
-	parallel(len(dst), func(lo, hi int) {
+	parallel.Rows(len(dst), 1, func(lo, hi int) {
 		kernels.Add(dst[lo:hi], a[lo:hi], b[lo:hi])
 	})
 }
