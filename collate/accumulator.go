@@ -75,6 +75,11 @@ type LayerAccumulator struct {
 	winMax  []float32 // the window's maximum per component
 	col     []float32 // one gathered column
 	fills   []fill    // kept records of the current window to fill
+	// addRows: per component the current window's values that are not
+	// ±0, and a gatherer of a component's column (sparse records).
+	winNZ  []int32
+	gather func(c int) []float32
+	expand []float32 // a sparse record's values, expanded
 	// outputs of the row-wise vector summary
 	rowMax, rowMin []uint32
 	rowZeros       []int32
@@ -178,6 +183,7 @@ func (a *LayerAccumulator) addRows(src dataset.Source, tokens []int32, acts []fl
 		a.winMax = make([]float32, C)
 		a.rowMax, a.rowMin = make([]uint32, C), make([]uint32, C)
 		a.rowZeros = make([]int32, C)
+		a.winNZ = make([]int32, C)
 	}
 	n := summarizeRows(acts, T, C, a.shift, a.sums, a.hist, a.rowMax, a.rowMin, a.rowZeros)
 	a.col = slices.Grow(a.col[:0], T)[:T]
@@ -195,17 +201,22 @@ func (a *LayerAccumulator) addRows(src dataset.Source, tokens []int32, acts []fl
 		}
 		h[histLive] = 0
 		a.nonzero[c] += int64(T - zeros)
+		a.winNZ[c] = int32(T - zeros)
 		a.maxAct[c] = max(a.maxAct[c], mx)
 		a.minAct[c] = min(a.minAct[c], mn)
 		a.winMax[c] = mx
 	}
 	for c := n; c < C; c++ {
+		before := a.nonzero[c]
 		a.winMax[c] = a.summarize(c, column(c))
+		a.winNZ[c] = int32(a.nonzero[c] - before)
 	}
 	// Kept records' values are gathered afterwards in one pass over the
 	// rows (a column gathered per record misses the cache on every value).
 	a.fills = a.fills[:0]
+	a.gather = column
 	a.addRecords(src, tokens, T, nil)
+	a.gather = nil
 	if len(a.fills) > 0 {
 		for t := 0; t < T; t++ {
 			row := acts[t*C : (t+1)*C]

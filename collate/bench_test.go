@@ -229,3 +229,53 @@ func BenchmarkAddWindowShard(b *testing.B) {
 	b.ReportMetric(cpu, "cpu-ns/token-component")
 	b.ReportMetric(cpu*36864/1000, "cpu-µs/token-gpt2small")
 }
+
+// BenchmarkLatentPartial accumulates a shard of 1024 windows of 64 tokens
+// for one 32768-latent TopK autoencoder (32 latents fire per token, so a
+// latent is zero at 99.9% of tokens) and encodes the partial: the partial
+// bytes and kept-record memory per latent that the cost model scales to
+// 12 layers (README, Cost model).
+func BenchmarkLatentPartial(b *testing.B) {
+	const T, C, W, K = 64, 32768, 1024, 32
+	rng := rand.New(rand.NewPCG(9, 9))
+	acts := make([]float32, T*C)
+	tokens := make([]int32, T)
+	srcs := make([]dataset.Source, W)
+	for i := range srcs {
+		srcs[i] = dataset.Source{Doc: int64(i / 4), Offset: int64(i%4) * T}
+	}
+	var size int
+	var inUse int64
+	c0 := cpuTime()
+	for b.Loop() {
+		a, err := NewLayerAccumulator("autoencoder_latent", 0, C, DefaultConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.PlanSources(srcs); err != nil {
+			b.Fatal(err)
+		}
+		for _, src := range srcs {
+			clear(acts)
+			for t := range T {
+				tokens[t] = int32(rng.IntN(50257))
+				for range K {
+					acts[t*C+rng.IntN(C)] = float32(rng.ExpFloat64())
+				}
+			}
+			if err := a.AddWindow(src, tokens, acts); err != nil {
+				b.Fatal(err)
+			}
+		}
+		inUse = a.acts.inUse
+		p, err := a.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(p)
+	}
+	cpu := float64((cpuTime() - c0).Nanoseconds()) / float64(b.N)
+	b.ReportMetric(float64(size)/C, "partial-B/latent")
+	b.ReportMetric(float64(inUse*4)/C, "record-B/latent")
+	b.ReportMetric(cpu/(W*T*C), "cpu-ns/token-component")
+}

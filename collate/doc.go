@@ -13,11 +13,12 @@
 //
 // # Flow
 //
-//	worker, per shard:
+//	worker, per task (one shard, or a group of consecutive shards):
 //	    acc, _ := collate.NewLayerAccumulator("mlp.post_act", layer, 3072, cfg)
 //	    for each window: acc.AddWindow(src, tokens, acts)   // acts [T, C] row-major
 //	    (heads: acc.AddPairWindow(src, tokens, probs, writeNorms) // [T, T, H])
-//	    acc.Encode(w)  → the shard's partial on the store
+//	    at the end of every shard but the last: acc.EndShard()
+//	    acc.Encode(w)  → the task's partial on the store
 //	merger: collate.AssembleDataset(ctx, st, manifest, layers, opts) (assemble.go):
 //	    per location and layer, in parallel, MergePartials:
 //	        a, _ := collate.DecodePartial(bytes); a.Merge(b) ...  // any order
@@ -33,7 +34,11 @@
 // group. stats.parquet holds one row per component (count, mean, variance,
 // skewness, kurtosis, max, min, frac_nonzero, quantile_boundaries,
 // histogram); the histogram's bin edges are in the file metadata
-// (tdb.histogram_edges) and in dataset.HistogramEdges. Writer settings are fixed
+// (tdb.histogram_edges) and in dataset.HistogramEdges. A layer of per-token
+// components with at most one nonzero activation in 8 (autoencoder latents)
+// writes records.parquet in the sparse layout (dataset.SparseRecordsSchema:
+// activation_positions and activation_values instead of activations);
+// dataset's reader gives the same views from both. Writer settings are fixed
 // (zstd level 3, no timestamps, created_by "tdb collate"), so the same
 // merged state gives byte-identical files.
 //
@@ -74,6 +79,18 @@
 //     and adds exactly, so merge order cannot change a bit. Mean, variance,
 //     skewness and kurtosis are computed once from the exact sums. Counts,
 //     extremes, histograms and sketches are integers or exact comparisons.
+//
+// Records of per-token components whose values are mostly +0 (at most a
+// quarter nonzero) are kept sparse in memory: an arena slot of the count,
+// the positions and the values (slots.go), expanded when read.
+//
+// A worker may run several consecutive shards into one accumulator and
+// write one partial for them (a task): EndShard at every shard's end turns
+// the shard's float64 sums into exact sums, as merging the shard's own
+// partial would, so the dataset is byte-identical whatever the grouping.
+// A partial is bounded by the components, not the tokens, so grouping
+// divides partial bytes per token by the group's size. Records whose
+// values are mostly +0 are written to partials as (distance, value) pairs.
 //
 // # Memory and speed
 //

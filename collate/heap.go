@@ -186,10 +186,17 @@ func (a *LayerAccumulator) keep(c int, win int32, mx float32, prio uint64, n int
 	if !toTop && !toPool {
 		return
 	}
-	ref := a.acts.alloc(n)
+	// Mostly-zero records of per-token components are kept sparse (a
+	// window's rows are gathered for them instead of filled afterwards).
+	sparse := a.kind == kindTokens
+	if vals == nil && sparse && a.gather != nil && sparseWorth(int(a.winNZ[c]), n) {
+		vals = a.gather
+	}
+	var ref slotRef
 	if vals != nil {
-		copy(a.acts.get(ref, n), vals(c))
+		ref = a.acts.store(vals(c), sparse)
 	} else {
+		ref = a.acts.alloc(n)
 		a.fills = append(a.fills, fill{c: int32(c), ref: ref})
 	}
 	t.ref, p.ref = ref, ref

@@ -91,7 +91,7 @@ func (a *LayerAccumulator) mergeRecord(c int, o *LayerAccumulator, ow int32, mx 
 		return
 	}
 	n := o.recordLen(ow)
-	a.keep(c, w, mx, prio, n, func(int) []float32 { return o.acts.get(ref, n) })
+	a.keep(c, w, mx, prio, n, func(int) []float32 { return o.acts.values(ref, n, &o.expand) })
 }
 
 // holds reports whether component c keeps a record of window w.

@@ -142,7 +142,28 @@ func writeParquet(w io.Writer, schema *arrow.Schema, meta map[string]string, n, 
 	return fw.Close()
 }
 
-// WriteRecords writes the layer's records.parquet to w.
+// SparseRecords reports whether the layer's records.parquet takes the
+// sparse layout (dataset.SparseRecordsSchema): per-token components of
+// which at most one activation in sparseDensity is nonzero over
+// everything seen (autoencoder latents; never GPT-2's GELU neurons).
+func (a *LayerAccumulator) SparseRecords() bool {
+	if a.kind != kindTokens {
+		return false
+	}
+	var nz int64
+	for c := range a.components {
+		nz += a.nonzero[c]
+	}
+	n := (a.exactCount + a.count) * int64(a.components)
+	return n > 0 && nz*sparseDensity <= n
+}
+
+// sparseDensity: a layer with at most one nonzero activation in this many
+// stores its records sparse.
+const sparseDensity = 8
+
+// WriteRecords writes the layer's records.parquet to w, in the sparse
+// layout when SparseRecords.
 func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
 	return a.writeRecords(w, perGroup, nil)
 }
@@ -150,7 +171,18 @@ func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
 // writeRecords is WriteRecords calling seen (if not nil) with every
 // component's view as it is written.
 func (a *LayerAccumulator) writeRecords(w io.Writer, perGroup int, seen func(*dataset.ComponentView)) error {
+	if a.SparseRecords() {
+		meta := a.fileMeta(perGroup)
+		meta[dataset.MetaActivations] = "sparse"
+		return writeSparseRecordsOf(w, meta, a.components, perGroup, a.Component, seen)
+	}
 	return writeRecordsOf(w, a.fileMeta(perGroup), a.components, perGroup, a.Component, seen)
+}
+
+// writeDenseRecords writes records.parquet with every activation, whatever
+// SparseRecords says (tests compare the layouts).
+func (a *LayerAccumulator) writeDenseRecords(w io.Writer, perGroup int) error {
+	return writeRecordsOf(w, a.fileMeta(perGroup), a.components, perGroup, a.Component, nil)
 }
 
 // writeRecordsOf writes the records of components 0..n-1 as view returns
@@ -205,6 +237,71 @@ func writeRecordsOf(w io.Writer, meta map[string]string, n, perGroup int, view f
 		}
 		return nil
 	})
+}
+
+// writeSparseRecordsOf is writeRecordsOf in the sparse layout: the
+// activations as the positions and values of those that are not +0.
+func writeSparseRecordsOf(w io.Writer, meta map[string]string, n, perGroup int, view func(c int) (*dataset.ComponentView, error), seen func(*dataset.ComponentView)) error {
+	return writeParquet(w, dataset.SparseRecordsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
+		comp := b.Field(0).(*array.Int32Builder)
+		kind := b.Field(1).(*array.StringBuilder)
+		rank := b.Field(2).(*array.Int32Builder)
+		bucket := b.Field(3).(*array.Int8Builder)
+		maxAct := b.Field(4).(*array.Float32Builder)
+		doc := b.Field(5).(*array.Int64Builder)
+		off := b.Field(6).(*array.Int64Builder)
+		toks := b.Field(7).(*array.ListBuilder)
+		tokv := toks.ValueBuilder().(*array.Int32Builder)
+		pos := b.Field(8).(*array.ListBuilder)
+		posv := pos.ValueBuilder().(*array.Int32Builder)
+		vals := b.Field(9).(*array.ListBuilder)
+		valv := vals.ValueBuilder().(*array.Float32Builder)
+		add := func(c int, k string, r int, bk int8, rc *dataset.Record) {
+			comp.Append(int32(c))
+			kind.Append(k)
+			rank.Append(int32(r))
+			bucket.Append(bk)
+			maxAct.Append(rc.MaxActivation)
+			doc.Append(rc.Source.Doc)
+			off.Append(rc.Source.Offset)
+			toks.Append(true)
+			tokv.AppendValues(rc.Tokens, nil)
+			p, v := dataset.SparseActivations(rc.Activations)
+			pos.Append(true)
+			posv.AppendValues(p, nil)
+			vals.Append(true)
+			valv.AppendValues(v, nil)
+		}
+		return eachRecord(c0, c1, view, seen, add)
+	})
+}
+
+// eachRecord calls add for every written record of components [c0, c1),
+// in file order, and seen (if not nil) with every component's view.
+func eachRecord(c0, c1 int, view func(c int) (*dataset.ComponentView, error), seen func(*dataset.ComponentView), add func(c int, k string, r int, bk int8, rc *dataset.Record)) error {
+	for c := c0; c < c1; c++ {
+		v, err := view(c)
+		if err != nil {
+			return err
+		}
+		if seen != nil {
+			seen(v)
+		}
+		for i := range v.Top {
+			add(c, dataset.KindTop, i, -1, &v.Top[i])
+		}
+		for i := range v.Random {
+			add(c, dataset.KindRandom, i, -1, &v.Random[i])
+		}
+		r := 0
+		for bk, recs := range v.Quantiles {
+			for i := range recs {
+				add(c, dataset.KindQuantile, r, int8(bk), &recs[i])
+				r++
+			}
+		}
+	}
+	return nil
 }
 
 // WriteStats writes the layer's stats.parquet to w.

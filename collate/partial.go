@@ -27,9 +27,11 @@ import (
 //	        [4 exact sums, 64 merged histogram counts], nonzero, min, max,
 //	        smallest record max, sketch (code deltas and counts),
 //	        records: n, then per record (by window) the window index delta,
-//	        flags (1 top, 2 pool, 3 both), max (float32) and the activations
-//	        as raw float32s (as many as the window's tokens, or T(T+1)/2 for
-//	        pair records)
+//	        flags (1 top, 2 pool, 3 both; +4 sparse), max (float32) and the
+//	        activations as raw float32s (as many as the window's tokens, or
+//	        T(T+1)/2 for pair records), or, sparse, the count of values
+//	        that are not +0 and per value its distance from the previous
+//	        one's position and the float32 (flagSparse)
 //
 // A record kept by both the top-k and the pool is stored once. Record
 // priorities are not stored: they are recomputed from the seed.
@@ -143,9 +145,17 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 		for _, r := range recs[:n] {
 			e.uvarint(uint64(r.win - prevWin))
 			prevWin = r.win
-			e.buf = append(e.buf, r.flags)
-			e.f32(r.max)
-			e.buf = appendF32s(e.buf, a.acts.get(r.ref, a.recordLen(r.old)))
+			vals := a.acts.values(r.ref, a.recordLen(r.old), &a.expand)
+			nz := nonzeros(vals)
+			if sparseBytes(nz) < 4*len(vals) {
+				e.buf = append(e.buf, r.flags|flagSparse)
+				e.f32(r.max)
+				e.sparse(vals, nz)
+			} else {
+				e.buf = append(e.buf, r.flags)
+				e.f32(r.max)
+				e.buf = appendF32s(e.buf, vals)
+			}
 			e.maybeFlush()
 		}
 		e.maybeFlush()
@@ -155,6 +165,43 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 		return fmt.Errorf("collate: encoding %s layer %d: %w", a.location, a.layer, e.err)
 	}
 	return nil
+}
+
+// flagSparse marks a record written as its nonzero values: their count,
+// then per value the position's distance from the previous one (the first
+// from -1) and the float32. Records are written sparse when that is
+// shorter than the dense run (sparseBytes), a function of the values only,
+// so the same state still gives the same bytes.
+const flagSparse = 4
+
+// sparseBytes bounds the bytes of a sparse record of nz nonzero values
+// (distances under 128 take one byte; the count a few).
+func sparseBytes(nz int) int { return 5*nz + 3 }
+
+// nonzeros counts the values whose bits are not those of +0 (a -0 is
+// kept as a value).
+func nonzeros(vals []float32) int {
+	n := 0
+	for _, v := range vals {
+		if math.Float32bits(v) != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// sparse writes vals's nz nonzero values as (distance, value) pairs. Zeros
+// read back as +0, so a -0 is written as a value.
+func (e *encoder) sparse(vals []float32, nz int) {
+	e.uvarint(uint64(nz))
+	prev := -1
+	for i, v := range vals {
+		if math.Float32bits(v) != 0 {
+			e.uvarint(uint64(i - prev))
+			e.f32(v)
+			prev = i
+		}
+	}
 }
 
 // encRec is a record on its way into a partial.
@@ -373,7 +420,7 @@ func (d *decoder) records(a *LayerAccumulator, c, nw int) {
 	only := d.only[:0]
 	for range n {
 		delta := d.int(nw)
-		flags := d.int(3)
+		flags := d.int(3 | flagSparse)
 		mx := d.f32()
 		if d.err != nil {
 			return
@@ -385,12 +432,42 @@ func (d *decoder) records(a *LayerAccumulator, c, nw int) {
 		}
 		win := int32(w)
 		L := a.recordLen(win)
-		vals := d.take(4 * L)
-		if d.err != nil {
-			return
+		var ref slotRef
+		if flags&flagSparse != 0 {
+			flags &^= flagSparse
+			nz := d.int(min(L, len(d.b)/5))
+			if d.err != nil {
+				return
+			}
+			a.expand = slices.Grow(a.expand[:0], L)[:L]
+			dst := a.expand
+			clear(dst)
+			pos := -1
+			for range nz {
+				step := d.int(L)
+				pos += step
+				v := d.f32()
+				if d.err == nil && (step == 0 || pos >= L || math.Float32bits(v) == 0) {
+					d.fail("bad sparse record")
+				}
+				if d.err != nil {
+					return
+				}
+				dst[pos] = v
+			}
+			if flags == 0 {
+				d.fail("bad record")
+				return
+			}
+			ref = a.acts.store(dst, a.kind == kindTokens)
+		} else {
+			vals := d.take(4 * L)
+			if d.err != nil {
+				return
+			}
+			ref = a.acts.alloc(L)
+			readF32s(a.acts.get(ref, L), vals)
 		}
-		ref := a.acts.alloc(L)
-		readF32s(a.acts.get(ref, L), vals)
 		if flags&1 != 0 {
 			if len(a.top[c]) == cfg.TopK {
 				d.fail("too many top records")

@@ -85,8 +85,18 @@ func (t *windowTable) compact(keep []bool) []int32 {
 	return remap
 }
 
-// slotRef addresses a record's activations: chunk index << 32 | offset.
+// slotRef addresses a record's activations: chunk index << 32 | offset,
+// with sparseSlot set for a slot that holds the record sparse: the count
+// nz of values that are not +0 (as uint32 bits), their nz positions (as
+// uint32 bits), then their nz values, 1+2nz float32s in all.
 type slotRef uint64
+
+// sparseSlot marks a sparse slot.
+const sparseSlot slotRef = 1 << 63
+
+// sparseWorth reports whether a record of n values of which nz are not +0
+// is kept sparse: when that takes at most half the dense slot.
+func sparseWorth(nz, n int) bool { return 2*(1+2*nz) <= n }
 
 // Arena chunk sizes in float32 values: the first chunk is small (tests and
 // tiny models make many accumulators), later ones double up to the cap.
@@ -139,14 +149,69 @@ func (ar *arena) alloc(n int) slotRef {
 	return r
 }
 
-// get returns the n values of slot r.
+// get returns the n values of dense slot r (or the raw 1+2nz values of a
+// sparse one).
 func (ar *arena) get(r slotRef, n int) []float32 {
+	r &^= sparseSlot
 	off := int(uint32(r))
 	return ar.chunks[r>>32][off : off+n : off+n]
 }
 
-// release returns slot r of n values to the free lists.
+// slotLen is the length of slot r of a record of n values.
+func (ar *arena) slotLen(r slotRef, n int) int {
+	if r&sparseSlot == 0 {
+		return n
+	}
+	return 1 + 2*int(math.Float32bits(ar.get(r, 1)[0]))
+}
+
+// store keeps vals in a new slot, sparse when sparseWorth (sparse says
+// whether sparse slots may be used at all).
+func (ar *arena) store(vals []float32, sparse bool) slotRef {
+	n := len(vals)
+	if sparse {
+		if nz := nonzeros(vals); sparseWorth(nz, n) {
+			r := ar.alloc(1 + 2*nz)
+			s := ar.get(r, 1+2*nz)
+			s[0] = math.Float32frombits(uint32(nz))
+			k := 0
+			for i, v := range vals {
+				if math.Float32bits(v) != 0 {
+					s[1+k] = math.Float32frombits(uint32(i))
+					s[1+nz+k] = v
+					k++
+				}
+			}
+			return r | sparseSlot
+		}
+	}
+	r := ar.alloc(n)
+	copy(ar.get(r, n), vals)
+	return r
+}
+
+// values returns the n values of slot r: the slot itself if dense, else
+// expanded into *buf (valid until the next call with buf).
+func (ar *arena) values(r slotRef, n int, buf *[]float32) []float32 {
+	if r&sparseSlot == 0 {
+		return ar.get(r, n)
+	}
+	s := ar.get(r, 1)
+	nz := int(math.Float32bits(s[0]))
+	s = ar.get(r, 1+2*nz)
+	*buf = slices.Grow((*buf)[:0], n)[:n]
+	d := *buf
+	clear(d)
+	for k := range nz {
+		d[math.Float32bits(s[1+k])] = s[1+nz+k]
+	}
+	return d
+}
+
+// release returns slot r of a record of n values to the free lists.
 func (ar *arena) release(r slotRef, n int) {
+	n = ar.slotLen(r, n)
+	r &^= sparseSlot
 	ar.inUse -= int64(n)
 	if n == ar.freeLen {
 		ar.freeList = append(ar.freeList, r)

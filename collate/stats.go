@@ -120,6 +120,17 @@ func (a *LayerAccumulator) flushSketch() {
 	a.pendN = 0
 }
 
+// EndShard closes a shard in an accumulator that goes on with the windows
+// of the next shard of the same group (a worker writes one partial for
+// several consecutive shards): the shard's float64 sums become exact sums,
+// as merging its own partial would make them, so the group's partial
+// merges to the same bits as the shards' partials would (collate/doc.go,
+// Determinism: moments are a pure function of the set of shards).
+// It may be called while a PlanSources plan is open.
+func (a *LayerAccumulator) EndShard() {
+	a.flushLive()
+}
+
 // flushLive moves the live float64 sums and uint32 histogram into the exact
 // merged state and resets them.
 func (a *LayerAccumulator) flushLive() {

@@ -229,6 +229,10 @@ func FuzzDecodePartial(f *testing.F) {
 		b, _ = m.MarshalBinary()
 		f.Add(b)
 	}
+	sp, _ := NewLayerAccumulator("autoencoder_latent", 0, 2, Config{TopK: 2, RandomK: 1, QuantileBuckets: 2, PerBucket: 1, QuantilePool: 3, Seed: 1})
+	feed(f, sp, sparseWindows(1, 8, 6, 2))
+	b, _ := sp.MarshalBinary()
+	f.Add(b)
 	f.Add([]byte(partialMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := DecodePartial(data)

@@ -51,7 +51,7 @@ func (a *LayerAccumulator) Component(c int) (*dataset.ComponentView, error) {
 // (arena slots are reused) and the window table's tokens.
 func (a *LayerAccumulator) view(w int32, mx float32, ref slotRef, prio uint64) rec {
 	return rec{Record: dataset.Record{Source: a.wins.src[w], MaxActivation: mx, Tokens: a.wins.tokens(w),
-		Activations: slices.Clone(a.acts.get(ref, a.recordLen(w)))}, prio: prio}
+		Activations: slices.Clone(a.acts.values(ref, a.recordLen(w), &a.expand))}, prio: prio}
 }
 
 // order turns a strict total order into a sort comparison.

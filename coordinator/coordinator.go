@@ -255,7 +255,10 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 	if err != nil {
 		return stageErr("plan", "planning corpus: %w", err)
 	}
-	b, err := json.Marshal(shards)
+	// A task is a group of consecutive shards with one partial per target
+	// (jobs.JobSpec.PartialGroup); the plan fixes the grouping.
+	tasks := jobs.GroupShards(shards, spec.PartialGroup(len(shards)))
+	b, err := json.Marshal(tasks)
 	if err != nil {
 		return stageErr("plan", "encoding plan: %w", err)
 	}
@@ -274,14 +277,14 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 			return false
 		}
 		now := time.Now().UTC()
-		s.Status, s.Shards, s.PlannedTokens, s.Started, moved = jobs.Running, len(shards), est, &now, true
+		s.Status, s.Shards, s.PlannedTokens, s.Started, moved = jobs.Running, len(tasks), est, &now, true
 		return true
 	})
 	if err != nil {
 		return err
 	}
 	if moved {
-		log.Info("job planned", "shards", len(shards), "estimated_tokens", est)
+		log.Info("job planned", "shards", len(shards), "tasks", len(tasks), "estimated_tokens", est)
 	}
 	return nil // follow publishes
 }

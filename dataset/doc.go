@@ -15,7 +15,10 @@
 // A dataset without a manifest does not exist for readers. records.parquet
 // holds the columns of RecordsSchema (component, kind "top"/"random"/
 // "quantile", rank, bucket (-1 unless quantile), max_activation, doc, offset,
-// tokens, activations) sorted by component, kind, rank, in row groups of
+// tokens, activations; or, in the sparse layout of layers that are mostly
+// zero, SparseRecordsSchema's activation_positions and activation_values,
+// which the reader detects by column and expands, so a ComponentView looks
+// the same) sorted by component, kind, rank, in row groups of
 // whole components with min/max statistics on component; stats.parquet holds
 // StatsSchema (count, mean, variance, skewness, kurtosis, max, min,
 // frac_nonzero, quantile_boundaries, histogram). The histogram's bin edges are

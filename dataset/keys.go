@@ -3,6 +3,7 @@ package dataset
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -32,6 +33,9 @@ const (
 	MetaPerRowGroup    = "tdb.components_per_row_group"
 	MetaPairs          = "tdb.pairs"
 	MetaHistogramEdges = "tdb.histogram_edges"
+	// MetaActivations is "sparse" in a records.parquet of the sparse
+	// layout (SparseRecordsSchema); absent in the dense one.
+	MetaActivations = "tdb.activations"
 )
 
 // Column names of the layer files. ColComponent is the first column of
@@ -46,6 +50,11 @@ const (
 	ColOffset        = "offset"
 	ColTokens        = "tokens"
 	ColActivations   = "activations"
+	// The sparse layout's columns in place of activations: the positions
+	// (indexes into the dense activations) of the values that are not +0,
+	// ascending, and those values.
+	ColActivationPositions = "activation_positions"
+	ColActivationValues    = "activation_values"
 
 	ColCount              = "count"
 	ColMean               = "mean"
@@ -71,6 +80,22 @@ var recordsSchema = arrow.NewSchema([]arrow.Field{
 	{Name: ColActivations, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
 }, nil)
 
+// sparseRecordsSchema is recordsSchema with the activations as positions
+// and values, for layers whose records are mostly zero (autoencoder
+// latents).
+var sparseRecordsSchema = arrow.NewSchema([]arrow.Field{
+	{Name: ColComponent, Type: arrow.PrimitiveTypes.Int32},
+	{Name: ColKind, Type: arrow.BinaryTypes.String},
+	{Name: ColRank, Type: arrow.PrimitiveTypes.Int32},
+	{Name: ColBucket, Type: arrow.PrimitiveTypes.Int8},
+	{Name: ColMaxActivation, Type: arrow.PrimitiveTypes.Float32},
+	{Name: ColDoc, Type: arrow.PrimitiveTypes.Int64},
+	{Name: ColOffset, Type: arrow.PrimitiveTypes.Int64},
+	{Name: ColTokens, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32)},
+	{Name: ColActivationPositions, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32)},
+	{Name: ColActivationValues, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
+}, nil)
+
 var statsSchema = arrow.NewSchema([]arrow.Field{
 	{Name: ColComponent, Type: arrow.PrimitiveTypes.Int32},
 	{Name: ColCount, Type: arrow.PrimitiveTypes.Int64},
@@ -88,6 +113,42 @@ var statsSchema = arrow.NewSchema([]arrow.Field{
 // RecordsSchema is the Arrow schema of records.parquet (shared; do not
 // modify).
 func RecordsSchema() *arrow.Schema { return recordsSchema }
+
+// SparseRecordsSchema is the Arrow schema of a records.parquet in the
+// sparse layout (shared; do not modify). Readers tell the layouts apart by
+// the activation_positions column; the activations of a per-token record
+// are as many as its tokens.
+func SparseRecordsSchema() *arrow.Schema { return sparseRecordsSchema }
+
+// SparseActivations returns the positions and values of acts that are not
+// +0 (a -0 is kept as a value, so DenseActivations gives back the same
+// bits).
+func SparseActivations(acts []float32) (pos []int32, vals []float32) {
+	for i, v := range acts {
+		if math.Float32bits(v) != 0 {
+			pos = append(pos, int32(i))
+			vals = append(vals, v)
+		}
+	}
+	return pos, vals
+}
+
+// DenseActivations expands a sparse record of n activations.
+func DenseActivations(pos []int32, vals []float32, n int) ([]float32, error) {
+	if len(pos) != len(vals) {
+		return nil, fmt.Errorf("%d activation positions for %d values", len(pos), len(vals))
+	}
+	out := make([]float32, n)
+	prev := int32(-1)
+	for i, p := range pos {
+		if p <= prev || int(p) >= n {
+			return nil, fmt.Errorf("activation position %d out of order or beyond %d activations", p, n)
+		}
+		out[p] = vals[i]
+		prev = p
+	}
+	return out, nil
+}
 
 // StatsSchema is the Arrow schema of stats.parquet (shared; do not modify).
 func StatsSchema() *arrow.Schema { return statsSchema }

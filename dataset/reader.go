@@ -315,12 +315,21 @@ type recordCols struct {
 	// sub-slice them: two allocations per batch, not two per record).
 	tvals []int32
 	avals []float32
+	// The sparse layout (SparseRecordsSchema): acts lists the positions
+	// (pvals), vals the values (avals).
+	sparse bool
+	vals   *array.List
+	pvals  []int32
 }
 
 // resolve looks rec's columns up once per batch.
 func (c *recordCols) resolve(rec arrow.RecordBatch) error {
 	if c.rec == rec {
 		return nil
+	}
+	c.sparse = len(rec.Schema().FieldIndices(ColActivationPositions)) > 0
+	if c.sparse {
+		return c.resolveSparse(rec)
 	}
 	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations)
 	if err != nil {
@@ -348,6 +357,37 @@ func (c *recordCols) resolve(rec arrow.RecordBatch) error {
 	return nil
 }
 
+// resolveSparse is resolve for the sparse layout.
+func (c *recordCols) resolveSparse(rec arrow.RecordBatch) error {
+	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivationPositions, ColActivationValues)
+	if err != nil {
+		return err
+	}
+	var ok [12]bool
+	c.kind, ok[0] = cols[0].(*array.String)
+	c.rank, ok[1] = cols[1].(*array.Int32)
+	c.bucket, ok[2] = cols[2].(*array.Int8)
+	c.mx, ok[3] = cols[3].(*array.Float32)
+	c.doc, ok[4] = cols[4].(*array.Int64)
+	c.off, ok[5] = cols[5].(*array.Int64)
+	c.toks, ok[6] = cols[6].(*array.List)
+	c.acts, ok[7] = cols[7].(*array.List)
+	c.vals, ok[8] = cols[8].(*array.List)
+	if slices.Contains(ok[:9], false) {
+		return errors.New("unexpected column types")
+	}
+	var pv *array.Int32
+	c.tv, ok[9] = c.toks.ListValues().(*array.Int32)
+	pv, ok[10] = c.acts.ListValues().(*array.Int32)
+	c.av, ok[11] = c.vals.ListValues().(*array.Float32)
+	if slices.Contains(ok[9:], false) {
+		return errors.New("unexpected list types")
+	}
+	c.tvals, c.pvals, c.avals = slices.Clone(c.tv.Int32Values()), pv.Int32Values(), c.av.Float32Values()
+	c.rec = rec
+	return nil
+}
+
 func (v *ComponentView) addRecord(c *recordCols, rec arrow.RecordBatch, i int) error {
 	if err := c.resolve(rec); err != nil {
 		return err
@@ -359,7 +399,16 @@ func (v *ComponentView) addRecord(c *recordCols, rec arrow.RecordBatch, i int) e
 		Source:        Source{Doc: doc.Value(i), Offset: off.Value(i)},
 		MaxActivation: mx.Value(i),
 		Tokens:        c.tvals[t0:t1:t1],
-		Activations:   c.avals[a0:a1:a1],
+	}
+	if c.sparse {
+		v0, v1 := c.vals.ValueOffsets(i)
+		dense, err := DenseActivations(c.pvals[a0:a1], c.avals[v0:v1], int(t1-t0))
+		if err != nil {
+			return err
+		}
+		r.Activations = dense
+	} else {
+		r.Activations = c.avals[a0:a1:a1]
 	}
 	rk := int(rank.Value(i))
 	place := func(list *[]Record) error {

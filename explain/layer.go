@@ -52,10 +52,15 @@ func EachComponent(ctx context.Context, st store.Store, m *dataset.Manifest, loc
 		return fmt.Errorf("explain: opening %s: %w", key, err)
 	}
 	names := []string{"component", "kind", "rank", "bucket", "max_activation", "tokens", "activations"}
+	lists := map[string]bool{"tokens": true, "activations": true, dataset.ColActivationPositions: true, dataset.ColActivationValues: true}
+	if pf.MetaData().Schema.ColumnIndexByName(dataset.ColActivationPositions+".list.element") >= 0 {
+		// The sparse layout (dataset.SparseRecordsSchema).
+		names = append(names[:6], dataset.ColActivationPositions, dataset.ColActivationValues)
+	}
 	cols := make([]int, len(names))
 	for j, n := range names {
 		c := pf.MetaData().Schema.ColumnIndexByName(n)
-		if n == "tokens" || n == "activations" {
+		if lists[n] {
 			c = pf.MetaData().Schema.ColumnIndexByName(n + ".list.element")
 		}
 		if c < 0 {
@@ -169,7 +174,21 @@ func eachRow(tbl arrow.Table, fn func(comp int, kind string, rank, bucket int, r
 			return errors.New("unexpected column types")
 		}
 		tv, ok7 := toks.ListValues().(*array.Int32)
-		av, ok8 := acts.ListValues().(*array.Float32)
+		var av *array.Float32
+		var pv *array.Int32
+		var vals *array.List
+		ok8 := true
+		if rec.NumCols() == 8 { // sparse: positions, values
+			vals, ok8 = rec.Column(7).(*array.List)
+			if ok8 {
+				var okp bool
+				pv, okp = acts.ListValues().(*array.Int32)
+				av, ok8 = vals.ListValues().(*array.Float32)
+				ok8 = ok8 && okp
+			}
+		} else {
+			av, ok8 = acts.ListValues().(*array.Float32)
+		}
 		if !ok7 || !ok8 {
 			return errors.New("unexpected list types")
 		}
@@ -177,9 +196,18 @@ func eachRow(tbl arrow.Table, fn func(comp int, kind string, rank, bucket int, r
 			t0, t1 := toks.ValueOffsets(i)
 			a0, a1 := acts.ValueOffsets(i)
 			r := Record{
-				Tokens:      slices.Clone(tv.Int32Values()[t0:t1]),
-				Activations: slices.Clone(av.Float32Values()[a0:a1]),
-				Max:         mx.Value(i),
+				Tokens: slices.Clone(tv.Int32Values()[t0:t1]),
+				Max:    mx.Value(i),
+			}
+			if pv != nil {
+				v0, v1 := vals.ValueOffsets(i)
+				dense, err := dataset.DenseActivations(pv.Int32Values()[a0:a1], av.Float32Values()[v0:v1], int(t1-t0))
+				if err != nil {
+					return err
+				}
+				r.Activations = dense
+			} else {
+				r.Activations = slices.Clone(av.Float32Values()[a0:a1])
 			}
 			if err := fn(int(comp.Value(i)), kind.Value(i), int(rank.Value(i)), int(bucket.Value(i)), r); err != nil {
 				return err

@@ -6,10 +6,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"tdb/collate"
 	"tdb/corpus"
+	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/kernels"
 	"tdb/model"
@@ -17,16 +20,25 @@ import (
 )
 
 // benchSetup builds a GPT-2-small-shaped random model and a job over every
-// MLP neuron (12 × 3072 = 36,864), n_ctx 64, k 32, and plans one shard of
-// about tokens tokens.
-func benchSetup(b *testing.B, tokens int64) (*Job, corpus.Shard) {
+// MLP neuron (12 × 3072 = 36,864), n_ctx 64, k 32, and plans one task of
+// group consecutive shards of about tokens tokens each.
+func benchSetup(b *testing.B, preset string, tokens int64, group int) (*Job, []corpus.Shard) {
 	b.Helper()
 	kernels.Install()
-	m, err := model.NewRandom(model.Presets["gpt2"], 1)
+	cfg, ok := model.Presets[preset]
+	if preset == "tiny" {
+		cfg, ok = model.TinyConfig, true
+	}
+	if !ok {
+		b.Fatalf("no model preset %q", preset)
+	}
+	m, err := model.NewRandom(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	spec := jobs.JobSpec{Model: "random:gpt2", Corpus: "synthetic:ioi?docs=100000", Locations: []string{"mlp.post_act"},
+	// synthetic:ioi documents are about 20 tokens.
+	docs := max(1000, tokens*int64(group)/15)
+	spec := jobs.JobSpec{Model: "random:" + preset, Corpus: "synthetic:ioi?docs=" + strconv.FormatInt(docs, 10), Locations: []string{"mlp.post_act"},
 		NCtx: 64, TopK: 32, RandomK: 16, QuantileBuckets: 10, PerBucket: 5, BatchSize: 8, BlockBytes: 4096}
 	ctx := context.Background()
 	job, err := NewJob(ctx, spec, m, corpus.Options{})
@@ -37,20 +49,45 @@ func benchSetup(b *testing.B, tokens int64) (*Job, corpus.Shard) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return job, shards[0]
+	if len(shards) < group {
+		b.Fatalf("the corpus has %d shards, want %d", len(shards), group)
+	}
+	return job, shards[:group]
 }
 
-// benchShardTokens is the shard size of BenchmarkShardGPT2Small: the
-// coordinator's default (1<<17) unless TDB_BENCH_SHARD_TOKENS says otherwise.
-func benchShardTokens(b *testing.B) int64 {
-	if v := os.Getenv("TDB_BENCH_SHARD_TOKENS"); v != "" {
+// benchEnvInt reads a positive integer setting of the benchmarks.
+func benchEnvInt(b *testing.B, name string, def, least int64) int64 {
+	if v := os.Getenv(name); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 64 {
-			b.Fatalf("TDB_BENCH_SHARD_TOKENS=%q: want a token count of at least 64", v)
+		if err != nil || n < least {
+			b.Fatalf("%s=%q: want an integer of at least %d", name, v, least)
 		}
 		return n
 	}
-	return 1 << 17
+	return def
+}
+
+// benchShardTokens and benchShardsPerPartial are the task of
+// BenchmarkShardGPT2Small: the defaults of a large job (16 shards of 1<<17
+// tokens per partial) unless TDB_BENCH_SHARD_TOKENS and
+// TDB_BENCH_SHARDS_PER_PARTIAL say otherwise.
+func benchShardTokens(b *testing.B) int64 {
+	return benchEnvInt(b, "TDB_BENCH_SHARD_TOKENS", jobs.DefaultTokensPerShard, 64)
+}
+
+func benchShardsPerPartial(b *testing.B) int {
+	return int(benchEnvInt(b, "TDB_BENCH_SHARDS_PER_PARTIAL", jobs.DefaultShardsPerPartial, 1))
+}
+
+// cpuTime is the process's CPU time: a shared machine deschedules a
+// benchmark for long spells, so rates per CPU second are reported next to
+// rates per wall second (with -cpu 1, a CPU second is a core second).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakRSS returns the process's peak resident set size in bytes (Linux;
@@ -71,31 +108,58 @@ func peakRSS() float64 {
 	return 0
 }
 
-// BenchmarkShardGPT2Small compares the worker's end-to-end shard (read and
+// BenchmarkShardGPT2Small compares the worker's end-to-end task (read and
 // tokenize the corpus, forward, accumulate all 36,864 neurons, encode and
 // write the partials) with the bare forward passes over the same windows
 // (capturing the 12 mlp.post_act sites), and reports the process's peak RSS
-// after each. The shard has the coordinator's default size (see
-// benchShardTokens): partials are bounded by the components, not the
-// tokens, so a longer shard writes fewer bytes per token. Run with
-// -benchtime=1x; the forward sub-benchmark runs first, so its peak RSS is
-// the model's and the forward's alone.
-func BenchmarkShardGPT2Small(b *testing.B) {
-	job, sh := benchSetup(b, benchShardTokens(b))
+// after each and partial-B/token, the partial bytes written per corpus
+// token. The task has a large job's default size (see benchShardTokens):
+// partials are bounded by the components, not the tokens, so a task of
+// more tokens writes fewer bytes per token. Run with -benchtime=1x; the
+// forward sub-benchmark runs first, so its peak RSS is the model's and the
+// forward's alone.
+//
+// The partial sub-benchmark measures the partial's size for the same task
+// without running the model on all of it: the forward runs on the first
+// partialDistinct windows and their activations are fed, in turn, as those
+// of every window of the task (with each window's own source and tokens).
+// Partial size depends on the records kept (top-k and pool: a function of
+// the sources, the seed and the maxima), not on the values, so it is the
+// task's; it also reports the collation speed alone.
+func BenchmarkShardGPT2Small(b *testing.B) { benchTask(b, "gpt2") }
+
+// BenchmarkTaskTiny is BenchmarkShardGPT2Small on the tiny model (2 layers
+// of 256 neurons); scripts/bench-pipeline.sh runs it on one core for the
+// per-core figures of the cost model.
+func BenchmarkTaskTiny(b *testing.B) { benchTask(b, "tiny") }
+
+func benchTask(b *testing.B, preset string) {
+	job, shards := benchSetup(b, preset, benchShardTokens(b), benchShardsPerPartial(b))
 	ctx := context.Background()
+	var wins []corpus.Window
 	var windows [][]int
-	if _, err := job.Corpus.Windows(ctx, sh, job.Spec.NCtx, func(w corpus.Window) error {
-		seq := make([]int, len(w.Tokens))
-		for i, t := range w.Tokens {
-			seq[i] = int(t)
+	for _, sh := range shards {
+		if _, err := job.Corpus.Windows(ctx, sh, job.Spec.NCtx, func(w corpus.Window) error {
+			wins = append(wins, w)
+			seq := make([]int, len(w.Tokens))
+			for i, t := range w.Tokens {
+				seq[i] = int(t)
+			}
+			windows = append(windows, seq)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
 		}
-		windows = append(windows, seq)
-		return nil
-	}); err != nil {
-		b.Fatal(err)
 	}
 	tokens := float64(len(windows) * job.Spec.NCtx)
+	b.Run("partial", func(b *testing.B) {
+		benchPartial(b, job, wins, windows)
+	})
+	if os.Getenv("TDB_BENCH_PARTIAL_ONLY") != "" {
+		return
+	}
 	b.Run("forward", func(b *testing.B) {
+		cpu0 := cpuTime()
 		for b.Loop() {
 			for i := 0; i < len(windows); i += job.Spec.BatchSize {
 				if _, err := job.Model.Forward(ctx, model.Request{Tokens: windows[i:min(i+job.Spec.BatchSize, len(windows))], Capture: job.capture}); err != nil {
@@ -104,6 +168,7 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 			}
 		}
 		b.ReportMetric(tokens*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		b.ReportMetric(tokens*float64(b.N)/(cpuTime()-cpu0).Seconds(), "tokens/cpu-s")
 		b.ReportMetric(peakRSS()/1e6, "peak-RSS-MB")
 	})
 	b.Run("end-to-end", func(b *testing.B) {
@@ -112,8 +177,9 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 			b.Fatal(err)
 		}
 		var written int64
+		cpu0 := cpuTime()
 		for b.Loop() {
-			res, err := job.Run(ctx, sh, nil)
+			res, err := job.RunShards(ctx, shards, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -126,9 +192,86 @@ func BenchmarkShardGPT2Small(b *testing.B) {
 			}
 		}
 		b.ReportMetric(tokens*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
-		b.ReportMetric(float64(written)/float64(b.N)/1e6, "partial-MB/shard")
+		b.ReportMetric(tokens*float64(b.N)/(cpuTime()-cpu0).Seconds(), "tokens/cpu-s")
+		b.ReportMetric(float64(written)/float64(b.N)/1e6, "partial-MB/task")
+		b.ReportMetric(float64(written)/float64(b.N)/tokens, "partial-B/token")
 		b.ReportMetric(peakRSS()/1e6, "peak-RSS-MB")
 	})
+}
+
+// partialDistinct is how many windows the partial sub-benchmark runs
+// through the model.
+const partialDistinct = 64
+
+// benchPartial accumulates a task's windows with the activations of its
+// first partialDistinct windows in turn and writes the partials.
+func benchPartial(b *testing.B, job *Job, wins []corpus.Window, windows [][]int) {
+	ctx := context.Background()
+	n := min(partialDistinct, len(windows))
+	bs := job.Spec.BatchSize
+	// Captured activations per target, [window][T*C].
+	acts := make([][][]float32, len(job.targets))
+	for i := 0; i < n; i += bs {
+		res, err := job.Model.Forward(ctx, model.Request{Tokens: windows[i:min(i+bs, n)], Capture: job.capture})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for ti, t := range job.targets {
+			x := res.Acts[t.site]
+			B, T := x.Shape[0], x.Shape[1]
+			for w := range B {
+				acts[ti] = append(acts[ti], x.Data[w*T*t.components:(w+1)*T*t.components])
+			}
+		}
+	}
+	srcs := make([]dataset.Source, len(wins))
+	for i, w := range wins {
+		srcs[i] = dataset.Source{Doc: w.Doc, Offset: w.Offset}
+	}
+	tokens := float64(len(wins) * job.Spec.NCtx)
+	st, err := store.NewLocal(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var written int64
+	var collate, collateCPU time.Duration
+	for b.Loop() {
+		t0, c0 := time.Now(), cpuTime()
+		accs := make([]*collateAcc, len(job.targets))
+		if err := forEach(ctx, len(accs), func(ti int) error {
+			t := job.targets[ti]
+			a, err := newCollateAcc(t.location, t.layer, t.components, job.cfg)
+			if err != nil {
+				return err
+			}
+			if err := a.PlanSources(srcs); err != nil {
+				return err
+			}
+			for i, w := range wins {
+				if err := a.AddWindow(srcs[i], w.Tokens, acts[ti][i%n]); err != nil {
+					return err
+				}
+			}
+			accs[ti] = a
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		collate += time.Since(t0)
+		collateCPU += cpuTime() - c0
+		refs, err := WritePartials(ctx, st, "bench", 0, accs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, ref := range refs {
+			written += ref.Size
+		}
+	}
+	b.ReportMetric(tokens*float64(b.N)/collate.Seconds(), "collate-tokens/s")
+	b.ReportMetric(tokens*float64(b.N)/collateCPU.Seconds(), "collate-tokens/cpu-s")
+	b.ReportMetric(float64(written)/float64(b.N)/1e6, "partial-MB/task")
+	b.ReportMetric(float64(written)/float64(b.N)/tokens, "partial-B/token")
+	b.ReportMetric(peakRSS()/1e6, "peak-RSS-MB")
 }
 
 // BenchmarkHeadScores measures the attention-head write-norm scoring of one
@@ -167,3 +310,7 @@ func BenchmarkHeadScores(b *testing.B) {
 	}
 	b.ReportMetric(float64(B*T*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
+
+type collateAcc = collate.LayerAccumulator
+
+var newCollateAcc = collate.NewLayerAccumulator

@@ -59,23 +59,41 @@ type ShardResult struct {
 	Stats        corpus.Stats
 }
 
-// Run computes one shard. progress (may be nil) gets the tokens done so far
-// after every batch.
+// Run computes one shard: RunShards of that shard alone.
+func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int64)) (*ShardResult, error) {
+	return j.RunShards(ctx, []corpus.Shard{sh}, progress)
+}
+
+// RunShards computes a task: consecutive shards run into one accumulator
+// per target, whose partial is then the merge of the shards' own partials
+// (every shard's sums are closed with EndShard where it ends, and batches
+// never span two shards, so each shard's numbers are those it gives
+// alone). progress (may be nil) gets the tokens done so far after every
+// batch.
 //
-// The shard's windows are read first (their tokens are small next to the
-// activations), so that every accumulator knows the shard's sources
+// The windows of every shard are read first (their tokens are small next to
+// the activations), so that every accumulator knows the task's sources
 // (collate.LayerAccumulator.PlanSources) before the first batch. The forward
 // pass of one batch then runs while the previous batch is accumulated; the
 // captured activations are copied by hooks into two reused buffer sets
 // instead of being allocated per batch.
-func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int64)) (*ShardResult, error) {
+func (j *Job) RunShards(ctx context.Context, shards []corpus.Shard, progress func(tokens int64)) (*ShardResult, error) {
+	if len(shards) == 0 {
+		return nil, fmt.Errorf("a task without shards")
+	}
 	var wins []corpus.Window
-	st, err := j.Corpus.Windows(ctx, sh, j.Spec.NCtx, func(w corpus.Window) error {
-		wins = append(wins, w)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	var ends []int // ends[i]: windows of shards 0..i
+	var st corpus.Stats
+	for _, sh := range shards {
+		s, err := j.Corpus.Windows(ctx, sh, j.Spec.NCtx, func(w corpus.Window) error {
+			wins = append(wins, w)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		st.Add(s)
+		ends = append(ends, len(wins))
 	}
 	srcs := make([]dataset.Source, len(wins))
 	for i, w := range wins {
@@ -98,6 +116,19 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 	if bs <= 0 {
 		bs = jobs.DefaultBatchSize
 	}
+	// Batches start at every shard's first window, as in a task of one shard.
+	type span struct {
+		start, end int
+		last       bool // the shard's last batch
+	}
+	var batches []span
+	from := 0
+	for _, end := range ends {
+		for start := from; start < end; start += bs {
+			batches = append(batches, span{start, min(start+bs, end), start+bs >= end})
+		}
+		from = end
+	}
 
 	// Two buffer sets circulate between the forward loop and the
 	// accumulating goroutine.
@@ -117,7 +148,15 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 				res := &model.Result{Acts: ba.acts}
 				// The targets in parallel: each accumulator is touched by
 				// one goroutine.
-				err = forEach(ctx, len(feeds), func(i int) error { return feeds[i].feed(res, ba.batch) })
+				err = forEach(ctx, len(feeds), func(i int) error {
+					if err := feeds[i].feed(res, ba.batch); err != nil {
+						return err
+					}
+					if ba.endsShard {
+						feeds[i].acc.EndShard()
+					}
+					return nil
+				})
 				if err == nil {
 					for _, w := range ba.batch {
 						done += int64(len(w.Tokens))
@@ -136,8 +175,8 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 	forwardErr := func() error {
 		defer close(full)
 		tokens := make([][]int, 0, bs)
-		for start := 0; start < len(wins); start += bs {
-			batch := wins[start:min(start+bs, len(wins))]
+		for i, sp := range batches {
+			batch := wins[sp.start:sp.end]
 			var ba *batchActs
 			select {
 			case ba = <-free:
@@ -152,7 +191,9 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 				}
 				tokens = append(tokens, seq)
 			}
-			ba.batch = batch
+			// The task's last shard stays open, as a task of one shard
+			// leaves it (its partial carries the live sums).
+			ba.batch, ba.endsShard = batch, sp.last && i < len(batches)-1
 			if _, err := j.Model.Forward(ctx, model.Request{Tokens: tokens, Hooks: ba.hooks(j.capture)}); err != nil {
 				free <- ba
 				return fmt.Errorf("forward pass on windows from document %d offset %d: %w", batch[0].Doc, batch[0].Offset, err)
@@ -177,8 +218,9 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 // batchActs is one batch's captured activations in buffers reused from
 // batch to batch.
 type batchActs struct {
-	acts  map[model.Site]*model.Tensor
-	batch []corpus.Window
+	acts      map[model.Site]*model.Tensor
+	batch     []corpus.Window
+	endsShard bool // the last batch of a shard that is not the task's last
 }
 
 // hooks returns hooks that copy the sites' activations into ba's buffers.

@@ -1,4 +1,6 @@
-// Package worker runs the shards of collation jobs: it pulls shard messages
+// Package worker runs the tasks of collation jobs (a task is one shard or a
+// group of consecutive shards, fixed by the plan, with one partial per
+// target for the whole group; jobs.TaskShards): it pulls shard messages
 // from the shared JetStream consumer, reads the job spec from KV, loads the
 // model (and autoencoders) and the corpus the spec names (cached across
 // shards), runs the forward pass over the shard's windows in batches, feeds

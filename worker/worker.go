@@ -269,9 +269,9 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	var sh corpus.Shard
-	if err := json.Unmarshal(task.Shard, &sh); err != nil {
-		return nil, 0, 0, fmt.Errorf("decoding shard %d: %w", task.Index, err)
+	shards, err := jobs.DecodeTaskShards(task.Shard)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("decoding task %d: %w", task.Index, err)
 	}
 	if w.cfg.ShardDelay > 0 {
 		select {
@@ -280,7 +280,7 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 		case <-time.After(w.cfg.ShardDelay):
 		}
 	}
-	res, err := job.Run(cctx, sh, func(n int64) {
+	res, err := job.RunShards(cctx, shards, func(n int64) {
 		progress.Lock()
 		sofar = n
 		progress.Unlock()

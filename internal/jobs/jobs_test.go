@@ -2,10 +2,12 @@ package jobs
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"tdb/collate"
+	"tdb/corpus"
 )
 
 func TestKeysAndIDs(t *testing.T) {
@@ -144,5 +146,44 @@ func TestSubjects(t *testing.T) {
 	}
 	if got := MsgID("j-1", 2, 7); got != "j-1/2/7" {
 		t.Errorf("MsgID = %q", got)
+	}
+}
+
+func TestGroupShards(t *testing.T) {
+	var shards []corpus.Shard
+	for i := range 7 {
+		shards = append(shards, corpus.Shard{Index: i, Corpus: "c"})
+	}
+	tasks := GroupShards(shards, 3)
+	if len(tasks) != 3 || len(tasks[0].Shards) != 3 || len(tasks[2].Shards) != 1 || tasks[1].Shards[0].Index != 3 {
+		t.Fatalf("GroupShards(7, 3) = %+v", tasks)
+	}
+	raw, _ := json.Marshal(tasks[1])
+	got, err := DecodeTaskShards(raw)
+	if err != nil || len(got) != 3 || got[2].Index != 5 {
+		t.Fatalf("DecodeTaskShards(task) = %+v, %v", got, err)
+	}
+	// A plan written before grouping holds single shards.
+	raw, _ = json.Marshal(shards[4])
+	if got, err := DecodeTaskShards(raw); err != nil || len(got) != 1 || got[0].Index != 4 {
+		t.Fatalf("DecodeTaskShards(shard) = %+v, %v", got, err)
+	}
+	for _, bad := range []string{`{"shards":[]}`, `[1]`, `nope`} {
+		if _, err := DecodeTaskShards(json.RawMessage(bad)); err == nil {
+			t.Errorf("DecodeTaskShards(%s) succeeded", bad)
+		}
+	}
+	s := JobSpec{}
+	for n, want := range map[int]int{1: 1, 64: 1, 128: 2, 640: 10, 5000: 16} {
+		if got := s.PartialGroup(n); got != want {
+			t.Errorf("PartialGroup(%d) = %d, want %d", n, got, want)
+		}
+	}
+	s.ShardsPerPartial = 3
+	if s.PartialGroup(5000) != 3 || s.DefaultID() != (JobSpec{}).DefaultID() {
+		t.Error("ShardsPerPartial is not honoured or changes the job id")
+	}
+	if _, err := Normalize(JobSpec{Dataset: "d", Model: "m", Corpus: "c", Locations: []string{"x"}, ShardsPerPartial: -1}); err == nil {
+		t.Error("a negative group size passed")
 	}
 }

@@ -38,6 +38,13 @@ type JobSpec struct {
 	// BlockBytes is the corpus block size (0: the corpus default); it
 	// decides the windows, so it is part of the job.
 	BlockBytes int64 `json:"block_bytes,omitempty"`
+	// ShardsPerPartial groups consecutive shards into one task: a worker
+	// runs them into one accumulator per target and writes one partial
+	// for the group (0: AutoShardsPerPartial). It changes no byte of the
+	// dataset (the accumulator closes every shard's sums as its own
+	// partial would), only the partial bytes per token and the work a
+	// retry redoes, so it is not part of the default id.
+	ShardsPerPartial int `json:"shards_per_partial,omitempty"`
 }
 
 var jobIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -55,6 +62,7 @@ func ValidateJobID(id string) error {
 // JSON without its id.
 func (s JobSpec) DefaultID() string {
 	s.ID = ""
+	s.ShardsPerPartial = 0
 	b, _ := json.Marshal(s)
 	return "j-" + sha256Hex(b)[:12]
 }
@@ -73,7 +81,29 @@ const (
 	DefaultTokensPerShard = 1 << 17
 	// DefaultBatchSize is the windows per forward pass.
 	DefaultBatchSize = 8
+	// DefaultShardsPerPartial is the group size of a large job: a partial
+	// for 16 default shards (2^21 tokens) is about as big as one for a
+	// single shard, so partial bytes per token drop 16x.
+	DefaultShardsPerPartial = 16
+	// MinTasks is how many tasks the automatic grouping keeps, at least,
+	// for the workers to share (a small job keeps one shard per task).
+	MinTasks = 64
+	// MaxShardsPerPartial bounds a task's size.
+	MaxShardsPerPartial = 256
 )
+
+// PartialGroup is the number of consecutive shards per task (and per
+// partial) of a plan of n shards: the spec's ShardsPerPartial, or
+// automatically DefaultShardsPerPartial once the plan has enough shards to
+// keep MinTasks tasks, fewer below that, and 1 for at most MinTasks shards.
+// The plan stores the grouping, so a redelivered task covers the same
+// shards and recomputes the same partial.
+func (s JobSpec) PartialGroup(n int) int {
+	if s.ShardsPerPartial > 0 {
+		return s.ShardsPerPartial
+	}
+	return max(1, min(DefaultShardsPerPartial, n/MinTasks))
+}
 
 // DefaultSpec is a spec with every default filled in and nothing else (no
 // model, corpus, locations or names): the defaults of tdb collate's flags.
@@ -114,6 +144,8 @@ func Normalize(s JobSpec) (JobSpec, error) {
 		return s, fmt.Errorf("job spec: tokens per shard %d is less than one window of %d", s.TokensPerShard, s.NCtx)
 	case s.BatchSize < 1:
 		return s, fmt.Errorf("job spec: batch size %d must be positive", s.BatchSize)
+	case s.ShardsPerPartial < 0 || s.ShardsPerPartial > MaxShardsPerPartial:
+		return s, fmt.Errorf("job spec: shards per partial %d out of range [0, %d]", s.ShardsPerPartial, MaxShardsPerPartial)
 	}
 	for i, l := range s.Locations {
 		s.Locations[i] = strings.TrimSpace(l)

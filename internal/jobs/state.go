@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"tdb/corpus"
 )
 
 // JobStatus is the life-cycle stage of a job.
@@ -48,8 +50,51 @@ type ShardTask struct {
 	Job     string `json:"job"`
 	Attempt int    `json:"attempt"`
 	Index   int    `json:"index"`
-	// Shard is the corpus package's description of the shard.
+	// Shard is the task's TaskShards (consecutive corpus shards written
+	// to one partial), or in plans from before grouping one corpus.Shard;
+	// read it with DecodeTaskShards. Index counts tasks.
 	Shard json.RawMessage `json:"shard"`
+}
+
+// TaskShards is a task's work in a plan: consecutive corpus shards that
+// one worker runs into one accumulator per target and one partial.
+type TaskShards struct {
+	Shards []corpus.Shard `json:"shards"`
+}
+
+// GroupShards cuts a shard plan into tasks of n consecutive shards (the
+// last may be shorter).
+func GroupShards(shards []corpus.Shard, n int) []TaskShards {
+	n = max(n, 1)
+	var tasks []TaskShards
+	for i := 0; i < len(shards); i += n {
+		tasks = append(tasks, TaskShards{Shards: shards[i:min(i+n, len(shards))]})
+	}
+	return tasks
+}
+
+// DecodeTaskShards reads a task's shards: a TaskShards object, or a
+// single corpus shard (plans written before shards were grouped).
+func DecodeTaskShards(raw json.RawMessage) ([]corpus.Shard, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, err
+	}
+	if _, ok := probe["shards"]; !ok {
+		var sh corpus.Shard
+		if err := json.Unmarshal(raw, &sh); err != nil {
+			return nil, err
+		}
+		return []corpus.Shard{sh}, nil
+	}
+	var t TaskShards
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return nil, err
+	}
+	if len(t.Shards) == 0 {
+		return nil, fmt.Errorf("a task without shards")
+	}
+	return t.Shards, nil
 }
 
 // ShardStatus is the state of one shard's record.
