@@ -182,7 +182,7 @@ func (c *Client) Progress(ctx context.Context, id string) (Progress, error) {
 // be nil) with the progress after every change, and returns the final
 // state. A failed or cancelled job returns an error with its reason.
 func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (jobs.JobState, error) {
-	w, err := c.kv.Watch(ctx, "jobs."+id+".>")
+	w, err := natsx.WatchKeys(ctx, c.kv, "jobs."+id+".>", nil)
 	if err != nil {
 		return jobs.JobState{}, fmt.Errorf("watching job %s: %w", id, err)
 	}
@@ -194,7 +194,7 @@ func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (jobs.J
 			return t.state, ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return t.state, fmt.Errorf("watching job %s: the watch ended (NATS connection lost?)", id)
+				return t.state, fmt.Errorf("watching job %s: %w", id, context.Cause(ctx)) // natsx.Watch ends only with ctx
 			}
 			if e != nil {
 				t.apply(e.Key(), e.Value())
