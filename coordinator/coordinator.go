@@ -485,6 +485,9 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 			m.ShardDuration.Observe(r.Seconds)
 		}
 	case r.Status == jobs.ShardError && r.Final && r.Attempt == f.attempt:
+		if r.Delivery < f.c.cfg.Queue.MaxDeliver {
+			return true, stageErr("jobs", "shard %d failed (a permanent error, not retried): %s", i, r.Error)
+		}
 		return true, stageErr("jobs", "shard %d failed on delivery %d of %d: %s", i, r.Delivery, f.c.cfg.Queue.MaxDeliver, r.Error)
 	}
 	return false, nil

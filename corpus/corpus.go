@@ -276,7 +276,7 @@ func (c *Corpus) Windows(ctx context.Context, sh Shard, nCtx int, fn func(Window
 		return st, fmt.Errorf("corpus: n_ctx must be positive, got %d", nCtx)
 	}
 	if sh.Corpus != c.fingerprint {
-		return st, fmt.Errorf("corpus %s: shard %d was planned for corpus %q, this is %q (different spec, files or block size)", c.spec, sh.Index, sh.Corpus, c.fingerprint)
+		return st, badData(fmt.Errorf("corpus %s: shard %d was planned for corpus %q, this is %q (different spec, files or block size)", c.spec, sh.Index, sh.Corpus, c.fingerprint))
 	}
 	for i, p := range sh.Parts {
 		if err := c.checkPart(p); err != nil {

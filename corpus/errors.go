@@ -1,0 +1,17 @@
+package corpus
+
+import "errors"
+
+// ErrBadData marks an error in the corpus's content (a bad JSONL line, a
+// token beyond the vocabulary, a file that changed since planning): reading
+// the same bytes again fails the same way, so a pipeline does not retry it.
+var ErrBadData = errors.New("corpus: bad data")
+
+// badDataError keeps the message of err and matches ErrBadData.
+type badDataError struct{ err error }
+
+func (e badDataError) Error() string        { return e.err.Error() }
+func (e badDataError) Unwrap() error        { return e.err }
+func (e badDataError) Is(target error) bool { return target == ErrBadData }
+
+func badData(err error) error { return badDataError{err} }
