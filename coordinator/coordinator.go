@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if c.stream, c.cons, err = natsx.EnsureQueue(ctx, c.js, cfg.Queue); err != nil {
 		return err
 	}
-	lopts := natsx.LeaderOptions{ID: cfg.LeaderID, TTL: cfg.LeaderTTL, Replicas: cfg.Queue.Replicas, Logger: c.log,
+	lopts := natsx.LeaderOptions{ID: cfg.LeaderID, TTL: cfg.LeaderTTL, Replicas: cfg.Queue.Replicas, Logger: c.log, Store: cfg.Store.String(),
 		OnChange: func(leader bool) { c.cfg.Metrics.Leader.Set(map[bool]float64{true: 1}[leader]) }}
 	return natsx.Lead(ctx, c.js, lopts, func(lctx context.Context) error { return c.lead(lctx, nc) })
 }
@@ -267,6 +267,9 @@ func (c *Coordinator) cleanup(ctx context.Context, id string, st jobs.JobState, 
 // running and publishes the shards.
 func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobState, log *slog.Logger) error {
 	log.Info("planning job", "corpus", spec.Corpus, "dataset", spec.Dataset)
+	if spec.Store != "" && spec.Store != c.cfg.Store.String() {
+		return stageErr("plan", "the job is for store %s, but this coordinator writes to %s (submit with --store %s)", spec.Store, c.cfg.Store, c.cfg.Store)
+	}
 	if _, err := c.cfg.Store.Size(ctx, dataset.ManifestKey(spec.Dataset)); err == nil {
 		return stageErr("plan", "dataset %q already exists in %s (choose another --dataset, or delete it)", spec.Dataset, c.cfg.Store)
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -302,6 +305,7 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 		}
 		now := time.Now().UTC()
 		s.Status, s.Shards, s.PlannedTokens, s.Started, moved = jobs.Running, len(shards), est, &now, true
+		s.Store = c.cfg.Store.String()
 		return true
 	})
 	if err != nil {

@@ -15,3 +15,16 @@ func (e badDataError) Unwrap() error        { return e.err }
 func (e badDataError) Is(target error) bool { return target == ErrBadData }
 
 func badData(err error) error { return badDataError{err} }
+
+// ErrChanged marks a corpus file that is not what the plan saw (another
+// size or modification time): a shard must never mix old and new content.
+// It also matches ErrBadData (a retry cannot fix it).
+var ErrChanged = errors.New("corpus changed since the job was planned")
+
+type changedError struct{ err error }
+
+func (e changedError) Error() string { return e.err.Error() }
+func (e changedError) Unwrap() error { return e.err }
+func (e changedError) Is(target error) bool {
+	return target == ErrChanged || target == ErrBadData
+}

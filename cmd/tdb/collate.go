@@ -17,6 +17,7 @@ import (
 
 	"tdb/coordinator"
 	"tdb/corpus"
+	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 	"tdb/internal/service"
@@ -73,6 +74,20 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
+	// Zero is not "the default": a bad value is refused before any work.
+	switch {
+	case *nCtx < 1:
+		return usagef("--n-ctx must be at least 1, got %d", *nCtx)
+	case *batch < 1:
+		return usagef("--batch must be at least 1, got %d", *batch)
+	case *shardTokens < 1:
+		return usagef("--tokens-per-shard must be at least 1, got %d", *shardTokens)
+	}
+	if *dataset != "" {
+		if err := jobs.ValidateDatasetName(*dataset); err != nil {
+			return usagef("--dataset: %v", err)
+		}
+	}
 	spec := jobs.JobSpec{
 		ID: *jobID, Dataset: *dataset, Model: *modelName, Corpus: *corpusSpec, Autoencoders: aes,
 		NCtx: *nCtx, TopK: *topK, RandomK: *randomK, QuantileBuckets: *buckets, PerBucket: *perBucket, Seed: *seed,
@@ -94,16 +109,27 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := checkLocations(ctx, spec, *natsURL == "", stderr); err != nil {
 		return err
 	}
+	st, err := store.Open(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+	// The job's identity includes where it writes and what it reads, so
+	// the same command against another store, or after the corpus
+	// changed, is a new job (never a finished one reused).
+	spec.Store = st.String()
+	if stamp, err := corpusStamp(ctx, spec); err == nil {
+		spec.CorpusStamp = stamp
+	} else if *natsURL == "" {
+		return usagef("--corpus: %v", err)
+	} else {
+		fmt.Fprintf(stderr, "note: the corpus cannot be opened here (%v); the workers will open it\n", err)
+	}
 	if spec.Dataset == "" {
 		spec.Dataset = spec.DatasetName()
 	}
 	spec, err = jobs.Normalize(spec)
 	if err != nil {
 		return usagef("%v", err)
-	}
-	st, err := store.Open(ctx, *storeURL)
-	if err != nil {
-		return err
 	}
 
 	level := slog.LevelWarn
@@ -153,9 +179,20 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if *natsURL != "" {
+		if err := checkCoordinatorStore(ctx, client, st, *natsURL); err != nil {
+			return err
+		}
+	}
 	state, err := client.Submit(ctx, spec)
 	if err != nil {
 		return err
+	}
+	if state.Status == jobs.Done && !datasetExists(ctx, st, spec.Dataset) {
+		fmt.Fprintf(stderr, "job %s is done but dataset %q is not in %s (deleted?); running it again\n", state.ID, spec.Dataset, st)
+		if state, err = client.Rerun(ctx, state.ID); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stderr, "job %s (%s): dataset %q in %s\n", state.ID, state.Status, spec.Dataset, st)
 	if *detach && *natsURL != "" {
@@ -175,6 +212,9 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		case <-waitCtx.Done():
 		}
 	}()
+	if *natsURL != "" {
+		go warnNoCoordinator(waitCtx, client, state.ID, stderr)
+	}
 	final, err := client.Wait(waitCtx, state.ID, prog.update)
 	prog.finish()
 	if err != nil {
@@ -187,8 +227,59 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return err
 	}
+	// "Done" is only reported when the manifest is in the store.
+	if !datasetExists(ctx, st, spec.Dataset) {
+		return fmt.Errorf("job %s is done but dataset %q is not in %s (deleted, or written to another store: %s)", final.ID, spec.Dataset, st, final.Store)
+	}
 	fmt.Fprintf(stdout, "dataset %s written to %s: %d tokens, %d shards (job %s)\n", spec.Dataset, st, final.Tokens, final.Shards, final.ID)
 	return nil
+}
+
+// corpusStamp opens the corpus as the planner will and returns its content
+// stamp (file names, sizes, modification times).
+func corpusStamp(ctx context.Context, spec jobs.JobSpec) (string, error) {
+	opts := corpusOptions(ctx)
+	opts.BlockBytes = spec.BlockBytes
+	c, err := corpus.Open(ctx, spec.Corpus, opts)
+	if err != nil {
+		return "", err
+	}
+	return c.ContentStamp(ctx)
+}
+
+func datasetExists(ctx context.Context, st store.Store, name string) bool {
+	_, err := dataset.ReadManifest(ctx, st, name)
+	return err == nil
+}
+
+// checkCoordinatorStore refuses a --store other than the one the leading
+// coordinator writes to (it publishes it in its leader lease).
+func checkCoordinatorStore(ctx context.Context, client *coordinator.Client, st store.Store, natsURL string) error {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lease, err := client.Leader(lctx)
+	if err != nil || lease.Store == "" || lease.Store == st.String() {
+		return nil // no coordinator yet: the job fails at planning if the stores differ
+	}
+	return usagef("--store %s: the coordinator at %s (%s) writes datasets to %s; pass --store %s", st, natsURL, lease.ID, lease.Store, lease.Store)
+}
+
+// noCoordinatorAfter is how long a submitted job may wait for a
+// coordinator before tdb collate says so.
+var noCoordinatorAfter = 5 * time.Second
+
+// warnNoCoordinator says so when no coordinator picks the job up.
+func warnNoCoordinator(ctx context.Context, client *coordinator.Client, id string, stderr io.Writer) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(noCoordinatorAfter):
+	}
+	_, st, err := client.Job(ctx, id)
+	if err != nil || st.Status != jobs.Submitted {
+		return
+	}
+	fmt.Fprintf(stderr, "no coordinator has picked up job %s; is `tdb coordinator` running against this NATS?\n", id)
 }
 
 // defaultWorkers leaves the cores to the forward pass (it is multi-threaded):

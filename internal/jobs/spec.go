@@ -38,6 +38,14 @@ type JobSpec struct {
 	// BlockBytes is the corpus block size (0: the corpus default); it
 	// decides the windows, so it is part of the job.
 	BlockBytes int64 `json:"block_bytes,omitempty"`
+	// Store is the store the dataset goes to (as store.Store.String()
+	// says); a coordinator writing elsewhere refuses the job. Part of the
+	// job's identity, so the same command against another store is
+	// another job.
+	Store string `json:"store,omitempty"`
+	// CorpusStamp is corpus.Corpus.ContentStamp at submission (file names,
+	// sizes, modification times): a changed corpus is another job.
+	CorpusStamp string `json:"corpus_stamp,omitempty"`
 }
 
 var jobIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)

@@ -41,6 +41,9 @@ type JobState struct {
 	Updated       time.Time  `json:"updated"`
 	Started       *time.Time `json:"started,omitempty"`
 	Finished      *time.Time `json:"finished,omitempty"`
+	// Store is where the coordinator that planned the job writes the
+	// dataset.
+	Store string `json:"store,omitempty"`
 }
 
 // ShardTask is the body of a shard message.

@@ -33,6 +33,9 @@ type LeaderOptions struct {
 	TTL      time.Duration
 	Replicas int
 	Logger   *slog.Logger
+	// Store is the coordinator's store, published in the lease so clients
+	// learn where datasets go.
+	Store string
 	// OnChange is told when this candidate gains (true) or loses (false)
 	// the lease (metrics).
 	OnChange func(leader bool)
@@ -44,6 +47,7 @@ type Lease struct {
 	Host  string    `json:"host"`
 	PID   int       `json:"pid"`
 	Since time.Time `json:"since"`
+	Store string    `json:"store,omitempty"`
 }
 
 func (o LeaderOptions) withDefaults() LeaderOptions {
@@ -116,7 +120,7 @@ func Lead(ctx context.Context, js jetstream.JetStream, o LeaderOptions, run func
 	}
 	standby := false
 	for ctx.Err() == nil {
-		val, _ := json.Marshal(Lease{ID: o.ID, Host: hostname(), PID: os.Getpid(), Since: time.Now().UTC()})
+		val, _ := json.Marshal(Lease{ID: o.ID, Host: hostname(), PID: os.Getpid(), Since: time.Now().UTC(), Store: o.Store})
 		rev, err := kv.Create(ctx, LeaderKey, val)
 		if err != nil {
 			if ctx.Err() != nil {
