@@ -339,7 +339,7 @@ func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan 
 		if done[i] {
 			continue
 		}
-		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh})
+		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh, Plan: jobs.PlanHash(c.cfg.Store.String(), sh)})
 		if err != nil {
 			return err
 		}
@@ -375,6 +375,9 @@ func (c *Coordinator) follow(ctx context.Context, spec jobs.JobSpec, st jobs.Job
 	defer w.Stop()
 	f := &follower{c: c, id: spec.ID, attempt: st.Attempt, shards: len(plan),
 		records: map[int]jobs.ShardRecord{}, done: map[int]bool{}}
+	for _, sh := range plan {
+		f.plans = append(f.plans, jobs.PlanHash(c.cfg.Store.String(), sh))
+	}
 	if stop, err := f.replay(ctx, w); stop || err != nil {
 		return err
 	}
@@ -397,6 +400,10 @@ type follower struct {
 	shards  int
 	records map[int]jobs.ShardRecord
 	done    map[int]bool
+	// plans are the shards' PlanHash: a done record of an earlier attempt
+	// counts only if it was computed from the same plan (same files, same
+	// store), so a resumed job never mixes old and new content.
+	plans []string
 	// live: the initial values are replayed and the shards published;
 	// from now on a finished shard is new and counts in the metrics.
 	live bool
@@ -480,7 +487,7 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 	}
 	f.records[i] = r
 	switch {
-	case r.Status == jobs.ShardDone && !f.done[i]:
+	case r.Status == jobs.ShardDone && !f.done[i] && (r.Attempt == f.attempt || r.Plan == f.plans[i]):
 		f.done[i] = true
 		if f.live {
 			m := f.c.cfg.Metrics

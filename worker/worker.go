@@ -206,7 +206,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	m.InFlight.Inc()
 	defer m.InFlight.Dec()
 	rec = jobs.ShardRecord{Job: task.Job, Attempt: task.Attempt, Index: task.Index, Status: jobs.ShardRunning,
-		Delivery: delivery, Worker: w.cfg.Name, Started: start.UTC(), Updated: start.UTC()}
+		Delivery: delivery, Worker: w.cfg.Name, Started: start.UTC(), Updated: start.UTC(), Plan: task.Plan}
 	if err := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); err != nil {
 		m.Errors.WithLabelValues("kv").Inc()
 		log.Warn("cannot record shard start", "err", err)

@@ -53,6 +53,15 @@ type ShardTask struct {
 	Index   int    `json:"index"`
 	// Shard is the corpus package's description of the shard.
 	Shard json.RawMessage `json:"shard"`
+	// Plan identifies the shard as planned (PlanHash): a done record of an
+	// earlier attempt counts only if it was computed from the same plan.
+	Plan string `json:"plan,omitempty"`
+}
+
+// PlanHash identifies a planned shard: the store its partials go to and
+// the shard's description (its parts and file stamps).
+func PlanHash(store string, shard []byte) string {
+	return sha256Hex(append([]byte(store+"\n"), shard...))[:16]
 }
 
 // ShardStatus is the state of one shard's record.
@@ -91,6 +100,8 @@ type ShardRecord struct {
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
 	Seconds float64   `json:"seconds,omitempty"`
+	// Plan is the task's PlanHash.
+	Plan string `json:"plan,omitempty"`
 }
 
 // CheckPartial verifies a partial's bytes against its record.
