@@ -85,8 +85,18 @@ func (c *Client) Submit(ctx context.Context, spec jobs.JobSpec) (jobs.JobState, 
 }
 
 // Rerun starts a done job again as a new attempt (its dataset is gone from
-// the store, so "done" is no longer true) and returns its state.
+// the store, so "done" is no longer true) and returns its state. The
+// shard records go first: their partials were deleted after the merge.
 func (c *Client) Rerun(ctx context.Context, id string) (jobs.JobState, error) {
+	lister, err := c.kv.ListKeysFiltered(ctx, jobs.ShardKeys(id))
+	if err != nil {
+		return jobs.JobState{}, fmt.Errorf("rerunning job %s: %w", id, err)
+	}
+	for key := range lister.Keys() {
+		if err := c.kv.Purge(ctx, key); err != nil {
+			return jobs.JobState{}, fmt.Errorf("rerunning job %s: %w", id, err)
+		}
+	}
 	now := time.Now().UTC()
 	return natsx.UpdateState(ctx, c.kv, id, func(s *jobs.JobState) bool {
 		if s.Status != jobs.Done {

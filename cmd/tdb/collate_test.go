@@ -129,7 +129,7 @@ func TestCollateBadInput(t *testing.T) {
 		{"missing corpus", []string{"--corpus", filepath.Join(dir, "missing.txt")}, 2, "missing.txt"},
 		{"n-ctx 0", []string{"--n-ctx", "0"}, 2, "--n-ctx must be at least 1"},
 		{"batch 0", []string{"--batch", "0"}, 2, "--batch must be at least 1"},
-		{"bad dataset name", []string{"--dataset", "a b"}, 2, `dataset name "a b"`},
+		{"bad dataset name", []string{"--dataset", "a/b"}, 2, `dataset name "a/b"`},
 		{"bad autoencoder", []string{"--autoencoder", "x.pt"}, 2, "PATH@LAYER"},
 	}
 	for _, tc := range tests {
