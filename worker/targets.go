@@ -141,21 +141,20 @@ func planTargets(ctx context.Context, cfg model.Config, locations []string, laye
 			}
 			return nil, err
 		}
-		loc := spec.Location
-		if loc == "" {
-			loc = ae.Location
+		// The location from the spec, else the file, else mlp.post_act
+		// for an autoencoder of d_mlp inputs, as tdb run places it.
+		site, err := ae.Info().Place(cfg, spec.Location, spec.Layer)
+		if err != nil {
+			return nil, jobs.Permanent(err)
 		}
-		if loc == "" {
-			return nil, jobs.Permanent(fmt.Errorf("autoencoder %s: its location is unknown; give it as PATH@LOCATION/LAYER", spec.Path))
-		}
-		sp, err := ae.Splice(spec.Layer, loc)
+		sp, err := ae.Splice(spec.Layer, site.Loc)
 		if err != nil {
 			return nil, jobs.Permanent(err)
 		}
 		if err := sp.Check(cfg); err != nil {
 			return nil, jobs.Permanent(err)
 		}
-		if err := add(target{location: AutoencoderPrefix + string(loc), layer: spec.Layer, components: ae.NLatents, site: sp.Site, ae: ae}); err != nil {
+		if err := add(target{location: AutoencoderPrefix + string(site.Loc), layer: spec.Layer, components: ae.NLatents, site: sp.Site, ae: ae}); err != nil {
 			return nil, jobs.Permanent(err)
 		}
 	}

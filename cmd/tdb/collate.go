@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"tdb/autoencoder"
 	"tdb/coordinator"
 	"tdb/corpus"
 	"tdb/dataset"
@@ -286,27 +288,38 @@ func warnNoCoordinator(ctx context.Context, client *coordinator.Client, id strin
 // one worker per four cores.
 func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 
-// checkLocations validates the locations (and layers) against the model's
-// shape before anything is submitted. In embedded mode the model is
-// resolved (downloaded if needed: the workers need it anyway); with a
-// cluster only the names are checked when the model is not local.
+// checkLocations validates everything checkable before anything is
+// submitted (exit code 2, the messages tdb run gives): the model's
+// checkpoint header, --n-ctx against its context, the sample sizes, the
+// locations and layers, and every autoencoder's header and placement. In
+// embedded mode the model is resolved (downloaded if needed: the workers
+// need it anyway); with a cluster only the names are checked when the
+// model is not local.
 func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) error {
 	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
 		return usagef("--model: %v", err)
 	}
+	known := true // cfg is the model's real shape
 	if isRandom {
 		fmt.Fprintf(stderr, "WARNING: --model %s uses RANDOM weights: the dataset shows how the pipeline works, not what GPT-2 does\n", spec.Model)
 	} else if fi, statErr := os.Stat(spec.Model); (statErr == nil && fi.IsDir()) || resolve {
-		dir, err := hub.Resolve(ctx, spec.Model, stderr)
-		if err != nil {
-			return err
-		}
-		if cfg, err = model.LoadConfig(dir); err != nil {
+		if cfg, err = model.InspectName(ctx, spec.Model, stderr); err != nil {
+			if errors.Is(err, model.ErrInvalid) || errors.Is(err, model.ErrUnknownPreset) {
+				return usagef("--model: %v", err)
+			}
 			return err
 		}
 	} else {
-		cfg = model.Presets["gpt2"] // names only; the workers check the rest
+		cfg, known = model.Presets["gpt2"], false // names only; the workers check the rest
+	}
+	if known {
+		if err := model.ValidateContext(cfg, spec.NCtx); err != nil {
+			return usagef("--n-ctx: %v", err)
+		}
+	}
+	if err := spec.CollateConfig().Validate(); err != nil {
+		return usagef("%v", err)
 	}
 	if len(spec.Locations) == 0 && len(spec.Autoencoders) == 0 {
 		return usagef("--locations: give at least one location")
@@ -322,8 +335,24 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 		}
 	}
 	for _, a := range spec.Autoencoders {
-		if _, err := worker.ParseAutoencoderSpec(a); err != nil {
+		as, err := worker.ParseAutoencoderSpec(a)
+		if err != nil {
 			return usagef("--autoencoder: %v", err)
+		}
+		if strings.Contains(as.Path, "://") {
+			continue // on a store: the workers check it
+		}
+		if _, statErr := os.Stat(as.Path); statErr != nil && !resolve {
+			continue // a cluster's workers may have files this machine lacks
+		}
+		info, err := autoencoder.Inspect(as.Path)
+		if err != nil {
+			return usagef("--autoencoder: %v", err)
+		}
+		if known {
+			if _, err := info.Place(cfg, as.Location, as.Layer); err != nil {
+				return usagef("--autoencoder: %v", err)
+			}
 		}
 	}
 	return nil
