@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -143,6 +144,23 @@ func TestCollateRefusesAnotherStoreThanTheCoordinators(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // the coordinator is not elected yet
 	}
 	if code != 2 || !strings.Contains(errOut, "writes datasets to "+coordStore.String()) {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// 6. A second tdb collate on the same cache does not start a second server
+// on the JetStream folder: it says another one runs, with its PID.
+func TestCollateSecondRunOnSameCacheRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	first, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(dir, "cache", "nats"), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Shutdown()
+	code, _, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=20",
+		"--store", filepath.Join(dir, "data"), "--dataset", "x")
+	if code == 0 || !strings.Contains(errOut, fmt.Sprintf("PID %d", os.Getpid())) || !strings.Contains(errOut, "tdb worker --nats "+first.URL()) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
 }
