@@ -34,6 +34,13 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	nanModel := nanModelDir(t)
+	empty, short := filepath.Join(dir, "empty.txt"), filepath.Join(dir, "short.txt")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(short, []byte("Hi."), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	q := natsx.QueueConfig{AckWait: 300 * time.Millisecond, MaxDeliver: 5}
 	tests := []struct {
 		name  string
@@ -46,6 +53,9 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 		// Permanent errors fail the job on the first delivery, not after
 		// every back-off of the redelivery schedule.
 		{"bad JSONL line", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = "jsonl:" + badJSONL }, []string{"shard 0 failed (a permanent error, not retried): corpus file", "bad.jsonl:2", "not a string"}},
+		// An empty corpus is an error, never a dataset of 0 tokens.
+		{"empty corpus", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = "text:" + empty }, []string{"is empty"}},
+		{"no full window", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = "text:" + short }, []string{"is empty: it holds no window of 16 tokens"}},
 		{"NaN in a bias", store.NewMemory(), func(s *jobs.JobSpec) { s.Model = nanModel; s.NCtx = 16 },
 			[]string{"not retried", "non-finite activation NaN in mlp.post_act layer 1 component 7"}},
 		{"store refuses writes", refusingStore{store.NewMemory()}, func(s *jobs.JobSpec) {}, []string{"writing the shard plan", "not authorized"}},
