@@ -96,9 +96,9 @@ func CurrentLeader(ctx context.Context, kv jetstream.KeyValue) (Lease, error) {
 // compare-and-set on its revision every TTL/3; a renewal that finds another
 // revision, or no success for a whole TTL (the key may have expired), means
 // the lease is lost: run's context is cancelled, Lead waits for run to
-// return and campaigns again. On ctx's end the lease is deleted so a
-// standby takes over at once. Lead returns nil when ctx ends, or run's
-// error when run fails while leading.
+// return and campaigns again. When run fails, the lease is released, the
+// error logged and Lead campaigns again. On ctx's end the lease is
+// deleted so a standby takes over at once. Lead returns nil when ctx ends.
 func Lead(ctx context.Context, js jetstream.JetStream, o LeaderOptions, run func(context.Context) error) error {
 	o = o.withDefaults()
 	log := o.Logger
@@ -147,11 +147,18 @@ func Lead(ctx context.Context, js jetstream.JetStream, o LeaderOptions, run func
 		o.OnChange(true)
 		lost, runErr := hold(ctx, kv, val, rev, o, run)
 		o.OnChange(false)
-		if runErr != nil && !lost && ctx.Err() == nil {
-			return runErr
-		}
-		if lost && ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+		case lost:
 			log.Warn("lost coordinator leadership; standing by", "err", runErr)
+		case runErr != nil:
+			// A NATS hiccup under load (a watch that cannot be made): hand
+			// the lease over and campaign again rather than exit.
+			log.Error("leading failed; released the lease and campaigning again", "err", runErr)
+			select {
+			case <-ctx.Done():
+			case <-time.After(o.TTL / 5):
+			}
 		}
 	}
 	return nil

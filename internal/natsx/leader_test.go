@@ -3,6 +3,7 @@ package natsx
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -145,5 +146,37 @@ func TestLeadStepsDownWhenLeaseLost(t *testing.T) {
 	case <-stopped:
 	case <-time.After(3 * ttl):
 		t.Fatal("the leader kept running after its lease was taken")
+	}
+}
+
+// A leader whose run fails (a watch that could not be made under load)
+// releases the lease and campaigns again instead of ending.
+func TestLeadRetriesAfterRunError(t *testing.T) {
+	_, js := embeddedJS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls atomic.Int32
+	second := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Lead(ctx, js, LeaderOptions{ID: "a", TTL: time.Second}, func(ctx context.Context) error {
+			if calls.Add(1) == 1 {
+				return errors.New("watch failed")
+			}
+			close(second)
+			<-ctx.Done()
+			return nil
+		})
+	}()
+	select {
+	case <-second:
+	case err := <-done:
+		t.Fatalf("Lead returned %v after run failed", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("run was not retried")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
