@@ -69,14 +69,17 @@ func (o LeaderOptions) withDefaults() LeaderOptions {
 }
 
 // EnsureLeaderBucket creates or updates the lease bucket with max age ttl.
-func EnsureLeaderBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      LeaderBucket,
-		Description: "tdb coordinator leader lease (values expire unless renewed)",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
+func EnsureLeaderBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (kv jetstream.KeyValue, err error) {
+	err = retryTimeouts(ctx, func() error {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      LeaderBucket,
+			Description: "tdb coordinator leader lease (values expire unless renewed)",
+			History:     1,
+			TTL:         ttl,
+			Storage:     jetstream.FileStorage,
+			Replicas:    max(replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating KV bucket %s: %w", LeaderBucket, err)
