@@ -126,6 +126,13 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	} else {
 		fmt.Fprintf(stderr, "note: the corpus cannot be opened here (%v); the workers will open it\n", err)
 	}
+	aePaths := []string{spec.Model}
+	for _, a := range spec.Autoencoders {
+		if as, err := worker.ParseAutoencoderSpec(a); err == nil {
+			aePaths = append(aePaths, as.Path)
+		}
+	}
+	spec.FilesStamp = jobs.LocalFilesStamp(aePaths...)
 	if spec.Dataset == "" {
 		spec.Dataset = spec.DatasetName()
 	}

@@ -14,6 +14,7 @@ import (
 	"tdb/coordinator"
 	"tdb/dataset"
 	"tdb/internal/natsx"
+	"tdb/model"
 	"tdb/store"
 )
 
@@ -162,5 +163,43 @@ func TestCollateSecondRunOnSameCacheRefused(t *testing.T) {
 		"--store", filepath.Join(dir, "data"), "--dataset", "x")
 	if code == 0 || !strings.Contains(errOut, fmt.Sprintf("PID %d", os.Getpid())) || !strings.Contains(errOut, "tdb worker --nats "+first.URL()) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// 2. New weights in the same model folder are a new job, not the finished
+// one reused.
+func TestCollateNewWeightsAreANewJob(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	md := filepath.Join(dir, "model")
+	save := func(seed uint64) {
+		m, err := model.NewRandom(model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Save(md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collate := func() string {
+		code, out, errOut := runTDB(t, "collate", "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
+			"--store", filepath.Join(dir, "data"), "--workers", "1")
+		m := writtenRe.FindStringSubmatch(out)
+		if code != 0 || m == nil {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		return m[1]
+	}
+	save(1)
+	first := collate()
+	save(2)
+	later := time.Now().Add(2 * time.Second)
+	for _, f := range []string{"model.safetensors", "config.json"} {
+		if err := os.Chtimes(filepath.Join(md, f), later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if second := collate(); second == first {
+		t.Fatalf("new weights reused dataset %s", first)
 	}
 }

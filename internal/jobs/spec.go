@@ -46,6 +46,9 @@ type JobSpec struct {
 	// CorpusStamp is corpus.Corpus.ContentStamp at submission (file names,
 	// sizes, modification times): a changed corpus is another job.
 	CorpusStamp string `json:"corpus_stamp,omitempty"`
+	// FilesStamp is LocalFilesStamp of the model folder and autoencoder
+	// files at submission: new weights are another job.
+	FilesStamp string `json:"files_stamp,omitempty"`
 }
 
 var jobIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
