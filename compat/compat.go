@@ -210,6 +210,15 @@ func decode(body []byte, v any) error {
 
 // engine returns the engine, once Options.Acquire lets the request run,
 // or a 503 that says why not; call done when the model work is over.
+// decodeForEngine decodes a request for model work into v, then takes the
+// engine as engine does.
+func (h *Handler) decodeForEngine(ctx context.Context, body []byte, v any) (*debugger.Engine, func(), error) {
+	if err := decode(body, v); err != nil {
+		return nil, nil, err
+	}
+	return h.engine(ctx)
+}
+
 func (h *Handler) engine(ctx context.Context) (e *debugger.Engine, done func(), err error) {
 	if h.opts.Engine == nil {
 		return nil, nil, unavailable("no model is loaded: start tdb serve with a model to answer inference requests")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"tdb/autoencoder"
+	"tdb/autoencoder/saetest"
 	"tdb/collate"
 	"tdb/dataset"
 	"tdb/debugger"
@@ -42,26 +42,7 @@ var (
 
 // writeSAE writes a random SAELens autoencoder and loads it.
 func writeSAE(dir string, in, lat int, cfg map[string]any, seed uint64) (*autoencoder.Autoencoder, error) {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	randT := func(std, mean float64, shape ...int) *model.Tensor {
-		x := model.NewTensor(shape...)
-		for i := range x.Data {
-			x.Data[i] = float32(mean + std*rng.NormFloat64())
-		}
-		return x
-	}
-	ts := []model.NamedTensor{
-		{Name: "W_enc", Tensor: randT(0.5, 0, in, lat)},
-		{Name: "W_dec", Tensor: randT(0.3, 0, lat, in)},
-		{Name: "b_enc", Tensor: randT(0.1, 0.05, lat)},
-		{Name: "b_dec", Tensor: randT(0.1, 0, in)},
-	}
-	if err := model.WriteSafetensors(filepath.Join(dir, "sae_weights.safetensors"), ts, nil); err != nil {
-		return nil, err
-	}
-	cfg["d_in"], cfg["d_sae"] = in, lat
-	raw, _ := json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "cfg.json"), raw, 0o644); err != nil {
+	if err := saetest.Random(in, lat, seed, 0.05).Write(dir, cfg); err != nil {
 		return nil, err
 	}
 	return autoencoder.Load(context.Background(), dir, autoencoder.Options{})

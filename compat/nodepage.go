@@ -87,10 +87,7 @@ func promptTokens(e *debugger.Engine, prompt string) ([]int, error) {
 func (h *Handler) derivedScalars(ctx context.Context, body []byte) (any, error) {
 	start := time.Now()
 	var r derivedScalarsRequest
-	if err := decode(body, &r); err != nil {
-		return nil, err
-	}
-	e, done, err := h.engine(ctx)
+	e, done, err := h.decodeForEngine(ctx, body, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -152,10 +149,7 @@ func (h *Handler) derivedAttentionScalars(ctx context.Context, body []byte) (any
 			nodeRequest
 		} `json:"derivedAttentionScalarsRequestSpec"`
 	}
-	if err := decode(body, &r); err != nil {
-		return nil, err
-	}
-	e, done, err := h.engine(ctx)
+	e, done, err := h.decodeForEngine(ctx, body, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +259,7 @@ func (h *Handler) batched(ctx context.Context, body []byte) (any, error) {
 	var r struct {
 		InferenceSubRequests []batchedSubRequest `json:"inferenceSubRequests"`
 	}
-	if err := decode(body, &r); err != nil {
-		return nil, err
-	}
-	e, done, err := h.engine(ctx)
+	e, done, err := h.decodeForEngine(ctx, body, &r)
 	if err != nil {
 		return nil, err
 	}

@@ -170,19 +170,12 @@ func (h *Handler) engineRequest(e *debugger.Engine, subs []tdbRequestSpec) (debu
 	if req.Prompt == "" {
 		return req, nil, badRequest("subRequests[0]: empty prompt")
 	}
-	switch s0.ComponentTypeForMlp {
-	case "", "neuron":
-	case "autoencoder_latent":
-		req.UseMLPAutoencoders = true
-	default:
-		return req, nil, badRequest("componentTypeForMlp %q: want neuron or autoencoder_latent", s0.ComponentTypeForMlp)
+	var err error
+	if req.UseMLPAutoencoders, err = usesLatents("componentTypeForMlp", s0.ComponentTypeForMlp, "neuron"); err != nil {
+		return req, nil, err
 	}
-	switch s0.ComponentTypeForAttention {
-	case "", "attention_head":
-	case "autoencoder_latent":
-		req.UseAttnAutoencoders = true
-	default:
-		return req, nil, badRequest("componentTypeForAttention %q: want attention_head or autoencoder_latent", s0.ComponentTypeForAttention)
+	if req.UseAttnAutoencoders, err = usesLatents("componentTypeForAttention", s0.ComponentTypeForAttention, "attention_head"); err != nil {
+		return req, nil, err
 	}
 	for _, a := range s0.NodeAblations {
 		n, err := h.fromNodeIndex(e, a.NodeIndex)
@@ -222,6 +215,18 @@ func (h *Handler) engineRequest(e *debugger.Engine, subs []tdbRequestSpec) (debu
 		}
 	}
 	return req, runs, nil
+}
+
+// usesLatents reads a componentTypeFor* field: the layer's own components
+// (named by own, or empty) or "autoencoder_latent".
+func usesLatents(field, value, own string) (bool, error) {
+	switch value {
+	case "", own:
+		return false, nil
+	case "autoencoder_latent":
+		return true, nil
+	}
+	return false, badRequest("%s %q: want %s or autoencoder_latent", field, value, own)
 }
 
 // norm makes nil and empty lists compare equal.
@@ -271,10 +276,10 @@ type tdbSubResponse struct {
 	ProcessingResponseDataByName map[string]any `json:"processingResponseDataByName"`
 }
 
-// batchedTdb answers the TDB page: one engine request for the whole batch
+// batchedTdb answers the TDB page with one engine run for the whole batch
 // (so every sub-response lists the same nodes, the union of the node table
-// over the batch), a second with the table's nodes inspected for their
-// token views, and meanwhile the attention token-pair sums.
+// over the batch), which also gives the table's token views and the
+// attention token-pair sums.
 func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 	start := time.Now()
 	var r struct {
@@ -295,19 +300,11 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// the attention token-pair sums do not depend on the table: computed meanwhile
-	type pairResult struct {
-		sums [][][]float64
-		err  error
-	}
-	pairc := make(chan pairResult, 1)
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func(req debugger.Request) { // a copy: the second pass below changes req
-		sums, err := e.AttentionPairEffects(pctx, req)
-		pairc <- pairResult{sums, err}
-	}(req)
-	first, err := e.Run(ctx, req)
+	// one engine run: the node table, the token views of its nodes, every
+	// token's logit and the attention token-pair sums
+	req.InspectTable, req.AttentionPairs = true, true
+	req.Candidates = e.Model.Vocab
+	resp, err := e.Run(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -320,30 +317,16 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 	var rows []debugger.NodeRow
-	for _, nr := range first.Nodes {
+	for _, nr := range resp.Nodes {
 		if minLayer >= 0 && (nr.Node.Type == debugger.Embedding || nr.Node.Layer < minLayer) {
 			continue
 		}
 		rows = append(rows, nr)
-		if nr.Node.Type != debugger.Embedding {
-			req.Inspect = append(req.Inspect, nr.Node)
-		}
-	}
-	// second pass: token views of the listed nodes, every token's logit
-	req.Candidates = e.Model.Vocab
-	resp, err := e.Run(ctx, req)
-	if err != nil {
-		return nil, err
 	}
 	details := map[string]debugger.NodeDetail{}
 	for _, d := range resp.Details {
 		details[d.Node.Name()] = d
 	}
-	pr := <-pairc
-	if pr.err != nil {
-		return nil, pr.err
-	}
-	pairs := pr.sums
 	runIndex := map[string]int{}
 	for i, run := range resp.Runs {
 		runIndex[run.Label] = i
@@ -369,11 +352,7 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 		}
 		switch nr.Node.Type {
 		case debugger.MLPNeuron:
-			up, down, err := e.InputTokenLens(nr.Node, len(d.InputTokens))
-			if err != nil {
-				return nil, err
-			}
-			inMLP.TopTokensList[i] = makeTopTokens(up, down)
+			inMLP.TopTokensList[i] = makeTopTokens(d.InputTokens, d.InputTokensDown)
 		case debugger.MLPLatent:
 			if len(d.InputTokens) > 0 {
 				inMLP.TopTokensList[i] = makeTopTokens(d.InputTokens, nil)
@@ -467,7 +446,7 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 				debugger.ColActTimesGrad: {
 					"token_attribution":               {"value": te.Embedding},
 					"mlp_act_times_grad":              {"value": mlp},
-					"unflattened_attn_act_times_grad": {"value": pairs[ri]},
+					"unflattened_attn_act_times_grad": {"value": run.AttentionPairs},
 				},
 			}}
 		sub.ProcessingResponseDataByName["upvotedOutputTokens"] = upvoted

@@ -7,10 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"tdb/debugger"
+	"tdb/internal/memstat"
+	"tdb/kernels"
+	"tdb/model"
+	"tdb/model/tokenizer"
 )
 
 const (
@@ -412,8 +417,15 @@ func BenchmarkBatchedTdb(b *testing.B) {
 	}
 	defer f.srv.Close()
 	body := mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, []any{ablation("mlp_neuron", 0, 2, 7)}, nil), tdbSub(leftPrompt, nil, nil)}})
+	benchPost(b, f.srv.URL+"/compat/batched_tdb", body)
+}
+
+// benchPost times posting body to url, reporting CPU seconds per call too
+// (the machine may be shared).
+func benchPost(b *testing.B, url, body string) {
+	cpu := memstat.CPUSeconds()
 	for b.Loop() {
-		resp, err := http.Post(f.srv.URL+"/compat/batched_tdb", "application/json", strings.NewReader(body))
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -423,6 +435,7 @@ func BenchmarkBatchedTdb(b *testing.B) {
 			b.Fatal(resp.Status)
 		}
 	}
+	b.ReportMetric((memstat.CPUSeconds()-cpu)/float64(b.N), "cpu-s/op")
 }
 
 // The generic "autoencoder_latent" node type resolves to the layer's autoencoder.
@@ -437,4 +450,29 @@ func TestBatchedTdbGenericLatentAblation(t *testing.T) {
 			UseMLPAutoencoders: true, UseAttnAutoencoders: true, Ablations: []debugger.Ablation{{Node: debugger.Node{Type: typ, Layer: layer, Token: 2, Index: 5, KeyToken: -1}}}}
 		checkTdb(t, f, raw, req, []string{"main"})
 	}
+}
+
+// BenchmarkBatchedTdbGPT2Small times one TDB page request (one prompt of 17
+// tokens, k = 10) on GPT-2-small-shaped random weights with the kernels
+// installed, as tdb serve runs it.
+func BenchmarkBatchedTdbGPT2Small(b *testing.B) {
+	kernels.Install()
+	m, err := model.NewRandom(model.Presets["gpt2"], 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := tokenizer.GPT2()
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(New(Options{Engine: debugger.New(m, tok)}))
+	defer srv.Close()
+	prompt := "<|endoftext|>Paris is the capital of France, and Ottawa is the capital of Canada. Berlin"
+	if n := len(tok.Encode(prompt)); n != 17 {
+		b.Fatalf("prompt has %d tokens, want 17", n)
+	}
+	s := tdbSub(prompt, nil, nil)
+	s["topAndBottomKForNodeTable"] = 10
+	body := mustJSON(map[string]any{"subRequests": []any{s}})
+	benchPost(b, srv.URL+"/batched_tdb", body)
 }

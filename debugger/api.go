@@ -30,6 +30,12 @@ type Request struct {
 	// Inspect lists nodes whose token views (upvoted output tokens, input
 	// tokens that upvote them, tokens attended to/from) are returned.
 	Inspect []Node `json:"inspect,omitempty"`
+	// InspectTable adds every node of the node table (embeddings excepted)
+	// to Inspect, so one request answers what a second, inspecting the
+	// first one's table, would.
+	InspectTable bool `json:"inspect_table,omitempty"`
+	// AttentionPairs fills each Run's AttentionPairs.
+	AttentionPairs bool `json:"attention_pairs,omitempty"`
 }
 
 // Ablation sets a node's activation. Token -1 (or omitted in the CLI name)
@@ -120,6 +126,10 @@ type Run struct {
 	Loss         float64      `json:"loss"`
 	Candidates   Candidates   `json:"candidates"`
 	TokenEffects TokenEffects `json:"token_effects"`
+	// AttentionPairs, when asked for, is act_times_grad of attention summed
+	// over layers and heads per token pair: [query][key], zero above the
+	// diagonal (as AttentionPairEffects).
+	AttentionPairs [][]float64 `json:"attention_pairs,omitempty"`
 }
 
 // ScoredToken is a token with a score (upvoted tokens, attention).
@@ -140,6 +150,9 @@ type NodeDetail struct {
 	// InputTokens that upvote a neuron or latent (gradient of its
 	// pre-activation projected on the token embeddings).
 	InputTokens []ScoredToken `json:"input_tokens,omitempty"`
+	// InputTokensDown, for MLP neurons, are the token embeddings that most
+	// lower the pre-activation (scores negative), most negative first.
+	InputTokensDown []ScoredToken `json:"input_tokens_down,omitempty"`
 	// AttendedTo (keys of the node's query) and AttendedFrom (queries onto its key) for heads.
 	AttendedTo   []ScoredToken `json:"attended_to,omitempty"`
 	AttendedFrom []ScoredToken `json:"attended_from,omitempty"`

@@ -82,15 +82,7 @@ func (e *Engine) NodeActivations(ctx context.Context, tokens []int, n Node) ([]f
 		}
 		return out, nil
 	case MLPLatent, AttnLatent:
-		reg, ok := e.aes[aeSlot{n.Type, n.Layer}]
-		if !ok {
-			return nil, badf("no %s autoencoder is loaded for layer %d", n.Type, n.Layer)
-		}
-		i, ok := reg.ae.IndexOf(n.Index)
-		if !ok {
-			return nil, badf("latent %d does not exist in %s (or was dropped as dead)", n.Index, reg.ae.Source)
-		}
-		s, err := reg.ae.Splice(n.Layer, reg.loc)
+		reg, i, s, err := e.spliceLatent(n)
 		if err != nil {
 			return nil, err
 		}
@@ -157,29 +149,20 @@ func (e *Engine) OutputTokenLens(n Node, k int) (up, down []ScoredToken, err err
 		}
 		w = m.Blocks[n.Layer].OutW[n.Index*m.DModel : (n.Index+1)*m.DModel]
 	case MLPLatent, AttnLatent:
-		reg, ok := e.aes[aeSlot{n.Type, n.Layer}]
-		if !ok {
-			return nil, nil, badf("no %s autoencoder is loaded for layer %d", n.Type, n.Layer)
-		}
-		i, ok := reg.ae.IndexOf(n.Index)
-		if !ok {
-			return nil, nil, badf("latent %d does not exist in %s (or was dropped as dead)", n.Index, reg.ae.Source)
+		reg, i, err := e.latent(n)
+		if err != nil {
+			return nil, nil, err
 		}
 		w = reg.ae.DecoderColumn(i)
 		if reg.loc == model.MLPPostAct {
-			wr := make([]float32, m.DModel)
-			for j, x := range w { // W_outᵀ·w, as latentDetail maps it
-				row := m.Blocks[n.Layer].OutW[j*m.DModel : (j+1)*m.DModel]
-				for o := range wr {
-					wr[o] += x * row[o]
-				}
-			}
-			w = wr
+			w = e.neuronsWrite(n.Layer, w) // as latentDetail maps it
 		}
 	default:
 		return nil, nil, badf("no output-token lens for %s nodes (it depends on the prompt)", n.Type)
 	}
-	up, down = e.outputTokens(w, 1, k)
+	lens := &tokenLens{k: k}
+	lens.output(e, w, 1, &up, &down)
+	lens.run(e)
 	return up, down, nil
 }
 
@@ -195,20 +178,9 @@ func (e *Engine) InputTokenLens(n Node, k int) (up, down []ScoredToken, err erro
 	if n.Layer < 0 || n.Layer >= m.NLayer || n.Index < 0 || n.Index >= m.DMLP {
 		return nil, nil, badf("no neuron %d in layer %d", n.Index, n.Layer)
 	}
-	b := &m.Blocks[n.Layer]
-	u := make([]float32, m.DModel)
-	for i := range u {
-		u[i] = b.Ln2G[i] * b.FcW[i*m.DMLP+n.Index]
-	}
-	// inputTokens' centring, then one pass over the vocabulary for both ends
-	var mean float64
-	for _, v := range u {
-		mean += float64(v) / float64(len(u))
-	}
-	for i := range u {
-		u[i] -= float32(mean)
-	}
-	up, down = e.extremes(e.vocabScores(u), k)
+	lens := &tokenLens{k: k}
+	lens.input(e.neuronInput(n), &up, &down)
+	lens.run(e)
 	return up, down, nil
 }
 
@@ -225,15 +197,7 @@ func (e *Engine) LatentPairAttribution(ctx context.Context, tokens []int, n Node
 	if n.Type != AttnLatent {
 		return nil, badf("token-pair attribution is for attention autoencoder latents, not %s", n.Type)
 	}
-	reg, ok := e.aes[aeSlot{n.Type, n.Layer}]
-	if !ok {
-		return nil, badf("no attention autoencoder is loaded for layer %d", n.Layer)
-	}
-	i, ok := reg.ae.IndexOf(n.Index)
-	if !ok {
-		return nil, badf("latent %d does not exist in %s (or was dropped as dead)", n.Index, reg.ae.Source)
-	}
-	s, err := reg.ae.Splice(n.Layer, reg.loc)
+	_, i, s, err := e.spliceLatent(n)
 	if err != nil {
 		return nil, err
 	}
@@ -276,10 +240,6 @@ func (e *Engine) AttentionPairEffects(ctx context.Context, req Request) ([][][]f
 	}
 	m := e.Model
 	L, T, H := m.NLayer, p.T, m.NHead
-	batch := make([][]int, len(p.rows))
-	for i, r := range p.rows {
-		batch[i] = r.tokens
-	}
 	capture := []model.Site{model.At(model.Logits, model.NoLayer)}
 	for l := range L {
 		capture = append(capture, model.At(model.AttnQKProbs, l))
@@ -290,15 +250,7 @@ func (e *Engine) AttentionPairEffects(ctx context.Context, req Request) ([][][]f
 			capture = append(capture, model.At(model.AttnV, tr.Node.Layer))
 		}
 	}
-	var hooks []model.Hook
-	if p.splices, hooks, err = e.splices(p); err != nil {
-		return nil, err
-	}
-	fwd, err := m.Forward(ctx, model.Request{Tokens: batch, Capture: capture, Hooks: hooks, Interventions: e.interventions(p), Backward: true})
-	if err != nil {
-		return nil, err
-	}
-	sc, err := e.scalar(p, fwd)
+	fwd, sc, err := e.forward(ctx, p, capture)
 	if err != nil {
 		return nil, err
 	}

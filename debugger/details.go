@@ -6,22 +6,31 @@ import (
 	"tdb/model"
 )
 
-// detail computes the token views of one node on the main row.
-func (e *Engine) detail(n Node, fwd *model.Result, p *prepared) NodeDetail {
-	m := e.Model
-	T, D, H, dh := p.T, m.DModel, m.NHead, m.DHead()
-	d := NodeDetail{Node: n, Name: n.Name()}
+// details computes the token views of nodes on the main row; the views
+// through the vocabulary are scored together, in one GEMM.
+func (e *Engine) details(nodes []Node, fwd *model.Result, p *prepared) []NodeDetail {
 	const k = 10
+	out := make([]NodeDetail, len(nodes))
+	lens := &tokenLens{k: k}
+	for i, n := range nodes {
+		out[i] = NodeDetail{Node: n, Name: n.Name()}
+		e.detail(&out[i], fwd, p, lens, k)
+	}
+	lens.run(e)
+	return out
+}
+
+// detail fills what d's node shows, queueing its vocabulary views on lens.
+func (e *Engine) detail(d *NodeDetail, fwd *model.Result, p *prepared, lens *tokenLens, k int) {
+	m := e.Model
+	n := d.Node
+	T, D, H, dh := p.T, m.DModel, m.NHead, m.DHead()
 	switch n.Type {
 	case MLPNeuron:
 		a := fwd.Acts[model.At(model.MLPPostAct, n.Layer)].Data[n.Token*m.DMLP+n.Index]
 		write := m.Blocks[n.Layer].OutW[n.Index*D : (n.Index+1)*D]
-		d.Upvoted, d.Downvoted = e.outputTokens(write, float64(a), k)
-		u := make([]float32, D)
-		for i := range u {
-			u[i] = m.Blocks[n.Layer].Ln2G[i] * m.Blocks[n.Layer].FcW[i*m.DMLP+n.Index]
-		}
-		d.InputTokens = e.inputTokens(u, k)
+		lens.output(e, write, float64(a), &d.Upvoted, &d.Downvoted)
+		lens.input(e.neuronInput(n), &d.InputTokens, &d.InputTokensDown)
 	case AttnHead:
 		l := n.Layer
 		v := fwd.Acts[model.At(model.AttnV, l)].Data
@@ -30,7 +39,7 @@ func (e *Engine) detail(n Node, fwd *model.Result, p *prepared) NodeDetail {
 			key = n.Token
 		}
 		vw := e.valueWrites(l, v[:T*H*dh], T)
-		d.Upvoted, d.Downvoted = e.outputTokens(vw[(key*H+n.Index)*D:(key*H+n.Index+1)*D], 1, k)
+		lens.output(e, vw[(key*H+n.Index)*D:(key*H+n.Index+1)*D], 1, &d.Upvoted, &d.Downvoted)
 		probs := fwd.Acts[model.At(model.AttnQKProbs, l)].Data
 		toks := p.rows[0].tokens
 		disp := e.Tok.Display(toks)
@@ -43,15 +52,14 @@ func (e *Engine) detail(n Node, fwd *model.Result, p *prepared) NodeDetail {
 		}
 		d.AttendedTo, d.AttendedFrom = bestScored(to, k), bestScored(from, k)
 	case MLPLatent, AttnLatent:
-		e.latentDetail(&d, fwd, p, k)
+		e.latentDetail(d, fwd, p, lens, k)
 	}
-	return d
 }
 
 // latentDetail: the latent's write through the unembedding, the input
 // tokens that upvote it (MLP latents), and for attention latents the key
 // tokens whose attention writes most along its encoder direction.
-func (e *Engine) latentDetail(d *NodeDetail, fwd *model.Result, p *prepared, k int) {
+func (e *Engine) latentDetail(d *NodeDetail, fwd *model.Result, p *prepared, lens *tokenLens, k int) {
 	m := e.Model
 	n := d.Node
 	var sp *splice
@@ -71,16 +79,9 @@ func (e *Engine) latentDetail(d *NodeDetail, fwd *model.Result, p *prepared, k i
 		return
 	}
 	if sp.reg.loc == model.MLPPostAct {
-		wr := make([]float32, D)
-		for j, x := range w { // W_outᵀ·w
-			row := m.Blocks[n.Layer].OutW[j*D : (j+1)*D]
-			for o := range wr {
-				wr[o] += x * row[o]
-			}
-		}
-		w = wr
+		w = e.neuronsWrite(n.Layer, w)
 	}
-	d.Upvoted, d.Downvoted = e.outputTokens(w, float64(a), k)
+	lens.output(e, w, float64(a), &d.Upvoted, &d.Downvoted)
 	g, err := sp.s.PreActGrad(0, n.Token, i)
 	if err != nil {
 		return
@@ -107,7 +108,7 @@ func (e *Engine) latentDetail(d *NodeDetail, fwd *model.Result, p *prepared, k i
 			for o := range u {
 				u[o] *= b.Ln2G[o]
 			}
-			d.InputTokens = e.inputTokens(u, k)
+			lens.input(u, &d.InputTokens, nil)
 		}
 		return
 	}
@@ -137,62 +138,29 @@ func bestScored(xs []ScoredToken, k int) []ScoredToken {
 	return xs[:min(k, len(xs))]
 }
 
-// outputTokens: write × (W_U ⊙ ln_f gain), mean-subtracted; swapped when act < 0, none when 0.
-func (e *Engine) outputTokens(write []float32, act float64, k int) (up, down []ScoredToken) {
-	if act == 0 {
-		return nil, nil
-	}
+// neuronsWrite maps a vector over layer l's neurons into the residual
+// stream: W_outᵀ·w.
+func (e *Engine) neuronsWrite(l int, w []float32) []float32 {
 	m := e.Model
-	w := make([]float32, m.DModel)
-	for i := range w {
-		w[i] = write[i] * m.LnFG[i]
-	}
-	scores := e.vocabScores(w)
-	up, down = e.extremes(scores, k)
-	if act < 0 {
-		up, down = down, up
-	}
-	return up, down
-}
-
-// inputTokens projects a residual-stream direction (mean-removed, as the
-// LayerNorm removes it) on the token embeddings.
-func (e *Engine) inputTokens(u []float32, k int) []ScoredToken {
-	var mean float64
-	for _, v := range u {
-		mean += float64(v) / float64(len(u))
-	}
-	for i := range u {
-		u[i] -= float32(mean)
-	}
-	up, _ := e.extremes(e.vocabScores(u), k)
-	return up
-}
-
-func (e *Engine) vocabScores(w []float32) []float64 {
-	m := e.Model
-	out := make([]float32, m.Vocab)
-	gemv(m.WTE, m.Vocab, m.DModel, w, out)
-	var mean float64
-	for _, v := range out {
-		mean += float64(v)
-	}
-	mean /= float64(len(out))
-	scores := make([]float64, len(out))
-	for i, v := range out {
-		scores[i] = float64(v) - mean
-	}
-	return scores
-}
-
-func (e *Engine) extremes(scores []float64, k int) (top, bottom []ScoredToken) {
-	s := nodeSpace{total: len(scores), offMLP: len(scores), offAttn: len(scores)}
-	mk := func(ids []int) []ScoredToken {
-		out := make([]ScoredToken, len(ids))
-		for i, id := range ids {
-			out[i] = ScoredToken{Token: Token{id, e.Tok.Display([]int{id})[0]}, Score: scores[id]}
+	D := m.DModel
+	wr := make([]float32, D)
+	for j, x := range w {
+		row := m.Blocks[l].OutW[j*D : (j+1)*D]
+		for o := range wr {
+			wr[o] += x * row[o]
 		}
-		return out
 	}
-	return mk(topK(s, k, func(i int) float64 { return scores[i] })), mk(topK(s, k, func(i int) float64 { return -scores[i] }))
+	return wr
+}
+
+// neuronInput is what an MLP neuron reads from the residual stream through
+// ln_2 (gain applied, scale frozen): ln_2 gain ⊙ W_fc's column.
+func (e *Engine) neuronInput(n Node) []float32 {
+	m := e.Model
+	b := &m.Blocks[n.Layer]
+	u := make([]float32, m.DModel)
+	for i := range u {
+		u[i] = b.Ln2G[i] * b.FcW[i*m.DMLP+n.Index]
+	}
+	return u
 }

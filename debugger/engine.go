@@ -3,6 +3,7 @@ package debugger
 import (
 	"context"
 	"math"
+	"slices"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
@@ -95,6 +96,30 @@ func (e *Engine) gradSite(r point) model.Site {
 	return model.At(model.ResidPostMLP, r.layer-1)
 }
 
+// forward runs the prepared rows with the autoencoders spliced in and the
+// ablations applied, ready for a backward pass, and finds the scalar to
+// explain.
+func (e *Engine) forward(ctx context.Context, p *prepared, capture []model.Site) (*model.Result, *scalarSpec, error) {
+	batch := make([][]int, len(p.rows))
+	for i, r := range p.rows {
+		batch[i] = r.tokens
+	}
+	var hooks []model.Hook
+	var err error
+	if p.splices, hooks, err = e.splices(p); err != nil {
+		return nil, nil, err
+	}
+	fwd, err := e.Model.Forward(ctx, model.Request{Tokens: batch, Capture: capture, Hooks: hooks, Interventions: e.interventions(p), Backward: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, err := e.scalar(p, fwd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fwd, sc, nil
+}
+
 // Run answers a request.
 func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 	e.init()
@@ -104,10 +129,6 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 	}
 	m := e.Model
 	L, T, H, D := m.NLayer, p.T, m.NHead, m.DModel
-	batch := make([][]int, len(p.rows))
-	for i, r := range p.rows {
-		batch[i] = r.tokens
-	}
 	capture := []model.Site{model.At(model.ResidPostEmb, model.NoLayer), model.At(model.Logits, model.NoLayer)}
 	for l := range L {
 		capture = append(capture, model.At(model.MLPPostAct, l), model.At(model.AttnQKProbs, l), model.At(model.AttnV, l))
@@ -117,18 +138,15 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 			capture = append(capture, model.At(model.MLPPreAct, n.Layer))
 		}
 	}
+	if p.req.InspectTable && p.req.UseMLPAutoencoders { // the table's MLP latents are not known yet
+		for l := range L {
+			capture = append(capture, model.At(model.MLPPreAct, l))
+		}
+	}
 	for tr := p.req.Trace; tr != nil; tr = tr.Downstream {
 		capture = append(capture, e.traceSites(tr.Node, tr.Path)...)
 	}
-	var hooks []model.Hook
-	if p.splices, hooks, err = e.splices(p); err != nil {
-		return nil, err
-	}
-	fwd, err := m.Forward(ctx, model.Request{Tokens: batch, Capture: capture, Hooks: hooks, Interventions: e.interventions(p), Backward: true})
-	if err != nil {
-		return nil, err
-	}
-	sc, err := e.scalar(p, fwd)
+	fwd, sc, err := e.forward(ctx, p, capture)
 	if err != nil {
 		return nil, err
 	}
@@ -165,17 +183,30 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Response, error) {
 		mt := e.metrics(space, fwd, grads, gstar.Data[r*T*D:(r+1)*T*D], r, sc.gstar)
 		e.latentMetrics(mt, space, r, gstar.Data[r*T*D:(r+1)*T*D], sc.gstar)
 		perRow[r] = mt
-		resp.Runs = append(resp.Runs, Run{
+		run := Run{
 			Label:        rw.label,
 			Tokens:       e.tokens(rw.tokens),
 			Loss:         sc.values[r],
 			Candidates:   e.candidates(p, fwd, r, sc.position),
 			TokenEffects: space.tokenEffects(mt.actTimesGrad),
-		})
+		}
+		if p.req.AttentionPairs {
+			run.AttentionPairs = space.attentionPairs(mt.actTimesGrad)
+		}
+		resp.Runs = append(resp.Runs, run)
 	}
 	resp.Nodes = e.table(p, space, perRow)
-	for _, n := range p.req.Inspect {
-		resp.Details = append(resp.Details, e.detail(n, fwd, p))
+	inspect := p.req.Inspect
+	if p.req.InspectTable {
+		inspect = slices.Clone(inspect)
+		for _, nr := range resp.Nodes {
+			if nr.Node.Type != Embedding && !slices.Contains(inspect, nr.Node) {
+				inspect = append(inspect, nr.Node)
+			}
+		}
+	}
+	if len(inspect) > 0 {
+		resp.Details = e.details(inspect, fwd, p)
 	}
 	return resp, nil
 }

@@ -3,6 +3,7 @@ package debugger
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
@@ -123,17 +124,39 @@ func (e *Engine) splices(p *prepared) ([]*splice, []model.Hook, error) {
 // checkLatent validates a latent node against the registered autoencoders.
 func (e *Engine) checkLatent(req Request, n Node) error {
 	slot := aeSlot{n.Type, n.Layer}
-	reg, ok := e.aes[slot]
+	if _, ok := e.aes[slot]; ok && !e.useSlot(req, slot) {
+		return fmt.Errorf("the request does not use %s autoencoders (set use_%s_autoencoders)", aeKind[n.Type], strings.ToLower(aeKind[n.Type]))
+	}
+	_, _, err := e.latent(n)
+	return err
+}
+
+// aeKind names the autoencoders of a latent node type in messages.
+var aeKind = map[NodeType]string{MLPLatent: "MLP", AttnLatent: "attention"}
+
+// latent finds a latent node's autoencoder and the latent's index in it;
+// the error is a BadRequest.
+func (e *Engine) latent(n Node) (*registered, int, error) {
+	reg, ok := e.aes[aeSlot{n.Type, n.Layer}]
 	if !ok {
-		return fmt.Errorf("no %s autoencoder is loaded for layer %d", map[NodeType]string{MLPLatent: "MLP", AttnLatent: "attention"}[n.Type], n.Layer)
+		return nil, 0, badf("no %s autoencoder is loaded for layer %d", aeKind[n.Type], n.Layer)
 	}
-	if !e.useSlot(req, slot) {
-		return fmt.Errorf("the request does not use %s autoencoders (set use_%s_autoencoders)", map[NodeType]string{MLPLatent: "MLP", AttnLatent: "attention"}[n.Type], map[NodeType]string{MLPLatent: "mlp", AttnLatent: "attention"}[n.Type])
+	i, ok := reg.ae.IndexOf(n.Index)
+	if !ok {
+		return nil, 0, badf("latent %d does not exist in %s (or was dropped as dead)", n.Index, reg.ae.Source)
 	}
-	if _, ok := reg.ae.IndexOf(n.Index); !ok {
-		return fmt.Errorf("latent %d does not exist in %s (or was dropped as dead)", n.Index, reg.ae.Source)
+	return reg, i, nil
+}
+
+// spliceLatent is latent plus a fresh splice of its autoencoder, for a
+// forward pass of its own.
+func (e *Engine) spliceLatent(n Node) (*registered, int, *autoencoder.Spliced, error) {
+	reg, i, err := e.latent(n)
+	if err != nil {
+		return nil, 0, nil, err
 	}
-	return nil
+	s, err := reg.ae.Splice(n.Layer, reg.loc)
+	return reg, i, s, err
 }
 
 // activeLatents lists the latents that are non-zero in any row, as sparse nodes.

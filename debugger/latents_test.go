@@ -2,41 +2,19 @@ package debugger
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"tdb/autoencoder"
+	"tdb/autoencoder/saetest"
 	"tdb/model"
 )
 
-// writeSAE writes a random SAELens autoencoder (so the test runs on a fresh clone).
+// writeSAE writes a random SAELens autoencoder (so the test runs on a fresh clone) and loads it.
 func writeSAE(t *testing.T, in, lat int, cfg map[string]any, seed uint64) *autoencoder.Autoencoder {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 1))
-	randT := func(std, mean float64, shape ...int) *model.Tensor {
-		x := model.NewTensor(shape...)
-		for i := range x.Data {
-			x.Data[i] = float32(mean + std*rng.NormFloat64())
-		}
-		return x
-	}
 	dir := t.TempDir()
-	ts := []model.NamedTensor{
-		{Name: "W_enc", Tensor: randT(0.5, 0, in, lat)},
-		{Name: "W_dec", Tensor: randT(0.3, 0, lat, in)},
-		{Name: "b_enc", Tensor: randT(0.1, 0.2, lat)},
-		{Name: "b_dec", Tensor: randT(0.1, 0, in)},
-	}
-	if err := model.WriteSafetensors(filepath.Join(dir, "sae_weights.safetensors"), ts, nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg["d_in"], cfg["d_sae"] = in, lat
-	raw, _ := json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "cfg.json"), raw, 0o644); err != nil {
+	if err := saetest.Random(in, lat, seed, 0.2).Write(dir, cfg); err != nil {
 		t.Fatal(err)
 	}
 	ae, err := autoencoder.Load(context.Background(), dir, autoencoder.Options{})

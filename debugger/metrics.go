@@ -187,6 +187,25 @@ func (e *Engine) valueWrites(l int, v []float32, T int) []float32 {
 	return out
 }
 
+// attentionPairs sums attention nodes' values over layers and heads per
+// (query, key) pair: [query][key], zero above the diagonal.
+func (s nodeSpace) attentionPairs(v []float32) [][]float64 {
+	out := make([][]float64, s.T)
+	for q := range s.T {
+		out[q] = make([]float64, s.T)
+	}
+	for l := range s.L {
+		for q := range s.T {
+			for k := 0; k <= q; k++ {
+				for h := range s.H {
+					out[q][k] += float64(v[s.offAttn+((l*s.T+q)*s.T+k)*s.H+h])
+				}
+			}
+		}
+	}
+	return out
+}
+
 func (s nodeSpace) tokenEffects(axg []float32) TokenEffects {
 	te := TokenEffects{Embedding: make([]float64, s.T), MLP: make([]float64, s.T), AttentionFrom: make([]float64, s.T), AttentionTo: make([]float64, s.T)}
 	if len(s.extra) > 0 {

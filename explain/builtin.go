@@ -78,6 +78,29 @@ func (t corrStats) corr(m stat) float64 {
 	return cov / math.Sqrt(p*(1-p)*t.variance)
 }
 
+// greedy sorts ids by the correlation of their own masks (of gives each
+// id's statistics), best first, then takes them in that order while the
+// union's correlation grows by more than minGain, at most max ids. It
+// returns the ids taken and the union's correlation (-Inf when none).
+func (t corrStats) greedy(ids []int32, of func(int32) stat, max int) ([]int32, float64) {
+	slices.SortFunc(ids, func(x, y int32) int {
+		return cmp.Or(cmp.Compare(t.corr(of(y)), t.corr(of(x))), cmp.Compare(x, y))
+	})
+	var set []int32
+	var union stat
+	best := math.Inf(-1)
+	for _, id := range ids {
+		if len(set) == max {
+			break
+		}
+		u := union.add(of(id))
+		if c := t.corr(u); len(set) == 0 || c > best+minGain {
+			set, union, best = append(set, id), u, c
+		}
+	}
+	return set, best
+}
+
 // Fit returns the best pattern of c (the empty pattern when nothing fits).
 func (b *Builtin) Fit(c *Component) Pattern {
 	train, _, _ := c.split()
@@ -158,21 +181,7 @@ func (b *Builtin) Fit(c *Component) Pattern {
 	tot.variance = sumSq/float64(tot.n) - tot.mean*tot.mean
 
 	// Token sets: greedy by single-token correlation.
-	slices.SortFunc(cands, func(x, y int32) int {
-		return cmp.Or(cmp.Compare(tot.corr(tok[y]), tot.corr(tok[x])), cmp.Compare(x, y))
-	})
-	var set []int32
-	var setStat stat
-	best := math.Inf(-1)
-	for _, t := range cands {
-		if len(set) == maxSet {
-			break
-		}
-		s := setStat.add(tok[t])
-		if c := tot.corr(s); len(set) == 0 || c > best+minGain {
-			set, setStat, best = append(set, t), s, c
-		}
-	}
+	set, best := tot.greedy(cands, func(t int32) stat { return tok[t] }, maxSet)
 	pat := Pattern{Tokens: set}
 	// A lexical class instead of a list.
 	for c := classCapitalized; c < nClasses; c++ {
@@ -192,21 +201,7 @@ func (b *Builtin) Fit(c *Component) Pattern {
 		for q := range prevs {
 			order = append(order, q)
 		}
-		slices.SortFunc(order, func(x, y int32) int {
-			return cmp.Or(cmp.Compare(tot.corr(prevs[y]), tot.corr(prevs[x])), cmp.Compare(x, y))
-		})
-		var after []int32
-		var ctxStat stat
-		ctxBest := math.Inf(-1)
-		for _, q := range order {
-			if len(after) == maxAfter {
-				break
-			}
-			s := ctxStat.add(prevs[q])
-			if c := tot.corr(s); len(after) == 0 || c > ctxBest+minGain {
-				after, ctxStat, ctxBest = append(after, q), s, c
-			}
-		}
+		after, ctxBest := tot.greedy(order, func(q int32) stat { return prevs[q] }, maxAfter)
 		if len(after) > 0 && ctxBest > best+minCtxGain {
 			pat.After, best = after, ctxBest
 		}

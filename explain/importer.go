@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"tdb/internal/textutil"
 	"tdb/store"
 )
 
@@ -228,12 +229,9 @@ func importedExplanation(text string, s *scoredSimulation) Explanation {
 // ParseIndexList parses "0-9,12" style lists (layers and components on the
 // command line).
 func ParseIndexList(s string) ([]int, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
 	var out []int
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+	for _, part := range textutil.List(s) {
+		lo, hi, isRange := strings.Cut(part, "-")
 		if !isRange {
 			hi = lo
 		}

@@ -259,14 +259,5 @@ func doneInChunk(ctx context.Context, st store.Store, dataset string, t Task, me
 		return nil, err
 	}
 	rows, err := readChunk(ctx, st, ChunkKey(dataset, t.Location, t.Layer, t.Lo), t.Location, t.Layer)
-	if err != nil {
-		return nil, err
-	}
-	done := map[int]bool{}
-	for _, r := range rows {
-		if r.Method == method {
-			done[r.Component] = true
-		}
-	}
-	return done, nil
+	return doneBy(rows, method), err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -39,11 +38,10 @@ func EachComponent(ctx context.Context, st store.Store, m *dataset.Manifest, loc
 		return fmt.Errorf("explain: dataset %s has no layer %d of %s (it has %v): %w", m.Name, layer, location, loc.Layers, store.ErrNotFound)
 	}
 	key := dataset.RecordsKey(m.Name, location, layer)
-	size, err := st.Size(ctx, key)
+	ra, err := store.NewReader(ctx, st, key)
 	if err != nil {
 		return fmt.Errorf("explain: %s in %s: %w", key, st, err)
 	}
-	ra := &windowReader{ctx: ctx, st: st, key: key, size: size}
 	pf, err := file.NewParquetReader(ra)
 	if err != nil {
 		return fmt.Errorf("explain: opening %s: %w", key, err)
@@ -132,7 +130,7 @@ func EachComponent(ctx context.Context, st store.Store, m *dataset.Manifest, loc
 
 // prefetchGroup fetches row group g's bytes in one ranged read, so that a
 // remote store (Azure) serves a row group in one request, not one per page.
-func prefetchGroup(ra *windowReader, pf *file.Reader, g int) error {
+func prefetchGroup(ra *store.Reader, pf *file.Reader, g int) error {
 	rg := pf.MetaData().RowGroup(g)
 	lo, hi := int64(-1), int64(0)
 	for c := 0; c < rg.NumColumns(); c++ {
@@ -149,85 +147,10 @@ func prefetchGroup(ra *windowReader, pf *file.Reader, g int) error {
 		}
 		hi = max(hi, start+cc.TotalCompressedSize())
 	}
-	if lo < 0 || lo >= hi || hi > ra.size {
+	if lo < 0 || lo >= hi || hi > ra.Size() {
 		return nil
 	}
-	return ra.prefetch(lo, hi-lo)
-}
-
-// windowReader reads a blob with ranged reads, serving reads inside its one
-// prefetched window from memory: a whole-layer pass keeps one row group in
-// memory at a time, not the file.
-type windowReader struct {
-	ctx  context.Context
-	st   store.Store
-	key  string
-	size int64
-	off  int64
-	buf  []byte
-	pos  int64
-}
-
-func (w *windowReader) prefetch(off, n int64) error {
-	n = min(n, w.size-off)
-	buf := make([]byte, n)
-	if err := w.fetch(buf, off); err != nil {
-		return err
-	}
-	w.off, w.buf = off, buf
-	return nil
-}
-
-func (w *windowReader) fetch(p []byte, off int64) error {
-	rc, err := w.st.GetRange(w.ctx, w.key, off, int64(len(p)))
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = io.ReadFull(rc, p)
-	return err
-}
-
-// ReadAt implements io.ReaderAt.
-func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off >= w.size {
-		return 0, io.EOF
-	}
-	n := len(p)
-	if int64(n) > w.size-off {
-		n = int(w.size - off)
-	}
-	if off >= w.off && off+int64(n) <= w.off+int64(len(w.buf)) {
-		copy(p[:n], w.buf[off-w.off:])
-	} else if err := w.fetch(p[:n], off); err != nil {
-		return 0, err
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-// Seek and Read make windowReader a parquet.ReaderAtSeeker.
-func (w *windowReader) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += w.pos
-	case io.SeekEnd:
-		offset += w.size
-	}
-	if offset < 0 {
-		return 0, fmt.Errorf("explain: seek to %d", offset)
-	}
-	w.pos = offset
-	return offset, nil
-}
-
-func (w *windowReader) Read(p []byte) (int, error) {
-	n, err := w.ReadAt(p, w.pos)
-	w.pos += int64(n)
-	return n, err
+	return ra.PrefetchWindow(lo, hi-lo)
 }
 
 func eachRow(tbl arrow.Table, fn func(comp int, kind string, rank, bucket int, r Record) error) error {

@@ -151,24 +151,7 @@ func DetectionScore(ctx context.Context, j Judge, c *Component, explanation stri
 	if err != nil {
 		return nil, err
 	}
-	if len(got) != len(shown) {
-		return nil, fmt.Errorf("judge %s answered %d records, want %d", j.Name(), len(got), len(shown))
-	}
-	var tp, fn, tn, fp int
-	for i, k := range perm {
-		switch {
-		case label[k] && got[i]:
-			tp++
-		case label[k]:
-			fn++
-		case got[i]:
-			fp++
-		default:
-			tn++
-		}
-	}
-	ba := (float64(tp)/float64(tp+fn) + float64(tn)/float64(tn+fp)) / 2
-	return newScore(j, ba, map[string]int{"tp": tp, "fn": fn, "tn": tn, "fp": fp}), nil
+	return balancedAccuracy(j, perm, label, got)
 }
 
 // FuzzingScore is the balanced accuracy of the judge telling held-out top
@@ -218,8 +201,14 @@ func FuzzingScore(ctx context.Context, j Judge, c *Component, explanation string
 	if err != nil {
 		return nil, err
 	}
-	if len(got) != len(sr) {
-		return nil, fmt.Errorf("judge %s answered %d records, want %d", j.Name(), len(got), len(sr))
+	return balancedAccuracy(j, perm, label, got)
+}
+
+// balancedAccuracy scores a judge's yes/no answers got (in shown order:
+// shown[i] is record perm[i]) against the records' labels.
+func balancedAccuracy(j Judge, perm []int, label, got []bool) (*Score, error) {
+	if len(got) != len(perm) {
+		return nil, fmt.Errorf("judge %s answered %d records, want %d", j.Name(), len(got), len(perm))
 	}
 	var tp, fn, tn, fp int
 	for i, k := range perm {

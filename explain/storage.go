@@ -139,6 +139,16 @@ func checkKeyParts(dataset, location string, layer, index int) error {
 	return nil
 }
 
+// ReadChunk returns every stored explanation of the file holding component
+// index: the ChunkSize components around it (callers that cache per file,
+// like the query service, read each file once for all its components).
+func ReadChunk(ctx context.Context, st store.Store, dataset, location string, layer, index int) ([]Row, error) {
+	if err := checkKeyParts(dataset, location, layer, index); err != nil {
+		return nil, err
+	}
+	return readChunk(ctx, st, ChunkKey(dataset, location, layer, index), location, layer)
+}
+
 // ReadLayer returns every stored explanation of one location and layer.
 func ReadLayer(ctx context.Context, st store.Store, dataset, location string, layer int) ([]Row, error) {
 	if err := checkKeyParts(dataset, location, layer, 0); err != nil {
@@ -380,16 +390,18 @@ func decodeRows(ctx context.Context, data []byte, location string, layer int) ([
 // an explanation by method (what a resumed job skips).
 func Done(ctx context.Context, st store.Store, dataset, location string, layer int, method Method) (map[int]bool, error) {
 	rows, err := ReadLayer(ctx, st, dataset, location, layer)
-	if err != nil {
-		return nil, err
-	}
+	return doneBy(rows, method), err
+}
+
+// doneBy is the set of components rows explain by method.
+func doneBy(rows []Row, method Method) map[int]bool {
 	done := map[int]bool{}
 	for _, r := range rows {
 		if r.Method == method {
 			done[r.Component] = true
 		}
 	}
-	return done, nil
+	return done
 }
 
 // normalize lower-cases and splits text into search terms.

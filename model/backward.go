@@ -8,6 +8,9 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"tdb/internal/parallel"
+	"tdb/kernels"
 )
 
 // BackwardOptions shape a backward pass.
@@ -226,7 +229,7 @@ func (b *backward) block(l int, g []float32) {
 	}
 	gProbs := make([]float32, B*H*T*T)
 	gQKV := make([]float32, N*3*d)
-	parallel(B*H, func(lo, hi int) {
+	parallel.Rows(B*H, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			bb, h := bh/H, bh%H
 			v := lt.qkv[bb*T*3*d+2*d+h*dh:]
@@ -240,21 +243,14 @@ func (b *backward) block(l int, g []float32) {
 	})
 	if b.at(site(AttnQKProbs), gProbs) {
 		gLogits := gProbs // softmax backward in place, row by row
-		parallel(B*H*T, func(lo, hi int) {
+		parallel.Rows(B*H*T, 1, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
-				p, gp := lt.probs[r*T:(r+1)*T], gLogits[r*T:(r+1)*T]
-				var dot float64
-				for j := range p {
-					dot += float64(p[j]) * float64(gp[j])
-				}
-				for j := range p {
-					gp[j] = p[j] * (gp[j] - float32(dot))
-				}
+				kernels.SoftmaxGrad(gLogits[r*T:(r+1)*T], lt.probs[r*T:(r+1)*T])
 			}
 		})
 		if b.at(site(AttnQKLogits), gLogits) {
 			inv := float32(1 / math.Sqrt(float64(dh)))
-			parallel(B*H, func(lo, hi int) {
+			parallel.Rows(B*H, 1, func(lo, hi int) {
 				for bh := lo; bh < hi; bh++ {
 					bb, h := bh/H, bh%H
 					gs := gLogits[bh*T*T:]

@@ -8,6 +8,9 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"tdb/internal/parallel"
+	"tdb/kernels"
 )
 
 // Hook sees a site's activations during the forward pass, in the semantic
@@ -328,9 +331,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape) ([]float32, error) {
 		return nil, err
 	}
 	mid := delta // captures are copies, so delta's buffer can become resid + delta
-	for i := range mid {
-		mid[i] = resid[i] + delta[i]
-	}
+	add(mid, resid, delta)
 	if err := p.visit(site(ResidPostAttn), mid); err != nil {
 		return nil, err
 	}
@@ -358,9 +359,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape) ([]float32, error) {
 	if err := p.visit(site(ResidDeltaMLP), out); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		out[i] += mid[i]
-	}
+	add(out, out, mid)
 	if err := p.visit(site(ResidPostMLP), out); err != nil {
 		return nil, err
 	}
@@ -374,7 +373,7 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 	H, dh := m.NHead, m.DHead()
 	logits := p.alloc(B * H * T * T)
 	inv := float32(1 / math.Sqrt(float64(dh)))
-	parallel(B*H, func(lo, hi int) {
+	parallel.Rows(B*H, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/H, bh%H
 			q := qkv[b*T*3*d+h*dh:]
@@ -392,10 +391,10 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 		return nil, nil, err
 	}
 	probs = logits // captures are copies: softmax in place
-	parallel(B*H*T, func(lo, hi int) {
+	parallel.Rows(B*H*T, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			q := r % T // keys after the query are masked: probability 0
-			softmax(probs[r*T:r*T+q+1], logits[r*T:r*T+q+1])
+			kernels.Softmax(probs[r*T:r*T+q+1], logits[r*T:r*T+q+1])
 			clear(probs[r*T+q+1 : (r+1)*T])
 		}
 	})
@@ -403,7 +402,7 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 		return nil, nil, err
 	}
 	vout = p.alloc(p.N * d)
-	parallel(B*H, func(lo, hi int) {
+	parallel.Rows(B*H, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/H, bh%H
 			v := qkv[b*T*3*d+2*d+h*dh:]
@@ -411,28 +410,6 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 		}
 	})
 	return probs, vout, p.visit(At(AttnVOut, l), vout)
-}
-
-// softmax of one row; -Inf entries get probability 0.
-func softmax(out, in []float32) {
-	mx := float32(math.Inf(-1))
-	for _, v := range in {
-		mx = max(mx, v)
-	}
-	if math.IsInf(float64(mx), -1) {
-		clear(out)
-		return
-	}
-	var s float64
-	for i, v := range in {
-		e := math.Exp(float64(v - mx))
-		out[i] = float32(e)
-		s += e
-	}
-	inv := float32(1 / s)
-	for i := range out {
-		out[i] *= inv
-	}
 }
 
 func (p *pass) wanted(s Site) bool {

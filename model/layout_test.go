@@ -141,7 +141,8 @@ func addTensor(t *testing.T, cfg Config, src, name string, change bool) string {
 	return dir
 }
 
-func writeRaw(t *testing.T, path string, header map[string]TensorInfo, body []byte) {
+// writeRaw writes a safetensors file: the header (JSON of header) and body as given.
+func writeRaw(t *testing.T, path string, header any, body []byte) {
 	t.Helper()
 	hdr, _ := json.Marshal(header)
 	var out bytes.Buffer

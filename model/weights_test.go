@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -45,14 +44,7 @@ func rewrite(t *testing.T, src, dst string, edit func(name string, ti *TensorInf
 		body = append(body, data...)
 		header[name] = ti
 	}
-	hdr, _ := json.Marshal(header)
-	var out bytes.Buffer
-	binary.Write(&out, binary.LittleEndian, uint64(len(hdr)))
-	out.Write(hdr)
-	out.Write(body)
-	if err := os.WriteFile(dst, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeRaw(t, dst, header, body)
 }
 
 func TestLoadHalfPrecision(t *testing.T) {

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net"
@@ -10,26 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"tdb/internal/syncbuf"
 	"tdb/store"
 )
-
-// syncBuffer is a bytes.Buffer safe for the SDK's concurrent log calls.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestAzureHungEndpointFailsInBoundedTime: an endpoint that accepts
 // connections and never answers makes every call fail after its retries,
@@ -61,7 +43,7 @@ func TestAzureHungEndpointFailsInBoundedTime(t *testing.T) {
 		}
 	}()
 	store.SetAzureTryBase(t, 100*time.Millisecond)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	defer slog.SetDefault(old)

@@ -29,17 +29,8 @@ func ValidateKey(key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty key", ErrInvalidKey)
 	}
-	if len(key) > MaxKeyLen {
-		return fmt.Errorf("%w: key of %d bytes is longer than %d", ErrInvalidKey, len(key), MaxKeyLen)
-	}
-	if !utf8.ValidString(key) {
-		return fmt.Errorf("%w: key %q is not valid UTF-8", ErrInvalidKey, key)
-	}
-	if strings.HasPrefix(key, "/") {
-		return fmt.Errorf("%w: key %q is absolute (starts with /)", ErrInvalidKey, key)
-	}
-	if strings.ContainsAny(key, "\\\x00") {
-		return fmt.Errorf("%w: key %q contains a backslash or NUL", ErrInvalidKey, key)
+	if err := checkChars("key", key); err != nil {
+		return err
 	}
 	for seg := range strings.SplitSeq(key, "/") {
 		switch {
@@ -54,6 +45,24 @@ func ValidateKey(key string) error {
 	return nil
 }
 
+// checkChars holds the rules keys and prefixes share: length, UTF-8, not
+// absolute, no backslash or NUL. what names s in the error.
+func checkChars(what, s string) error {
+	if len(s) > MaxKeyLen {
+		return fmt.Errorf("%w: %s of %d bytes is longer than %d", ErrInvalidKey, what, len(s), MaxKeyLen)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalidKey, what, s)
+	}
+	if strings.HasPrefix(s, "/") {
+		return fmt.Errorf("%w: %s %q is absolute (starts with /)", ErrInvalidKey, what, s)
+	}
+	if strings.ContainsAny(s, "\\\x00") {
+		return fmt.Errorf("%w: %s %q contains a backslash or NUL", ErrInvalidKey, what, s)
+	}
+	return nil
+}
+
 // validatePrefix checks a List prefix. A prefix is a plain string prefix (not
 // a directory), so "datasets/de" matches "datasets/demo/x"; it may be empty or
 // end with "/", but it must not be able to climb out of the store.
@@ -61,17 +70,8 @@ func validatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
-	if len(prefix) > MaxKeyLen {
-		return fmt.Errorf("%w: prefix of %d bytes is longer than %d", ErrInvalidKey, len(prefix), MaxKeyLen)
-	}
-	if !utf8.ValidString(prefix) {
-		return fmt.Errorf("%w: prefix %q is not valid UTF-8", ErrInvalidKey, prefix)
-	}
-	if strings.HasPrefix(prefix, "/") {
-		return fmt.Errorf("%w: prefix %q is absolute (starts with /)", ErrInvalidKey, prefix)
-	}
-	if strings.ContainsAny(prefix, "\\\x00") {
-		return fmt.Errorf("%w: prefix %q contains a backslash or NUL", ErrInvalidKey, prefix)
+	if err := checkChars("prefix", prefix); err != nil {
+		return err
 	}
 	segs := strings.Split(prefix, "/")
 	for i, seg := range segs {

@@ -57,6 +57,13 @@ func (r *Reader) Prefetch(off, n int64) error {
 	return nil
 }
 
+// PrefetchWindow is Prefetch that first drops the ranges prefetched before,
+// so that a pass over a file's row groups holds one of them in memory.
+func (r *Reader) PrefetchWindow(off, n int64) error {
+	r.chunks = nil
+	return r.Prefetch(off, n)
+}
+
 func (r *Reader) fetch(p []byte, off int64) error {
 	rc, err := r.st.GetRange(r.ctx, r.key, off, int64(len(p)))
 	if err != nil {

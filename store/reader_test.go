@@ -62,6 +62,20 @@ func TestReader(t *testing.T) {
 	if st.ranges != before+1 {
 		t.Errorf("%d ranged reads for a prefetch and a read inside it, want 1", st.ranges-before)
 	}
+	// a window replaces what was prefetched: a read in the old range fetches
+	if err := r.PrefetchWindow(0, 1000); err != nil {
+		t.Fatal(err)
+	}
+	before = st.ranges
+	if n, err := r.ReadAt(p, 500); err != nil || n != 100 || !bytes.Equal(p, data[500:600]) {
+		t.Fatalf("read in the window: %d %v", n, err)
+	}
+	if n, err := r.ReadAt(p, 9000); err != nil || n != 100 || !bytes.Equal(p, data[9000:9100]) {
+		t.Fatalf("read outside the window: %d %v", n, err)
+	}
+	if st.ranges != before+1 {
+		t.Errorf("%d ranged reads for one read in the window and one outside it, want 1", st.ranges-before)
+	}
 	// Read + Seek walk the whole blob
 	if _, err := r.Seek(-100, io.SeekEnd); err != nil {
 		t.Fatal(err)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 
 	"tdb/autoencoder"
+	"tdb/internal/textutil"
 	"tdb/model"
 )
 
@@ -47,11 +47,7 @@ type attachedAE struct {
 // errors (exit 2).
 func openAutoencoders(ctx context.Context, spec string, dropDead bool, m *model.Model, stderr io.Writer) ([]attachedAE, error) {
 	var out []attachedAE
-	for _, entry := range strings.Split(spec, ",") {
-		entry = strings.TrimSpace(entry)
-		if entry == "" {
-			continue
-		}
+	for _, entry := range textutil.List(spec) {
 		sp, err := autoencoder.ParseSpec(entry)
 		if err != nil {
 			return nil, usageError{err}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"tdb/autoencoder/saetest"
 	"tdb/model"
 )
 
@@ -16,24 +17,15 @@ func saeFolder(t *testing.T, in int, extra map[string]any) string {
 	t.Helper()
 	const lat = 8
 	dir := t.TempDir()
-	fill := func(shape ...int) *model.Tensor {
-		x := model.NewTensor(shape...)
-		for i := range x.Data {
-			x.Data[i] = float32(i%7-3) / 10
+	fill := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i%7-3) / 10
 		}
 		return x
 	}
-	ts := []model.NamedTensor{{Name: "W_enc", Tensor: fill(in, lat)}, {Name: "W_dec", Tensor: fill(lat, in)},
-		{Name: "b_enc", Tensor: fill(lat)}, {Name: "b_dec", Tensor: fill(in)}}
-	if err := model.WriteSafetensors(filepath.Join(dir, "sae_weights.safetensors"), ts, nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg := map[string]any{"d_in": in, "d_sae": lat}
-	for k, v := range extra {
-		cfg[k] = v
-	}
-	b, _ := json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "cfg.json"), b, 0o644); err != nil {
+	w := saetest.Weights{In: in, Lat: lat, WEnc: fill(in * lat), WDec: fill(lat * in), BEnc: fill(lat), BDec: fill(in)}
+	if err := w.Write(dir, extra); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"tdb/dataset"
 	"tdb/explain"
 	"tdb/explain/llm"
+	"tdb/internal/textutil"
 	"tdb/store"
 )
 
@@ -59,13 +61,35 @@ func (f llmFlags) client(st store.Store) (*llm.Client, error) {
 	return c, nil
 }
 
+// selection is the --layers and --components flags of the explain commands.
+type selection struct{ layers, components *string }
+
+// addSelection adds them, with examples and what an empty flag means in
+// their help.
+func addSelection(fs *flag.FlagSet, layersEg, componentsEg, empty string) selection {
+	return selection{
+		layers:     fs.String("layers", "", fmt.Sprintf("layers, e.g. %s (default: %s)", layersEg, empty)),
+		components: fs.String("components", "", fmt.Sprintf("components, e.g. %s (default: %s)", componentsEg, empty)),
+	}
+}
+
+// parse reads both index lists; a bad one is a usage error.
+func (s selection) parse() (layers, components []int, err error) {
+	if layers, err = explain.ParseIndexList(*s.layers); err != nil {
+		return nil, nil, usagef("--layers: %v", err)
+	}
+	if components, err = explain.ParseIndexList(*s.components); err != nil {
+		return nil, nil, usagef("--components: %v", err)
+	}
+	return layers, components, nil
+}
+
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", stderr)
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
 	dsName := fs.String("dataset", "", "dataset name")
 	locations := fs.String("locations", "", "comma-separated locations (default: all of the dataset)")
-	layers := fs.String("layers", "", "layers, e.g. 0-5,7 (default: all)")
-	components := fs.String("components", "", "components, e.g. 0-99 (default: all)")
+	sel := addSelection(fs, "0-5,7", "0-99", "all")
 	method := fs.String("method", "builtin", "explainer: builtin (no model) or llm")
 	judge := fs.String("judge", "", "who makes score predictions: builtin or llm (default: the method's own)")
 	scores := fs.String("score", "simulation", "scoring methods: any of simulation,detection,fuzzing (or none)")
@@ -83,8 +107,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var scoreList []string
 	if *scores != "none" && *scores != "" {
-		for _, s := range strings.Split(*scores, ",") {
-			s = strings.TrimSpace(s)
+		for _, s := range textutil.List(*scores) {
 			if !slices.Contains(explain.ScoreMethods, s) {
 				return usagef("--score %q: want any of %s, or none", s, strings.Join(explain.ScoreMethods, ","))
 			}
@@ -94,18 +117,11 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *judge == "" {
 		*judge = *method
 	}
-	layerList, err := explain.ParseIndexList(*layers)
+	layerList, compList, err := sel.parse()
 	if err != nil {
-		return usagef("--layers: %v", err)
+		return err
 	}
-	compList, err := explain.ParseIndexList(*components)
-	if err != nil {
-		return usagef("--components: %v", err)
-	}
-	var locList []string
-	if *locations != "" {
-		locList = strings.Split(*locations, ",")
-	}
+	locList := textutil.List(*locations)
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
 		return err
@@ -171,8 +187,7 @@ func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	from := fs.String("from", "https://openaipublic.blob.core.windows.net/neuron-explainer/data/explanations", "store URL of the folder holding {layer}/{index}.jsonl (anonymous reads of public containers)")
 	dsName := fs.String("dataset", "", "dataset whose explanations these are")
 	location := fs.String("location", "mlp.post_act", "location of the explained components")
-	layers := fs.String("layers", "", "layers, e.g. 0-11 (default: the dataset's)")
-	components := fs.String("components", "", "components, e.g. 0-3071 (default: the dataset's)")
+	sel := addSelection(fs, "0-11", "0-3071", "the dataset's")
 	modelName := fs.String("model-name", "gpt-4", "who wrote the explanations (stored as method import:NAME)")
 	workers := fs.Int("workers", 16, "files fetched in parallel")
 	if err := parseFlags(fs, args); err != nil {
@@ -181,13 +196,9 @@ func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *dsName == "" {
 		return usagef("--dataset is required")
 	}
-	layerList, err := explain.ParseIndexList(*layers)
+	layerList, compList, err := sel.parse()
 	if err != nil {
-		return usagef("--layers: %v", err)
-	}
-	compList, err := explain.ParseIndexList(*components)
-	if err != nil {
-		return usagef("--components: %v", err)
+		return err
 	}
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"tdb/autoencoder"
+	"tdb/internal/textutil"
 	"tdb/model"
 	"tdb/model/tokenizer"
 )
@@ -89,7 +91,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{err}
 	}
 	capture := sites
-	if !containsSite(sites, model.At(model.Logits, model.NoLayer)) {
+	if !slices.Contains(sites, model.At(model.Logits, model.NoLayer)) {
 		capture = append(capture[:len(capture):len(capture)], model.At(model.Logits, model.NoLayer))
 	}
 	req := model.Request{Tokens: batch, Capture: capture, Backward: *target != ""}
@@ -171,22 +173,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-func containsSite(sites []model.Site, s model.Site) bool {
-	for _, x := range sites {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func parseTokenList(s string) ([]int, error) {
 	var ids []int
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
+	for _, f := range textutil.List(s) {
 		id, err := strconv.Atoi(f)
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a token id", f)
@@ -209,11 +198,7 @@ func parseSites(c model.Config, spec string) ([]model.Site, error) {
 			sites = append(sites, s)
 		}
 	}
-	for _, f := range strings.Split(spec, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
+	for _, f := range textutil.List(spec) {
 		if name, layer, ok := strings.Cut(f, "/"); ok {
 			s, err := model.ParseSite(name + "/" + layer)
 			if err != nil {

@@ -22,3 +22,17 @@ func TestPeakGrowsWithAllocation(t *testing.T) {
 	}
 	runtime.KeepAlive(buf)
 }
+
+func TestCPUSecondsGrowWithWork(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("getrusage is checked on Linux")
+	}
+	before := CPUSeconds()
+	x := 1.0
+	for i := 0; i < 200_000_000; i++ {
+		x = x*1.0000001 + 1e-9
+	}
+	if after := CPUSeconds(); after <= before || x == 0 {
+		t.Errorf("CPU seconds %g -> %g after a busy loop", before, after)
+	}
+}

@@ -2,7 +2,10 @@
 // the CLI (one copy each).
 package textutil
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Truncate shortens s to at most n bytes, cut at a rune boundary, and marks
 // the cut with "…" (error reasons in NATS terms and status lines).
@@ -15,4 +18,16 @@ func Truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// List splits a comma-separated flag value into its trimmed, non-empty
+// entries ("a, b,,c" → a b c; "" → none).
+func List(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

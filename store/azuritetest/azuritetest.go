@@ -1,7 +1,6 @@
 package azuritetest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"tdb/internal/syncbuf"
 )
 
 // The emulator's well-known development account (public, documented by
@@ -119,24 +119,6 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// lockedBuffer collects the emulator's output for error messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func start(t testing.TB, bin string, port int) (connString, endpoint string, err error) {
 	// --location cannot be combined with --inMemoryPersistence; the working
 	// directory (a temp dir) catches anything else Azurite writes.
@@ -145,7 +127,7 @@ func start(t testing.TB, bin string, port int) (connString, endpoint string, err
 		"--inMemoryPersistence", "--extentMemoryLimit", "1024",
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port))
 	cmd.Dir = t.TempDir()
-	var out lockedBuffer
+	var out syncbuf.Buffer // the emulator's output, for error messages
 	cmd.Stdout, cmd.Stderr = &out, &out
 	setParentDeath(cmd)
 	if err := cmd.Start(); err != nil {
