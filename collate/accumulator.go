@@ -1,6 +1,7 @@
 package collate
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -160,6 +161,9 @@ func (a *LayerAccumulator) AddWindow(src dataset.Source, tokens []int32, acts []
 	if err := a.setKind(kindTokens); err != nil {
 		return err
 	}
+	if i := firstNonFinite(acts); i >= 0 {
+		return a.nonFinite(src, acts[i], i%C, i/C)
+	}
 	if hasAVX2FMA && C >= 8 {
 		a.addRows(src, tokens, acts, T)
 		return nil
@@ -167,6 +171,27 @@ func (a *LayerAccumulator) AddWindow(src dataset.Source, tokens []int32, acts []
 	a.scratch = transpose(a.scratch, acts, T, C)
 	a.addColumns(src, tokens, a.scratch, a.scratch, T)
 	return nil
+}
+
+// ErrNonFinite marks a window with a NaN or infinite activation. The policy
+// (doc.go, "NaN and infinities"): such a window is refused, and the job
+// that computed it fails naming the component and the window, since any
+// statistic or ranking over it would be meaningless.
+var ErrNonFinite = errors.New("non-finite activation")
+
+// firstNonFinite returns the index of the first NaN or ±Inf in v, or -1.
+func firstNonFinite(v []float32) int {
+	for i, x := range v {
+		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
+			return i
+		}
+	}
+	return -1
+}
+
+func (a *LayerAccumulator) nonFinite(src dataset.Source, v float32, c, t int) error {
+	return fmt.Errorf("collate: %w %v in %s layer %d component %d at token %d of document %d, offset %d (NaN or Inf activations are not collated; check the model and autoencoder weights)",
+		ErrNonFinite, v, a.location, a.layer, c, t, src.Doc, src.Offset)
 }
 
 // addRows is addColumns for a [T, C] window read row by row: the vector
@@ -252,6 +277,11 @@ func (a *LayerAccumulator) AddPairWindow(src dataset.Source, tokens []int32, val
 	}
 	if err := a.setKind(kindPairs); err != nil {
 		return err
+	}
+	for _, v := range [][]float32{values, scores} {
+		if i := firstNonFinite(v); i >= 0 {
+			return a.nonFinite(src, v[i], i%C, i/C/T)
+		}
 	}
 	a.scratch = lowerTriangle(a.scratch, values, T, C)
 	sc := a.scratch

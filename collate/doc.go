@@ -122,5 +122,16 @@
 //
 // Variance is the population variance (ddof 0), skewness the population
 // skewness, kurtosis the excess kurtosis (normal = 0), as numpy/scipy compute
-// them by default. NaN activations are not supported.
+// them by default.
+//
+// # NaN and infinities
+//
+// A window with a NaN or ±Inf activation (or attention score) is refused:
+// AddWindow and AddPairWindow return an error wrapping ErrNonFinite that
+// names the location, layer, component, token and window, before anything
+// of the window is kept. Such a value means the weights are broken (a NaN
+// in a bias, an overflowing autoencoder); a top-k, a quantile or a moment
+// over it would be meaningless, and silently dropping it would hide the
+// fault. In the pipeline the worker fails its shard at once (the error is
+// permanent, never retried) and the job fails with that reason.
 package collate

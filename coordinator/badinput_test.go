@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
+	"tdb/model"
 	"tdb/store"
 )
 
@@ -30,7 +33,15 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 	if err := os.WriteFile(badJSONL, []byte("{\"text\": \"The cat sat on the mat.\"}\n{\"text\": 12}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	q := natsx.QueueConfig{AckWait: 300 * time.Millisecond, MaxDeliver: 2}
+	nanModel := nanModelDir(t)
+	empty, short := filepath.Join(dir, "empty.txt"), filepath.Join(dir, "short.txt")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(short, []byte("Hi."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q := natsx.QueueConfig{AckWait: 300 * time.Millisecond, MaxDeliver: 5}
 	tests := []struct {
 		name  string
 		store store.Store
@@ -39,7 +50,14 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 	}{
 		{"missing corpus", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = filepath.Join(dir, "nope", "*.txt") }, []string{"corpus", "matches no files"}},
 		{"unknown location", store.NewMemory(), func(s *jobs.JobSpec) { s.Locations = []string{"mlp.post_akt"} }, []string{"shard 0", `unknown location "mlp.post_akt"`}},
-		{"bad JSONL line", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = "jsonl:" + badJSONL }, []string{"shard 0 failed on delivery 2 of 2: corpus file", "bad.jsonl:2", "not a string"}},
+		// Permanent errors fail the job on the first delivery, not after
+		// every back-off of the redelivery schedule.
+		{"bad JSONL line", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = "jsonl:" + badJSONL }, []string{"shard 0 failed (a permanent error, not retried): corpus file", "bad.jsonl:2", "not a string"}},
+		// An empty corpus is an error, never a dataset of 0 tokens.
+		{"empty corpus", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = "text:" + empty }, []string{"is empty"}},
+		{"no full window", store.NewMemory(), func(s *jobs.JobSpec) { s.Corpus = "text:" + short }, []string{"is empty: it holds no window of 16 tokens"}},
+		{"NaN in a bias", store.NewMemory(), func(s *jobs.JobSpec) { s.Model = nanModel; s.NCtx = 16 },
+			[]string{"not retried", "non-finite activation NaN in mlp.post_act layer 1 component 7"}},
 		{"store refuses writes", refusingStore{store.NewMemory()}, func(s *jobs.JobSpec) {}, []string{"writing the shard plan", "not authorized"}},
 	}
 	for _, tc := range tests {
@@ -47,7 +65,11 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 			c := startCluster(t, 1, q, tc.store)
 			spec := tinySpec("bad", 1<<20)
 			tc.edit(&spec)
+			start := time.Now()
 			state, err := c.run(spec)
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("the job took %v to fail", d)
+			}
 			if err == nil {
 				t.Fatalf("job succeeded: %+v", state)
 			}
@@ -63,6 +85,56 @@ func TestBadInputFailsJobWithReason(t *testing.T) {
 				t.Errorf("a failed job left a dataset (err %v)", err)
 			}
 		})
+	}
+}
+
+// nanModelDir saves the tiny fault-test model with one NaN in the MLP bias
+// of layer 1 (neuron 7).
+func nanModelDir(t *testing.T) string {
+	t.Helper()
+	m, err := model.NewRandom(model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Blocks[1].FcB[7] = float32(math.NaN())
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// panickyStore panics on the first plan write, as a bug in a job's driver
+// would.
+type panickyStore struct {
+	store.Store
+	armed *atomic.Bool
+}
+
+func (s panickyStore) Put(ctx context.Context, key string, r io.Reader) error {
+	if strings.HasSuffix(key, "/plan.json") && s.armed.CompareAndSwap(true, false) {
+		var m map[string]int
+		m["boom"]++ // a nil map write: a real runtime panic
+	}
+	return s.Store.Put(ctx, key, r)
+}
+
+// A panic in one job's driver fails that job with the panic's message; the
+// coordinator lives on and runs the next job.
+func TestDriverPanicFailsOnlyItsJob(t *testing.T) {
+	armed := &atomic.Bool{}
+	armed.Store(true)
+	st := panickyStore{store.NewMemory(), armed}
+	c := startCluster(t, 1, natsx.QueueConfig{AckWait: 2 * time.Second}, st)
+	state, err := c.run(tinySpec("first", 1<<20))
+	if err == nil || state.Status != jobs.Failed {
+		t.Fatalf("job %+v, err %v: want failed", state, err)
+	}
+	if !strings.Contains(state.Reason, "panic") || !strings.Contains(state.Reason, "assignment to entry in nil map") {
+		t.Errorf("reason %q lacks the panic's message", state.Reason)
+	}
+	if state, err := c.run(tinySpec("second", 1<<20)); err != nil || state.Status != jobs.Done {
+		t.Fatalf("the next job after a panic: %+v, %v", state, err)
 	}
 }
 

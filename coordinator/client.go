@@ -22,6 +22,7 @@ import (
 // starts.
 type Client struct {
 	kv jetstream.KeyValue
+	js jetstream.JetStream
 }
 
 // NewClient binds to the job bucket over nc.
@@ -34,7 +35,7 @@ func NewClient(ctx context.Context, nc *nats.Conn, replicas int) (*Client, error
 	if err != nil {
 		return nil, err
 	}
-	return &Client{kv: kv}, nil
+	return &Client{kv: kv, js: js}, nil
 }
 
 // ErrNoJob is returned (wrapped) for an unknown job id.
@@ -81,6 +82,40 @@ func (c *Client) Submit(ctx context.Context, spec jobs.JobSpec) (jobs.JobState, 
 		s.Status, s.Reason, s.Submitted, s.Finished, s.Started = jobs.Submitted, "", now, nil, nil
 		return true
 	})
+}
+
+// Rerun starts a done job again as a new attempt (its dataset is gone from
+// the store, so "done" is no longer true) and returns its state. The
+// shard records go first: their partials were deleted after the merge.
+func (c *Client) Rerun(ctx context.Context, id string) (jobs.JobState, error) {
+	lister, err := c.kv.ListKeysFiltered(ctx, jobs.ShardKeys(id))
+	if err != nil {
+		return jobs.JobState{}, fmt.Errorf("rerunning job %s: %w", id, err)
+	}
+	for key := range lister.Keys() {
+		if err := c.kv.Purge(ctx, key); err != nil {
+			return jobs.JobState{}, fmt.Errorf("rerunning job %s: %w", id, err)
+		}
+	}
+	now := time.Now().UTC()
+	return natsx.UpdateState(ctx, c.kv, id, func(s *jobs.JobState) bool {
+		if s.Status != jobs.Done {
+			return false
+		}
+		s.Attempt++
+		s.Status, s.Reason, s.Submitted, s.Finished, s.Started, s.Tokens = jobs.Submitted, "", now, nil, nil, 0
+		return true
+	})
+}
+
+// Leader returns the lease of the leading coordinator (an error wrapping
+// jetstream.ErrKeyNotFound, or ErrBucketNotFound, when none runs).
+func (c *Client) Leader(ctx context.Context) (natsx.Lease, error) {
+	kv, err := c.js.KeyValue(ctx, natsx.LeaderBucket)
+	if err != nil {
+		return natsx.Lease{}, err
+	}
+	return natsx.CurrentLeader(ctx, kv)
 }
 
 // Job returns a job's spec and state.
@@ -182,7 +217,7 @@ func (c *Client) Progress(ctx context.Context, id string) (Progress, error) {
 // be nil) with the progress after every change, and returns the final
 // state. A failed or cancelled job returns an error with its reason.
 func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (jobs.JobState, error) {
-	w, err := c.kv.Watch(ctx, "jobs."+id+".>")
+	w, err := natsx.WatchKeys(ctx, c.kv, "jobs."+id+".>", nil)
 	if err != nil {
 		return jobs.JobState{}, fmt.Errorf("watching job %s: %w", id, err)
 	}
@@ -194,7 +229,7 @@ func (c *Client) Wait(ctx context.Context, id string, fn func(Progress)) (jobs.J
 			return t.state, ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return t.state, fmt.Errorf("watching job %s: the watch ended (NATS connection lost?)", id)
+				return t.state, fmt.Errorf("watching job %s: %w", id, context.Cause(ctx)) // natsx.Watch ends only with ctx
 			}
 			if e != nil {
 				t.apply(e.Key(), e.Value())

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -40,6 +41,12 @@ type Config struct {
 	MergeParallel int
 	// KeepPartials keeps the shard partials after a successful merge.
 	KeepPartials bool
+	// LeaderTTL is the leader lease lifetime (default natsx.DefaultLeaderTTL):
+	// any number of coordinators may run, one leads, and a standby takes
+	// over within about LeaderTTL of the leader's death.
+	LeaderTTL time.Duration
+	// LeaderID names this coordinator in the lease (default host/pid).
+	LeaderID string
 }
 
 // Coordinator drives every unfinished job in the bucket.
@@ -90,19 +97,26 @@ func Run(ctx context.Context, cfg Config) error {
 	if c.stream, c.cons, err = natsx.EnsureQueue(ctx, c.js, cfg.Queue); err != nil {
 		return err
 	}
+	lopts := natsx.LeaderOptions{ID: cfg.LeaderID, TTL: cfg.LeaderTTL, Replicas: cfg.Queue.Replicas, Logger: c.log, Store: cfg.Store.String(),
+		OnChange: func(leader bool) { c.cfg.Metrics.Leader.Set(map[bool]float64{true: 1}[leader]) }}
+	return natsx.Lead(ctx, c.js, lopts, func(lctx context.Context) error { return c.lead(lctx, nc) })
+}
+
+// lead drives every unfinished job while this coordinator holds the leader
+// lease; ctx ends when it loses the lease or stops.
+func (c *Coordinator) lead(ctx context.Context, nc *nats.Conn) error {
 	sub, err := nc.Subscribe(natsx.MaxDeliveriesAdvisory, func(m *nats.Msg) { c.onMaxDeliveries(ctx, m.Data) })
 	if err != nil {
 		return fmt.Errorf("coordinator: subscribing to advisories: %w", err)
 	}
 	defer sub.Unsubscribe()
-
-	w, err := c.kv.Watch(ctx, jobs.StateKeys)
+	w, err := natsx.WatchKeys(ctx, c.kv, jobs.StateKeys, c.log)
 	if err != nil {
 		return fmt.Errorf("coordinator: watching jobs: %w", err)
 	}
 	defer w.Stop()
-	c.log.Info("coordinator ready", "store", cfg.Store.String(), "ack_wait", cfg.Queue.AckWait, "max_deliver", cfg.Queue.MaxDeliver)
-	tick := time.NewTicker(cfg.SweepInterval)
+	c.log.Info("coordinator ready", "store", c.cfg.Store.String(), "ack_wait", c.cfg.Queue.AckWait, "max_deliver", c.cfg.Queue.MaxDeliver)
+	tick := time.NewTicker(c.cfg.SweepInterval)
 	defer tick.Stop()
 	defer c.wg.Wait()
 	for {
@@ -113,10 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 			c.refreshMetrics(ctx)
 		case e, ok := <-w.Updates():
 			if !ok {
-				if ctx.Err() != nil {
-					return nil // the watch closes when ctx ends: a shutdown, not a lost connection
-				}
-				return errors.New("coordinator: the job watch ended (NATS connection lost?)")
+				return nil // natsx.Watch closes only when ctx ends
 			}
 			if e == nil || e.Operation() != jetstream.KeyValuePut {
 				continue
@@ -141,7 +152,7 @@ func (c *Coordinator) startDriver(ctx context.Context, id string) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.drive(ctx, id)
+		c.driveSafely(ctx, id)
 		c.mu.Lock()
 		delete(c.running, id)
 		c.mu.Unlock()
@@ -151,6 +162,22 @@ func (c *Coordinator) startDriver(ctx context.Context, id string) {
 			c.startDriver(ctx, id)
 		}
 	}()
+}
+
+// driveSafely runs drive and turns a panic into the job's failure, so one
+// job can never crash (and on restart crash-loop) the coordinator.
+func (c *Coordinator) driveSafely(ctx context.Context, id string) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.cfg.Metrics.Errors.WithLabelValues("panic").Inc()
+			c.log.Error("job driver panicked", "job", id, "panic", p, "stack", string(debug.Stack()))
+			var st jobs.JobState
+			if _, err := natsx.GetJSON(ctx, c.kv, jobs.StateKey(id), &st); err == nil {
+				c.failJob(ctx, id, st.Attempt, fmt.Sprintf("internal error (panic) in the coordinator: %v", p))
+			}
+		}
+	}()
+	c.drive(ctx, id)
 }
 
 // drive moves a job through its stages until it is final or ctx ends. Every
@@ -240,6 +267,9 @@ func (c *Coordinator) cleanup(ctx context.Context, id string, st jobs.JobState, 
 // running and publishes the shards.
 func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobState, log *slog.Logger) error {
 	log.Info("planning job", "corpus", spec.Corpus, "dataset", spec.Dataset)
+	if spec.Store != "" && spec.Store != c.cfg.Store.String() {
+		return stageErr("plan", "the job is for store %s, but this coordinator writes to %s (submit with --store %s)", spec.Store, c.cfg.Store, c.cfg.Store)
+	}
 	if _, err := c.cfg.Store.Size(ctx, dataset.ManifestKey(spec.Dataset)); err == nil {
 		return stageErr("plan", "dataset %q already exists in %s (choose another --dataset, or delete it)", spec.Dataset, c.cfg.Store)
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -278,6 +308,7 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 		}
 		now := time.Now().UTC()
 		s.Status, s.Shards, s.PlannedTokens, s.Started, moved = jobs.Running, len(tasks), est, &now, true
+		s.Store = c.cfg.Store.String()
 		return true
 	})
 	if err != nil {
@@ -311,7 +342,7 @@ func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan 
 		if done[i] {
 			continue
 		}
-		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh})
+		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh, Plan: jobs.PlanHash(c.cfg.Store.String(), sh)})
 		if err != nil {
 			return err
 		}
@@ -340,13 +371,16 @@ func (c *Coordinator) follow(ctx context.Context, spec jobs.JobSpec, st jobs.Job
 	if len(plan) != st.Shards {
 		return stageErr("plan", "the shard plan has %d shards, the job state says %d", len(plan), st.Shards)
 	}
-	w, err := c.kv.Watch(ctx, jobs.JobKeys(spec.ID))
+	w, err := natsx.WatchKeys(ctx, c.kv, jobs.JobKeys(spec.ID), c.log.With("job", spec.ID))
 	if err != nil {
 		return fmt.Errorf("watching job: %w", err)
 	}
 	defer w.Stop()
 	f := &follower{c: c, id: spec.ID, attempt: st.Attempt, shards: len(plan),
 		records: map[int]jobs.ShardRecord{}, done: map[int]bool{}}
+	for _, sh := range plan {
+		f.plans = append(f.plans, jobs.PlanHash(c.cfg.Store.String(), sh))
+	}
 	if stop, err := f.replay(ctx, w); stop || err != nil {
 		return err
 	}
@@ -369,18 +403,23 @@ type follower struct {
 	shards  int
 	records map[int]jobs.ShardRecord
 	done    map[int]bool
+	// plans are the shards' PlanHash: a done record of an earlier attempt
+	// counts only if it was computed from the same plan (same files, same
+	// store), so a resumed job never mixes old and new content.
+	plans []string
 	// live: the initial values are replayed and the shards published;
 	// from now on a finished shard is new and counts in the metrics.
 	live bool
 }
 
-// errWatchEnded: the KV watch closed its channel.
-var errWatchEnded = errors.New("the job watch ended (NATS connection lost?)")
+// errWatchEnded: the KV watch closed its channel, which natsx.Watch does
+// only when ctx ends (drive then stops).
+var errWatchEnded = errors.New("the job watch ended")
 
 // replay applies the values the watch holds when it starts, up to the nil
 // entry that marks their end. stop: the job is no longer this attempt's
 // running job (drive re-reads its state).
-func (f *follower) replay(ctx context.Context, w jetstream.KeyWatcher) (stop bool, err error) {
+func (f *follower) replay(ctx context.Context, w *natsx.Watch) (stop bool, err error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -401,7 +440,7 @@ func (f *follower) replay(ctx context.Context, w jetstream.KeyWatcher) (stop boo
 
 // watch applies updates until every shard is done (stop false), checking
 // for shards lost on their last delivery every sweep interval.
-func (f *follower) watch(ctx context.Context, w jetstream.KeyWatcher) (stop bool, err error) {
+func (f *follower) watch(ctx context.Context, w *natsx.Watch) (stop bool, err error) {
 	tick := time.NewTicker(f.c.cfg.SweepInterval)
 	defer tick.Stop()
 	for len(f.done) < f.shards {
@@ -451,7 +490,7 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 	}
 	f.records[i] = r
 	switch {
-	case r.Status == jobs.ShardDone && !f.done[i]:
+	case r.Status == jobs.ShardDone && !f.done[i] && (r.Attempt == f.attempt || r.Plan == f.plans[i]):
 		f.done[i] = true
 		if f.live {
 			m := f.c.cfg.Metrics
@@ -460,6 +499,9 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 			m.ShardDuration.Observe(r.Seconds)
 		}
 	case r.Status == jobs.ShardError && r.Final && r.Attempt == f.attempt:
+		if r.Delivery < f.c.cfg.Queue.MaxDeliver {
+			return true, stageErr("jobs", "shard %d failed (a permanent error, not retried): %s", i, r.Error)
+		}
 		return true, stageErr("jobs", "shard %d failed on delivery %d of %d: %s", i, r.Delivery, f.c.cfg.Queue.MaxDeliver, r.Error)
 	}
 	return false, nil

@@ -9,6 +9,12 @@
 // All of its state is in KV and the store, so a restarted coordinator
 // resumes every unfinished job.
 //
+// Any number of coordinators may run: natsx.Lead elects one through a KV
+// lease with a TTL (compare-and-set renewals); the others stand by and
+// take over within about a TTL when the leader dies. Watches are
+// natsx.Watch, re-established from the last revision when they end, and a
+// panic in one job's driver fails that job, never the coordinator.
+//
 // Client is the submitting side (tdb collate, tdb jobs): submit, list,
 // status, cancel and progress.
 //

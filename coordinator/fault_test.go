@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -35,6 +36,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("TDB_FAULT_ROLE") == "burn" {
+		os.Exit(burn())
+	}
 	if role := os.Getenv("TDB_FAULT_ROLE"); role != "" {
 		os.Exit(runRole(role))
 	}
@@ -56,8 +60,13 @@ func runRole(role string) int {
 	case "coordinator":
 		ack, _ := time.ParseDuration(os.Getenv("TDB_FAULT_ACK_WAIT"))
 		maxDeliver, _ := strconv.Atoi(os.Getenv("TDB_FAULT_MAX_DELIVER"))
-		err = coordinator.Run(ctx, coordinator.Config{Dial: dial, Store: st, Logger: log, SweepInterval: 200 * time.Millisecond,
-			Queue: natsx.QueueConfig{AckWait: ack, MaxDeliver: maxDeliver}})
+		ttl, _ := time.ParseDuration(os.Getenv("TDB_FAULT_LEADER_TTL"))
+		var cst store.Store = st
+		if d, _ := time.ParseDuration(os.Getenv("TDB_FAULT_SLOW_DATASET_PUT")); d > 0 {
+			cst = slowDatasetStore{st, d}
+		}
+		err = coordinator.Run(ctx, coordinator.Config{Dial: dial, Store: cst, Logger: log, SweepInterval: 200 * time.Millisecond,
+			Queue: natsx.QueueConfig{AckWait: ack, MaxDeliver: maxDeliver}, LeaderTTL: ttl, LeaderID: os.Getenv("TDB_FAULT_NAME")})
 	case "worker":
 		delay, _ := time.ParseDuration(os.Getenv("TDB_FAULT_SHARD_DELAY"))
 		err = worker.Run(ctx, worker.Config{Name: os.Getenv("TDB_FAULT_NAME"), Dial: dial, Store: st, Logger: log,
@@ -70,6 +79,24 @@ func runRole(role string) int {
 		return 1
 	}
 	return 0
+}
+
+// slowDatasetStore makes every dataset write take d, so a test can kill a
+// coordinator in the middle of a merge.
+type slowDatasetStore struct {
+	store.Store
+	d time.Duration
+}
+
+func (s slowDatasetStore) Put(ctx context.Context, key string, r io.Reader) error {
+	if strings.HasPrefix(key, "datasets/") {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.d):
+		}
+	}
+	return s.Store.Put(ctx, key, r)
 }
 
 // syncBuffer collects a process's output.
@@ -481,4 +508,92 @@ func runningShard(t *testing.T, ctx context.Context, emb *natsx.Embedded, job, n
 	}
 	t.Fatalf("worker %s runs no shard", name)
 	return -1
+}
+
+// leaderName is the coordinator holding the leader lease ("" if none).
+func leaderName(ctx context.Context, emb *natsx.Embedded) string {
+	nc, err := emb.Connect("lease reader")
+	if err != nil {
+		return ""
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, natsx.LeaderBucket)
+	if err != nil {
+		return ""
+	}
+	l, err := natsx.CurrentLeader(ctx, kv)
+	if err != nil {
+		return ""
+	}
+	return l.ID
+}
+
+// Three coordinators: one leads (only it plans), the others stand by. The
+// leader is killed with SIGKILL mid-job, then its successor mid-merge; the
+// last one finishes, within seconds of each kill, and the dataset is
+// byte-identical to a run without faults.
+func TestFaultLeaderKilledMidJobAndMidMerge(t *testing.T) {
+	want, _ := referenceDataset(t, faultSpec(t, "reference"))
+	f, emb := newFaultEnv(t, time.Second, 5)
+	ttl := 2 * time.Second
+	coords := map[string]*proc{}
+	for _, name := range []string{"c1", "c2", "c3"} {
+		coords[name] = f.start("coordinator", name, "TDB_FAULT_LEADER_TTL="+ttl.String(), "TDB_FAULT_SLOW_DATASET_PUT=400ms")
+	}
+	f.start("worker", "w1", "TDB_FAULT_SHARD_DELAY=300ms")
+	client := clientFor(t, emb)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var first string
+	waitFor(t, 30*time.Second, "a leader", func() bool { first = leaderName(ctx, emb); return first != "" })
+	spec := faultSpec(t, "leaders")
+	state, err := client.Submit(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "a shard to finish", func() bool {
+		p, err := client.Progress(ctx, state.ID)
+		return err == nil && p.Done >= 1
+	})
+	if p, _ := client.Progress(ctx, state.ID); p.State.Status != jobs.Running {
+		t.Fatalf("job %s before the first kill; want running", p.State.Status)
+	}
+	coords[first].kill(t)
+	killed := time.Now()
+	var second string
+	waitFor(t, 3*ttl+5*time.Second, "a new leader", func() bool {
+		second = leaderName(ctx, emb)
+		return second != "" && second != first
+	})
+	t.Logf("%s took over from %s after %v", second, first, time.Since(killed).Round(time.Millisecond))
+	if d := time.Since(killed); d > ttl+3*time.Second {
+		t.Errorf("takeover took %v with a %v lease", d, ttl)
+	}
+	waitFor(t, 2*time.Minute, "the merge", func() bool {
+		p, err := client.Progress(ctx, state.ID)
+		return err == nil && p.State.Status == jobs.Merging
+	})
+	time.Sleep(300 * time.Millisecond) // into the (slowed) dataset writes
+	coords[second].kill(t)
+	final, err := client.Wait(ctx, state.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != jobs.Done {
+		t.Fatalf("final state %+v", final)
+	}
+	third := leaderName(ctx, emb)
+	if third == first || third == second || third == "" {
+		t.Errorf("leader after both kills is %q", third)
+	}
+	planned := 0
+	for _, p := range coords {
+		planned += strings.Count(p.out.String(), "planning job")
+	}
+	if planned != 1 {
+		t.Errorf("the job was planned %d times; only the leader plans", planned)
+	}
+	st, _ := store.NewLocal(f.storeDir)
+	sameDataset(t, datasetFiles(t, st, spec.Dataset), want)
 }

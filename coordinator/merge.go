@@ -34,6 +34,9 @@ func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobS
 	if err != nil {
 		return err
 	}
+	if tokens == 0 {
+		return stageErr("merge", "corpus %s is empty: it holds no window of %d tokens (are all documents shorter than --n-ctx?)", spec.Corpus, spec.NCtx)
+	}
 	layers := make([]collate.LayerPartials, len(groups))
 	for i, g := range groups {
 		layers[i] = collate.LayerPartials{Location: g.location, Layer: g.layer}

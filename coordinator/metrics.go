@@ -13,6 +13,7 @@ type Metrics struct {
 	ShardDuration prometheus.Histogram
 	MergeDuration prometheus.Histogram
 	Errors        *prometheus.CounterVec // by stage
+	Leader        prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -30,10 +31,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Compute time of finished shards, as the workers report it.", Buckets: prometheus.ExponentialBuckets(0.25, 2, 14)}),
 		MergeDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tdb_coordinator_merge_duration_seconds",
 			Help: "Time to merge one location and layer.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
-		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tdb_coordinator_errors_total", Help: "Errors by stage (plan, publish, kv, merge, advisory, jobs)."}, []string{"stage"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tdb_coordinator_errors_total", Help: "Errors by stage (plan, publish, kv, merge, advisory, jobs, panic)."}, []string{"stage"}),
+		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tdb_coordinator_leader", Help: "1 while this coordinator holds the leader lease, 0 while it stands by."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Jobs, m.QueueDepth, m.AckPending, m.Redeliveries, m.ShardsDone, m.Tokens, m.ShardDuration, m.MergeDuration, m.Errors)
+		reg.MustRegister(m.Leader, m.Jobs, m.QueueDepth, m.AckPending, m.Redeliveries, m.ShardsDone, m.Tokens, m.ShardDuration, m.MergeDuration, m.Errors)
 	}
 	return m
 }

@@ -90,6 +90,9 @@ type Shard struct {
 	Parts []Part `json:"parts"`
 	// EstTokens estimates the tokens of the shard (exact for token files).
 	EstTokens int64 `json:"est_tokens"`
+	// Files are the stamps of the files the shard reads, taken at planning
+	// and checked before the shard is read (stamp.go).
+	Files []FileStamp `json:"files,omitempty"`
 }
 
 // Part is one block of a document corpus, or a range of window starts of a
@@ -253,6 +256,9 @@ func (c *Corpus) Plan(ctx context.Context, tokensPerShard int64) ([]Shard, error
 		shards[n-1].Parts = append(shards[n-1].Parts, p.Part)
 		shards[n-1].EstTokens += p.tokens
 	}
+	if err := c.stampShards(ctx, shards); err != nil {
+		return nil, err
+	}
 	slog.Debug("corpus planned", "corpus", c.spec.String(), "parts", len(parts), "shards", len(shards))
 	return shards, nil
 }
@@ -276,7 +282,10 @@ func (c *Corpus) Windows(ctx context.Context, sh Shard, nCtx int, fn func(Window
 		return st, fmt.Errorf("corpus: n_ctx must be positive, got %d", nCtx)
 	}
 	if sh.Corpus != c.fingerprint {
-		return st, fmt.Errorf("corpus %s: shard %d was planned for corpus %q, this is %q (different spec, files or block size)", c.spec, sh.Index, sh.Corpus, c.fingerprint)
+		return st, badData(fmt.Errorf("corpus %s: shard %d was planned for corpus %q, this is %q (different spec, files or block size)", c.spec, sh.Index, sh.Corpus, c.fingerprint))
+	}
+	if err := c.checkStamps(ctx, sh); err != nil {
+		return st, fmt.Errorf("corpus %s: shard %d: %w", c.spec, sh.Index, err)
 	}
 	for i, p := range sh.Parts {
 		if err := c.checkPart(p); err != nil {

@@ -131,7 +131,7 @@ func (c *Corpus) jsonlPart(ctx context.Context, p Part, s sink) error {
 			}
 			text, ok, err := parseJSONLine(buf, c.spec.Field)
 			if err != nil {
-				return fmt.Errorf("corpus file %s:%d: %w", c.src.where(name), line, err)
+				return badData(fmt.Errorf("corpus file %s:%d: %w", c.src.where(name), line, err))
 			}
 			if ok {
 				err = s.add(doc, text, n)
@@ -149,7 +149,7 @@ func (c *Corpus) jsonlPart(ctx context.Context, p Part, s sink) error {
 		}
 	}
 	if read != p.End-p.Start {
-		return fmt.Errorf("corpus file %s: bytes %d..%d: read only %d bytes; did the file change since planning?", c.src.where(name), p.Start, p.End, read)
+		return badData(fmt.Errorf("corpus file %s: bytes %d..%d: read only %d bytes; did the file change since planning?", c.src.where(name), p.Start, p.End, read))
 	}
 	return nil
 }

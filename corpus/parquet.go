@@ -185,7 +185,7 @@ func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, s sink) er
 		row += rows
 	}
 	if row < p.End {
-		return fmt.Errorf("corpus file %s: has %d rows, the shard wants rows %d..%d; did the file change since planning?", name, row, p.Start, p.End)
+		return badData(fmt.Errorf("corpus file %s: has %d rows, the shard wants rows %d..%d; did the file change since planning?", name, row, p.Start, p.End))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ func (c *Corpus) planText(ctx context.Context) ([]estPart, error) {
 	var (
 		parts []estPart
 		bytes int64
+		total int64
 	)
 	start := 0
 	for i, f := range c.files {
@@ -22,6 +23,7 @@ func (c *Corpus) planText(ctx context.Context) ([]estPart, error) {
 			return nil, fmt.Errorf("corpus file %s: %d bytes is over the %d-byte document limit", c.src.where(f), n, c.opts.MaxDocBytes)
 		}
 		bytes += n
+		total += n
 		if bytes >= c.opts.BlockBytes || i == len(c.files)-1 {
 			parts = append(parts, estPart{
 				Part:   Part{File: start, Start: int64(start), End: int64(i + 1), Doc: int64(start)},
@@ -29,6 +31,9 @@ func (c *Corpus) planText(ctx context.Context) ([]estPart, error) {
 			})
 			start, bytes = i+1, 0
 		}
+	}
+	if total == 0 {
+		return nil, nil // Plan says the corpus is empty
 	}
 	return parts, nil
 }

@@ -88,7 +88,7 @@ func (c *Corpus) readTokenWindows(ctx context.Context, name string, first, last 
 		toks, bad := decodeTokens(raw, c.opts.VocabSize)
 		if bad >= 0 {
 			at := start + int64(bad)
-			return fmt.Errorf("corpus token file %s: token %d at index %d (byte offset %d) is not below the vocabulary size %d", c.src.where(name), toks[bad], at, 2*at, c.opts.VocabSize)
+			return badData(fmt.Errorf("corpus token file %s: token %d at index %d (byte offset %d) is not below the vocabulary size %d", c.src.where(name), toks[bad], at, 2*at, c.opts.VocabSize))
 		}
 		st.Bytes += int64(len(raw))
 		st.Tokens += int64(nCtx)

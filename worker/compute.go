@@ -33,15 +33,15 @@ type Job struct {
 // corpus (opts.VocabSize is set to the model's vocabulary).
 func NewJob(ctx context.Context, spec jobs.JobSpec, m *model.Model, opts corpus.Options) (*Job, error) {
 	if spec.NCtx < 1 || spec.NCtx > m.NCtx {
-		return nil, fmt.Errorf("n_ctx %d is out of range: the model takes 1..%d tokens", spec.NCtx, m.NCtx)
+		return nil, jobs.Permanent(fmt.Errorf("n_ctx %d is out of range: the model takes 1..%d tokens", spec.NCtx, m.NCtx))
 	}
 	cfg := spec.CollateConfig()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, jobs.Permanent(err)
 	}
 	ts, err := planTargets(ctx, m.Config, spec.Locations, spec.Layers, spec.Autoencoders)
 	if err != nil {
-		return nil, err
+		return nil, err // planTargets marks what is permanent
 	}
 	opts.VocabSize = m.Vocab
 	opts.BlockBytes = spec.BlockBytes

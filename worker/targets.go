@@ -2,12 +2,16 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 
 	"tdb/autoencoder"
+	"tdb/internal/jobs"
 	"tdb/model"
 )
 
@@ -113,7 +117,7 @@ func planTargets(ctx context.Context, cfg model.Config, locations []string, laye
 	for _, loc := range locations {
 		n, err := ValidateLocation(cfg, loc)
 		if err != nil {
-			return nil, err
+			return nil, jobs.Permanent(err)
 		}
 		for _, l := range layers {
 			t := target{location: loc, layer: l, components: n, heads: loc == HeadsLocation}
@@ -121,38 +125,50 @@ func planTargets(ctx context.Context, cfg model.Config, locations []string, laye
 				t.site = model.At(model.Location(loc), l)
 			}
 			if err := add(t); err != nil {
-				return nil, err
+				return nil, jobs.Permanent(err)
 			}
 		}
 	}
 	for _, s := range aes {
 		spec, err := ParseAutoencoderSpec(s)
 		if err != nil {
-			return nil, err
+			return nil, jobs.Permanent(err)
 		}
 		ae, err := autoencoder.Load(ctx, spec.Path, autoencoder.Options{})
 		if err != nil {
+			if localFileProblem(spec.Path) {
+				err = jobs.Permanent(err) // missing or unreadable as an autoencoder; a download may succeed later
+			}
 			return nil, err
 		}
-		loc := spec.Location
-		if loc == "" {
-			loc = ae.Location
-		}
-		if loc == "" {
-			return nil, fmt.Errorf("autoencoder %s: its location is unknown; give it as PATH@LOCATION/LAYER", spec.Path)
-		}
-		sp, err := ae.Splice(spec.Layer, loc)
+		// The location from the spec, else the file, else mlp.post_act
+		// for an autoencoder of d_mlp inputs, as tdb run places it.
+		site, err := ae.Info().Place(cfg, spec.Location, spec.Layer)
 		if err != nil {
-			return nil, err
+			return nil, jobs.Permanent(err)
+		}
+		sp, err := ae.Splice(spec.Layer, site.Loc)
+		if err != nil {
+			return nil, jobs.Permanent(err)
 		}
 		if err := sp.Check(cfg); err != nil {
-			return nil, err
+			return nil, jobs.Permanent(err)
 		}
-		if err := add(target{location: AutoencoderPrefix + string(loc), layer: spec.Layer, components: ae.NLatents, site: sp.Site, ae: ae}); err != nil {
-			return nil, err
+		if err := add(target{location: AutoencoderPrefix + string(site.Loc), layer: spec.Layer, components: ae.NLatents, site: sp.Site, ae: ae}); err != nil {
+			return nil, jobs.Permanent(err)
 		}
 	}
 	return out, nil
+}
+
+// localFileProblem: path names a local file that exists (so a load error
+// is about its content) or a local path that does not exist.
+func localFileProblem(path string) bool {
+	if strings.Contains(path, "://") {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil || errors.Is(err, fs.ErrNotExist)
 }
 
 // captures lists the sites the forward pass must return for the targets.

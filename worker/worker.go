@@ -206,7 +206,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	m.InFlight.Inc()
 	defer m.InFlight.Dec()
 	rec = jobs.ShardRecord{Job: task.Job, Attempt: task.Attempt, Index: task.Index, Status: jobs.ShardRunning,
-		Delivery: delivery, Worker: w.cfg.Name, Started: start.UTC(), Updated: start.UTC()}
+		Delivery: delivery, Worker: w.cfg.Name, Started: start.UTC(), Updated: start.UTC(), Plan: task.Plan}
 	if err := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); err != nil {
 		m.Errors.WithLabelValues("kv").Inc()
 		log.Warn("cannot record shard start", "err", err)
@@ -353,13 +353,18 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task jobs.ShardTas
 		return
 	}
 	m.Errors.WithLabelValues("compute").Inc()
-	final := delivery >= w.q.MaxDeliver
+	permanent := Permanent(err)
+	final := delivery >= w.q.MaxDeliver || permanent
 	rec.Status, rec.Error, rec.Final, rec.Updated = jobs.ShardError, err.Error(), final, time.Now().UTC()
 	if perr := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); perr != nil {
 		log.Error("cannot record shard failure", "err", perr)
 	}
 	if final {
-		log.Error("shard failed on its last delivery; the job fails", "err", err, "max_deliver", w.q.MaxDeliver)
+		if permanent {
+			log.Error("shard failed with a permanent error; the job fails without retries", "err", err)
+		} else {
+			log.Error("shard failed on its last delivery; the job fails", "err", err, "max_deliver", w.q.MaxDeliver)
+		}
 		m.Shards.WithLabelValues("failed").Inc()
 		_ = msg.TermWithReason(textutil.Truncate(err.Error(), 200))
 		return
@@ -369,6 +374,15 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task jobs.ShardTas
 	log.Warn("shard failed; it will be retried", "err", err, "retry_in", wait)
 	m.Shards.WithLabelValues("retried").Inc()
 	_ = msg.NakWithDelay(wait)
+}
+
+// Permanent reports whether a shard error can never be fixed by a retry:
+// errors marked jobs.Permanent (a spec the model cannot run, a missing or
+// malformed autoencoder file), bad corpus content (corpus.ErrBadData) and
+// non-finite activations (collate.ErrNonFinite). Everything else (store,
+// network, a vanished model download) is transient and retried.
+func Permanent(err error) bool {
+	return jobs.IsPermanent(err) || errors.Is(err, corpus.ErrBadData) || errors.Is(err, collate.ErrNonFinite)
 }
 
 // job returns the prepared job for a task, building it (model, corpus,

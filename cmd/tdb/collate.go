@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,8 +16,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"tdb/autoencoder"
 	"tdb/coordinator"
 	"tdb/corpus"
+	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 	"tdb/internal/service"
@@ -74,6 +77,20 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
+	// Zero is not "the default": a bad value is refused before any work.
+	switch {
+	case *nCtx < 1:
+		return usagef("--n-ctx must be at least 1, got %d", *nCtx)
+	case *batch < 1:
+		return usagef("--batch must be at least 1, got %d", *batch)
+	case *shardTokens < 1:
+		return usagef("--tokens-per-shard must be at least 1, got %d", *shardTokens)
+	}
+	if *dataset != "" {
+		if err := jobs.ValidateDatasetName(*dataset); err != nil {
+			return usagef("--dataset: %v", err)
+		}
+	}
 	spec := jobs.JobSpec{
 		ID: *jobID, Dataset: *dataset, Model: *modelName, Corpus: *corpusSpec, Autoencoders: aes,
 		NCtx: *nCtx, TopK: *topK, RandomK: *randomK, QuantileBuckets: *buckets, PerBucket: *perBucket, Seed: *seed,
@@ -95,16 +112,34 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := checkLocations(ctx, spec, *natsURL == "", stderr); err != nil {
 		return err
 	}
+	st, err := store.Open(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+	// The job's identity includes where it writes and what it reads, so
+	// the same command against another store, or after the corpus
+	// changed, is a new job (never a finished one reused).
+	spec.Store = st.String()
+	if stamp, err := corpusStamp(ctx, spec); err == nil {
+		spec.CorpusStamp = stamp
+	} else if *natsURL == "" {
+		return usagef("--corpus: %v", err)
+	} else {
+		fmt.Fprintf(stderr, "note: the corpus cannot be opened here (%v); the workers will open it\n", err)
+	}
+	aePaths := []string{spec.Model}
+	for _, a := range spec.Autoencoders {
+		if as, err := worker.ParseAutoencoderSpec(a); err == nil {
+			aePaths = append(aePaths, as.Path)
+		}
+	}
+	spec.FilesStamp = jobs.LocalFilesStamp(aePaths...)
 	if spec.Dataset == "" {
 		spec.Dataset = spec.DatasetName()
 	}
 	spec, err = jobs.Normalize(spec)
 	if err != nil {
 		return usagef("%v", err)
-	}
-	st, err := store.Open(ctx, *storeURL)
-	if err != nil {
-		return err
 	}
 
 	level := slog.LevelWarn
@@ -154,9 +189,20 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if *natsURL != "" {
+		if err := checkCoordinatorStore(ctx, client, st, *natsURL); err != nil {
+			return err
+		}
+	}
 	state, err := client.Submit(ctx, spec)
 	if err != nil {
 		return err
+	}
+	if state.Status == jobs.Done && !datasetExists(ctx, st, spec.Dataset) {
+		fmt.Fprintf(stderr, "job %s is done but dataset %q is not in %s (deleted?); running it again\n", state.ID, spec.Dataset, st)
+		if state, err = client.Rerun(ctx, state.ID); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stderr, "job %s (%s): dataset %q in %s\n", state.ID, state.Status, spec.Dataset, st)
 	if *detach && *natsURL != "" {
@@ -176,6 +222,9 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		case <-waitCtx.Done():
 		}
 	}()
+	if *natsURL != "" {
+		go warnNoCoordinator(waitCtx, client, state.ID, stderr)
+	}
 	final, err := client.Wait(waitCtx, state.ID, prog.update)
 	prog.finish()
 	if err != nil {
@@ -188,35 +237,97 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return err
 	}
+	// "Done" is only reported when the manifest is in the store.
+	if !datasetExists(ctx, st, spec.Dataset) {
+		return fmt.Errorf("job %s is done but dataset %q is not in %s (deleted, or written to another store: %s)", final.ID, spec.Dataset, st, final.Store)
+	}
 	fmt.Fprintf(stdout, "dataset %s written to %s: %d tokens, %d shards (job %s)\n", spec.Dataset, st, final.Tokens, final.Shards, final.ID)
 	return nil
+}
+
+// corpusStamp opens the corpus as the planner will and returns its content
+// stamp (file names, sizes, modification times).
+func corpusStamp(ctx context.Context, spec jobs.JobSpec) (string, error) {
+	opts := corpusOptions(ctx)
+	opts.BlockBytes = spec.BlockBytes
+	c, err := corpus.Open(ctx, spec.Corpus, opts)
+	if err != nil {
+		return "", err
+	}
+	return c.ContentStamp(ctx)
+}
+
+func datasetExists(ctx context.Context, st store.Store, name string) bool {
+	_, err := dataset.ReadManifest(ctx, st, name)
+	return err == nil
+}
+
+// checkCoordinatorStore refuses a --store other than the one the leading
+// coordinator writes to (it publishes it in its leader lease).
+func checkCoordinatorStore(ctx context.Context, client *coordinator.Client, st store.Store, natsURL string) error {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lease, err := client.Leader(lctx)
+	if err != nil || lease.Store == "" || lease.Store == st.String() {
+		return nil // no coordinator yet: the job fails at planning if the stores differ
+	}
+	return usagef("--store %s: the coordinator at %s (%s) writes datasets to %s; pass --store %s", st, natsURL, lease.ID, lease.Store, lease.Store)
+}
+
+// noCoordinatorAfter is how long a submitted job may wait for a
+// coordinator before tdb collate says so.
+var noCoordinatorAfter = 5 * time.Second
+
+// warnNoCoordinator says so when no coordinator picks the job up.
+func warnNoCoordinator(ctx context.Context, client *coordinator.Client, id string, stderr io.Writer) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(noCoordinatorAfter):
+	}
+	_, st, err := client.Job(ctx, id)
+	if err != nil || st.Status != jobs.Submitted {
+		return
+	}
+	fmt.Fprintf(stderr, "no coordinator has picked up job %s; is `tdb coordinator` running against this NATS?\n", id)
 }
 
 // defaultWorkers leaves the cores to the forward pass (it is multi-threaded):
 // one worker per four cores.
 func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 
-// checkLocations validates the locations (and layers) against the model's
-// shape before anything is submitted. In embedded mode the model is
-// resolved (downloaded if needed: the workers need it anyway); with a
-// cluster only the names are checked when the model is not local.
+// checkLocations validates everything checkable before anything is
+// submitted (exit code 2, the messages tdb run gives): the model's
+// checkpoint header, --n-ctx against its context, the sample sizes, the
+// locations and layers, and every autoencoder's header and placement. In
+// embedded mode the model is resolved (downloaded if needed: the workers
+// need it anyway); with a cluster only the names are checked when the
+// model is not local.
 func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) error {
 	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
 		return usagef("--model: %v", err)
 	}
+	known := true // cfg is the model's real shape
 	if isRandom {
 		fmt.Fprintf(stderr, "WARNING: --model %s uses RANDOM weights: the dataset shows how the pipeline works, not what GPT-2 does\n", spec.Model)
 	} else if fi, statErr := os.Stat(spec.Model); (statErr == nil && fi.IsDir()) || resolve {
-		dir, err := hub.Resolve(ctx, spec.Model, stderr)
-		if err != nil {
-			return err
-		}
-		if cfg, err = model.LoadConfig(dir); err != nil {
+		if cfg, err = model.InspectName(ctx, spec.Model, stderr); err != nil {
+			if errors.Is(err, model.ErrInvalid) || errors.Is(err, model.ErrUnknownPreset) {
+				return usagef("--model: %v", err)
+			}
 			return err
 		}
 	} else {
-		cfg = model.Presets["gpt2"] // names only; the workers check the rest
+		cfg, known = model.Presets["gpt2"], false // names only; the workers check the rest
+	}
+	if known {
+		if err := model.ValidateContext(cfg, spec.NCtx); err != nil {
+			return usagef("--n-ctx: %v", err)
+		}
+	}
+	if err := spec.CollateConfig().Validate(); err != nil {
+		return usagef("%v", err)
 	}
 	if len(spec.Locations) == 0 && len(spec.Autoencoders) == 0 {
 		return usagef("--locations: give at least one location")
@@ -232,8 +343,24 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 		}
 	}
 	for _, a := range spec.Autoencoders {
-		if _, err := worker.ParseAutoencoderSpec(a); err != nil {
+		as, err := worker.ParseAutoencoderSpec(a)
+		if err != nil {
 			return usagef("--autoencoder: %v", err)
+		}
+		if strings.Contains(as.Path, "://") {
+			continue // on a store: the workers check it
+		}
+		if _, statErr := os.Stat(as.Path); statErr != nil && !resolve {
+			continue // a cluster's workers may have files this machine lacks
+		}
+		info, err := autoencoder.Inspect(as.Path)
+		if err != nil {
+			return usagef("--autoencoder: %v", err)
+		}
+		if known {
+			if _, err := info.Place(cfg, as.Location, as.Layer); err != nil {
+				return usagef("--autoencoder: %v", err)
+			}
 		}
 	}
 	return nil

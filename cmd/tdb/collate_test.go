@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tdb/model"
 )
 
 func runTDB(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -177,7 +179,16 @@ func TestCollateBadInput(t *testing.T) {
 		{"layer out of range", []string{"--layers", "7"}, 2, "layer 7 is out of range"},
 		{"bad corpus spec", []string{"--corpus", "synthetic:nope"}, 2, "unknown synthetic corpus"},
 		{"bad preset", []string{"--model", "random:gpt5"}, 2, "unknown preset"},
-		{"missing corpus", []string{"--corpus", filepath.Join(dir, "missing.txt")}, 1, "missing.txt"},
+		{"missing corpus", []string{"--corpus", filepath.Join(dir, "missing.txt")}, 2, "missing.txt"},
+		{"n-ctx 0", []string{"--n-ctx", "0"}, 2, "--n-ctx must be at least 1"},
+		{"batch 0", []string{"--batch", "0"}, 2, "--batch must be at least 1"},
+		// Validated before submitting, with exit code 2 (item 9 of issue 10).
+		{"n-ctx beyond the model", []string{"--n-ctx", "100000"}, 2, "context length 100000 is outside"},
+		{"top-k out of range", []string{"--top-k", "100000000"}, 2, "top-k 100000000 out of range"},
+		{"truncated model", []string{"--model", truncatedModel(t, dir)}, 2, "--model"},
+		{"not an autoencoder", []string{"--autoencoder", notAnAutoencoder(t, dir) + "@0"}, 2, "--autoencoder"},
+		{"missing autoencoder", []string{"--autoencoder", filepath.Join(dir, "nope.pt") + "@0"}, 2, "nope.pt"},
+		{"bad dataset name", []string{"--dataset", "a/b"}, 2, `dataset name "a/b"`},
 		{"bad autoencoder", []string{"--autoencoder", "x.pt"}, 2, "PATH@LAYER"},
 	}
 	for _, tc := range tests {
@@ -251,4 +262,35 @@ func testQueryServer(t *testing.T, storeDir, path string, v any) {
 			t.Errorf("/metrics lacks %s", m)
 		}
 	}
+}
+
+// truncatedModel saves a tiny random model and cuts its weights file short.
+func truncatedModel(t *testing.T, dir string) string {
+	t.Helper()
+	m, err := model.NewRandom(model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := filepath.Join(dir, "truncated")
+	if err := m.Save(md); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(md, "model.safetensors")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	return md
+}
+
+func notAnAutoencoder(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "notes.pt")
+	if err := os.WriteFile(path, []byte("just some notes, not a checkpoint\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -25,6 +25,7 @@ func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	replicas := fs.Int("replicas", 1, "stream and KV replicas (3 on a production cluster)")
 	sweep := fs.Duration("sweep", 5*time.Second, "how often lost shards are checked and queue metrics refreshed")
 	keep := fs.Bool("keep-partials", false, "keep shard partials after the merge")
+	leaderTTL := fs.Duration("leader-ttl", natsx.DefaultLeaderTTL, "leader lease lifetime: run any number of coordinators, one leads and a standby takes over within about this long of its death")
 	jsonLogs := fs.Bool("json-logs", false, "log JSON lines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -37,7 +38,7 @@ func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
 	startServices(ctx, &wg, errs, serviceOptions{dial: natsx.RetryDialer(*natsURL, log), store: st, coordinator: true, log: log, reg: reg,
-		queue: natsx.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver, Replicas: *replicas}, keep: *keep, sweep: *sweep})
+		queue: natsx.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver, Replicas: *replicas}, keep: *keep, sweep: *sweep, leaderTTL: *leaderTTL})
 	wg.Wait()
 	return <-errs
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,6 +146,9 @@ func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintln(stdout, p.Format(time.Now()))
 	fmt.Fprintf(stdout, "dataset %s: model %s, corpus %s, locations %s, n_ctx %d, top-k %d\n", spec.Dataset, spec.Model, spec.Corpus, strings.Join(spec.Locations, ","), spec.NCtx, spec.TopK)
+	if where := cmp.Or(p.State.Store, spec.Store); where != "" {
+		fmt.Fprintf(stdout, "store: %s\n", where)
+	}
 	if p.State.Reason != "" {
 		fmt.Fprintf(stdout, "reason: %s\n", p.State.Reason)
 	}

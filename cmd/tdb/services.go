@@ -47,6 +47,7 @@ type serviceOptions struct {
 	keep        bool
 	name        string
 	sweep       time.Duration
+	leaderTTL   time.Duration
 }
 
 // startServices runs a coordinator (if asked) and workers as goroutines;
@@ -57,7 +58,7 @@ func startServices(ctx context.Context, wg *sync.WaitGroup, errs chan<- error, o
 		go func() {
 			defer wg.Done()
 			err := coordinator.Run(ctx, coordinator.Config{Dial: o.dial, Store: o.store, Queue: o.queue, Logger: o.log,
-				Metrics: coordinator.NewMetrics(o.reg), KeepPartials: o.keep, SweepInterval: o.sweep, CorpusOptions: corpusOptions(ctx)})
+				Metrics: coordinator.NewMetrics(o.reg), KeepPartials: o.keep, SweepInterval: o.sweep, LeaderTTL: o.leaderTTL, CorpusOptions: corpusOptions(ctx)})
 			if err != nil {
 				err = fmt.Errorf("coordinator: %w", err)
 			}

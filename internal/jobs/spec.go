@@ -45,6 +45,17 @@ type JobSpec struct {
 	// partial would), only the partial bytes per token and the work a
 	// retry redoes, so it is not part of the default id.
 	ShardsPerPartial int `json:"shards_per_partial,omitempty"`
+	// Store is the store the dataset goes to (as store.Store.String()
+	// says); a coordinator writing elsewhere refuses the job. Part of the
+	// job's identity, so the same command against another store is
+	// another job.
+	Store string `json:"store,omitempty"`
+	// CorpusStamp is corpus.Corpus.ContentStamp at submission (file names,
+	// sizes, modification times): a changed corpus is another job.
+	CorpusStamp string `json:"corpus_stamp,omitempty"`
+	// FilesStamp is LocalFilesStamp of the model folder and autoencoder
+	// files at submission: new weights are another job.
+	FilesStamp string `json:"files_stamp,omitempty"`
 }
 
 var jobIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)

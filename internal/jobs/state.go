@@ -43,6 +43,9 @@ type JobState struct {
 	Updated       time.Time  `json:"updated"`
 	Started       *time.Time `json:"started,omitempty"`
 	Finished      *time.Time `json:"finished,omitempty"`
+	// Store is where the coordinator that planned the job writes the
+	// dataset.
+	Store string `json:"store,omitempty"`
 }
 
 // ShardTask is the body of a shard message.
@@ -54,6 +57,15 @@ type ShardTask struct {
 	// to one partial), or in plans from before grouping one corpus.Shard;
 	// read it with DecodeTaskShards. Index counts tasks.
 	Shard json.RawMessage `json:"shard"`
+	// Plan identifies the shard as planned (PlanHash): a done record of an
+	// earlier attempt counts only if it was computed from the same plan.
+	Plan string `json:"plan,omitempty"`
+}
+
+// PlanHash identifies a planned shard: the store its partials go to and
+// the shard's description (its parts and file stamps).
+func PlanHash(store string, shard []byte) string {
+	return sha256Hex(append([]byte(store+"\n"), shard...))[:16]
 }
 
 // TaskShards is a task's work in a plan: consecutive corpus shards that
@@ -133,6 +145,8 @@ type ShardRecord struct {
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
 	Seconds float64   `json:"seconds,omitempty"`
+	// Plan is the task's PlanHash.
+	Plan string `json:"plan,omitempty"`
 }
 
 // CheckPartial verifies a partial's bytes against its record.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -28,8 +29,30 @@ type EmbeddedOptions struct {
 
 // Embedded is a running in-process NATS server.
 type Embedded struct {
-	srv *server.Server
-	dir string
+	srv  *server.Server
+	dir  string
+	lock *os.File
+}
+
+// LockFile in the embedded server's folder is locked while a server uses
+// the folder and holds its PID: two servers on one JetStream folder would
+// corrupt the job state.
+const LockFile = "tdb-nats.lock"
+
+// LockedError: another process runs an embedded server on the folder.
+type LockedError struct {
+	Dir string
+	PID int
+	// URL is the other server's client URL, when it listens on TCP.
+	URL string
+}
+
+func (e *LockedError) Error() string {
+	msg := fmt.Sprintf("another tdb (PID %d) is running an embedded NATS server on %s", e.PID, e.Dir)
+	if e.URL != "" {
+		return msg + fmt.Sprintf("; wait for it to finish, follow it with `tdb jobs list --nats %s`, add workers with `tdb worker --nats %s`, or use another --nats-dir", e.URL, e.URL)
+	}
+	return msg + "; wait for it to finish, or use another --nats-dir"
 }
 
 // URLFile is the file in the embedded server's folder that holds its client
@@ -46,6 +69,21 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("embedded NATS: creating %s: %w", opts.Dir, err)
 	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
+			if b, rerr := os.ReadFile(filepath.Join(opts.Dir, URLFile)); rerr == nil {
+				le.URL = strings.TrimSpace(string(b))
+			}
+		}
+		return nil, err
+	}
+	unlock := func() {
+		if lock != nil {
+			lock.Close()
+		}
+	}
 	so := &server.Options{
 		ServerName: "tdb-embedded",
 		JetStream:  true,
@@ -61,10 +99,12 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	} else {
 		host, portStr, err := net.SplitHostPort(opts.Listen)
 		if err != nil {
+			unlock()
 			return nil, fmt.Errorf("embedded NATS: listen address %q: %w", opts.Listen, err)
 		}
 		port, err := strconv.Atoi(portStr)
 		if err != nil {
+			unlock()
 			return nil, fmt.Errorf("embedded NATS: listen port %q: %w", portStr, err)
 		}
 		if host == "" {
@@ -77,14 +117,16 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS in %s did not start within 30s (is another tdb using this folder? use --nats-dir)", opts.Dir)
+		unlock()
+		return nil, fmt.Errorf("embedded NATS in %s did not start within 30s", opts.Dir)
 	}
-	e := &Embedded{srv: srv, dir: opts.Dir}
+	e := &Embedded{srv: srv, dir: opts.Dir, lock: lock}
 	if opts.Listen != "" {
 		if err := os.WriteFile(filepath.Join(opts.Dir, URLFile), []byte(srv.ClientURL()+"\n"), 0o644); err != nil {
 			e.Shutdown()
@@ -125,4 +167,7 @@ func (e *Embedded) Shutdown() {
 	os.Remove(filepath.Join(e.dir, URLFile))
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
+	if e.lock != nil {
+		e.lock.Close()
+	}
 }

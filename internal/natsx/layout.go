@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"tdb/internal/jobs"
@@ -68,8 +69,31 @@ func (q QueueConfig) BackOff() []time.Duration {
 	return out
 }
 
-// EnsureBucket creates or updates the job bucket.
+// EnsureBucket creates or updates the job bucket. A JetStream API call
+// that times out (a starved server or client) is retried a few times.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := retryTimeouts(ctx, func() (err error) {
+		kv, err = ensureBucket(ctx, js, replicas)
+		return err
+	})
+	return kv, err
+}
+
+// retryTimeouts runs fn up to five times while it fails with a timeout
+// and ctx lasts.
+func retryTimeouts(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if err = fn(); err == nil || ctx.Err() != nil ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return err
+		}
+	}
+	return err
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "tdb collation jobs: specs, states and per-shard records",
@@ -86,6 +110,16 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 // EnsureQueue creates or updates the shard stream and its shared consumer.
 func EnsureQueue(ctx context.Context, js jetstream.JetStream, q QueueConfig) (jetstream.Stream, jetstream.Consumer, error) {
 	q = q.WithDefaults()
+	var st jetstream.Stream
+	var cons jetstream.Consumer
+	err := retryTimeouts(ctx, func() (err error) {
+		st, cons, err = ensureQueue(ctx, js, q)
+		return err
+	})
+	return st, cons, err
+}
+
+func ensureQueue(ctx context.Context, js jetstream.JetStream, q QueueConfig) (jetstream.Stream, jetstream.Consumer, error) {
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "tdb collation shards (work queue)",
