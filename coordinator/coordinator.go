@@ -84,10 +84,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if c.js, err = jetstream.New(nc); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	if c.kv, err = natsx.EnsureBucket(ctx, c.js, cfg.Queue.Replicas); err != nil {
-		return err
-	}
-	if c.stream, c.cons, err = natsx.EnsureQueue(ctx, c.js, cfg.Queue); err != nil {
+	if err := c.setup(ctx); err != nil {
 		return err
 	}
 	sub, err := nc.Subscribe(natsx.MaxDeliveriesAdvisory, func(m *nats.Msg) { c.onMaxDeliveries(ctx, m.Data) })
@@ -300,6 +297,10 @@ func (c *Coordinator) loadPlan(ctx context.Context, id string) ([]json.RawMessag
 	return plan, nil
 }
 
+// errCodeDuplicateInProcess is JetStream's answer to a message whose
+// Nats-Msg-Id another publish is storing at that moment.
+const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
+
 // publish sends every shard not yet done. Message ids make a repeat a
 // no-op within the stream's de-duplication window.
 func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan []json.RawMessage, done map[int]bool) error {
@@ -313,6 +314,10 @@ func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan 
 			return err
 		}
 		ack, err := c.js.Publish(ctx, jobs.Subject(id, i), b, jetstream.WithMsgID(jobs.MsgID(id, attempt, i)))
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess {
+			continue // another publisher of the same shard (a second coordinator) is mid-way: a duplicate
+		}
 		if err != nil {
 			return stageErr("publish", "publishing shard %d: %w", i, err)
 		}
@@ -555,4 +560,38 @@ func (c *Coordinator) refreshMetrics(ctx context.Context) {
 	for _, s := range []jobs.JobStatus{jobs.Submitted, jobs.Planning, jobs.Running, jobs.Merging, jobs.Done, jobs.Failed, jobs.Cancelled} {
 		m.Jobs.WithLabelValues(string(s)).Set(float64(counts[s]))
 	}
+}
+
+// setup creates (or updates) the job bucket, the shard stream and its
+// consumer. A JetStream cluster that is still electing its leaders, or
+// that is slow to place replicated assets, answers late or not at all: that
+// is retried with back-off until ctx ends; a refusal (bad configuration,
+// too few servers for the replicas) is returned at once.
+func (c *Coordinator) setup(ctx context.Context) error {
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var err error
+		if c.kv, err = natsx.EnsureBucket(ctx, c.js, c.cfg.Queue.Replicas); err == nil {
+			if c.stream, c.cons, err = natsx.EnsureQueue(ctx, c.js, c.cfg.Queue); err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil || !transientJSErr(err) {
+			return err
+		}
+		c.log.Warn("JetStream not ready; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// transientJSErr: a JetStream API call that timed out or found no server
+// to answer (the cluster is starting or electing a leader).
+func transientJSErr(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
