@@ -14,6 +14,7 @@
 #   TDB_CLUSTER_WORKERS   worker processes (default 3)
 #   TDB_CLUSTER_COORDINATORS  coordinator processes (default 2: one leads, one stands by)
 #   TDB_CLUSTER_ACK_WAIT  shard ack wait of the coordinators (default 10s)
+#   TDB_CLUSTER_RESTART_DELAY  wait before a tdb service that exited is restarted (default 2s)
 #   TDB_CLUSTER_MODEL     the viewer's model (default random:tiny: no download)
 #   TDB_CLUSTER_CACHE     where nats-server is built (default ~/.cache/tdb/cluster)
 #   TDB_BIN               a tdb binary to use (default: go build into the cluster folder)
@@ -29,6 +30,7 @@ nworkers=${TDB_CLUSTER_WORKERS:-3}
 ncoords=${TDB_CLUSTER_COORDINATORS:-2}
 ackwait=${TDB_CLUSTER_ACK_WAIT:-10s}
 model=${TDB_CLUSTER_MODEL:-random:tiny}
+restart_delay=${TDB_CLUSTER_RESTART_DELAY:-2s}
 
 # Ports: base+10+i NATS clients, base+20+i routes, base+30+i monitoring
 # (i = 1..3), base+40 Azurite, base+50+i coordinator metrics (i < 10), base+60+i
@@ -118,6 +120,34 @@ start() {
   echo $! >"$(pidfile "$name")"
 }
 
+# supervise NAME CMD...: like start, but a supervisor restarts CMD after
+# $restart_delay when it exits, as Compose (restart: unless-stopped) and
+# Kubernetes do. NAME.pid holds the service's pid (kill -9 it to test a
+# crash), NAME.sup the supervisor's.
+supervise() {
+  local name=$1; shift
+  local sup="$dir/run/$name.sup"
+  if [ -f "$sup" ] && kill -0 "$(cat "$sup")" 2>/dev/null; then
+    say "$name already running (pid $(cat "$(pidfile "$name")"))"; return
+  fi
+  (
+    trap '' HUP
+    trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0' TERM
+    while :; do
+      "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null &
+      child=$!
+      echo "$child" >"$dir/run/$name.pid"
+      code=0; wait "$child" || code=$?
+      echo "cluster.sh: $name (pid $child) exited with status $code; restarting in $restart_delay" >>"$dir/logs/$name.log"
+      echo "$(date -u +%FT%TZ) $name pid $child status $code" >>"$dir/run/restarts"
+      sleep "$restart_delay"
+    done
+  ) </dev/null >/dev/null 2>&1 &
+  echo $! >"$sup"
+  # The supervisor writes NAME.pid as it starts the service.
+  for _ in $(seq 1 50); do [ -f "$(pidfile "$name")" ] && [ "$(cat "$(pidfile "$name")")" != "" ] && break; sleep 0.1; done
+}
+
 http_code() { curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" || true; }
 
 # wait_for WHAT SECONDS CHECK...: polls CHECK until it succeeds.
@@ -188,19 +218,19 @@ EOF
   export TDB_NATS=$nats_urls TDB_STORE=$store_url AZURE_STORAGE_CONNECTION_STRING=$conn_string
   export TDB_CACHE_DIR=$dir/cache
   for i in $(seq 1 "$ncoords"); do
-    start "coordinator-$i" "$tdb" coordinator --replicas 3 --ack-wait "$ackwait" --sweep 2s \
+    supervise "coordinator-$i" "$tdb" coordinator --replicas 3 --ack-wait "$ackwait" --sweep 2s \
       --metrics-addr "127.0.0.1:$(coord_port "$i")"
   done
   for i in $(seq 1 "$nworkers"); do
-    start "worker-$i" "$tdb" worker --name "worker-$i" --metrics-addr "127.0.0.1:$(worker_port "$i")"
+    supervise "worker-$i" "$tdb" worker --name "worker-$i" --metrics-addr "127.0.0.1:$(worker_port "$i")"
   done
   if has_command query; then
-    start query "$tdb" query --store "$store_url" --addr "127.0.0.1:$query_port"
+    supervise query "$tdb" query --store "$store_url" --addr "127.0.0.1:$query_port"
   else
     say "this tdb has no query command: query service not started"
   fi
   if has_command serve; then
-    start viewer "$tdb" serve --model "$model" --store "$store_url" --addr "127.0.0.1:$viewer_port"
+    supervise viewer "$tdb" serve --model "$model" --store "$store_url" --addr "127.0.0.1:$viewer_port"
   else
     say "this tdb has no serve command: viewer not started"
   fi
@@ -223,22 +253,30 @@ export AZURE_STORAGE_CONNECTION_STRING='$conn_string'
 EOF
 }
 
+# stop PIDFILE: TERM, then KILL after 10 s.
+stop() {
+  local f=$1 pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    say "stopped $(basename "$f") (pid $pid)"
+  fi
+  rm -f "$f"
+}
+
 down() {
-  local f name pid
+  local name
   [ -d "$dir/run" ] || { say "nothing runs (no $dir/run)"; return; }
-  # Services first, NATS last, so nothing logs a lost connection on the way down.
-  for name in viewer query $(cd "$dir/run" && ls worker-*.pid coordinator-*.pid 2>/dev/null | sed 's/\.pid$//') azurite nats-3 nats-2 nats-1; do
-    f=$(pidfile "$name")
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-      say "stopped $name (pid $pid)"
-    fi
-    rm -f "$f"
+  # Services first (supervisor, then service), NATS last, so nothing logs a
+  # lost connection on the way down.
+  for name in viewer query $(cd "$dir/run" && ls worker-*.pid coordinator-*.pid 2>/dev/null | sed 's/\.pid$//'); do
+    stop "$dir/run/$name.sup"
+    stop "$dir/run/$name.pid"
   done
+  for name in azurite nats-3 nats-2 nats-1; do stop "$dir/run/$name.pid"; done
 }
 
 # leader_of LOG: the coordinator's last leadership event in its log.
@@ -266,6 +304,8 @@ status() {
       query) extra="http://127.0.0.1:$query_port/api/v1" ;;
       viewer) extra="http://127.0.0.1:$viewer_port/" ;;
     esac
+    n=$(grep -c " $name pid " "$dir/run/restarts" 2>/dev/null || true)
+    [ "${n:-0}" -gt 0 ] && extra="$extra, restarted $n times"
     printf '%-14s %-8s %-8s %s\n' "$name" "$pid" "$state" "$extra"
   done
   for i in 1 2 3; do
