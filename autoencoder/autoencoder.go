@@ -90,33 +90,44 @@ type Options struct {
 }
 
 // Load reads an autoencoder: an OpenAI torch.save state dict (.pt), or a
-// SAELens folder / sae_weights.safetensors with cfg.json beside it.
+// SAELens folder / sae_weights.safetensors with cfg.json beside it. Every
+// error about the file (missing, malformed, truncated, unexpected tensors,
+// shapes) wraps ErrInvalid.
 func Load(ctx context.Context, path string, opts Options) (*Autoencoder, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("autoencoder: %w", err)
-	}
-	var a *Autoencoder
-	switch {
-	case fi.IsDir():
-		a, err = loadSAELens(filepath.Join(path, saeLensWeights), filepath.Join(path, saeLensConfig))
-	case filepath.Ext(path) == ".safetensors":
-		a, err = loadSAELens(path, filepath.Join(filepath.Dir(path), saeLensConfig))
-	default:
-		a, err = loadOpenAI(path)
-	}
+	a, err := open(path, false)
 	if err != nil {
 		return nil, err
 	}
 	if opts.DropDead {
 		if err := a.dropDead(opts.DeadSteps); err != nil {
-			return nil, err
+			return nil, invalid(err)
 		}
 	}
 	a.stats = latentStats{}
+	return a, nil
+}
+
+// open dispatches on the format; headerOnly skips reading tensor data.
+func open(path string, headerOnly bool) (*Autoencoder, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, invalid(fmt.Errorf("autoencoder: %w", err))
+	}
+	var a *Autoencoder
+	switch {
+	case fi.IsDir():
+		a, err = loadSAELens(filepath.Join(path, saeLensWeights), filepath.Join(path, saeLensConfig), headerOnly)
+	case filepath.Ext(path) == ".safetensors":
+		a, err = loadSAELens(path, filepath.Join(filepath.Dir(path), saeLensConfig), headerOnly)
+	default:
+		a, err = loadOpenAI(path, headerOnly)
+	}
+	if err != nil {
+		return nil, invalid(err)
+	}
 	return a, nil
 }
 

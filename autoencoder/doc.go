@@ -15,8 +15,20 @@
 //     standard (ReLU), topk and jumprelu, normalize_activations none or
 //     layer_norm, apply_b_dec_to_input honoured.
 //
-// Unknown activations, corrupted or truncated files and shape mismatches are
-// errors naming the file and the tensor.
+// Unknown activations, corrupted or truncated files, shape mismatches and
+// tensors the format does not define (PyTorch's strict load_state_dict
+// would refuse them too; ignoring one would drop a weight) are errors naming
+// the file and the tensor.
+//
+// Validation before work (spec.go), shared by tdb run / debug and by
+// tdb collate before it submits a job: ParseSpec reads an --autoencoder
+// entry (PATH_OR_NAME@LAYER, @LAYER:LOCATION or @LOCATION/LAYER); Inspect
+// reads a file's header only (no tensor data) into an Info (format, widths,
+// activation, the location and layer the file names); Info.Place picks the
+// site (given, from the file, or mlp.post_act for d_mlp inputs) and checks
+// layer range, location and width against the model. Every error about
+// what the user named wraps ErrInvalid (errors.Is): permanent, exit code 2,
+// never worth a retry.
 //
 // Computation: Encode runs x·W_encᵀ through blas32.Gemm (accelerated by
 // package kernels once kernels.Install has been called), then the bias and
@@ -44,7 +56,7 @@
 // autoencoders/openaipublic/<blob path>, through hub.Fetch: the same
 // resumable, verified .part download as the models.
 //
-// Start at Open (pull.go), then Load (formats.go, torchpt.go), then
+// Start at Open (pull.go), then Inspect and Place (spec.go), then Load (formats.go, torchpt.go), then
 // Autoencoder.Encode / Decode (autoencoder.go) and Splice (splice.go).
 //
 // It may import model (and model/hub for the cache and downloads),

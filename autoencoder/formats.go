@@ -20,7 +20,10 @@ import (
 // [n_inputs, n_latents], pre_bias, latent_bias, optional training
 // statistics, and optional "activation" / "activation_state_dict" entries.
 // As in OpenAI's loader, TopK autoencoders normalise their input.
-func loadOpenAI(path string) (*Autoencoder, error) {
+//
+// With headerOnly it reads the pickle and the archive's directory but no
+// tensor data: the returned autoencoder has its shape and activation only.
+func loadOpenAI(path string, headerOnly bool) (*Autoencoder, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("autoencoder: %w", err)
@@ -34,10 +37,23 @@ func loadOpenAI(path string) (*Autoencoder, error) {
 	if err != nil {
 		return nil, err
 	}
+	if headerOnly {
+		return describeStateDict(tf)
+	}
 	return fromStateDict(tf)
 }
 
-func fromStateDict(tf *torchFile) (*Autoencoder, error) {
+// openAIEntries are the entries of OpenAI's Autoencoder.state_dict():
+// weights, training statistics and the activation. Anything else is refused,
+// as PyTorch's strict load_state_dict does: an unknown tensor would be a
+// weight this code silently ignores.
+var openAIEntries = []string{"encoder.weight", "decoder.weight", "pre_bias", "latent_bias",
+	"stats_last_nonzero", "latents_activation_frequency", "latents_mean_square",
+	"activation", "activation_state_dict"}
+
+// describeStateDict checks a state dict's entries, activation and tensor
+// shapes (views into storages inside the file) without reading tensor data.
+func describeStateDict(tf *torchFile) (*Autoencoder, error) {
 	path := tf.path
 	a := &Autoencoder{Source: path, Format: "openai", Activation: ReLU, Layer: model.NoLayer}
 	if v, ok := tf.value("activation"); ok {
@@ -74,7 +90,19 @@ func fromStateDict(tf *torchFile) (*Autoencoder, error) {
 			}
 		}
 	}
-	enc, err := tf.tensor("encoder.weight")
+	var unknown []string
+	for _, k := range tf.keys() {
+		if !slices.Contains(openAIEntries, k) {
+			unknown = append(unknown, strconv.Quote(k))
+		}
+	}
+	if len(tf.keys()) != len(tf.dict.Keys()) {
+		unknown = append(unknown, "non-string keys")
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%s: unexpected entries %s in the state dict (an OpenAI sparse autoencoder has %s)", path, strings.Join(unknown, ", "), strings.Join(openAIEntries, ", "))
+	}
+	enc, _, err := tf.view("encoder.weight")
 	if err != nil {
 		return nil, err
 	}
@@ -82,11 +110,35 @@ func fromStateDict(tf *torchFile) (*Autoencoder, error) {
 		return nil, fmt.Errorf("%s: tensor \"encoder.weight\" has shape %v, want [n_latents, n_inputs]", path, enc.Shape)
 	}
 	a.NLatents, a.NInputs = enc.Shape[0], enc.Shape[1]
-	a.enc = enc.Data
 	want := map[string][]int{
 		"decoder.weight": {a.NInputs, a.NLatents},
 		"pre_bias":       {a.NInputs},
 		"latent_bias":    {a.NLatents},
+	}
+	for _, name := range openAIEntries[1:7] {
+		w, required := want[name]
+		if !required && !tf.has(name) {
+			continue
+		}
+		t, _, err := tf.view(name)
+		if err != nil {
+			return nil, err
+		}
+		if !required {
+			w = []int{a.NLatents} // per-latent statistics
+		}
+		if !slices.Equal(t.Shape, w) {
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v (encoder.weight is %v)", path, name, t.Shape, w, enc.Shape)
+		}
+	}
+	return a, a.check()
+}
+
+// fromStateDict loads a state dict that describeStateDict accepts.
+func fromStateDict(tf *torchFile) (*Autoencoder, error) {
+	a, err := describeStateDict(tf)
+	if err != nil {
+		return nil, err
 	}
 	get := func(name string, optional bool) ([]float32, error) {
 		if optional && !tf.has(name) {
@@ -96,15 +148,13 @@ func fromStateDict(tf *torchFile) (*Autoencoder, error) {
 		if err != nil {
 			return nil, err
 		}
-		w, ok := want[name]
-		if !ok {
-			w = []int{a.NLatents} // per-latent statistics
-		}
-		if !slices.Equal(t.Shape, w) {
-			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v (encoder.weight is %v)", path, name, t.Shape, w, enc.Shape)
-		}
 		return t.Data, nil
 	}
+	enc, err := get("encoder.weight", false)
+	if err != nil {
+		return nil, err
+	}
+	a.enc = enc
 	dec, err := get("decoder.weight", false)
 	if err != nil {
 		return nil, err
@@ -149,8 +199,10 @@ type saeLensCfg struct {
 }
 
 // loadSAELens reads SAELens weights (W_enc [d_in, d_sae], W_dec [d_sae,
-// d_in], b_enc, b_dec, threshold for JumpReLU) and its cfg.json.
-func loadSAELens(weights, cfgPath string) (*Autoencoder, error) {
+// d_in], b_enc, b_dec, threshold for JumpReLU) and its cfg.json; any other
+// tensor is refused. With headerOnly it reads cfg.json and the safetensors
+// header only.
+func loadSAELens(weights, cfgPath string, headerOnly bool) (*Autoencoder, error) {
 	raw, err := os.ReadFile(cfgPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: SAELens weights need their %s beside them (%s is missing)", weights, saeLensConfig, cfgPath)
@@ -236,6 +288,36 @@ func loadSAELens(weights, cfgPath string) (*Autoencoder, error) {
 	a.NInputs, a.NLatents = info.Shape[0], info.Shape[1]
 	if cfg.DIn != 0 && cfg.DIn != a.NInputs || cfg.DSAE != 0 && cfg.DSAE != a.NLatents {
 		return nil, fmt.Errorf("%s: tensor \"W_enc\" has shape %v but %s says d_in %d, d_sae %d", weights, info.Shape, cfgPath, cfg.DIn, cfg.DSAE)
+	}
+	shapes := map[string][]int{"W_enc": {a.NInputs, a.NLatents}, "W_dec": {a.NLatents, a.NInputs}, "b_enc": {a.NLatents}, "b_dec": {a.NInputs}}
+	if a.Activation == JumpReLU {
+		shapes["threshold"] = []int{a.NLatents}
+	}
+	var unknown []string
+	for _, name := range sf.Names() {
+		if _, ok := shapes[name]; !ok {
+			unknown = append(unknown, strconv.Quote(name))
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%s: unexpected tensors %s (a %s SAELens autoencoder has W_enc, W_dec, b_enc, b_dec%s)", weights, strings.Join(unknown, ", "),
+			arch, map[bool]string{true: ", threshold", false: ""}[a.Activation == JumpReLU])
+	}
+	for _, name := range []string{"W_dec", "b_enc", "b_dec", "threshold"} {
+		want, used := shapes[name]
+		if !used {
+			continue
+		}
+		info, ok := sf.Tensors[name]
+		if !ok {
+			return nil, fmt.Errorf("%s: tensor %q not found (tensors: %s)", weights, name, strings.Join(sf.Names(), ", "))
+		}
+		if !slices.Equal(info.Shape, want) {
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v (d_in %d, d_sae %d)", weights, name, info.Shape, want, a.NInputs, a.NLatents)
+		}
+	}
+	if headerOnly {
+		return a, a.check()
 	}
 	wEnc, err := read("W_enc", a.NInputs, a.NLatents)
 	if err != nil {

@@ -62,6 +62,7 @@ func FuzzOpenTorch(f *testing.F) {
 	w := randomWeights(2, 3, 5)
 	f.Add(encodePT(w, ptOptions{}))
 	f.Add(encodePT(w, ptOptions{transposedDecoder: true}))
+	f.Add(encodePT(w, ptOptions{extra: "encoder.bias"})) // refused: an unexpected tensor
 	w.activation, w.k, w.postact = "TopK", 2, "Identity"
 	f.Add(encodePT(w, ptOptions{}))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -76,7 +77,14 @@ func FuzzOpenTorch(f *testing.F) {
 				}
 			}
 		}
+		info, headerErr := describeStateDict(tf)
 		a, err := fromStateDict(tf)
+		if headerErr == nil && err == nil && (info.NInputs != a.NInputs || info.NLatents != a.NLatents) {
+			t.Fatalf("header %d→%d, loaded %d→%d", info.NInputs, info.NLatents, a.NInputs, a.NLatents)
+		}
+		if headerErr != nil && err == nil {
+			t.Fatalf("header refused (%v) but the file loaded", headerErr)
+		}
 		if err != nil {
 			return
 		}

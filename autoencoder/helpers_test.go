@@ -102,7 +102,8 @@ type ptOptions struct {
 	transposedDecoder bool // store decoder.weight as a strided view of [lat, in]
 	skip              string
 	compress          bool
-	decoderLatents    int // write decoder.weight as [in, decoderLatents] (0 = lat)
+	decoderLatents    int    // write decoder.weight as [in, decoderLatents] (0 = lat)
+	extra             string // also write a tensor of this name (a copy of latent_bias)
 }
 
 // encodePT renders w as torch.save would.
@@ -151,6 +152,9 @@ func encodePT(w *weights, o ptOptions) []byte {
 	}
 	if w.freq != nil {
 		add("latents_activation_frequency", "FloatStorage", f32(w.freq), w.lat, 0, []int{w.lat}, []int{1})
+	}
+	if o.extra != "" {
+		add(o.extra, "FloatStorage", f32(w.latentBias), w.lat, 0, []int{w.lat}, []int{1})
 	}
 	if w.activation != "" {
 		p.str("activation")

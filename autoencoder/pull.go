@@ -186,7 +186,9 @@ func Pull(ctx context.Context, name string, progress io.Writer) (string, error) 
 // existing file or SAELens folder is loaded as it is (its Layer set to
 // layer when layer ≥ 0); anything else is a public Name, pulled on first
 // use. A name's layer may be left out ("mlp_post_act_v4") when layer ≥ 0
-// gives it. Location and Layer are set from the name.
+// gives it. Location and Layer are set from the name. Errors in what was
+// named (a missing file, a bad or unknown name, a bad file) wrap ErrInvalid;
+// download failures do not.
 func Open(ctx context.Context, pathOrName string, layer int, opts Options, progress io.Writer) (*Autoencoder, error) {
 	if _, err := os.Stat(pathOrName); err == nil {
 		a, err := Load(ctx, pathOrName, opts)
@@ -205,14 +207,17 @@ func Open(ctx context.Context, pathOrName string, layer int, opts Options, progr
 	n, err := ParseName(name)
 	if err != nil {
 		if looksLikePath(pathOrName) {
-			return nil, fmt.Errorf("autoencoder file %s does not exist", pathOrName)
+			return nil, invalid(fmt.Errorf("autoencoder file %s does not exist", pathOrName))
 		}
-		return nil, err
+		return nil, invalid(err)
 	}
 	if layer >= 0 && n.Layer != layer {
-		return nil, fmt.Errorf("autoencoder %s is for layer %d, not %d", n, n.Layer, layer)
+		return nil, invalid(fmt.Errorf("autoencoder %s is for layer %d, not %d", n, n.Layer, layer))
 	}
 	path, err := Pull(ctx, n.String(), progress)
+	if errors.Is(err, ErrNotFound) {
+		return nil, invalid(err)
+	}
 	if err != nil {
 		return nil, err
 	}

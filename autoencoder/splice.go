@@ -58,18 +58,18 @@ type Spliced struct {
 // earlier with Check.
 func (a *Autoencoder) Splice(layer int, loc model.Location) (*Spliced, error) {
 	if _, err := model.ParseLocation(string(loc)); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	switch loc {
 	case model.AttnQ, model.AttnK, model.AttnV, model.AttnVOut, model.AttnQKLogits, model.AttnQKProbs,
 		model.AttnLnScale, model.MLPLnScale, model.LnFScale, model.Logits:
-		return nil, fmt.Errorf("cannot splice an autoencoder into %s: it needs a location with one vector per token (e.g. %s, %s, %s)",
+		return nil, invalidf("cannot splice an autoencoder into %s: it needs a location with one vector per token (e.g. %s, %s, %s)",
 			loc, model.MLPPostAct, model.ResidDeltaMLP, model.ResidDeltaAtt)
 	}
 	if !loc.HasLayer() {
 		layer = model.NoLayer
 	} else if layer < 0 {
-		return nil, fmt.Errorf("splicing into %s: negative layer %d", loc, layer)
+		return nil, invalidf("splicing into %s: negative layer %d", loc, layer)
 	}
 	return &Spliced{AE: a, Site: model.At(loc, layer)}, nil
 }
@@ -78,11 +78,11 @@ func (a *Autoencoder) Splice(layer int, loc model.Location) (*Spliced, error) {
 // and has NInputs values per token.
 func (s *Spliced) Check(cfg model.Config) error {
 	if s.Site.Loc.HasLayer() && s.Site.Layer >= cfg.NLayer {
-		return fmt.Errorf("autoencoder %s spliced into %s: the model has layers 0..%d", s.AE.Source, s.Site, cfg.NLayer-1)
+		return invalidf("autoencoder %s spliced into %s: the model has layers 0..%d", s.AE.Source, s.Site, cfg.NLayer-1)
 	}
 	shape := cfg.SiteShape(s.Site.Loc, 1)
 	if n := shape[len(shape)-1]; n != s.AE.NInputs {
-		return fmt.Errorf("autoencoder %s has %d inputs but %s has %d values per token", s.AE.Source, s.AE.NInputs, s.Site, n)
+		return invalidf("autoencoder %s has %d inputs but %s has %d values per token", s.AE.Source, s.AE.NInputs, s.Site, n)
 	}
 	return nil
 }

@@ -122,40 +122,41 @@ func (tf *torchFile) has(key string) bool {
 	return ok
 }
 
-// tensor reads a tensor entry as float32, converting other element types.
-func (tf *torchFile) tensor(key string) (*model.Tensor, error) {
+// view checks a tensor entry without reading its data: a tensor whose
+// uncompressed storage record lies inside the file and holds the view.
+func (tf *torchFile) view(key string) (*pickle.Tensor, *zip.File, error) {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("%s: tensor %q: %s", tf.path, key, fmt.Sprintf(format, a...))
 	}
 	v, ok := tf.dict.Get(key)
 	if !ok {
-		return nil, fail("missing from the state dict (keys: %s)", strings.Join(tf.keys(), ", "))
+		return nil, nil, fail("missing from the state dict (keys: %s)", strings.Join(tf.keys(), ", "))
 	}
 	ref, ok := v.(*pickle.Tensor)
 	if !ok {
-		return nil, fail("is a %s, not a tensor", pickle.TypeName(v))
+		return nil, nil, fail("is a %s, not a tensor", pickle.TypeName(v))
 	}
 	st := ref.Storage
 	rec, ok := tf.records[tf.prefix+"data/"+st.Key]
 	if !ok {
-		return nil, fail("its storage record data/%s is missing from the archive", st.Key)
+		return nil, nil, fail("its storage record data/%s is missing from the archive", st.Key)
 	}
 	if rec.Method != zip.Store {
-		return nil, fail("storage data/%s is compressed; torch.save stores storages uncompressed", st.Key)
+		return nil, nil, fail("storage data/%s is compressed; torch.save stores storages uncompressed", st.Key)
 	}
 	want := uint64(st.Numel) * uint64(st.DType.Size)
 	if st.Numel > math.MaxInt64/8 || rec.UncompressedSize64 != want {
-		return nil, fail("storage data/%s holds %d bytes but the pickle says %d elements of %s (%d bytes)",
+		return nil, nil, fail("storage data/%s holds %d bytes but the pickle says %d elements of %s (%d bytes)",
 			st.Key, rec.UncompressedSize64, st.Numel, st.DType.Name, want)
 	}
 	off, err := rec.DataOffset()
 	if err != nil || off < 0 || rec.CompressedSize64 != want || uint64(off)+want > uint64(tf.size) {
-		return nil, fail("storage data/%s lies outside the file (truncated?)", st.Key)
+		return nil, nil, fail("storage data/%s lies outside the file (truncated?)", st.Key)
 	}
 	numel := int64(1)
 	for _, d := range ref.Shape {
 		if d != 0 && numel > st.Numel/int64(d) {
-			return nil, fail("shape %v has more elements than its storage (%d)", ref.Shape, st.Numel)
+			return nil, nil, fail("shape %v has more elements than its storage (%d)", ref.Shape, st.Numel)
 		}
 		numel *= int64(d)
 	}
@@ -164,17 +165,35 @@ func (tf *torchFile) tensor(key string) (*model.Tensor, error) {
 		// step is checked before it is added, so nothing overflows.
 		last := ref.Offset
 		if last >= st.Numel {
-			return nil, fail("storage offset %d is past its storage of %d elements", ref.Offset, st.Numel)
+			return nil, nil, fail("storage offset %d is past its storage of %d elements", ref.Offset, st.Numel)
 		}
 		for i, d := range ref.Shape {
 			if s := ref.Stride[i]; d > 1 && s > 0 {
 				if int64(d-1) > (st.Numel-1-last)/s {
-					return nil, fail("view (offset %d, shape %v, stride %v) reaches past its storage of %d elements",
+					return nil, nil, fail("view (offset %d, shape %v, stride %v) reaches past its storage of %d elements",
 						ref.Offset, ref.Shape, ref.Stride, st.Numel)
 				}
 				last += int64(d-1) * s
 			}
 		}
+	}
+	return ref, rec, nil
+}
+
+// tensor reads a tensor entry as float32, converting other element types.
+func (tf *torchFile) tensor(key string) (*model.Tensor, error) {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("%s: tensor %q: %s", tf.path, key, fmt.Sprintf(format, a...))
+	}
+	ref, rec, err := tf.view(key)
+	if err != nil {
+		return nil, err
+	}
+	st := ref.Storage
+	want := uint64(st.Numel) * uint64(st.DType.Size)
+	numel := int64(1)
+	for _, d := range ref.Shape {
+		numel *= int64(d)
 	}
 	t := model.NewTensor(ref.Shape...)
 	if numel == 0 {

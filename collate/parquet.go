@@ -39,8 +39,9 @@ func writerProps() *parquet.WriterProperties {
 	)
 }
 
-// WriteLayer finalizes a merged accumulator and writes its records.parquet
-// and stats.parquet under the dataset. Rows are sorted by component, then
+// WriteLayer finalizes a merged accumulator and writes its records.parquet,
+// stats.parquet and the search index (index.parquet, dataset.WriteIndex)
+// under the dataset. Rows are sorted by component, then
 // kind (top, random, quantile), then rank; every row group holds
 // componentsPerRowGroup whole components (0: the default).
 func WriteLayer(ctx context.Context, st store.Store, name string, a *LayerAccumulator, componentsPerRowGroup int) error {
@@ -53,18 +54,21 @@ func WriteLayer(ctx context.Context, st store.Store, name string, a *LayerAccumu
 	if componentsPerRowGroup <= 0 {
 		componentsPerRowGroup = DefaultComponentsPerRowGroup
 	}
+	var index []dataset.IndexRow
 	for _, f := range []struct {
 		key   string
 		write func(io.Writer) error
 	}{
-		{dataset.RecordsKey(name, a.location, a.layer), func(w io.Writer) error { return a.WriteRecords(w, componentsPerRowGroup) }},
+		{dataset.RecordsKey(name, a.location, a.layer), func(w io.Writer) error {
+			return a.writeRecords(w, componentsPerRowGroup, func(v *dataset.ComponentView) { index = append(index, dataset.IndexRowsOf(v)...) })
+		}},
 		{dataset.StatsKey(name, a.location, a.layer), func(w io.Writer) error { return a.WriteStats(w, componentsPerRowGroup) }},
 	} {
 		if err := putStreaming(ctx, st, f.key, f.write); err != nil {
 			return fmt.Errorf("collate: writing %s to %s: %w", f.key, st, err)
 		}
 	}
-	return nil
+	return dataset.WriteIndex(ctx, st, dataset.IndexKey(name, a.location, a.layer), index)
 }
 
 // putStreaming pipes write's output into st.Put without buffering the file.
@@ -85,14 +89,18 @@ func putStreaming(ctx context.Context, st store.Store, key string, write func(io
 }
 
 func (a *LayerAccumulator) fileMeta(perGroup int) map[string]string {
+	return layerMeta(a.location, a.layer, a.components, perGroup, a.kind == kindPairs)
+}
+
+func layerMeta(location string, layer, components, perGroup int, pairs bool) map[string]string {
 	edges, _ := json.Marshal(dataset.HistogramEdgesJSON())
 	return map[string]string{
 		dataset.MetaSchemaVersion:  strconv.Itoa(dataset.SchemaVersion),
-		dataset.MetaLocation:       a.location,
-		dataset.MetaLayer:          strconv.Itoa(a.layer),
-		dataset.MetaComponents:     strconv.Itoa(a.components),
+		dataset.MetaLocation:       location,
+		dataset.MetaLayer:          strconv.Itoa(layer),
+		dataset.MetaComponents:     strconv.Itoa(components),
 		dataset.MetaPerRowGroup:    strconv.Itoa(perGroup),
-		dataset.MetaPairs:          strconv.FormatBool(a.kind == kindPairs),
+		dataset.MetaPairs:          strconv.FormatBool(pairs),
 		dataset.MetaHistogramEdges: string(edges),
 	}
 }
@@ -136,7 +144,19 @@ func writeParquet(w io.Writer, schema *arrow.Schema, meta map[string]string, n, 
 
 // WriteRecords writes the layer's records.parquet to w.
 func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
-	return writeParquet(w, dataset.RecordsSchema(), a.fileMeta(perGroup), a.components, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
+	return a.writeRecords(w, perGroup, nil)
+}
+
+// writeRecords is WriteRecords calling seen (if not nil) with every
+// component's view as it is written.
+func (a *LayerAccumulator) writeRecords(w io.Writer, perGroup int, seen func(*dataset.ComponentView)) error {
+	return writeRecordsOf(w, a.fileMeta(perGroup), a.components, perGroup, a.Component, seen)
+}
+
+// writeRecordsOf writes the records of components 0..n-1 as view returns
+// them.
+func writeRecordsOf(w io.Writer, meta map[string]string, n, perGroup int, view func(c int) (*dataset.ComponentView, error), seen func(*dataset.ComponentView)) error {
+	return writeParquet(w, dataset.RecordsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
 		comp := b.Field(0).(*array.Int32Builder)
 		kind := b.Field(1).(*array.StringBuilder)
 		rank := b.Field(2).(*array.Int32Builder)
@@ -162,9 +182,12 @@ func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
 			actv.AppendValues(rc.Activations, nil)
 		}
 		for c := c0; c < c1; c++ {
-			v, err := a.Component(c)
+			v, err := view(c)
 			if err != nil {
 				return err
+			}
+			if seen != nil {
+				seen(v)
 			}
 			for i := range v.Top {
 				add(c, dataset.KindTop, i, -1, &v.Top[i])
@@ -186,13 +209,18 @@ func (a *LayerAccumulator) WriteRecords(w io.Writer, perGroup int) error {
 
 // WriteStats writes the layer's stats.parquet to w.
 func (a *LayerAccumulator) WriteStats(w io.Writer, perGroup int) error {
-	return writeParquet(w, dataset.StatsSchema(), a.fileMeta(perGroup), a.components, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
+	return writeStatsOf(w, a.fileMeta(perGroup), a.components, perGroup, a.stats)
+}
+
+// writeStatsOf writes the statistics of components 0..n-1.
+func writeStatsOf(w io.Writer, meta map[string]string, n, perGroup int, stats func(c int) dataset.Stats) error {
+	return writeParquet(w, dataset.StatsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
 		bounds := b.Field(9).(*array.ListBuilder)
 		boundv := bounds.ValueBuilder().(*array.Float32Builder)
 		hist := b.Field(10).(*array.ListBuilder)
 		histv := hist.ValueBuilder().(*array.Int64Builder)
 		for c := c0; c < c1; c++ {
-			s := a.stats(c)
+			s := stats(c)
 			b.Field(0).(*array.Int32Builder).Append(int32(c))
 			b.Field(1).(*array.Int64Builder).Append(s.Count)
 			b.Field(2).(*array.Float64Builder).Append(s.Mean)
@@ -209,4 +237,47 @@ func (a *LayerAccumulator) WriteStats(w io.Writer, perGroup int) error {
 		}
 		return nil
 	})
+}
+
+// WriteViews writes a layer from finished component views (views[c] is
+// component c; an importer's path, where no accumulator exists): the same
+// records.parquet, stats.parquet and index.parquet as WriteLayer.
+func WriteViews(ctx context.Context, st store.Store, name, location string, layer int, pairs bool, views []*dataset.ComponentView, componentsPerRowGroup int) error {
+	if err := dataset.CheckName("dataset", name); err != nil {
+		return err
+	}
+	if err := dataset.CheckName("location", location); err != nil {
+		return err
+	}
+	if componentsPerRowGroup <= 0 {
+		componentsPerRowGroup = DefaultComponentsPerRowGroup
+	}
+	meta := layerMeta(location, layer, len(views), componentsPerRowGroup, pairs)
+	view := func(c int) (*dataset.ComponentView, error) {
+		if views[c] == nil || views[c].Index != c {
+			return nil, fmt.Errorf("collate: view %d of %s layer %d is missing or has another index", c, location, layer)
+		}
+		return views[c], nil
+	}
+	var index []dataset.IndexRow
+	for _, f := range []struct {
+		key   string
+		write func(io.Writer) error
+	}{
+		{dataset.RecordsKey(name, location, layer), func(w io.Writer) error {
+			return writeRecordsOf(w, meta, len(views), componentsPerRowGroup, view, func(v *dataset.ComponentView) {
+				vv := *v
+				vv.Pairs = pairs
+				index = append(index, dataset.IndexRowsOf(&vv)...)
+			})
+		}},
+		{dataset.StatsKey(name, location, layer), func(w io.Writer) error {
+			return writeStatsOf(w, meta, len(views), componentsPerRowGroup, func(c int) dataset.Stats { return views[c].Stats })
+		}},
+	} {
+		if err := putStreaming(ctx, st, f.key, f.write); err != nil {
+			return fmt.Errorf("collate: writing %s to %s: %w", f.key, st, err)
+		}
+	}
+	return dataset.WriteIndex(ctx, st, dataset.IndexKey(name, location, layer), index)
 }

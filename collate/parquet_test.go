@@ -119,6 +119,42 @@ func TestParquetRoundTripAndDeterminism(t *testing.T) {
 			if tc.C >= 64 && st.bytes.Load() > size/2 {
 				t.Errorf("reading one component read %d of %d bytes; row-group pruning is not working", st.bytes.Load(), size)
 			}
+			// The index written with the layer: one row per top record, at
+			// its peak token, and BuildIndex (the lazy path for older
+			// datasets) reproduces it byte for byte.
+			all, err := dataset.ReadIndex(ctx, st, dataset.IndexKey("demo", tc.loc, 2), -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nTop := 0
+			for c := 0; c < tc.C; c++ {
+				v, _ := acc.Component(c)
+				nTop += len(v.Top)
+				for _, r := range dataset.IndexRowsOf(v) {
+					if r.Token != r.Tokens[r.Position] || v.Top[r.Rank].MaxActivation != r.MaxActivation {
+						t.Fatalf("index row %+v does not match component %d", r, c)
+					}
+				}
+			}
+			if len(all) != nTop || nTop == 0 {
+				t.Fatalf("index has %d rows, want %d top records", len(all), nTop)
+			}
+			one, err := dataset.ReadIndex(ctx, st, dataset.IndexKey("demo", tc.loc, 2), int(all[len(all)/2].Token))
+			if err != nil || len(one) == 0 {
+				t.Fatalf("index lookup: %d rows, %v", len(one), err)
+			}
+			for _, r := range one {
+				if r.Token != all[len(all)/2].Token {
+					t.Fatalf("lookup of token %d returned token %d", all[len(all)/2].Token, r.Token)
+				}
+			}
+			written := readAll(t, mem, dataset.IndexKey("demo", tc.loc, 2))
+			if err := dataset.BuildIndex(ctx, st, "demo", tc.loc, 2, tc.pairs); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readAll(t, mem, dataset.IndexKey("demo", tc.loc, 2)), written) {
+				t.Error("BuildIndex differs from the index WriteLayer wrote")
+			}
 			for _, bad := range []struct {
 				loc          string
 				layer, index int

@@ -153,7 +153,7 @@ func TestPipelineDatasetIndependentOfShardsAndWorkers(t *testing.T) {
 		t.Fatalf("states %+v %+v %+v", one, three, big)
 	}
 	a, b, c := datasetFiles(t, st, "one"), datasetFiles(t, st, "three"), datasetFiles(t, st, "big")
-	if len(a) != 2*2*2+1 {
+	if len(a) != 2*2*3+1 { // per location and layer: records, stats, index; plus the manifest
 		t.Fatalf("dataset one has %d files: %v", len(a), keysOf(a))
 	}
 	for k, v := range a {

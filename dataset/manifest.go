@@ -31,6 +31,9 @@ type Manifest struct {
 	// ComponentsPerRowGroup is how many components one row group holds.
 	ComponentsPerRowGroup int    `json:"components_per_row_group"`
 	CreatedBy             string `json:"created_by"`
+	// ImportedFrom names the source of a dataset imported from another
+	// format (e.g. "neuron-viewer:URL"); empty for collated datasets.
+	ImportedFrom string `json:"imported_from,omitempty"`
 }
 
 // ManifestLocation is one collated location with its layers.
@@ -95,9 +98,14 @@ func WriteManifest(ctx context.Context, st store.Store, m *Manifest) error {
 	return nil
 }
 
-// ErrNoDataset is wrapped (together with store.ErrNotFound) when a dataset
-// has no manifest.
-var ErrNoDataset = errors.New("no such dataset")
+// ErrNoDataset is wrapped when a dataset has no manifest; it is also
+// store.ErrNotFound (errors.Is), so servers map both to "not found".
+var ErrNoDataset error = noDataset{}
+
+type noDataset struct{}
+
+func (noDataset) Error() string { return "no such dataset" }
+func (noDataset) Unwrap() error { return store.ErrNotFound }
 
 // maxManifestBytes bounds what ReadManifest accepts.
 const maxManifestBytes = 16 << 20
@@ -111,15 +119,15 @@ func ReadManifest(ctx context.Context, st store.Store, dataset string) (*Manifes
 	}
 	rc, err := st.Get(ctx, ManifestKey(dataset))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("dataset: %w %q in %s: %w", ErrNoDataset, dataset, st, err)
+		return nil, fmt.Errorf("%w %q in %s", ErrNoDataset, dataset, st)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dataset: reading manifest of %s from %s: %w", dataset, st, err)
+		return nil, fmt.Errorf("dataset %s: manifest: %w", dataset, err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, maxManifestBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("dataset: reading manifest of %s from %s: %w", dataset, st, err)
+		return nil, fmt.Errorf("dataset %s: reading manifest: %w", dataset, err)
 	}
 	if len(b) > maxManifestBytes {
 		return nil, fmt.Errorf("dataset: manifest of %s is over %d bytes", dataset, maxManifestBytes)

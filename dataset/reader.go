@@ -29,94 +29,215 @@ func ReadComponent(ctx context.Context, st store.Store, dataset, location string
 	return ReadComponentFrom(ctx, st, m, location, layer, index)
 }
 
-// ReadComponentFrom is ReadComponent with a manifest the caller already read
-// (the query service caches manifests).
-func ReadComponentFrom(ctx context.Context, st store.Store, m *Manifest, location string, layer, index int) (*ComponentView, error) {
+// CheckComponent reports whether the manifest has the location, layer and
+// component; the error wraps store.ErrNotFound and says what exists.
+func CheckComponent(m *Manifest, location string, layer, index int) error {
 	loc, ok := m.Location(location)
 	if !ok {
 		var names []string
 		for _, l := range m.Locations {
 			names = append(names, l.Name)
 		}
-		return nil, fmt.Errorf("dataset: dataset %s has no location %q (it has %v): %w", m.Name, location, names, store.ErrNotFound)
+		return fmt.Errorf("dataset %s has no location %q (it has %v): %w", m.Name, location, names, store.ErrNotFound)
 	}
 	if !slices.Contains(loc.Layers, layer) {
-		return nil, fmt.Errorf("dataset: dataset %s has no layer %d of %s (it has %v): %w", m.Name, layer, location, loc.Layers, store.ErrNotFound)
+		return fmt.Errorf("dataset %s has no layer %d of %s (it has %v): %w", m.Name, layer, location, loc.Layers, store.ErrNotFound)
 	}
 	if index < 0 || index >= loc.Components {
-		return nil, fmt.Errorf("dataset: dataset %s: %s has components 0..%d, not %d: %w", m.Name, location, loc.Components-1, index, store.ErrNotFound)
+		return fmt.Errorf("dataset %s: %s has components 0..%d, not %d: %w", m.Name, location, loc.Components-1, index, store.ErrNotFound)
 	}
+	return nil
+}
+
+// ReadComponentFrom is ReadComponent with a manifest the caller already read
+// (the query service caches manifests).
+func ReadComponentFrom(ctx context.Context, st store.Store, m *Manifest, location string, layer, index int) (*ComponentView, error) {
+	if err := CheckComponent(m, location, layer, index); err != nil {
+		return nil, err
+	}
+	loc, _ := m.Location(location)
 	v := &ComponentView{Location: location, Layer: layer, Index: index, Pairs: loc.Pairs}
-	if err := readComponentRows(ctx, st, RecordsKey(m.Name, location, layer), index, func(rec arrow.RecordBatch, i int) error {
-		return v.addRecordRow(rec, i)
-	}); err != nil {
+	rf, err := OpenFile(ctx, st, RecordsKey(m.Name, location, layer))
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range rf.Groups(index) {
+		views, err := rf.ReadRecords(ctx, st, g)
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := views[index]; ok {
+			v.Top, v.Random, v.Quantiles = r.Top, r.Random, r.Quantiles
+		}
+	}
+	sf, err := OpenFile(ctx, st, StatsKey(m.Name, location, layer))
+	if err != nil {
 		return nil, err
 	}
 	found := false
-	if err := readComponentRows(ctx, st, StatsKey(m.Name, location, layer), index, func(rec arrow.RecordBatch, i int) error {
-		found = true
-		return v.setStatsRow(rec, i)
-	}); err != nil {
-		return nil, err
+	for _, g := range sf.Groups(index) {
+		stats, err := sf.ReadStats(ctx, st, g)
+		if err != nil {
+			return nil, err
+		}
+		if s, ok := stats[index]; ok {
+			v.Stats, found = s, true
+		}
 	}
 	if !found {
-		return nil, fmt.Errorf("dataset: %s has no statistics row for component %d", StatsKey(m.Name, location, layer), index)
+		return nil, fmt.Errorf("dataset: %s has no statistics row for component %d", sf.Key, index)
 	}
+	v.padQuantiles()
 	return v, nil
 }
 
-// readComponentRows calls row for every row of component index in the
-// Parquet file key, reading only the row group(s) that can hold it.
-func readComponentRows(ctx context.Context, st store.Store, key string, index int, row func(rec arrow.RecordBatch, i int) error) error {
+// padQuantiles makes Quantiles as long as the statistics' buckets.
+func (v *ComponentView) padQuantiles() {
+	if n := len(v.Stats.QuantileBoundaries) - 1; n > 0 {
+		for len(v.Quantiles) < n {
+			v.Quantiles = append(v.Quantiles, nil)
+		}
+	}
+}
+
+// File is an opened layer file: its key, size and footer. It is immutable
+// once opened and safe to share (readers cache it: a dataset never changes
+// once its manifest exists).
+type File struct {
+	Key  string
+	Size int64
+	Meta *metadata.FileMetaData
+}
+
+// OpenFile reads a Parquet file's footer with ranged reads (one size
+// request, usually one read of the file's tail).
+func OpenFile(ctx context.Context, st store.Store, key string) (f *File, err error) {
+	defer recoverCorrupt(key, &err)
 	ra, err := openBlob(ctx, st, key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pf, err := file.NewParquetReader(ra)
 	if err != nil {
-		return fmt.Errorf("dataset: opening %s: %w", key, err)
+		return nil, fmt.Errorf("dataset: %w: opening %s: %w", ErrCorrupt, key, err)
 	}
 	defer pf.Close()
-	groups := componentGroups(pf.MetaData(), index)
-	if len(groups) == 0 {
-		return nil
+	md := pf.MetaData()
+	if md.Schema.NumColumns() == 0 || md.Schema.Column(0).Name() != ColComponent {
+		return nil, fmt.Errorf("dataset: %w: %s: first column is not %q", ErrCorrupt, key, ColComponent)
 	}
-	for _, g := range groups {
-		if err := prefetchRowGroup(ra, pf.MetaData().RowGroup(g)); err != nil {
-			return fmt.Errorf("dataset: reading %s: %w", key, err)
+	return &File{Key: key, Size: ra.Size(), Meta: md}, nil
+}
+
+// ErrCorrupt is wrapped by errors about files that cannot be decoded
+// (truncated, corrupted or of an unexpected schema).
+var ErrCorrupt = errors.New("corrupt dataset file")
+
+// recoverCorrupt turns a panic of the Parquet decoder on a damaged file into
+// an error naming the file.
+func recoverCorrupt(key string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("dataset: %w: %s: %v", ErrCorrupt, key, r)
+	}
+}
+
+// NumGroups is the number of row groups.
+func (f *File) NumGroups() int { return f.Meta.NumRowGroups() }
+
+// GroupBytes is the compressed size of row group g.
+func (f *File) GroupBytes(g int) int64 { return f.Meta.RowGroup(g).TotalCompressedSize() }
+
+// Groups returns the row groups that may hold component index (pruned by
+// the component column's min/max statistics).
+func (f *File) Groups(index int) []int { return componentGroups(f.Meta, index) }
+
+// readGroup calls row for every row of row group g (g < 0: every row
+// group, fetched with one ranged read).
+func (f *File) readGroup(ctx context.Context, st store.Store, g int, row func(rec arrow.RecordBatch, i int) error) (err error) {
+	defer recoverCorrupt(f.Key, &err)
+	if g >= f.NumGroups() {
+		return fmt.Errorf("dataset: %s has no row group %d", f.Key, g)
+	}
+	ra := store.NewReaderSize(ctx, st, f.Key, f.Size)
+	groups := []int{g}
+	if g < 0 {
+		groups = groups[:0]
+		for i := range f.NumGroups() {
+			groups = append(groups, i)
 		}
+		if err := ra.Prefetch(0, f.Size); err != nil {
+			return fmt.Errorf("dataset: %w", err)
+		}
+	} else if err := prefetchRowGroup(ra, f.Meta.RowGroup(g)); err != nil {
+		return fmt.Errorf("dataset: %w", err)
 	}
+	pf, err := file.NewParquetReader(ra, file.WithMetadata(f.Meta))
+	if err != nil {
+		return fmt.Errorf("dataset: %w: opening %s: %w", ErrCorrupt, f.Key, err)
+	}
+	defer pf.Close()
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
 	if err != nil {
-		return fmt.Errorf("dataset: opening %s: %w", key, err)
+		return fmt.Errorf("dataset: %w: opening %s: %w", ErrCorrupt, f.Key, err)
 	}
-	cols := make([]int, pf.MetaData().Schema.NumColumns())
+	cols := make([]int, f.Meta.Schema.NumColumns())
 	for i := range cols {
 		cols[i] = i
 	}
 	tbl, err := fr.ReadRowGroups(ctx, cols, groups)
 	if err != nil {
-		return fmt.Errorf("dataset: reading %s: %w", key, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("dataset: %w: reading %s row group %d: %w", ErrCorrupt, f.Key, g, err)
 	}
 	defer tbl.Release()
 	tr := array.NewTableReader(tbl, 1<<16)
 	defer tr.Release()
 	for tr.Next() {
 		rec := tr.RecordBatch()
-		comp, ok := rec.Column(0).(*array.Int32)
-		if !ok || rec.Schema().Field(0).Name != ColComponent {
-			return fmt.Errorf("dataset: %s: first column is not the int32 component", key)
+		if _, ok := rec.Column(0).(*array.Int32); !ok || rec.Schema().Field(0).Name != ColComponent {
+			return fmt.Errorf("dataset: %w: %s: first column is not the int32 component", ErrCorrupt, f.Key)
 		}
 		for i := 0; i < int(rec.NumRows()); i++ {
-			if int(comp.Value(i)) != index {
-				continue
-			}
 			if err := row(rec, i); err != nil {
-				return fmt.Errorf("dataset: %s row of component %d: %w", key, index, err)
+				return fmt.Errorf("dataset: %w: %s row group %d: %w", ErrCorrupt, f.Key, g, err)
 			}
 		}
 	}
 	return tr.Err()
+}
+
+// ReadRecords decodes row group g of a records file: the records of every
+// component in it (Location, Layer and Stats are left empty).
+func (f *File) ReadRecords(ctx context.Context, st store.Store, g int) (map[int]*ComponentView, error) {
+	out := map[int]*ComponentView{}
+	var cols recordCols
+	err := f.readGroup(ctx, st, g, func(rec arrow.RecordBatch, i int) error {
+		c := int(rec.Column(0).(*array.Int32).Value(i))
+		v := out[c]
+		if v == nil {
+			v = &ComponentView{Index: c}
+			out[c] = v
+		}
+		return v.addRecord(&cols, rec, i)
+	})
+	return out, err
+}
+
+// ReadStats decodes row group g of a stats file (g < 0: the whole file, in
+// one ranged read).
+func (f *File) ReadStats(ctx context.Context, st store.Store, g int) (map[int]Stats, error) {
+	out := map[int]Stats{}
+	err := f.readGroup(ctx, st, g, func(rec arrow.RecordBatch, i int) error {
+		var v ComponentView
+		if err := v.setStatsRow(rec, i); err != nil {
+			return err
+		}
+		out[int(rec.Column(0).(*array.Int32).Value(i))] = v.Stats
+		return nil
+	})
+	return out, err
 }
 
 // componentGroups returns the row groups whose component statistics may
@@ -124,17 +245,8 @@ func readComponentRows(ctx context.Context, st store.Store, key string, index in
 func componentGroups(md *metadata.FileMetaData, index int) []int {
 	var out []int
 	for g := 0; g < md.NumRowGroups(); g++ {
-		rg := md.RowGroup(g)
-		if rg.NumColumns() == 0 {
-			continue
-		}
-		cc, err := rg.ColumnChunk(0)
-		if err != nil {
-			return layoutGroup(md, index)
-		}
-		stats, err := cc.Statistics()
-		s, ok := stats.(*metadata.Int32Statistics)
-		if err != nil || !ok || !s.HasMinMax() {
+		s, ok := int32Range(md, g, 0)
+		if !ok {
 			return layoutGroup(md, index)
 		}
 		if int(s.Min()) <= index && index <= int(s.Max()) {
@@ -143,6 +255,34 @@ func componentGroups(md *metadata.FileMetaData, index int) []int {
 	}
 	return out
 }
+
+// int32Range returns the min/max statistics of int32 column col in row
+// group g.
+func int32Range(md *metadata.FileMetaData, g, col int) (*metadata.Int32Statistics, bool) {
+	rg := md.RowGroup(g)
+	if rg.NumColumns() <= col {
+		return nil, false
+	}
+	cc, err := rg.ColumnChunk(col)
+	if err != nil {
+		return nil, false
+	}
+	stats, err := cc.Statistics()
+	s, ok := stats.(*metadata.Int32Statistics)
+	if err != nil || !ok || !s.HasMinMax() {
+		return nil, false
+	}
+	return s, true
+}
+
+// groupMayHold reports whether row group g's int32 column col may hold v
+// (true without statistics).
+func groupMayHold(md *metadata.FileMetaData, g, col, v int) bool {
+	s, ok := int32Range(md, g, col)
+	return !ok || (int(s.Min()) <= v && v <= int(s.Max()))
+}
+
+func parquetReader(r *store.Reader) (*file.Reader, error) { return file.NewParquetReader(r) }
 
 func layoutGroup(md *metadata.FileMetaData, index int) []int {
 	per, err := -1, error(nil)
@@ -160,34 +300,66 @@ func layoutGroup(md *metadata.FileMetaData, index int) []int {
 	return []int{g}
 }
 
-func (v *ComponentView) addRecordRow(rec arrow.RecordBatch, i int) error {
+// recordCols are the typed columns of one records batch.
+type recordCols struct {
+	rec        arrow.RecordBatch
+	kind       *array.String
+	rank       *array.Int32
+	bucket     *array.Int8
+	mx         *array.Float32
+	doc, off   *array.Int64
+	toks, acts *array.List
+	tv         *array.Int32
+	av         *array.Float32
+	// tvals and avals copy the batch's list values once (records
+	// sub-slice them: two allocations per batch, not two per record).
+	tvals []int32
+	avals []float32
+}
+
+// resolve looks rec's columns up once per batch.
+func (c *recordCols) resolve(rec arrow.RecordBatch) error {
+	if c.rec == rec {
+		return nil
+	}
 	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations)
 	if err != nil {
 		return err
 	}
-	kind, ok1 := cols[0].(*array.String)
-	rank, ok2 := cols[1].(*array.Int32)
-	bucket, ok3 := cols[2].(*array.Int8)
-	mx, ok4 := cols[3].(*array.Float32)
-	doc, ok5 := cols[4].(*array.Int64)
-	off, ok6 := cols[5].(*array.Int64)
-	toks, ok7 := cols[6].(*array.List)
-	acts, ok8 := cols[7].(*array.List)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) {
+	var ok [10]bool
+	c.kind, ok[0] = cols[0].(*array.String)
+	c.rank, ok[1] = cols[1].(*array.Int32)
+	c.bucket, ok[2] = cols[2].(*array.Int8)
+	c.mx, ok[3] = cols[3].(*array.Float32)
+	c.doc, ok[4] = cols[4].(*array.Int64)
+	c.off, ok[5] = cols[5].(*array.Int64)
+	c.toks, ok[6] = cols[6].(*array.List)
+	c.acts, ok[7] = cols[7].(*array.List)
+	if slices.Contains(ok[:8], false) {
 		return errors.New("unexpected column types")
 	}
-	tv, ok9 := toks.ListValues().(*array.Int32)
-	av, ok10 := acts.ListValues().(*array.Float32)
-	if !ok9 || !ok10 {
+	c.tv, ok[8] = c.toks.ListValues().(*array.Int32)
+	c.av, ok[9] = c.acts.ListValues().(*array.Float32)
+	if !ok[8] || !ok[9] {
 		return errors.New("unexpected list types")
 	}
+	c.tvals, c.avals = slices.Clone(c.tv.Int32Values()), slices.Clone(c.av.Float32Values())
+	c.rec = rec
+	return nil
+}
+
+func (v *ComponentView) addRecord(c *recordCols, rec arrow.RecordBatch, i int) error {
+	if err := c.resolve(rec); err != nil {
+		return err
+	}
+	kind, rank, bucket, mx, doc, off, toks, acts := c.kind, c.rank, c.bucket, c.mx, c.doc, c.off, c.toks, c.acts
 	t0, t1 := toks.ValueOffsets(i)
 	a0, a1 := acts.ValueOffsets(i)
 	r := Record{
 		Source:        Source{Doc: doc.Value(i), Offset: off.Value(i)},
 		MaxActivation: mx.Value(i),
-		Tokens:        slices.Clone(tv.Int32Values()[t0:t1]),
-		Activations:   slices.Clone(av.Float32Values()[a0:a1]),
+		Tokens:        c.tvals[t0:t1:t1],
+		Activations:   c.avals[a0:a1:a1],
 	}
 	rk := int(rank.Value(i))
 	place := func(list *[]Record) error {
@@ -257,11 +429,6 @@ func (v *ComponentView) setStatsRow(rec arrow.RecordBatch, i int) error {
 	s.QuantileBoundaries = slices.Clone(qv.Float32Values()[q0:q1])
 	h0, h1 := hist.ValueOffsets(i)
 	s.Histogram = slices.Clone(hv.Int64Values()[h0:h1])
-	if n := len(s.QuantileBoundaries) - 1; n > 0 {
-		for len(v.Quantiles) < n {
-			v.Quantiles = append(v.Quantiles, nil)
-		}
-	}
 	return nil
 }
 

@@ -335,6 +335,12 @@ func TestBadRequests(t *testing.T) {
 		{func(r *Request) { r.Ablations = []Ablation{{Node: Node{Type: MLPNeuron, Layer: 9}}} }, "layer 9"},
 		{func(r *Request) { r.Trace = &Trace{Node: Node{Type: AttnHead, Layer: 1, Token: 2, KeyToken: 5}} }, "causal"},
 		{func(r *Request) { r.Prompt = strings.Repeat(" x", 40) }, "context"},
+		{func(r *Request) {
+			r.Ablations = []Ablation{{Node: Node{Type: MLPNeuron, Layer: 0, Index: 1, Token: -1}, Value: float32(math.NaN())}}
+		}, "value NaN is not a finite number"},
+		{func(r *Request) {
+			r.Ablations = []Ablation{{Node: Node{Type: AttnHead, Layer: 1, Index: 0, Token: 1}, Value: float32(math.Inf(-1))}}
+		}, "value -Inf is not a finite number"},
 	} {
 		req := baseRequest()
 		c.mut(&req)

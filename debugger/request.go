@@ -3,6 +3,7 @@ package debugger
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -96,6 +97,9 @@ func (e *Engine) prepare(req Request) (*prepared, error) {
 		p.distractors = append(p.distractors, id)
 	}
 	for _, a := range req.Ablations {
+		if v := float64(a.Value); math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, badf("ablation %s: value %g is not a finite number", a.Node.Name(), v)
+		}
 		if err := e.checkNode(req, a.Node, p.T, true); err != nil {
 			return nil, badf("ablation %s: %v", a.Node.Name(), err)
 		}

@@ -2,7 +2,9 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -123,12 +125,15 @@ func (c Config) MarshalHF(extra map[string]any) ([]byte, error) {
 func LoadConfig(dir string) (Config, error) {
 	path := filepath.Join(dir, "config.json")
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, invalid(fmt.Errorf("reading model config: %w", err))
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("reading model config: %w", err)
 	}
 	c, err := parseConfig(b)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
+		return Config{}, invalid(fmt.Errorf("%s: %w", path, err))
 	}
 	return c, nil
 }

@@ -9,6 +9,14 @@
 // Open resolves what a user names a model by (a hub name, a local folder or
 // random:<preset>, announced loudly) for every command and service.
 //
+// Validation before work, shared by the CLI and tdb collate (which checks a
+// job before submitting it): InspectName / Inspect check a checkpoint's
+// config.json and safetensors header (shapes, extents, no overlapping
+// tensors, no tensor the configuration does not use) without reading the
+// weights; ValidateTokens and ValidateContext check token ids and lengths.
+// Their errors, and every error of Load about the files, wrap ErrInvalid:
+// input that can never succeed (exit code 2, no retry).
+//
 // Start at Open (open.go) or Load (weights.go), then Model.Forward
 // (forward.go: hook points, interventions) and Model.Backward (backward.go).
 //

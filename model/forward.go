@@ -2,7 +2,6 @@ package model
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -139,34 +138,13 @@ func (m *Model) workspace() *workspace {
 	return &workspace{}
 }
 
-// Validate checks the tokens of a request.
-func (m *Model) validate(tokens [][]int) error {
-	if len(tokens) == 0 {
-		return errors.New("empty batch: give at least one sequence of tokens")
-	}
-	for b, seq := range tokens {
-		if len(seq) == 0 {
-			return fmt.Errorf("sequence %d is empty (an empty prompt has no tokens to run)", b)
-		}
-		if len(seq) > m.NCtx {
-			return fmt.Errorf("sequence %d has %d tokens, more than the model's context of %d", b, len(seq), m.NCtx)
-		}
-		for i, tok := range seq {
-			if tok < 0 || tok >= m.Vocab {
-				return fmt.Errorf("sequence %d, position %d: token id %d is outside the vocabulary [0, %d)", b, i, tok, m.Vocab)
-			}
-		}
-	}
-	return nil
-}
-
 // Forward runs the model. It stops after the last layer anything needs and
 // skips the unembedding when nothing reads logits.
 func (m *Model) Forward(ctx context.Context, req Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := m.validate(req.Tokens); err != nil {
+	if err := ValidateTokens(m.Config, req.Tokens); err != nil {
 		return nil, err
 	}
 	p := &pass{m: m, B: len(req.Tokens), want: map[Site]bool{}, hooks: map[Site][]Hook{}, sets: map[Site][]Intervention{}}

@@ -40,7 +40,7 @@ func RandomConfig(name string) (cfg Config, isRandom bool, err error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return Config{}, true, fmt.Errorf("model %q: %w %q (have %s)", name, ErrUnknownPreset, preset, strings.Join(names, ", "))
+	return Config{}, true, invalid(fmt.Errorf("model %q: %w %q (have %s)", name, ErrUnknownPreset, preset, strings.Join(names, ", ")))
 }
 
 // Open resolves what a user names a model by: random:<preset> builds random
@@ -65,7 +65,7 @@ func Open(ctx context.Context, name string, progress io.Writer) (*Model, error) 
 		}
 		return m, nil
 	}
-	dir, err := hub.Resolve(ctx, name, progress)
+	dir, err := resolve(ctx, name, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -80,4 +80,34 @@ func Open(ctx context.Context, name string, progress io.Writer) (*Model, error) 
 		fmt.Fprintf(progress, "WARNING: %s holds RANDOM weights (made by tdb model random): outputs are meaningless\n", name)
 	}
 	return m, nil
+}
+
+// InspectName resolves a model name as Open does (a hub name is pulled into
+// the cache on first use) and checks the checkpoint with Inspect, without
+// reading its weights. random:<preset> needs no file: its shape is returned.
+// Errors in what the user named wrap ErrInvalid (or ErrUnknownPreset).
+func InspectName(ctx context.Context, name string, progress io.Writer) (Config, error) {
+	cfg, isRandom, err := RandomConfig(name)
+	if err != nil || isRandom {
+		return cfg, err
+	}
+	dir, err := resolve(ctx, name, progress)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg, err = Inspect(dir)
+	if err != nil && dir != name {
+		return Config{}, fmt.Errorf("model %s: %w", name, err)
+	}
+	return cfg, err
+}
+
+// resolve is hub.Resolve, with names that can never resolve (malformed, a
+// missing folder, a repository the hub does not have) marked ErrInvalid.
+func resolve(ctx context.Context, name string, progress io.Writer) (string, error) {
+	dir, err := hub.Resolve(ctx, name, progress)
+	if errors.Is(err, hub.ErrBadName) || errors.Is(err, hub.ErrNotFound) {
+		return "", invalid(err)
+	}
+	return dir, err
 }

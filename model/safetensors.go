@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"unsafe"
 )
 
@@ -36,7 +38,8 @@ type SafetensorsFile struct {
 const maxHeader = 100 << 20
 
 // OpenSafetensors reads the header of a safetensors file and checks that every
-// tensor lies inside the file.
+// tensor lies inside the file and that no two tensors share bytes. A
+// malformed header is an error wrapping ErrInvalid.
 func OpenSafetensors(path string) (*SafetensorsFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -50,7 +53,7 @@ func OpenSafetensors(path string) (*SafetensorsFile, error) {
 	sf, err := parseSafetensorsHeader(f, st.Size())
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, invalid(fmt.Errorf("%s: %w", path, err))
 	}
 	sf.Path, sf.f = path, f
 	return sf, nil
@@ -89,22 +92,58 @@ func parseSafetensorsHeader(r io.ReaderAt, size int64) (*SafetensorsFile, error)
 		if width == 0 {
 			return nil, fmt.Errorf("tensor %q: unsupported dtype %q", name, ti.DType)
 		}
+		// Count elements without overflowing: no tensor holds more bytes
+		// than the file.
 		elems := int64(1)
 		for _, d := range ti.Shape {
 			if d < 0 {
 				return nil, fmt.Errorf("tensor %q: negative dimension in shape %v", name, ti.Shape)
 			}
+			if d > 0 && elems > size/int64(width)/int64(d) {
+				return nil, fmt.Errorf("tensor %q: shape %v of %s holds more bytes than the %d-byte file", name, ti.Shape, ti.DType, size)
+			}
 			elems *= int64(d)
 		}
-		if ti.Offsets[1]-ti.Offsets[0] != elems*int64(width) || ti.Offsets[0] < 0 {
+		start, end := ti.Offsets[0], ti.Offsets[1]
+		if start < 0 || end < start || end > size || end-start != elems*int64(width) {
 			return nil, fmt.Errorf("tensor %q: data offsets %v do not match shape %v of %s", name, ti.Offsets, ti.Shape, ti.DType)
 		}
-		if sf.dataOff+ti.Offsets[1] > size {
-			return nil, fmt.Errorf("tensor %q: data ends at byte %d but the file has only %d bytes (truncated file?)", name, sf.dataOff+ti.Offsets[1], size)
+		if sf.dataOff+end > size {
+			return nil, fmt.Errorf("tensor %q: data ends at byte %d but the file has only %d bytes (truncated file?)", name, sf.dataOff+end, size)
 		}
 		sf.Tensors[name] = ti
 	}
+	if err := checkOverlaps(sf.Tensors); err != nil {
+		return nil, err
+	}
 	return sf, nil
+}
+
+// checkOverlaps rejects tensors whose byte ranges overlap: a writer never
+// produces them, and reading them would alias one tensor's bytes as another.
+func checkOverlaps(tensors map[string]TensorInfo) error {
+	type span struct {
+		name       string
+		start, end int64
+	}
+	var spans []span
+	for name, ti := range tensors {
+		if ti.Offsets[1] > ti.Offsets[0] { // empty tensors occupy no bytes
+			spans = append(spans, span{name, ti.Offsets[0], ti.Offsets[1]})
+		}
+	}
+	slices.SortFunc(spans, func(a, b span) int {
+		if a.start != b.start {
+			return cmp.Compare(a.start, b.start)
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	for i := 1; i < len(spans); i++ {
+		if p, c := spans[i-1], spans[i]; c.start < p.end {
+			return fmt.Errorf("tensors %q (bytes %d..%d) and %q (bytes %d..%d) overlap", p.name, p.start, p.end, c.name, c.start, c.end)
+		}
+	}
+	return nil
 }
 
 func dtypeSize(dt string) int {

@@ -1,9 +1,12 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -36,6 +39,8 @@ type Model struct {
 // Load reads a Hugging Face GPT-2 checkpoint folder (config.json +
 // model.safetensors). Tensor names may carry the "transformer." prefix or
 // not; causal-mask buffers are ignored; F16/BF16 tensors become float32.
+// A file holding tensors the configuration does not use is refused
+// (checkLayout); every checkpoint error wraps ErrInvalid.
 func Load(dir string) (*Model, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
@@ -44,7 +49,8 @@ func Load(dir string) (*Model, error) {
 	return loadFile(cfg, filepath.Join(dir, "model.safetensors"))
 }
 
-// loadFile reads weights for cfg from one safetensors file.
+// loadFile reads weights for cfg from one safetensors file, after
+// checkLayout has matched every tensor of the file to the model.
 func loadFile(cfg Config, path string) (*Model, error) {
 	sf, err := OpenSafetensors(path)
 	if err != nil {
@@ -53,37 +59,46 @@ func loadFile(cfg Config, path string) (*Model, error) {
 	defer sf.Close()
 	m := &Model{Config: cfg, Blocks: make([]Block, cfg.NLayer)}
 	m.Random = sf.Metadata["tdb_random_weights"] == "true"
-
-	// Map canonical names (no prefix) to the names in the file.
-	names := map[string]string{}
-	for name := range sf.Tensors {
-		canon := strings.TrimPrefix(name, "transformer.")
-		if strings.HasSuffix(canon, ".attn.bias") && len(sf.Tensors[name].Shape) == 4 || strings.HasSuffix(canon, ".attn.masked_bias") {
-			continue // causal-mask buffers, not weights
-		}
-		names[canon] = name
+	wants := m.wants()
+	names, err := checkLayout(cfg, sf, wants)
+	if err != nil {
+		return nil, err
 	}
-	d, mlp := cfg.DModel, cfg.DMLP
-	read := func(canon string, shape ...int) ([]float32, error) {
-		name, ok := names[canon]
-		if !ok {
-			return nil, fmt.Errorf("%s: tensor %q is missing (is this a GPT-2 checkpoint matching config.json?)", path, canon)
+	for _, w := range wants {
+		t, err := sf.Float32(names[w.name])
+		if err != nil {
+			return nil, err
 		}
-		ti := sf.Tensors[name]
-		if !slices.Equal(ti.Shape, shape) {
-			return nil, fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", path, name, ti.Shape, shape)
-		}
+		*w.dst = t.Data
+	}
+	if name, ok := names[lmHead]; ok { // a tied copy of wte: it must be one
 		t, err := sf.Float32(name)
 		if err != nil {
 			return nil, err
 		}
-		return t.Data, nil
+		if !slices.Equal(t.Data, m.WTE) {
+			return nil, invalid(fmt.Errorf("%s: tensor %q differs from wte.weight: untied output embeddings are not supported (GPT-2 ties them)", path, name))
+		}
 	}
-	type want struct {
-		dst   *[]float32
-		name  string
-		shape []int
-	}
+	return m, nil
+}
+
+// lmHead is the output embedding some GPT2LMHeadModel checkpoints store
+// beside wte.weight; GPT-2 ties the two, so it must be a copy.
+const lmHead = "lm_head.weight"
+
+// want is one tensor the model reads: its canonical name (no
+// "transformer." prefix), shape and destination.
+type want struct {
+	dst   *[]float32
+	name  string
+	shape []int
+}
+
+// wants lists the tensors of m's configuration, pointing into m.
+func (m *Model) wants() []want {
+	cfg := m.Config
+	d, mlp := cfg.DModel, cfg.DMLP
 	wants := []want{
 		{&m.WTE, "wte.weight", []int{cfg.Vocab, d}},
 		{&m.WPE, "wpe.weight", []int{cfg.NCtx, d}},
@@ -102,12 +117,107 @@ func loadFile(cfg Config, path string) (*Model, error) {
 			want{&b.OutW, p + "mlp.c_proj.weight", []int{mlp, d}}, want{&b.OutB, p + "mlp.c_proj.bias", []int{d}},
 		)
 	}
+	return wants
+}
+
+// maskBuffer matches the causal-mask buffers of Hugging Face GPT-2
+// checkpoints (h.N.attn.bias, a [1, 1, n_ctx, n_ctx] mask, and
+// h.N.attn.masked_bias, a scalar): not weights, ignored.
+var maskBuffer = regexp.MustCompile(`^h\.\d+\.attn\.(bias|masked_bias)$`)
+
+// layerOf finds the block index of a canonical name (-1 if none).
+var layerOf = regexp.MustCompile(`^h\.(\d+)\.`)
+
+// checkLayout matches the file's tensors to wants by canonical name (the
+// "transformer." prefix is optional) and returns canonical → file name. It
+// reads no data. Every wanted tensor must be there with its shape, and
+// every tensor of the file must be used: a config.json with fewer layers
+// than the weights would otherwise run a truncated model silently. Only the
+// causal-mask buffers and a tied lm_head.weight are allowed besides.
+func checkLayout(cfg Config, sf *SafetensorsFile, wants []want) (map[string]string, error) {
+	path := sf.Path
+	names := map[string]string{}
+	for _, name := range sf.Names() {
+		canon := strings.TrimPrefix(name, "transformer.")
+		if maskBuffer.MatchString(canon) && (strings.HasSuffix(canon, ".masked_bias") || len(sf.Tensors[name].Shape) == 4) {
+			continue // a [1, 1, n_ctx, n_ctx] mask, not the attention bias vector
+		}
+		if prev, dup := names[canon]; dup {
+			return nil, invalid(fmt.Errorf("%s: tensors %q and %q are the same weight", path, prev, name))
+		}
+		names[canon] = name
+	}
+	used := map[string]bool{}
 	for _, w := range wants {
-		if *w.dst, err = read(w.name, w.shape...); err != nil {
-			return nil, err
+		name, ok := names[w.name]
+		if !ok {
+			return nil, invalid(fmt.Errorf("%s: tensor %q is missing (is this a GPT-2 checkpoint matching config.json?)", path, w.name))
+		}
+		if ti := sf.Tensors[name]; !slices.Equal(ti.Shape, w.shape) {
+			return nil, invalid(fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", path, name, ti.Shape, w.shape))
+		}
+		used[w.name] = true
+	}
+	if name, ok := names[lmHead]; ok {
+		if ti := sf.Tensors[name]; !slices.Equal(ti.Shape, []int{cfg.Vocab, cfg.DModel}) {
+			return nil, invalid(fmt.Errorf("%s: tensor %q has shape %v, wte.weight is %v", path, name, ti.Shape, []int{cfg.Vocab, cfg.DModel}))
+		}
+		used[lmHead] = true
+	}
+	var unused []string
+	maxLayer := -1
+	for canon, name := range names {
+		if used[canon] {
+			continue
+		}
+		unused = append(unused, name)
+		if m := layerOf.FindStringSubmatch(canon); m != nil {
+			if l, err := strconv.Atoi(m[1]); err == nil {
+				maxLayer = max(maxLayer, l)
+			}
 		}
 	}
-	return m, nil
+	if len(unused) == 0 {
+		return names, nil
+	}
+	slices.Sort(unused)
+	list := unused
+	if len(list) > 8 {
+		list = list[:8]
+	}
+	msg := fmt.Sprintf("%s: %d tensors are not used by the model config.json describes: %s", path, len(unused), strings.Join(list, ", "))
+	if len(unused) > len(list) {
+		msg += fmt.Sprintf(", and %d more", len(unused)-len(list))
+	}
+	if maxLayer >= cfg.NLayer {
+		msg += fmt.Sprintf(" (the weights have layers up to %d but config.json says n_layer %d)", maxLayer, cfg.NLayer)
+	} else {
+		msg += " (does config.json match the weights?)"
+	}
+	return nil, invalid(errors.New(msg))
+}
+
+// Inspect checks a checkpoint folder (config.json + model.safetensors)
+// without reading its weights: the configuration, the safetensors header
+// (every tensor inside the file, none overlapping) and that the tensors are
+// exactly those the configuration needs, with their shapes. It is what Load
+// checks before reading, for callers that validate input before handing
+// work to others (tdb collate). Errors wrap ErrInvalid, except I/O errors.
+func Inspect(dir string) (Config, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return Config{}, err
+	}
+	sf, err := OpenSafetensors(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		return Config{}, fmt.Errorf("loading weights: %w", err)
+	}
+	defer sf.Close()
+	m := &Model{Config: cfg, Blocks: make([]Block, cfg.NLayer)}
+	if _, err := checkLayout(cfg, sf, m.wants()); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
 }
 
 // Tensors returns the weights under Hugging Face names (with the

@@ -303,15 +303,48 @@ func FuzzSafetensorsHeader(f *testing.F) {
 	}
 	f.Add(b[:4096])
 	f.Add([]byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '})
+	// Headers the parser must refuse: overlapping ranges, shapes whose
+	// element count overflows, offsets near the int64 limit, bad metadata.
+	for _, hdr := range []string{
+		`{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`,
+		`{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[8],"data_offsets":[0,16]}}`,
+		`{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}`,
+		`{"a":{"dtype":"I64","shape":[2305843009213693952],"data_offsets":[0,0]}}`,
+		`{"a":{"dtype":"F32","shape":[2],"data_offsets":[9223372036854775799,9223372036854775807]}}`,
+		`{"a":{"dtype":"F32","shape":[0],"data_offsets":[16,8]},"e":{"dtype":"F16","shape":[0,3],"data_offsets":[4,4]}}`,
+		`{"__metadata__":{"k":1},"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}`,
+		`{"a":{"dtype":"F32","shape":[-1,-4],"data_offsets":[0,16]}}`,
+		`{"a":[1,2]}`,
+	} {
+		f.Add(rawHeader(hdr, 16))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sf, err := parseSafetensorsHeader(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			return
 		}
+		type span struct{ lo, hi int64 }
+		var spans []span
 		for name, ti := range sf.Tensors {
-			if sf.dataOff+ti.Offsets[1] > int64(len(data)) || ti.Offsets[0] > ti.Offsets[1] {
+			if sf.dataOff+ti.Offsets[1] > int64(len(data)) || ti.Offsets[0] < 0 || ti.Offsets[0] > ti.Offsets[1] {
 				t.Fatalf("tensor %q accepted outside the file", name)
 			}
+			elems := int64(1)
+			for _, d := range ti.Shape {
+				elems *= int64(d)
+			}
+			if elems*int64(dtypeSize(ti.DType)) != ti.Offsets[1]-ti.Offsets[0] || elems > int64(len(data)) {
+				t.Fatalf("tensor %q: shape %v does not fill its %v bytes", name, ti.Shape, ti.Offsets)
+			}
+			if ti.Offsets[0] == ti.Offsets[1] {
+				continue // empty tensors occupy no bytes
+			}
+			for _, s := range spans {
+				if ti.Offsets[0] < s.hi && s.lo < ti.Offsets[1] {
+					t.Fatalf("tensor %q overlaps another", name)
+				}
+			}
+			spans = append(spans, span{ti.Offsets[0], ti.Offsets[1]})
 		}
 	})
 }

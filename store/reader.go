@@ -34,6 +34,12 @@ func NewReader(ctx context.Context, st Store, key string) (*Reader, error) {
 	return &Reader{ctx: ctx, st: st, key: key, size: size}, nil
 }
 
+// NewReaderSize opens key for random access when its size is already known
+// (no request until the first read), e.g. from a cached Parquet footer.
+func NewReaderSize(ctx context.Context, st Store, key string, size int64) *Reader {
+	return &Reader{ctx: ctx, st: st, key: key, size: size}
+}
+
 // Size is the blob's length.
 func (r *Reader) Size() int64 { return r.size }
 

@@ -7,7 +7,7 @@ import (
 )
 
 // ErrNotFound is returned (wrapped) when a key does not exist.
-var ErrNotFound = errors.New("store: not found")
+var ErrNotFound = errors.New("not found")
 
 // Store is a flat namespace of immutable blobs addressed by slash-separated keys
 // such as "datasets/demo/manifest.json".

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"tdb/autoencoder"
@@ -38,11 +37,14 @@ type attachedAE struct {
 	loc   model.Location
 }
 
-// openAutoencoders resolves a comma-separated list of PATH_OR_NAME@LAYER[:LOCATION]
-// entries; a public name without a layer (mlp_post_act_v4) means every layer.
-// The location comes from the name, the file, the suffix, or the input size
-// (d_mlp inputs: mlp.post_act). dropDead removes latents that never fired
-// in training (node names keep the file's latent indices).
+// openAutoencoders resolves a comma-separated list of --autoencoder entries
+// (autoencoder.ParseSpec: PATH_OR_NAME@LAYER, @LAYER:LOCATION or
+// @LOCATION/LAYER); a public name without a layer (mlp_post_act_v4) means
+// every layer. The location comes from the entry, the name or file, or the
+// input size (d_mlp inputs: mlp.post_act), as autoencoder.Info.Place
+// decides. dropDead removes latents that never fired in training (node
+// names keep the file's latent indices). Mistakes in the entries are usage
+// errors (exit 2).
 func openAutoencoders(ctx context.Context, spec string, dropDead bool, m *model.Model, stderr io.Writer) ([]attachedAE, error) {
 	var out []attachedAE
 	for _, entry := range strings.Split(spec, ",") {
@@ -50,24 +52,18 @@ func openAutoencoders(ctx context.Context, spec string, dropDead bool, m *model.
 		if entry == "" {
 			continue
 		}
-		ref, layerSpec, hasLayer := cutLast(entry, "@")
-		var loc model.Location
-		if l, suffix, ok := strings.Cut(layerSpec, ":"); ok && hasLayer {
-			layerSpec = l
-			var err error
-			if loc, err = model.ParseLocation(suffix); err != nil {
-				return nil, usagef("autoencoder %s: %v", entry, err)
-			}
+		sp, err := autoencoder.ParseSpec(entry)
+		if err != nil {
+			return nil, usageError{err}
 		}
 		layers := []int{}
-		if hasLayer {
-			l, err := strconv.Atoi(layerSpec)
-			if err != nil || l < 0 || l >= m.NLayer {
-				return nil, usagef("autoencoder %s: layer %q is not in 0..%d", entry, layerSpec, m.NLayer-1)
+		if sp.Layer != model.NoLayer {
+			if sp.Layer >= m.NLayer {
+				return nil, usagef("autoencoder %s: layer %d is out of range: the model has layers 0..%d", entry, sp.Layer, m.NLayer-1)
 			}
-			layers = append(layers, l)
+			layers = append(layers, sp.Layer)
 		} else {
-			if _, err := autoencoder.ParseName(ref + "/0"); err != nil {
+			if _, err := autoencoder.ParseName(sp.Ref + "/0"); err != nil {
 				return nil, usagef("autoencoder %s: give PATH_OR_NAME@LAYER (a public name without layer means every layer)", entry)
 			}
 			for l := range m.NLayer {
@@ -75,30 +71,16 @@ func openAutoencoders(ctx context.Context, spec string, dropDead bool, m *model.
 			}
 		}
 		for _, layer := range layers {
-			ae, err := autoencoder.Open(ctx, ref, layer, autoencoder.Options{DropDead: dropDead}, stderr)
+			ae, err := autoencoder.Open(ctx, sp.Ref, layer, autoencoder.Options{DropDead: dropDead}, stderr)
 			if err != nil {
-				return nil, err
+				return nil, badInput(err)
 			}
-			where := loc
-			if where == "" {
-				where = ae.Location
+			site, err := ae.Info().Place(m.Config, sp.Location, layer)
+			if err != nil {
+				return nil, badInput(err)
 			}
-			if where == "" {
-				if ae.NInputs != m.DMLP {
-					return nil, usagef("autoencoder %s reads %d values per token: say where with @%d:LOCATION (resid.delta_mlp or resid.delta_attn)", entry, ae.NInputs, layer)
-				}
-				where = model.MLPPostAct
-			}
-			out = append(out, attachedAE{ae, layer, where})
+			out = append(out, attachedAE{ae, site.Layer, site.Loc})
 		}
 	}
 	return out, nil
-}
-
-func cutLast(s, sep string) (before, after string, found bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
-	}
-	return s[:i], s[i+len(sep):], true
 }

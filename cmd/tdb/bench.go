@@ -53,11 +53,14 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 	if *batch <= 0 || *seq <= 0 {
 		return usagef("--batch and --seq must be positive")
 	}
+	if *dur <= 0 {
+		return usagef("--time must be positive (got %s)", *dur)
+	}
 	m, err := loadModel(ctx, *modelName, stderr)
 	if err != nil {
 		return err
 	}
-	if *seq > m.NCtx {
+	if err := model.ValidateContext(m.Config, *seq); err != nil {
 		return usagef("--seq %d exceeds the model's context of %d", *seq, m.NCtx)
 	}
 	tokens := make([][]int, *batch)

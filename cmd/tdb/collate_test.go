@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +93,50 @@ func TestCollateEmbeddedThenTopAndJobs(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &top); err != nil || len(top.Top) == 0 || len(top.Top[0].Activations) != 32*33/2 {
 		t.Fatalf("head records: %v %s", err, out[:min(len(out), 300)])
 	}
+	// top --json is the query API's component answer.
+	code, out, errOut = runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--location", "mlp.post_act", "--layer", "1", "--index", "7", "--json")
+	if code != 0 {
+		t.Fatalf("top exit %d: %s", code, errOut)
+	}
+	var viaAPI struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+	}
+	testQueryServer(t, storeDir, "/api/v1/datasets/demo/mlp.post_act/1/7", &viaAPI)
+	var a, b any
+	if err := json.Unmarshal([]byte(out), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(viaAPI.Data, &b); err != nil || !reflect.DeepEqual(a, b) {
+		t.Errorf("tdb top --json differs from the API's answer (%v)", err)
+	}
+	// tdb export: one JSON line per component, gzipped.
+	exp := filepath.Join(dir, "layer1.jsonl.gz")
+	if code, _, errOut = runTDB(t, "export", "--store", storeDir, "--dataset", "demo", "--location", "mlp.post_act", "--layer", "1", "--out", exp); code != 0 {
+		t.Fatalf("export exit %d: %s", code, errOut)
+	}
+	f, err := os.Open(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(nil, 64<<20)
+	lines := 0
+	for sc.Scan() {
+		var c struct{ Index int }
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil || c.Index != lines {
+			t.Fatalf("export line %d: %v (index %d)", lines, err, c.Index)
+		}
+		lines++
+	}
+	if sc.Err() != nil || lines == 0 {
+		t.Fatalf("export: %d lines, %v", lines, sc.Err())
+	}
 	// Readable table.
 	code, out, _ = runTDB(t, "top", "--store", storeDir, "--dataset", "demo", "--layer", "0", "--index", "0", "-k", "2")
 	if code != 0 || !strings.Contains(out, "top records:") || !strings.Contains(out, "[[") {
@@ -139,7 +190,65 @@ func TestCollateBadInput(t *testing.T) {
 		})
 	}
 	code, _, errOut := runTDB(t, "top", "--store", filepath.Join(dir, "data"), "--dataset", "nothing")
-	if code != 1 || !strings.Contains(errOut, "no such dataset") {
+	if code != 2 || !strings.Contains(errOut, `no such dataset "nothing" in file://`) || strings.Count(errOut, "file://") != 1 {
 		t.Fatalf("top of a missing dataset: exit %d, %s", code, errOut)
+	}
+}
+
+// testQueryServer runs tdb query on a free port over storeDir, GETs path
+// into v, checks /healthz and /metrics, and stops the server.
+func testQueryServer(t *testing.T, storeDir, path string, v any) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb bytes.Buffer
+	go func() { done <- run(ctx, []string{"query", "--store", storeDir, "--addr", addr}, &out, &errb) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("tdb query exit %d: %s", code, errb.String())
+		}
+	}()
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i == 100 {
+			t.Fatalf("tdb query did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+	mresp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, m := range []string{"tdb_query_requests_total", "tdb_query_request_seconds", "tdb_query_cache_hits_total", "tdb_query_store_read_bytes_total"} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
 	}
 }

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -41,6 +41,9 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *prompt == "" {
 		return usagef("--prompt is required")
 	}
+	if *top < 1 { // 0 would silently become the engine's default of 10
+		return usagef("--top must be at least 1 (got %d)", *top)
+	}
 	req := debugger.Request{Prompt: *prompt, Targets: targets, Distractors: distractors, Loss: *loss, SecondPrompt: *second, TopK: *top}
 	for _, a := range ablations {
 		name, val, hasVal := strings.Cut(a, "=")
@@ -51,8 +54,8 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ab := debugger.Ablation{Node: n}
 		if hasVal {
 			v, err := strconv.ParseFloat(val, 32)
-			if err != nil {
-				return usagef("--ablate %s: bad value %q", a, val)
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+				return usagef("--ablate %s: bad value %q: want a finite number within float32 range", a, val)
 			}
 			ab.Value = float32(v)
 		}
@@ -92,17 +95,14 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		for _, a := range aes {
 			if err := eng.AddAutoencoder(a.ae, a.layer, a.loc); err != nil {
-				return err
+				return badInput(err)
 			}
 			*spec.on = true
 		}
 	}
 	resp, err := eng.Run(ctx, req)
 	if err != nil {
-		if bad := (debugger.BadRequest{}); errors.As(err, &bad) {
-			return usageError{err}
-		}
-		return err
+		return badInput(err) // a debugger.BadRequest: exit 2
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"tdb/kernels"
+	"tdb/store"
 )
 
 // command is one "tdb <name> ..." subcommand. Nested commands ("model pull")
@@ -95,8 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "tdb %s: %v\n", name, err)
 		var ue usageError
-		if errors.As(err, &ue) {
-			return 2
+		if errors.As(err, &ue) || errors.Is(err, store.ErrNotFound) {
+			return 2 // bad input, or input naming what does not exist
 		}
 		return 1
 	}

@@ -43,6 +43,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if (*target == "") != (*distractor == "") {
 		return usagef("--target and --distractor go together")
 	}
+	if *top < 1 {
+		return usagef("--top must be at least 1 (got %d)", *top)
+	}
 	tok, err := tokenizer.GPT2()
 	if err != nil {
 		return err
@@ -66,6 +69,21 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := model.ValidateTokens(m.Config, batch); err != nil {
+		return usagef("%s: %v", map[bool]string{true: "--prompt", false: "--tokens"}[len(prompts) > 0], err)
+	}
+	var targetID, distractorID int
+	if *target != "" { // before the forward pass: a bad token is a usage error, not wasted work
+		if targetID, err = tok.SingleToken(*target); err != nil {
+			return usagef("--target: %v", err)
+		}
+		if distractorID, err = tok.SingleToken(*distractor); err != nil {
+			return usagef("--distractor: %v", err)
+		}
+		if targetID >= m.Vocab || distractorID >= m.Vocab {
+			return usagef("target/distractor id outside the model's vocabulary of %d", m.Vocab)
+		}
+	}
 	sites, err := parseSites(m.Config, *locations)
 	if err != nil {
 		return usageError{err}
@@ -83,17 +101,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, a := range aes {
 		s, err := a.ae.Splice(a.layer, a.loc)
 		if err != nil {
-			return err
+			return badInput(err)
 		}
 		if err := s.Check(m.Config); err != nil {
-			return err
+			return badInput(err)
 		}
 		spliced = append(spliced, s)
 		req.Hooks = append(req.Hooks, s.Hook())
 	}
 	res, err := m.Forward(ctx, req)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	logits := res.Acts[model.At(model.Logits, model.NoLayer)]
 	for b, seq := range batch {
@@ -121,17 +139,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "%s.latents/%d: %s\n", s.Site.Loc, s.Site.Layer, s.AE)
 	}
 	if *target != "" {
-		t, err := tok.SingleToken(*target)
-		if err != nil {
-			return usagef("--target: %v", err)
-		}
-		d, err := tok.SingleToken(*distractor)
-		if err != nil {
-			return usagef("--distractor: %v", err)
-		}
-		if t >= m.Vocab || d >= m.Vocab {
-			return usagef("target/distractor id outside the model's vocabulary of %d", m.Vocab)
-		}
+		t, d := targetID, distractorID
 		seed := model.NewTensor(len(batch), res.T, m.Vocab)
 		var diff float64
 		for b, n := range res.Lengths {

@@ -9,18 +9,12 @@ import (
 
 	"tdb/dataset"
 	"tdb/model/tokenizer"
+	"tdb/query"
 	"tdb/store"
 )
 
 func init() {
 	register("top", "print a component's top-activating records, random records and statistics from a dataset", cmdTop)
-}
-
-// topOutput is the JSON of tdb top.
-type topOutput struct {
-	Top    []dataset.Record `json:"top"`
-	Random []dataset.Record `json:"random"`
-	Stats  dataset.Stats    `json:"stats"`
 }
 
 func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -31,7 +25,7 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	layer := fs.Int("layer", 0, "layer")
 	index := fs.Int("index", 0, "component index (neuron, head or latent)")
 	k := fs.Int("k", 0, "show at most K top records (default: all stored)")
-	asJSON := fs.Bool("json", false, "print JSON: {top, random, stats}")
+	asJSON := fs.Bool("json", false, "print JSON: the query API's component answer {stats, top, random, quantiles} (docs/api.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,30 +43,26 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	out := topOutput{Top: v.Top, Random: v.Random, Stats: v.Stats}
-	if *k > 0 && len(out.Top) > *k {
-		out.Top = out.Top[:*k]
-	}
-	if out.Top == nil {
-		out.Top = []dataset.Record{}
-	}
-	if out.Random == nil {
-		out.Random = []dataset.Record{}
-	}
-	if *asJSON {
-		return writeJSON(stdout, out)
-	}
 	tok, err := tokenizer.GPT2()
 	if err != nil {
 		return err
 	}
-	s := out.Stats
+	if *asJSON {
+		c := query.NewComponent(v, query.TokenStrings(tok), *k)
+		c.Dataset = *name
+		return writeJSON(stdout, c)
+	}
+	top := v.Top
+	if *k > 0 && len(top) > *k {
+		top = top[:*k]
+	}
+	s := v.Stats
 	fmt.Fprintf(stdout, "%s %s layer %d #%d: mean %.4g, variance %.4g, skewness %.4g, kurtosis %.4g, max %.4g, non-zero %.1f%%\n",
 		*name, *location, *layer, *index, s.Mean, s.Variance, s.Skewness, s.Kurtosis, s.Max, 100*s.FracNonzero)
 	for _, part := range []struct {
 		name string
 		recs []dataset.Record
-	}{{"top", out.Top}, {"random", out.Random}} {
+	}{{"top", top}, {"random", v.Random}} {
 		fmt.Fprintf(stdout, "\n%s records:\n", part.name)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "#\tMAX\tDOC\tOFFSET\tTEXT ([[max token]])")
@@ -87,19 +77,7 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // recordText decodes a record's tokens and marks the token where the
 // activation peaks (for head records: the query token of the peak pair).
 func recordText(tok *tokenizer.Tokenizer, r dataset.Record, pairs bool) string {
-	peak := 0
-	for i, a := range r.Activations {
-		if a > r.Activations[peak] {
-			peak = i
-		}
-	}
-	if pairs { // lower triangle row by row: row i starts at i(i+1)/2
-		row := 0
-		for (row+1)*(row+2)/2 <= peak {
-			row++
-		}
-		peak = min(row, len(r.Tokens)-1)
-	}
+	peak := dataset.PeakPosition(&r, pairs)
 	var b strings.Builder
 	for i, id := range r.Tokens {
 		s := tok.Decode([]int{int(id)})

@@ -59,21 +59,39 @@ func modelDir(cacheDir string, ref Ref) string {
 // (it must hold both files); anything else is a hub name, pulled into the
 // cache on first use and read from the cache afterwards without any network
 // request. progress receives the download progress bar (nil: silent).
+//
+// A name that can never resolve (empty, malformed, a missing or incomplete
+// folder) gives an error wrapping ErrBadName; a repository the hub does not
+// have, ErrNotFound.
 func Resolve(ctx context.Context, nameOrDir string, progress io.Writer) (string, error) {
 	if nameOrDir == "" {
-		return "", errors.New("no model given: use a hub name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, owner/name) or a local folder")
+		return "", badName(errors.New("no model given: use a hub name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, owner/name) or a local folder"))
 	}
 	if fi, err := os.Stat(nameOrDir); err == nil && fi.IsDir() {
 		if err := checkDir(nameOrDir); err != nil {
-			return "", err
+			return "", badName(err)
 		}
 		return nameOrDir, nil
 	}
 	if looksLikePath(nameOrDir) {
-		return "", fmt.Errorf("model folder %s does not exist", nameOrDir)
+		return "", badName(fmt.Errorf("model folder %s does not exist", nameOrDir))
+	}
+	if _, err := ParseName(nameOrDir, ""); err != nil {
+		return "", badName(err)
 	}
 	return Pull(ctx, nameOrDir, PullOptions{Progress: progress})
 }
+
+// ErrBadName marks a model name or folder that can never resolve (tested
+// with errors.Is; the message is the wrapped error's).
+var ErrBadName = errors.New("bad model name")
+
+type badNameError struct{ err error }
+
+func (e badNameError) Error() string   { return e.err.Error() }
+func (e badNameError) Unwrap() []error { return []error{e.err, ErrBadName} }
+
+func badName(err error) error { return badNameError{err} }
 
 // checkDir reports whether dir holds the files of a checkpoint, naming the
 // missing one.

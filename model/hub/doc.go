@@ -12,6 +12,10 @@
 // cache uses it too): a partFile (partfile.go) holds NAME.part, resumes it,
 // verifies it and renames it into place.
 //
+// Resolve marks a name or folder that can never resolve with ErrBadName,
+// a repository the hub does not have with ErrNotFound (model turns both into
+// model.ErrInvalid).
+//
 // Start at Pull (pull.go), then Fetch and fetcher.attempt (fetch.go), then
 // partFile.
 //

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,4 +89,16 @@ func FuzzParseName(f *testing.F) {
 			t.Fatalf("cache key %q does not map back to %+v", key, ref)
 		}
 	})
+}
+
+// Names that can never resolve are marked ErrBadName (the CLI's exit code
+// 2), without any network request.
+func TestResolveMarksBadNames(t *testing.T) {
+	empty := t.TempDir() // a folder without config.json
+	for _, name := range []string{"", "./no-such-folder", empty, "no-slash-name", "owner/--bad", "a/b@"} {
+		_, err := Resolve(t.Context(), name, nil)
+		if !errors.Is(err, ErrBadName) {
+			t.Errorf("%q: %v, want ErrBadName", name, err)
+		}
+	}
 }
