@@ -313,7 +313,7 @@ func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan 
 		if err != nil {
 			return err
 		}
-		ack, err := c.js.Publish(ctx, jobs.Subject(id, i), b, jetstream.WithMsgID(jobs.MsgID(id, attempt, i)))
+		ack, err := c.publishOne(ctx, jobs.Subject(id, i), b, jobs.MsgID(id, attempt, i))
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess {
 			continue // another publisher of the same shard (a second coordinator) is mid-way: a duplicate
@@ -594,4 +594,31 @@ func (c *Coordinator) setup(ctx context.Context) error {
 func transientJSErr(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// publishRetryFor bounds how long one shard's publish is retried while the
+// stream has no leader (a NATS server died and its streams elect anew).
+const publishRetryFor = time.Minute
+
+// publishOne publishes a shard message, retrying while the stream cannot
+// answer: a publish that lands during a stream leader election gets no
+// response, and failing the job for it would turn a NATS node's death into
+// a failed job. The message id makes a retry of a publish that did land a
+// duplicate, not a second message.
+func (c *Coordinator) publishOne(ctx context.Context, subject string, b []byte, msgID string) (*jetstream.PubAck, error) {
+	deadline := time.Now().Add(publishRetryFor)
+	wait := 250 * time.Millisecond
+	for {
+		ack, err := c.js.Publish(ctx, subject, b, jetstream.WithMsgID(msgID))
+		if err == nil || ctx.Err() != nil || !transientJSErr(err) || time.Now().After(deadline) {
+			return ack, err
+		}
+		c.log.Warn("publish got no answer (stream leader election?); retrying", "subject", subject, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
 }

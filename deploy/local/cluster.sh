@@ -164,7 +164,9 @@ healthy() { [ "$(http_code "$1")" = 200 ]; }
 answers() { [ "$(http_code "$1")" != 000 ]; }
 stream_ready() { curl -s -m 2 "http://127.0.0.1:$(mon_port 1)/jsz?streams=true&accounts=true" | grep -qE '"name": *"TDB_SHARDS"'; }
 
-has_command() { "$tdb" help 2>/dev/null | grep -qE "^  $1 "; }
+# has_command NAME: the built tdb has "tdb NAME" (read whole: grep -q would
+# close the pipe early and fail the pipeline under pipefail).
+has_command() { local h; h=$("$tdb" help 2>/dev/null || true); grep -qE "^  $1 " <<<"$h"; }
 
 up() {
   command -v curl >/dev/null || die "curl is needed (health checks)"
