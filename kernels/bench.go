@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -14,17 +16,30 @@ import (
 )
 
 // GEMMShape is one benchmarked product: C[M×N] = A[M×K]·op(B), where op(B)
-// is Bᵀ when TransB (B stored N×K, like GPT-2's embedding matrix).
+// is Bᵀ when TransB (B stored N×K, like GPT-2's embedding matrix). Batch > 1
+// means that many independent products at once, spread over the cores the
+// way the forward pass runs its per-head attention products.
 type GEMMShape struct {
 	M, K, N int
 	TransB  bool
+	Batch   int
 }
 
-func (s GEMMShape) String() string { return fmt.Sprintf("%dx%dx%d", s.M, s.K, s.N) }
+// Flops is the number of floating-point operations of s (all its batch).
+func (s GEMMShape) Flops() float64 {
+	return 2 * float64(s.M) * float64(s.N) * float64(s.K) * float64(max(1, s.Batch))
+}
 
-// GPT2Shapes are GPT-2 small's matrix multiplies at 512 tokens: the QKV,
+func (s GEMMShape) String() string {
+	if s.Batch > 1 {
+		return fmt.Sprintf("%dx%dx%dx%d", s.Batch, s.M, s.K, s.N)
+	}
+	return fmt.Sprintf("%dx%dx%d", s.M, s.K, s.N)
+}
+
+// gpt2Shapes are GPT-2 small's matrix multiplies at 512 tokens: the QKV,
 // attention output, MLP in and out projections and the unembedding.
-var GPT2Shapes = []GEMMShape{
+var gpt2Shapes = []GEMMShape{
 	{M: 512, K: 768, N: 2304},
 	{M: 512, K: 768, N: 768},
 	{M: 512, K: 768, N: 3072},
@@ -32,52 +47,52 @@ var GPT2Shapes = []GEMMShape{
 	{M: 512, K: 768, N: 50257, TransB: true},
 }
 
-// NamedImpl is a blas.Float32 under the name benchmarks report.
-type NamedImpl struct {
+// namedImpl is a blas.Float32 under the name benchmarks report.
+type namedImpl struct {
 	Name string
 	Impl blas.Float32
 }
 
 // extraImpls holds implementations compiled in by build tags (openblas).
-var extraImpls []NamedImpl
+var extraImpls []namedImpl
 
-// BenchImpls lists the implementations available in this build: ours with
+// benchImpls lists the implementations available in this build: ours with
 // each kernel this CPU runs, gonum's native one, and any extra ones.
-func BenchImpls() []NamedImpl {
-	var out []NamedImpl
-	for _, s := range cpuSpecs {
-		out = append(out, NamedImpl{Name: "tdb-" + s.name, Impl: Implementation{spec: s}})
+func benchImpls() []namedImpl {
+	var out []namedImpl
+	for _, p := range cpuPaths {
+		out = append(out, namedImpl{Name: "tdb-" + p.name, Impl: Implementation{spec: p.spec}})
 	}
-	out = append(out, NamedImpl{Name: "gonum", Impl: gonum.Implementation{}})
+	out = append(out, namedImpl{Name: "gonum", Impl: gonum.Implementation{}})
 	return append(out, extraImpls...)
 }
 
-// GEMMResult is one measurement of BenchGEMM.
-type GEMMResult struct {
+// gemmResult is one measurement of BenchGEMM.
+type gemmResult struct {
 	Shape  string  `json:"shape"`
 	Impl   string  `json:"impl"`
 	GFLOPS float64 `json:"gflops"`
 }
 
-// BenchGEMM measures GFLOP/s of every implementation in BenchImpls on
-// GPT2Shapes and writes a table, or JSON when jsonOut is set. Each figure is
+// BenchGEMM measures GFLOP/s of every implementation in benchImpls on
+// gpt2Shapes and writes a table, or JSON when jsonOut is set. Each figure is
 // the best of several runs (at least 3, up to about a second per pair).
 func BenchGEMM(ctx context.Context, w io.Writer, jsonOut bool) error {
-	return benchGEMM(ctx, w, jsonOut, GPT2Shapes, time.Second)
+	return benchGEMM(ctx, w, jsonOut, gpt2Shapes, time.Second)
 }
 
 // benchGEMM measures each shape with every implementation, interleaving the
 // implementations run by run so that load from other processes hits them
 // alike, and keeps each one's best time.
 func benchGEMM(ctx context.Context, w io.Writer, jsonOut bool, shapes []GEMMShape, budget time.Duration) error {
-	var impls []NamedImpl
-	for _, im := range BenchImpls() {
-		if im.Name == "tdb-generic" && len(cpuSpecs) > 1 {
+	var impls []namedImpl
+	for _, im := range benchImpls() {
+		if im.Name == "tdb-generic" && len(cpuPaths) > 1 {
 			continue // only interesting where it is the fastest
 		}
 		impls = append(impls, im)
 	}
-	var results []GEMMResult
+	var results []gemmResult
 	for _, s := range shapes {
 		a, b, c := benchOperands(s)
 		best := make([]time.Duration, len(impls))
@@ -97,7 +112,7 @@ func benchGEMM(ctx context.Context, w io.Writer, jsonOut bool, shapes []GEMMShap
 			}
 		}
 		for i, im := range impls {
-			results = append(results, GEMMResult{Shape: s.String(), Impl: im.Name, GFLOPS: gflops(s, best[i])})
+			results = append(results, gemmResult{Shape: s.String(), Impl: im.Name, GFLOPS: gflops(s, best[i])})
 		}
 	}
 	if jsonOut {
@@ -117,6 +132,52 @@ func benchGEMM(ctx context.Context, w io.Writer, jsonOut bool, shapes []GEMMShap
 		return fmt.Errorf("bench gemm: write table: %w", err)
 	}
 	return nil
+}
+
+// GEMMRunner runs one shape's product (all its batch) on the active path's
+// Sgemm, on operands it owns: callers time Run to see what the matrix
+// multiplies alone of a computation cost, under the same load as it.
+type GEMMRunner struct {
+	s       GEMMShape
+	a, b    []float32
+	c       [][]float32
+	workers int
+}
+
+// NewGEMMRunner makes random operands for s.
+func NewGEMMRunner(s GEMMShape) (*GEMMRunner, error) {
+	if s.M <= 0 || s.N <= 0 || s.K <= 0 {
+		return nil, fmt.Errorf("gemm %s: dimensions must be positive", s)
+	}
+	r := &GEMMRunner{s: s, workers: min(runtime.GOMAXPROCS(0), max(1, s.Batch))}
+	var c []float32
+	r.a, r.b, c = benchOperands(s)
+	r.c = [][]float32{c}
+	for range max(1, s.Batch) - 1 {
+		r.c = append(r.c, make([]float32, s.M*s.N))
+	}
+	return r, nil
+}
+
+// Run computes the product once. The products of a batch run on up to
+// GOMAXPROCS goroutines, each single-threaded, as the forward pass runs its
+// attention heads.
+func (r *GEMMRunner) Run() {
+	impl := Implementation{}
+	if len(r.c) == 1 {
+		runGEMM(impl, r.s, r.a, r.b, r.c[0])
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := ceilDiv(len(r.c), r.workers)
+	for lo := 0; lo < len(r.c); lo += chunk {
+		wg.Go(func() {
+			for _, c := range r.c[lo:min(lo+chunk, len(r.c))] {
+				runGEMM(impl, r.s, r.a, r.b, c)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // benchOperands makes random A, B and C for s.
@@ -142,5 +203,5 @@ func runGEMM(impl blas.Float32, s GEMMShape, a, b, c []float32) {
 }
 
 func gflops(s GEMMShape, d time.Duration) float64 {
-	return 2 * float64(s.M) * float64(s.N) * float64(s.K) / d.Seconds() / 1e9
+	return s.Flops() / max(d.Seconds(), 1e-9) / 1e9
 }

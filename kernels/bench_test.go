@@ -9,9 +9,9 @@ import (
 // BenchmarkSgemm runs GPT-2 small's shapes at 512 tokens for every
 // implementation in the build, reporting GFLOP/s.
 func BenchmarkSgemm(b *testing.B) {
-	for _, s := range GPT2Shapes {
+	for _, s := range gpt2Shapes {
 		a, bm, c := benchOperands(s)
-		for _, im := range BenchImpls() {
+		for _, im := range benchImpls() {
 			b.Run(s.String()+"/"+im.Name, func(b *testing.B) {
 				runGEMM(im.Impl, s, a, bm, c)
 				b.ReportAllocs()
@@ -32,7 +32,7 @@ func BenchmarkSgemmAttention(b *testing.B) {
 	qkv := make([]float32, T*ld)
 	p := make([]float32, T*T)
 	out := make([]float32, T*d)
-	for _, im := range BenchImpls() {
+	for _, im := range benchImpls() {
 		b.Run("QKt/"+im.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 func TestBenchGEMMOutput(t *testing.T) {
@@ -16,7 +20,7 @@ func TestBenchGEMMOutput(t *testing.T) {
 	if err := benchGEMM(context.Background(), &buf, true, shapes, 0); err != nil {
 		t.Fatal(err)
 	}
-	var res []GEMMResult
+	var res []gemmResult
 	if err := json.Unmarshal(buf.Bytes(), &res); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, buf.String())
 	}
@@ -56,5 +60,38 @@ func TestBenchGEMMPrint(t *testing.T) {
 	}
 	if err := BenchGEMM(context.Background(), os.Stdout, false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestGEMMRunner(t *testing.T) {
+	for _, s := range []GEMMShape{{M: 16, K: 32, N: 24}, {M: 8, K: 16, N: 8, TransB: true, Batch: 5}} {
+		r, err := NewGEMMRunner(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Run()
+		// Every product of the batch is A·op(B).
+		want := make([]float32, s.M*s.N)
+		tB, ldb := blas.NoTrans, s.N
+		if s.TransB {
+			tB, ldb = blas.Trans, s.K
+		}
+		gonum.Implementation{}.Sgemm(blas.NoTrans, tB, s.M, s.N, s.K, 1, r.a, s.K, r.b, ldb, 0, want, s.N)
+		if len(r.c) != max(1, s.Batch) {
+			t.Fatalf("%s: %d products", s, len(r.c))
+		}
+		for _, c := range r.c {
+			for i := range c {
+				if math.Abs(float64(c[i]-want[i])) > 1e-5 {
+					t.Fatalf("%s: C[%d] = %v, want %v", s, i, c[i], want[i])
+				}
+			}
+		}
+	}
+	if got := (GEMMShape{M: 2, K: 3, N: 4, Batch: 5}).Flops(); got != 2*2*3*4*5 {
+		t.Errorf("Flops = %v", got)
+	}
+	if _, err := NewGEMMRunner(GEMMShape{M: 0, K: 3, N: 4}); err == nil {
+		t.Error("zero M accepted")
 	}
 }

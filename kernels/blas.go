@@ -20,10 +20,6 @@ var _ blas.Float32 = Implementation{}
 // blas32.Gemm and friends. It is idempotent and safe to call more than once.
 func Install() { blas32.Use(Implementation{}) }
 
-// Name says which micro-kernel Sgemm runs on this CPU: "avx512", "avx2" or
-// "generic".
-func Name() string { return defaultSpec().name }
-
 // Error strings match gonum's so callers see the same panics whichever
 // implementation is installed.
 const (

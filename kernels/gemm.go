@@ -21,7 +21,19 @@ type kernelSpec struct {
 	mr, nr     int
 	kc, mc, nc int
 	kern       microKernel
+	pack       packers
 	bufs       freeList[workBuf]
+}
+
+// packers are optional assembly helpers for packB; nil ones fall back to Go.
+type packers struct {
+	// tile, when set, transposes tileW rows × tileW·blocks columns of src
+	// into dst (row strides in floats): packing a transposed B.
+	tile  func(dst *float32, dstStride int, src *float32, srcStride int, blocks int)
+	tileW int
+	// rows, when set, copies rows × nr floats from src (row stride
+	// srcStride) to dst: one full micro-panel of a B that is not transposed.
+	rows func(dst, src *float32, srcStride, rows int)
 }
 
 // workBuf is one worker's private packing space.
@@ -334,7 +346,7 @@ func (j *gemmJob) task(w *workBuf, ib, mbR, i0, i1, j0, j1 int) {
 			if pc > 0 {
 				beta = 1
 			}
-			packB(w.b, g.b, g.ldb, g.bTrans, pc, kc, jc, nc, sp.nr)
+			packB(w.b, g.b, g.ldb, g.bTrans, pc, kc, jc, nc, sp.nr, &sp.pack)
 			chunk := j.packA[p*sp.kc*mbR:]
 			for ic := i0; ic < i1; ic += sp.mc {
 				mc := min(sp.mc, i1-ic)
@@ -411,11 +423,17 @@ func packA(dst, a []float32, lda int, trans bool, r0, rows, pc, kc, mr int) {
 // packB copies rows [pc, pc+kc) × columns [jc, jc+nc) of op(B) into dst as
 // nr-column micro-panels, each k-major (panel[kk*nr+c]), zero-padding the
 // last panel.
-func packB(dst, b []float32, ldb int, trans bool, pc, kc, jc, nc, nr int) {
+func packB(dst, b []float32, ldb int, trans bool, pc, kc, jc, nc, nr int, pk *packers) {
 	for jp := 0; jp < nc; jp += nr {
 		cols := min(nr, nc-jp)
 		d := dst[jp*kc : jp*kc+kc*nr]
 		if !trans {
+			if cols == nr && pk.rows != nil {
+				off := pc*ldb + jc + jp
+				_ = b[off+(kc-1)*ldb+nr-1] // bounds the assembly relies on
+				pk.rows(&d[0], &b[off], ldb, kc)
+				continue
+			}
 			for kk := 0; kk < kc; kk++ {
 				off := (pc+kk)*ldb + jc + jp
 				row := d[kk*nr : kk*nr+nr]
@@ -424,38 +442,44 @@ func packB(dst, b []float32, ldb int, trans bool, pc, kc, jc, nc, nr int) {
 			}
 			continue
 		}
-		c0 := 0
-		if kb := kc / 16; kb > 0 {
-			for ; c0+16 <= cols; c0 += 16 {
+		c0, tw := 0, pk.tileW
+		if pk.tile != nil && kc >= tw {
+			kb := kc / tw
+			for ; c0+tw <= cols; c0 += tw {
 				off := (jc+jp+c0)*ldb + pc
-				if !transpose16(d[c0:], nr, b[off:], ldb, kb) {
-					break
-				}
+				// Bounds the assembly relies on.
+				_ = b[off+(tw-1)*ldb+tw*kb-1]
+				_ = d[c0+(tw*kb-1)*nr+tw-1]
+				pk.tile(&d[c0], nr, &b[off], ldb, kb)
 			}
 		}
-		// What the 16×16 tiles left: columns from c0 and, for the tiled
-		// columns, the k tail. Blocks of 16 k keep the strided writes
-		// within a few cache lines.
+		// What the tiles left: columns from c0 at every k and, for the
+		// tiled columns, the k tail.
 		kTiled := 0
 		if c0 > 0 {
-			kTiled = kc / 16 * 16
+			kTiled = kc / tw * tw
 		}
-		for k0 := 0; k0 < kc; k0 += 16 {
-			k1 := min(k0+16, kc)
-			cStart := c0
-			if k0 >= kTiled {
-				cStart = 0
-			}
-			for c := cStart; c < cols; c++ {
-				off := (jc+jp+c)*ldb + pc
-				for kk, v := range b[off+k0 : off+k1] {
-					d[(k0+kk)*nr+c] = v
-				}
-			}
-		}
+		packBT(d, b, ldb, nr, jc+jp, pc, c0, cols, 0, kc)
+		packBT(d, b, ldb, nr, jc+jp, pc, 0, c0, kTiled, kc)
 		for c := cols; c < nr; c++ {
 			for kk := 0; kk < kc; kk++ {
 				d[kk*nr+c] = 0
+			}
+		}
+	}
+}
+
+// packBT packs columns [cLo, cHi) × k [kLo, kHi) of a panel of a
+// transposed B whose first column is column j of op(B). It reads along k
+// (contiguous in B) in blocks of 16, which keeps the strided writes within a
+// few cache lines.
+func packBT(d, b []float32, ldb, nr, j, pc, cLo, cHi, kLo, kHi int) {
+	for k0 := kLo; k0 < kHi; k0 += 16 {
+		k1 := min(k0+16, kHi)
+		for c := cLo; c < cHi; c++ {
+			off := (j+c)*ldb + pc
+			for kk, v := range b[off+k0 : off+k1] {
+				d[(k0+kk)*nr+c] = v
 			}
 		}
 	}

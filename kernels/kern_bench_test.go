@@ -8,7 +8,8 @@ import (
 // BenchmarkMicroKernel measures each micro-kernel alone on cache-resident
 // panels: the ceiling the packed GEMM can approach.
 func BenchmarkMicroKernel(b *testing.B) {
-	for _, s := range cpuSpecs {
+	for _, p := range cpuPaths {
+		s := p.spec
 		b.Run(s.name, func(b *testing.B) {
 			const kc = 256
 			a := alignedFloats(s.mr * kc)
@@ -37,7 +38,7 @@ func BenchmarkPack(b *testing.B) {
 			}
 			b.SetBytes(4 * kc * nc)
 			for b.Loop() {
-				packB(dst, src, ld, trans, 0, kc, 0, nc, s.nr)
+				packB(dst, src, ld, trans, 0, kc, 0, nc, s.nr, &s.pack)
 			}
 		})
 		b.Run(fmt.Sprintf("A/trans=%v", trans), func(b *testing.B) {

@@ -1,6 +1,6 @@
-//go:build !amd64 || purego
+//go:build !(amd64 || arm64) || purego
 
 package kernels
 
-// cpuSpecs lists the kernels this CPU can run: the portable one.
-var cpuSpecs = []*kernelSpec{genericSpec}
+// cpuPaths lists the paths this CPU runs: the portable one.
+var cpuPaths = []*path{genericPath}

@@ -11,7 +11,7 @@ import (
 // netlib binding. Build with CGO_LDFLAGS=-lopenblas (Debian: libopenblas-dev).
 // The default build stays cgo-free.
 func init() {
-	extraImpls = append(extraImpls, NamedImpl{Name: "openblas", Impl: openBLAS{}})
+	extraImpls = append(extraImpls, namedImpl{Name: "openblas", Impl: openBLAS{}})
 }
 
 // openBLAS forwards Sgemm to OpenBLAS and everything else to our

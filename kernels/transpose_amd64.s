@@ -143,3 +143,95 @@ tile:
 done:
 	VZEROUPPER
 	RET
+
+// func transpose8AVX2(dst *float32, dstStride int, src *float32, srcStride int, blocks int)
+//
+// Transposes 8 rows × 8·blocks columns of src into dst (strides in floats):
+// each 8×8 block in 8 loads, 24 shuffles and 8 stores.
+TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), DX
+	MOVQ src+16(FP), SI
+	MOVQ srcStride+24(FP), BX
+	MOVQ blocks+32(FP), CX
+	SHLQ $2, DX
+	SHLQ $2, BX
+	LEAQ (BX)(BX*2), R8
+	LEAQ (DX)(DX*2), R11
+t8loop:
+	TESTQ CX, CX
+	JEQ   t8done
+	LEAQ (SI)(BX*4), R9
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(BX*1), Y1
+	VMOVUPS (SI)(BX*2), Y2
+	VMOVUPS (SI)(R8*1), Y3
+	VMOVUPS (R9), Y4
+	VMOVUPS (R9)(BX*1), Y5
+	VMOVUPS (R9)(BX*2), Y6
+	VMOVUPS (R9)(R8*1), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	LEAQ (DI)(DX*4), R10
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(DX*1)
+	VMOVUPS Y10, (DI)(DX*2)
+	VMOVUPS Y11, (DI)(R11*1)
+	VMOVUPS Y12, (R10)
+	VMOVUPS Y13, (R10)(DX*1)
+	VMOVUPS Y14, (R10)(DX*2)
+	VMOVUPS Y15, (R10)(R11*1)
+	ADDQ $32, SI
+	LEAQ (R10)(DX*4), DI
+	DECQ CX
+	JMP  t8loop
+t8done:
+	VZEROUPPER
+	RET
+
+// func copyRows16AVX2(dst, src *float32, srcStride, rows int)
+//
+// Copies rows × 16 floats from src (row stride srcStride floats) to dst
+// (contiguous): one micro-panel of B for the 6×16 kernel.
+TEXT ·copyRows16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ srcStride+16(FP), BX
+	MOVQ rows+24(FP), CX
+	SHLQ $2, BX
+c16loop:
+	TESTQ CX, CX
+	JEQ   c16done
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ BX, SI
+	ADDQ $64, DI
+	DECQ CX
+	JMP  c16loop
+c16done:
+	VZEROUPPER
+	RET

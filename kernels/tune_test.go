@@ -27,19 +27,19 @@ func TestTune(t *testing.T) {
 	case "6x64":
 		base = &kernelSpec{name: "avx512", mr: 6, nr: 64, kern: kernAVX512x6x64}
 	case "avx2":
-		base = cpuSpecs[1]
+		base = avx2Spec
 	}
-	var impls []NamedImpl
+	var impls []namedImpl
 	for _, v := range strings.Split(env, ";") {
 		f := strings.Split(v, ",")
 		kc, _ := strconv.Atoi(f[0])
 		mc, _ := strconv.Atoi(f[1])
 		nc, _ := strconv.Atoi(f[2])
 		s := &kernelSpec{name: base.name, mr: base.mr, nr: base.nr, kc: kc, mc: mc, nc: nc, kern: base.kern}
-		impls = append(impls, NamedImpl{Name: v, Impl: Implementation{spec: s}})
+		impls = append(impls, namedImpl{Name: v, Impl: Implementation{spec: s}})
 	}
 	impls = append(impls, extraImpls...)
-	for _, s := range GPT2Shapes {
+	for _, s := range gpt2Shapes {
 		a, b, c := benchOperands(s)
 		best := make([]time.Duration, len(impls))
 		for i := range best {

@@ -2,55 +2,49 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
-
-var (
-	hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
-	hasAVX512  = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL
-)
+// The AVX2+FMA vector kernels (vec_amd64.s), 8 lanes; see asmVec.
 
 //go:noescape
 func dotAVX2(x, y *float32, n int) float32
 
 //go:noescape
-func axpyAVX2(alpha float32, x, y *float32, n int)
-
-//go:noescape
 func scaleAVX2(alpha float32, x *float32, n int)
 
-// geluAVX512 handles n rounded down to a multiple of 16.
-//
 //go:noescape
-func geluAVX512(dst, src *float32, n int)
+func sumAVX2(x *float32, n int) float32
 
-func dot(x, y []float32) float32 {
-	if hasAVX2FMA {
-		return dotAVX2(&x[0], &y[0], len(x))
-	}
-	return dotGo(x, y)
-}
+//go:noescape
+func maxAVX2(x *float32, n int) float32
 
-func axpy(alpha float32, x, y []float32) {
-	if hasAVX2FMA {
-		axpyAVX2(alpha, &x[0], &y[0], len(x))
-		return
-	}
-	axpyGo(alpha, x, y)
-}
+//go:noescape
+func sumSqDevAVX2(x *float32, n int, mean float32) float32
 
-func scale(alpha float32, x []float32) {
-	if hasAVX2FMA {
-		scaleAVX2(alpha, &x[0], len(x))
-		return
-	}
-	scaleGo(alpha, x)
-}
+//go:noescape
+func normAVX2(dst, x, gain, bias *float32, n int, mean, rstd float32)
 
-func gelu(dst, src []float32) {
-	n := 0
-	if hasAVX512 && len(src) >= 16 {
-		n = len(src) &^ 15
-		geluAVX512(&dst[0], &src[0], n)
-	}
-	geluGo(dst[n:], src[n:])
-}
+//go:noescape
+func addAVX2(dst, a, b *float32, n int)
+
+//go:noescape
+func geluAVX2(dst, src *float32, n int)
+
+//go:noescape
+func geluGradAVX2(dst, dout, x *float32, n int)
+
+//go:noescape
+func expSumAVX2(dst, src *float32, n int, shift float32) float32
+
+//go:noescape
+func softmaxGradAVX2(grad, p *float32, n int, dot float32)
+
+//go:noescape
+func lnGradSumsAVX2(dout, gain, x *float32, n int, mean float32) (sumDy, sumDyXc float32)
+
+//go:noescape
+func lnGradApplyAVX2(dx, dout, gain, x *float32, n int, mean, rstd, c, k float32)
+
+var avx2Vec = asmVec{
+	dot: dotAVX2, scale: scaleAVX2, sum: sumAVX2, max: maxAVX2, sumSqDev: sumSqDevAVX2,
+	norm: normAVX2, add: addAVX2, gelu: geluAVX2, geluGrad: geluGradAVX2, expSum: expSumAVX2,
+	softmaxGrad: softmaxGradAVX2, lnGradSums: lnGradSumsAVX2, lnGradApply: lnGradApplyAVX2,
+}.vecKernels(8)

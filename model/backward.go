@@ -8,6 +8,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"tdb/kernels"
 )
 
 // BackwardOptions shape a backward pass.
@@ -242,14 +244,7 @@ func (b *backward) block(l int, g []float32) {
 		gLogits := gProbs // softmax backward in place, row by row
 		parallel(B*H*T, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
-				p, gp := lt.probs[r*T:(r+1)*T], gLogits[r*T:(r+1)*T]
-				var dot float64
-				for j := range p {
-					dot += float64(p[j]) * float64(gp[j])
-				}
-				for j := range p {
-					gp[j] = p[j] * (gp[j] - float32(dot))
-				}
+				kernels.SoftmaxGrad(gLogits[r*T:(r+1)*T], lt.probs[r*T:(r+1)*T])
 			}
 		})
 		if b.at(site(AttnQKLogits), gLogits) {

@@ -64,10 +64,13 @@ func withLogits(c Config) []Site { return append(allMLP(c), At(Logits, NoLayer))
 
 // BenchmarkForward: GPT-2-small-shaped random weights, batch 8 × 64, MLP
 // activations of all layers captured (the collation workload), with and
-// without the unembedding, on gonum's Sgemm and on package kernels.
+// without the unembedding, on gonum's Sgemm and on package kernels
+// (TDB_KERNELS picks the kernel path; the gonum case uses it for the vector
+// kernels too).
 func BenchmarkForward(b *testing.B) {
 	b.Run("gonum/8x64/mlp", func(b *testing.B) { benchForward(b, 8, 64, allMLP, false) })
 	b.Run("kernels/8x64/mlp", func(b *testing.B) { benchForward(b, 8, 64, allMLP, true) })
 	b.Run("kernels/8x64/mlp+logits", func(b *testing.B) { benchForward(b, 8, 64, withLogits, true) })
+	b.Run("kernels/32x64/mlp", func(b *testing.B) { benchForward(b, 32, 64, allMLP, true) })
 	b.Run("kernels/32x64/mlp+logits", func(b *testing.B) { benchForward(b, 32, 64, withLogits, true) })
 }

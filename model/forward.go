@@ -8,6 +8,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"tdb/kernels"
 )
 
 // Hook sees a site's activations during the forward pass, in the semantic
@@ -328,9 +330,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape) ([]float32, error) {
 		return nil, err
 	}
 	mid := delta // captures are copies, so delta's buffer can become resid + delta
-	for i := range mid {
-		mid[i] = resid[i] + delta[i]
-	}
+	add(mid, resid, delta)
 	if err := p.visit(site(ResidPostAttn), mid); err != nil {
 		return nil, err
 	}
@@ -358,9 +358,7 @@ func (p *pass) block(l int, resid []float32, lt *layerTape) ([]float32, error) {
 	if err := p.visit(site(ResidDeltaMLP), out); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		out[i] += mid[i]
-	}
+	add(out, out, mid)
 	if err := p.visit(site(ResidPostMLP), out); err != nil {
 		return nil, err
 	}
@@ -395,7 +393,7 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 	parallel(B*H*T, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			q := r % T // keys after the query are masked: probability 0
-			softmax(probs[r*T:r*T+q+1], logits[r*T:r*T+q+1])
+			kernels.Softmax(probs[r*T:r*T+q+1], logits[r*T:r*T+q+1])
 			clear(probs[r*T+q+1 : (r+1)*T])
 		}
 	})
@@ -411,28 +409,6 @@ func (p *pass) attention(l int, qkv []float32) (probs, vout []float32, err error
 		}
 	})
 	return probs, vout, p.visit(At(AttnVOut, l), vout)
-}
-
-// softmax of one row; -Inf entries get probability 0.
-func softmax(out, in []float32) {
-	mx := float32(math.Inf(-1))
-	for _, v := range in {
-		mx = max(mx, v)
-	}
-	if math.IsInf(float64(mx), -1) {
-		clear(out)
-		return
-	}
-	var s float64
-	for i, v := range in {
-		e := math.Exp(float64(v - mx))
-		out[i] = float32(e)
-		s += e
-	}
-	inv := float32(1 / s)
-	for i := range out {
-		out[i] *= inv
-	}
 }
 
 func (p *pass) wanted(s Site) bool {

@@ -58,19 +58,7 @@ func linearBackward(dx, dy []float32, n, in int, w []float32, o int) {
 func layerNormStats(mean, scale, x []float32, n, d int, eps float32) {
 	parallel(n, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			row := x[r*d : (r+1)*d]
-			var s float64
-			for _, v := range row {
-				s += float64(v)
-			}
-			mu := s / float64(d)
-			var ss float64
-			for _, v := range row {
-				dv := float64(v) - mu
-				ss += dv * dv
-			}
-			mean[r] = float32(mu)
-			scale[r] = float32(1 / math.Sqrt(ss/float64(d)+float64(eps)))
+			mean[r], scale[r] = kernels.LayerNormStats(x[r*d:(r+1)*d], eps)
 		}
 	})
 }
@@ -79,11 +67,7 @@ func layerNormStats(mean, scale, x []float32, n, d int, eps float32) {
 func layerNormApply(out, x, mean, scale, g, b []float32, n, d int) {
 	parallel(n, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			row, o := x[r*d:(r+1)*d], out[r*d:(r+1)*d]
-			mu, s := mean[r], scale[r]
-			for i, v := range row {
-				o[i] = (v-mu)*s*g[i] + b[i]
-			}
+			kernels.LayerNormApply(out[r*d:(r+1)*d], x[r*d:(r+1)*d], mean[r], scale[r], g, b)
 		}
 	})
 }
@@ -94,33 +78,13 @@ func layerNormApply(out, x, mean, scale, g, b []float32, n, d int) {
 // or overwritten) and no gradient flows through it.
 func layerNormBackward(dx, dscale, dout, x, mean, scale, g []float32, n, d int, throughScale bool) {
 	parallel(n, func(lo, hi int) {
-		dy := make([]float32, d)
 		for r := lo; r < hi; r++ {
-			row, do, dxr := x[r*d:(r+1)*d], dout[r*d:(r+1)*d], dx[r*d:(r+1)*d]
-			mu, s := float64(mean[r]), float64(scale[r])
-			var sumDy, sumDyXc float64
-			for i := range dy {
-				dy[i] = do[i] * g[i]
-				sumDy += float64(dy[i])
-				sumDyXc += float64(dy[i]) * (float64(row[i]) - mu)
-			}
-			ds := float64(dscale[r]) + sumDyXc
-			dscale[r] = float32(ds)
-			meanDy := sumDy / float64(d)
-			k := 0.0
-			if throughScale {
-				k = -ds * s * s * s / float64(d)
-			}
-			for i := range dy {
-				dxr[i] += float32(s*(float64(dy[i])-meanDy) + k*(float64(row[i])-mu))
-			}
+			dscale[r] = kernels.LayerNormGrad(dx[r*d:(r+1)*d], dout[r*d:(r+1)*d], x[r*d:(r+1)*d], g, mean[r], scale[r], dscale[r], throughScale)
 		}
 	})
 }
 
-const geluC = 0.7978845608028654 // sqrt(2/pi)
-
-// gelu is GPT-2's gelu_new (tanh approximation), vectorised by kernels.
+// gelu is GPT-2's gelu_new (tanh approximation).
 func gelu(out, in []float32) {
 	parallel(len(in), func(lo, hi int) {
 		kernels.GeluTanh(out[lo:hi], in[lo:hi])
@@ -130,12 +94,13 @@ func gelu(out, in []float32) {
 // geluBackward writes din = dout · gelu'(in).
 func geluBackward(din, dout, in []float32) {
 	parallel(len(in), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			x := float64(in[i])
-			u := geluC * (x + 0.044715*x*x*x)
-			t := math.Tanh(u)
-			du := geluC * (1 + 3*0.044715*x*x)
-			din[i] = dout[i] * float32(0.5*(1+t)+0.5*x*(1-t*t)*du)
-		}
+		kernels.GeluTanhGrad(din[lo:hi], dout[lo:hi], in[lo:hi])
+	})
+}
+
+// add writes a + b to dst (dst may alias either).
+func add(dst, a, b []float32) {
+	parallel(len(dst), func(lo, hi int) {
+		kernels.Add(dst[lo:hi], a[lo:hi], b[lo:hi])
 	})
 }

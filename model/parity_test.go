@@ -164,19 +164,28 @@ func gather(c Config, acts map[Site]*Tensor, sites []Site) []float32 {
 	return out
 }
 
-// blasImpls are the matrix-multiply implementations parity must hold for.
-var blasImpls = []struct {
-	name string
-	impl blas.Float32
-}{{"gonum", gonum.Implementation{}}, {"kernels", kernels.Implementation{}}}
-
-// forEachFixture runs fn per fixture and BLAS implementation.
+// forEachFixture runs fn per fixture under gonum's GEMM with the portable
+// vector kernels, and under package kernels on each kernel path this CPU
+// runs (AVX-512, AVX2, NEON, portable Go: kernels.Paths), so parity holds
+// whichever path a machine picks.
 func forEachFixture(t *testing.T, fn func(t *testing.T, fixture string)) {
 	defer blas32.Use(gonum.Implementation{})
-	for _, b := range blasImpls {
+	defer kernels.Use(kernels.Paths()[0])
+	type setup struct {
+		name, path string
+		impl       blas.Float32
+	}
+	setups := []setup{{"gonum", "generic", gonum.Implementation{}}}
+	for _, p := range kernels.Paths() {
+		setups = append(setups, setup{"kernels-" + p, p, kernels.Implementation{}})
+	}
+	for _, s := range setups {
 		for _, fixture := range []string{"small-vocab", "tiny"} {
-			t.Run(b.name+"/"+fixture, func(t *testing.T) {
-				blas32.Use(b.impl)
+			t.Run(s.name+"/"+fixture, func(t *testing.T) {
+				if err := kernels.Use(s.path); err != nil {
+					t.Fatal(err)
+				}
+				blas32.Use(s.impl)
 				fn(t, fixture)
 			})
 		}

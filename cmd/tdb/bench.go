@@ -15,7 +15,7 @@ import (
 
 func init() {
 	register("bench gemm", "measure GFLOP/s of the float32 GEMM implementations on GPT-2 shapes", cmdBenchGEMM)
-	register("bench forward", "measure forward-pass tokens/s and peak memory", cmdBenchForward)
+	register("bench forward", "measure forward-pass tokens/s, peak memory and the share of the GEMM-bound limit", cmdBenchForward)
 }
 
 func cmdBenchGEMM(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +38,96 @@ type forwardResult struct {
 	PeakRSS   float64 `json:"peak_rss_mib"`
 	GEMM      string  `json:"gemm"`
 	Threads   int     `json:"threads"`
+	// The GEMM-bound limit: the rate of the pass's matrix multiplies run
+	// alone on the same shapes, the tokens/s the pass would reach if they
+	// were all it did, and the share of that it reaches.
+	GEMMGFLOPS  float64 `json:"gemm_gflops"`
+	LimitTokens float64 `json:"limit_tokens_per_s"`
+	Fraction    float64 `json:"fraction_of_limit"`
+}
+
+// forwardGEMMs lists the matrix multiplies of one forward pass of a batch of
+// B sequences of T tokens, each with how many times it runs (a Batch shape
+// is the per-head attention products of one layer). With logits it
+// includes the unembedding.
+func forwardGEMMs(c model.Config, B, T int, logits bool) []gemmCount {
+	N, d, H := B*T, c.DModel, c.NHead
+	dh := d / H
+	out := []gemmCount{
+		{kernels.GEMMShape{M: N, K: d, N: 3 * d}, c.NLayer},                          // QKV
+		{kernels.GEMMShape{M: T, K: dh, N: T, TransB: true, Batch: B * H}, c.NLayer}, // Q·Kᵀ
+		{kernels.GEMMShape{M: T, K: T, N: dh, Batch: B * H}, c.NLayer},               // P·V
+		{kernels.GEMMShape{M: N, K: d, N: d}, c.NLayer},                              // attention out
+		{kernels.GEMMShape{M: N, K: d, N: c.DMLP}, c.NLayer},                         // MLP in
+		{kernels.GEMMShape{M: N, K: c.DMLP, N: d}, c.NLayer},                         // MLP out
+	}
+	if logits {
+		out = append(out, gemmCount{kernels.GEMMShape{M: N, K: d, N: c.Vocab, TransB: true}, 1})
+	}
+	return out
+}
+
+// forwardBench is one case of tdb bench forward: a forward request and
+// runners for the matrix multiplies of that pass.
+type forwardBench struct {
+	m       *model.Model
+	req     model.Request
+	gemms   []gemmCount
+	runners []*kernels.GEMMRunner
+}
+
+// newForwardBench prepares a pass over tokens capturing every layer's MLP
+// activations (and the logits when logits is set) and runs it once, with
+// its matrix multiplies, to warm up.
+func newForwardBench(ctx context.Context, m *model.Model, tokens [][]int, logits bool) (*forwardBench, error) {
+	fb := &forwardBench{m: m, gemms: forwardGEMMs(m.Config, len(tokens), len(tokens[0]), logits)}
+	for l := range m.NLayer {
+		fb.req.Capture = append(fb.req.Capture, model.At(model.MLPPostAct, l))
+	}
+	if logits {
+		fb.req.Capture = append(fb.req.Capture, model.At(model.Logits, model.NoLayer))
+	}
+	fb.req.Tokens = tokens
+	for _, g := range fb.gemms {
+		r, err := kernels.NewGEMMRunner(g.shape)
+		if err != nil {
+			return nil, err
+		}
+		fb.runners = append(fb.runners, r)
+	}
+	_, _, err := fb.round(ctx)
+	return fb, err
+}
+
+// round times one forward pass, then the pass's matrix multiplies alone
+// (each shape once, counted as often as the pass runs it), so both see the
+// same load from the rest of the machine.
+func (fb *forwardBench) round(ctx context.Context) (fwd, gemm time.Duration, err error) {
+	t0 := time.Now()
+	if _, err := fb.m.Forward(ctx, fb.req); err != nil {
+		return 0, 0, err
+	}
+	fwd = time.Since(t0)
+	for i, g := range fb.gemms {
+		t0 := time.Now()
+		fb.runners[i].Run()
+		gemm += time.Since(t0) * time.Duration(g.n)
+	}
+	return fwd, gemm, nil
+}
+
+// flops is the matrix-multiply work of one pass.
+func (fb *forwardBench) flops() float64 {
+	f := 0.0
+	for _, g := range fb.gemms {
+		f += g.shape.Flops() * float64(g.n)
+	}
+	return f
+}
+
+type gemmCount struct {
+	shape kernels.GEMMShape
+	n     int
 }
 
 func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,38 +162,36 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	var results []forwardResult
 	for _, logits := range []bool{false, true} {
-		var capture []model.Site
-		for l := range m.NLayer {
-			capture = append(capture, model.At(model.MLPPostAct, l))
-		}
-		if logits {
-			capture = append(capture, model.At(model.Logits, model.NoLayer))
-		}
-		req := model.Request{Tokens: tokens, Capture: capture}
-		if _, err := m.Forward(ctx, req); err != nil { // warm-up
+		fb, err := newForwardBench(ctx, m, tokens, logits)
+		if err != nil {
 			return err
 		}
-		n, start := 0, time.Now()
-		for n == 0 || time.Since(start) < *dur {
-			if _, err := m.Forward(ctx, req); err != nil {
+		var fwd, gemm time.Duration
+		n := 0
+		for n == 0 || fwd < *dur {
+			f, g, err := fb.round(ctx)
+			if err != nil {
 				return err
 			}
-			n++
+			fwd, gemm, n = fwd+f, gemm+g, n+1
 		}
-		el := time.Since(start).Seconds()
-		results = append(results, forwardResult{Model: *modelName, Batch: *batch, Seq: *seq, Logits: logits,
-			TokensSec: float64(n**batch**seq) / el, Seconds: el / float64(n), PeakRSS: memstat.PeakRSSMiB(),
-			GEMM: kernels.Name(), Threads: runtime.GOMAXPROCS(0)})
+		tokens := float64(n * *batch * *seq)
+		r := forwardResult{Model: *modelName, Batch: *batch, Seq: *seq, Logits: logits,
+			TokensSec: tokens / fwd.Seconds(), Seconds: fwd.Seconds() / float64(n), PeakRSS: memstat.PeakRSSMiB(),
+			GEMM: kernels.Name(), Threads: runtime.GOMAXPROCS(0),
+			GEMMGFLOPS: fb.flops() * float64(n) / gemm.Seconds() / 1e9, LimitTokens: tokens / gemm.Seconds()}
+		r.Fraction = r.TokensSec / r.LimitTokens
+		results = append(results, r)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
-	fmt.Fprintf(stdout, "%-14s %5s %4s %-7s %12s %10s %10s\n", "model", "batch", "seq", "logits", "tokens/s", "s/batch", "peak MiB")
+	fmt.Fprintf(stdout, "%-14s %5s %4s %-7s %12s %10s %10s %12s %14s %9s\n", "model", "batch", "seq", "logits", "tokens/s", "s/batch", "peak MiB", "GEMM GFLOP/s", "limit tokens/s", "of limit")
 	for _, r := range results {
-		fmt.Fprintf(stdout, "%-14s %5d %4d %-7v %12.1f %10.3f %10.0f\n", r.Model, r.Batch, r.Seq, r.Logits, r.TokensSec, r.Seconds, r.PeakRSS)
+		fmt.Fprintf(stdout, "%-14s %5d %4d %-7v %12.1f %10.3f %10.0f %12.1f %14.1f %8.0f%%\n", r.Model, r.Batch, r.Seq, r.Logits, r.TokensSec, r.Seconds, r.PeakRSS, r.GEMMGFLOPS, r.LimitTokens, 100*r.Fraction)
 	}
-	fmt.Fprintf(stdout, "(MLP activations of every layer captured; GEMM %s, %d threads)\n", kernels.Name(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "(MLP activations of every layer captured; kernels %s, %d threads; the limit is the pass's matrix multiplies alone at the GEMM rate measured on its shapes)\n", kernels.Name(), runtime.GOMAXPROCS(0))
 	return nil
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startServe runs tdb serve in-process on a free port and returns its URL.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var sout, serr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), &sout, &serr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("tdb serve did not stop")
+		}
+	})
+	re := regexp.MustCompile(`listening on (http://\S+)`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(sout.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("tdb serve exited %d: %s %s", code, sout.String(), serr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tdb serve did not start: %s %s", sout.String(), serr.String())
+		}
+	}
+}
+
+// POST /api/v1/tdb on tdb serve answers what tdb debug --json prints.
+func TestServeAnswersLikeDebug(t *testing.T) {
+	base := startServe(t, "--model", "random:tiny")
+	res, err := http.Get(base + "/healthz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("/healthz: %v %v", err, res)
+	}
+	res.Body.Close()
+	const prompt = "<|endoftext|>Paris, France. Ottawa,"
+	body := `{"prompt":"<|endoftext|>Paris, France. Ottawa,","targets":[" Canada"],"distractors":[" Germany"],"loss":"logit_diff","top_k":10,"ablations":[{"node":{"type":"mlp_neuron","layer":0,"index":5,"token":-1},"value":0}]}`
+	res, err = http.Post(base+"/api/v1/tdb", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil || res.StatusCode != 200 || env.Status != "success" {
+		t.Fatalf("POST /api/v1/tdb: %d %s", res.StatusCode, raw)
+	}
+	code, out, errOut := runTDB(t, "debug", "--model", "random:tiny", "--prompt", prompt, "--target", " Canada", "--distractor", " Germany", "--ablate", "mlp_L0_5", "--json")
+	if code != 0 {
+		t.Fatalf("debug: %s", errOut)
+	}
+	var got, want any
+	json.Unmarshal(env.Data, &got)
+	json.Unmarshal([]byte(out), &want)
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if string(g) != string(w) {
+		t.Fatalf("serve and debug differ:\nserve %.400s\ndebug %.400s", g, w)
+	}
+}
+
+func TestServeBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--model", "none", "--workers", "0"},
+		{"serve", "--model", "none", "--max-prompt-tokens", "0"},
+		{"serve", "--model", "none", "--addr", "nonsense"},
+		{"serve", "--model", "random:nope"},
+	} {
+		if code, _, errOut := runTDB(t, args...); code != 2 || errOut == "" {
+			t.Errorf("%v: exit %d (%s), want 2 with a message", args, code, errOut)
+		}
+	}
+}
