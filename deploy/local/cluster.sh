@@ -274,7 +274,14 @@ down() {
   [ -d "$dir/run" ] || { say "nothing runs (no $dir/run)"; return; }
   # Services first (supervisor, then service), NATS last, so nothing logs a
   # lost connection on the way down.
-  for name in viewer query $(cd "$dir/run" && ls worker-*.pid coordinator-*.pid 2>/dev/null | sed 's/\.pid$//'); do
+  local services
+  services="viewer query $(cd "$dir/run" && ls worker-*.pid coordinator-*.pid 2>/dev/null | sed 's/\.pid$//' | tr '\n' ' ')"
+  # Signal every supervisor at once (a supervisor sleeping before a restart
+  # acts on it when it wakes), then stop each service.
+  for name in $services; do
+    [ -f "$dir/run/$name.sup" ] && kill -TERM "$(cat "$dir/run/$name.sup")" 2>/dev/null || true
+  done
+  for name in $services; do
     stop "$dir/run/$name.sup"
     stop "$dir/run/$name.pid"
   done
