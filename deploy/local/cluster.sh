@@ -166,6 +166,8 @@ stream_ready() { curl -s -m 2 "http://127.0.0.1:$(mon_port 1)/jsz?streams=true&a
 
 # has_command NAME: the built tdb has "tdb NAME" (read whole: grep -q would
 # close the pipe early and fail the pipeline under pipefail).
+coordinator_ready() { cat "$dir"/logs/coordinator-*.log 2>/dev/null | grep -q 'msg="coordinator ready"'; }
+
 has_command() { local h; h=$("$tdb" help 2>/dev/null || true); grep -qE "^  $1 " <<<"$h"; }
 
 up() {
@@ -240,6 +242,7 @@ EOF
   for i in $(seq 1 "$ncoords"); do wait_for "coordinator-$i" 60 healthy "http://127.0.0.1:$(coord_port "$i")/healthz"; done
   for i in $(seq 1 "$nworkers"); do wait_for "worker-$i" 60 healthy "http://127.0.0.1:$(worker_port "$i")/healthz"; done
   wait_for "stream TDB_SHARDS" 60 stream_ready
+  wait_for "a coordinator to lead" 90 coordinator_ready
   if alive query; then wait_for query 60 healthy "http://127.0.0.1:$query_port/healthz"; fi
   if alive viewer; then wait_for viewer 120 healthy "http://127.0.0.1:$viewer_port/healthz"; fi
   env_file
@@ -264,7 +267,10 @@ stop() {
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    say "stopped $(basename "$f") (pid $pid)"
+    case $f in
+      *.sup) say "stopped the supervisor of $(basename "$f" .sup) (pid $pid)" ;;
+      *) say "stopped $(basename "$f" .pid) (pid $pid)" ;;
+    esac
   fi
   rm -f "$f"
 }
