@@ -609,8 +609,13 @@ func leaderCoordinator(ctx context.Context, t *testing.T, js jetstream.JetStream
 		ID  string `json:"id"`
 		PID int    `json:"pid"`
 	}
+	var noBucket bool
 	err := retry(ctx, 15*time.Second, func(ctx context.Context) error {
 		kv, err := js.KeyValue(ctx, "tdb-leader")
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			noBucket = true
+			return nil // an answer, not a failure to retry
+		}
 		if err != nil {
 			return err
 		}
@@ -620,7 +625,7 @@ func leaderCoordinator(ctx context.Context, t *testing.T, js jetstream.JetStream
 		}
 		return json.Unmarshal(e.Value(), &lease)
 	})
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
+	if err == nil && noBucket {
 		return "coordinator-1", "this tdb has no leader election (no tdb-leader bucket): both coordinators lead"
 	}
 	if err != nil {
