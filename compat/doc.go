@@ -9,5 +9,6 @@
 // This package only translates names and shapes (camelCase fields, the
 // app's node indices and dataset names); docs/compat.md lists what differs.
 //
-// It may import debugger, model, dataset and store (not collate: it only reads datasets).
+// It may import debugger, model, dataset, store and explain (ExplainStore,
+// the explanation routes' backend; not collate: it only reads datasets).
 package compat

@@ -139,6 +139,16 @@ func checkKeyParts(dataset, location string, layer, index int) error {
 	return nil
 }
 
+// ReadChunk returns every stored explanation of the file holding component
+// index: the ChunkSize components around it (callers that cache per file,
+// like the query service, read each file once for all its components).
+func ReadChunk(ctx context.Context, st store.Store, dataset, location string, layer, index int) ([]Row, error) {
+	if err := checkKeyParts(dataset, location, layer, index); err != nil {
+		return nil, err
+	}
+	return readChunk(ctx, st, ChunkKey(dataset, location, layer, index), location, layer)
+}
+
 // ReadLayer returns every stored explanation of one location and layer.
 func ReadLayer(ctx context.Context, st store.Store, dataset, location string, layer int) ([]Row, error) {
 	if err := checkKeyParts(dataset, location, layer, 0); err != nil {

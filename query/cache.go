@@ -107,3 +107,17 @@ func safeLoad(load func() (any, int64, error)) (val any, size int64, err error) 
 	}()
 	return load()
 }
+
+// removeIf drops key when it still holds val (so a caller that found an
+// expired value cannot drop a fresher one another caller just loaded).
+func (c *lru) removeIf(key string, val any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[key]
+	if !ok || e.Value.(*entry).val != val {
+		return
+	}
+	c.ll.Remove(e)
+	delete(c.items, key)
+	c.cur -= e.Value.(*entry).size
+}

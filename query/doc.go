@@ -1,12 +1,15 @@
 // Package query is the HTTP API over collated datasets (tdb query, and the
 // viewer mounts the same handler): datasets and manifests, one component's
 // records and statistics, a layer's statistics table (sorted, paged),
-// search by token and by text over top records, and gzipped JSONL export.
+// search by token and by text over top records, and gzipped JSONL export;
+// and the explanations package explain stores beside a dataset (per
+// component, and searched by their text), cached with a TTL since
+// `tdb explain` adds them after the dataset is written.
 //
 // It reads the dataset format through tdb/dataset straight from a
 // tdb/store (local, memory or Azure Blob) with ranged reads, and never
 // imports NATS or the model (only the tokenizer, for token strings and
-// search).
+// search, and package explain for the explanations' storage).
 //
 // Start at New: it returns an http.Handler serving /api/v1/...; Reader
 // holds the caches (manifests and Parquet footers for ever: a dataset is

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"tdb/dataset"
 	"tdb/store"
@@ -32,6 +33,10 @@ type Reader struct {
 	// that decoding new row groups cannot evict every hot answer.
 	cache   *lru
 	answers *lru
+	// explTTL is how long explanations stay cached (< 0: not cached);
+	// now is the clock (tests move it).
+	explTTL time.Duration
+	now     func() time.Time
 }
 
 // NewReader returns a Reader over st; cacheBytes bounds the caches (0:
@@ -42,7 +47,8 @@ func NewReader(st store.Store, str Strings, cacheBytes int64) *Reader {
 		cacheBytes = 256 << 20
 	}
 	answers := cacheBytes / 2
-	return &Reader{st: &countingStore{Store: st}, str: str, cache: newLRU(cacheBytes - answers), answers: newLRU(answers)}
+	return &Reader{st: &countingStore{Store: st}, str: str, cache: newLRU(cacheBytes - answers), answers: newLRU(answers),
+		explTTL: DefaultExplanationsTTL, now: time.Now}
 }
 
 // countingStore counts the bytes read from the store (for /metrics).

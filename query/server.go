@@ -53,6 +53,10 @@ type Options struct {
 	Timeout time.Duration
 	// Registerer receives the metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// ExplanationsTTL is how long stored explanations are cached before
+	// they are read again, so that explanations `tdb explain` adds later
+	// show up (0: DefaultExplanationsTTL; < 0: read on every request).
+	ExplanationsTTL time.Duration
 	// Logger logs 5xx answers (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -89,6 +93,9 @@ func New(st store.Store, opts Options) (*API, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	if opts.ExplanationsTTL != 0 {
+		a.r.explTTL = opts.ExplanationsTTL
+	}
 	a.metrics = newMetrics(opts.Registerer, a.r)
 	a.r.cache.hits, a.r.cache.misses = a.metrics.hits.Inc, a.metrics.misses.Inc
 	a.r.answers.hits, a.r.answers.misses = a.metrics.hits.Inc, a.metrics.misses.Inc
@@ -121,6 +128,7 @@ var routes = []route{
 	{"/datasets/{dataset}/search", (*API).search},
 	{"/datasets/{dataset}/{location}/{layer}", (*API).layer},
 	{"/datasets/{dataset}/{location}/{layer}/{index}", (*API).component},
+	{"/datasets/{dataset}/{location}/{layer}/{index}/explanations", (*API).explanations},
 	{"/datasets/{dataset}/{location}/{layer}/export", (*API).export},
 	{"/openapi.json", (*API).openapi},
 }
@@ -409,11 +417,22 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	o := SearchOptions{Token: -1, Layer: -1, Location: q.Get("location"), Text: q.Get("text")}
 	token, hasToken := q.Get("token"), q.Has("token")
+	expl, hasExpl := q.Get("explanation"), q.Has("explanation")
+	given := 0
+	for _, b := range []bool{hasToken, o.Text != "", hasExpl} {
+		if b {
+			given++
+		}
+	}
 	switch {
-	case hasToken == (o.Text != ""):
-		return badf("give exactly one of token= (one token, e.g. %%20Paris or #6342) and text=")
+	case given != 1:
+		return badf("give exactly one of token= (one token, e.g. %%20Paris or #6342), text= and explanation=")
 	case len(o.Text) > maxTextBytes:
 		return badf("text is %d bytes; at most %d", len(o.Text), maxTextBytes)
+	case len(expl) > maxTextBytes:
+		return badf("explanation is %d bytes; at most %d", len(expl), maxTextBytes)
+	case hasExpl && strings.TrimSpace(expl) == "":
+		return badf("explanation= is empty: give words to look for in explanations")
 	case hasToken:
 		id, err := a.tok.SingleToken(token)
 		if err != nil {
@@ -435,11 +454,34 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) error {
 	if o.Limit, err = intParam(r, "limit", 20, 1, MaxSearchLimit); err != nil {
 		return err
 	}
+	if hasExpl {
+		res, err := a.r.SearchExplanations(r.Context(), r.PathValue("dataset"), expl, o)
+		if err != nil {
+			return err
+		}
+		return success(w, res)
+	}
 	res, err := a.r.Search(r.Context(), r.PathValue("dataset"), o)
 	if err != nil {
 		return err
 	}
 	return success(w, res)
+}
+
+func (a *API) explanations(w http.ResponseWriter, r *http.Request) error {
+	name, location, layer, err := layerParams(r)
+	if err != nil {
+		return err
+	}
+	index, err := pathInt(r, "index")
+	if err != nil {
+		return err
+	}
+	exps, err := a.r.Explanations(r.Context(), name, location, layer, index)
+	if err != nil {
+		return err
+	}
+	return success(w, exps)
 }
 
 func (a *API) export(w http.ResponseWriter, r *http.Request) error {

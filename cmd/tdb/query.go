@@ -34,9 +34,13 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	authToken := fs.String("auth-token", os.Getenv("TDB_AUTH_TOKEN"), "require Authorization: Bearer TOKEN ($TDB_AUTH_TOKEN)")
 	cors := fs.String("cors-origin", "", "comma-separated origins allowed to call the API from a browser (* for any)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one request's store reads")
+	explTTL := fs.Duration("explanations-ttl", query.DefaultExplanationsTTL, "how long stored explanations are cached (tdb explain may add more; negative: not cached)")
 	jsonLogs := fs.Bool("json-logs", false, "log JSON lines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *explTTL == 0 {
+		*explTTL = -1
 	}
 	if *cacheBytes <= 0 {
 		return usagef("--cache-bytes must be positive")
@@ -54,7 +58,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	api, err := query.New(st, query.Options{CacheBytes: *cacheBytes, AuthToken: *authToken, CORSOrigins: origins,
-		Timeout: *timeout, Registerer: reg, Logger: log})
+		Timeout: *timeout, ExplanationsTTL: *explTTL, Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}

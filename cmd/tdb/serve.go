@@ -104,7 +104,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	compatAPI = compat.New(compat.Options{Engine: opt.Engine, Store: st, Datasets: datasets, Acquire: srv.Acquire, Logger: log})
+	compatAPI = compat.New(compat.Options{Engine: opt.Engine, Store: st, Datasets: datasets, Acquire: srv.Acquire, Logger: log, Explanations: compat.NewExplainStore(st)})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return usagef("--addr %s: %v", *addr, err)
