@@ -18,8 +18,8 @@ import (
 )
 
 // Client submits and inspects jobs. It needs only the KV bucket, which it
-// creates if missing, so a job can be submitted before the coordinator
-// starts.
+// creates if missing (and never reconfigures), so a job can be submitted
+// before the coordinator starts.
 type Client struct {
 	kv jetstream.KeyValue
 	js jetstream.JetStream
@@ -31,7 +31,7 @@ func NewClient(ctx context.Context, nc *nats.Conn, replicas int) (*Client, error
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	kv, err := natsx.EnsureBucket(ctx, js, replicas)
+	kv, err := natsx.OpenBucket(ctx, js, replicas)
 	if err != nil {
 		return nil, err
 	}

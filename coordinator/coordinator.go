@@ -91,10 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if c.js, err = jetstream.New(nc); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	if c.kv, err = natsx.EnsureBucket(ctx, c.js, cfg.Queue.Replicas); err != nil {
-		return err
-	}
-	if c.stream, c.cons, err = natsx.EnsureQueue(ctx, c.js, cfg.Queue); err != nil {
+	if err := c.setup(ctx); err != nil {
 		return err
 	}
 	lopts := natsx.LeaderOptions{ID: cfg.LeaderID, TTL: cfg.LeaderTTL, Replicas: cfg.Queue.Replicas, Logger: c.log, Store: cfg.Store.String(),
@@ -334,6 +331,10 @@ func (c *Coordinator) loadPlan(ctx context.Context, id string) ([]json.RawMessag
 	return plan, nil
 }
 
+// errCodeDuplicateInProcess is JetStream's answer to a message whose
+// Nats-Msg-Id another publish is storing at that moment.
+const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
+
 // publish sends every shard not yet done. Message ids make a repeat a
 // no-op within the stream's de-duplication window.
 func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan []json.RawMessage, done map[int]bool) error {
@@ -346,7 +347,11 @@ func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan 
 		if err != nil {
 			return err
 		}
-		ack, err := c.js.Publish(ctx, jobs.Subject(id, i), b, jetstream.WithMsgID(jobs.MsgID(id, attempt, i)))
+		ack, err := c.publishOne(ctx, jobs.Subject(id, i), b, jobs.MsgID(id, attempt, i))
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess {
+			continue // another publisher of the same shard (a second coordinator) is mid-way: a duplicate
+		}
 		if err != nil {
 			return stageErr("publish", "publishing shard %d: %w", i, err)
 		}
@@ -599,5 +604,66 @@ func (c *Coordinator) refreshMetrics(ctx context.Context) {
 	}
 	for _, s := range []jobs.JobStatus{jobs.Submitted, jobs.Planning, jobs.Running, jobs.Merging, jobs.Done, jobs.Failed, jobs.Cancelled} {
 		m.Jobs.WithLabelValues(string(s)).Set(float64(counts[s]))
+	}
+}
+
+// setup creates (or updates) the job bucket, the shard stream and its
+// consumer. A JetStream cluster that is still electing its leaders, or
+// that is slow to place replicated assets, answers late or not at all: that
+// is retried with back-off until ctx ends; a refusal (bad configuration,
+// too few servers for the replicas) is returned at once.
+func (c *Coordinator) setup(ctx context.Context) error {
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var err error
+		if c.kv, err = natsx.EnsureBucket(ctx, c.js, c.cfg.Queue.Replicas); err == nil {
+			if c.stream, c.cons, err = natsx.EnsureQueue(ctx, c.js, c.cfg.Queue); err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil || !transientJSErr(err) {
+			return err
+		}
+		c.log.Warn("JetStream not ready; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// transientJSErr: a JetStream API call that timed out or found no server
+// to answer (the cluster is starting or electing a leader).
+func transientJSErr(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// publishRetryFor bounds how long one shard's publish is retried while the
+// stream has no leader (a NATS server died and its streams elect anew).
+const publishRetryFor = time.Minute
+
+// publishOne publishes a shard message, retrying while the stream cannot
+// answer: a publish that lands during a stream leader election gets no
+// response, and failing the job for it would turn a NATS node's death into
+// a failed job. The message id makes a retry of a publish that did land a
+// duplicate, not a second message.
+func (c *Coordinator) publishOne(ctx context.Context, subject string, b []byte, msgID string) (*jetstream.PubAck, error) {
+	deadline := time.Now().Add(publishRetryFor)
+	wait := 250 * time.Millisecond
+	for {
+		ack, err := c.js.Publish(ctx, subject, b, jetstream.WithMsgID(msgID))
+		if err == nil || ctx.Err() != nil || !transientJSErr(err) || time.Now().After(deadline) {
+			return ack, err
+		}
+		c.log.Warn("publish got no answer (stream leader election?); retrying", "subject", subject, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
 	}
 }

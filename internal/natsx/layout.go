@@ -69,17 +69,6 @@ func (q QueueConfig) BackOff() []time.Duration {
 	return out
 }
 
-// EnsureBucket creates or updates the job bucket. A JetStream API call
-// that times out (a starved server or client) is retried a few times.
-func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := retryTimeouts(ctx, func() (err error) {
-		kv, err = ensureBucket(ctx, js, replicas)
-		return err
-	})
-	return kv, err
-}
-
 // retryTimeouts runs fn up to five times while it fails with a timeout
 // and ctx lasts.
 func retryTimeouts(ctx context.Context, fn func() error) error {
@@ -93,14 +82,47 @@ func retryTimeouts(ctx context.Context, fn func() error) error {
 	return err
 }
 
-func ensureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func bucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "tdb collation jobs: specs, states and per-shard records",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
+	}
+}
+
+// EnsureBucket creates or updates the job bucket (the coordinator: it owns
+// the bucket's settings). A JetStream API call that times out (a starved
+// server or client) is retried a few times.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := retryTimeouts(ctx, func() (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, bucketConfig(replicas))
+		return err
 	})
+	if err != nil {
+		return nil, fmt.Errorf("creating KV bucket %s: %w", Bucket, err)
+	}
+	return kv, nil
+}
+
+// OpenBucket binds to the job bucket and creates it (with replicas) only
+// if it does not exist. Clients use it: updating an existing bucket would
+// set its replicas to the client's guess, and a client with the default of
+// 1 would scale a coordinator's 3-replica bucket down to one node.
+func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("binding to KV bucket %s: %w", Bucket, err)
+	}
+	kv, err = js.CreateKeyValue(ctx, bucketConfig(replicas))
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, Bucket) // created meanwhile by a coordinator
+	}
 	if err != nil {
 		return nil, fmt.Errorf("creating KV bucket %s: %w", Bucket, err)
 	}
