@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"tdb/dataset"
 	"tdb/model/tokenizer"
@@ -86,5 +88,25 @@ func recordText(tok *tokenizer.Tokenizer, r dataset.Record, pairs bool) string {
 		}
 		b.WriteString(s)
 	}
-	return strings.NewReplacer("\n", "⏎", "\t", " ").Replace(b.String())
+	return printable(b.String())
+}
+
+// printable shows text from a corpus safely on a terminal: a newline as ⏎,
+// a tab as a space, and every other control character (an escape sequence
+// could rewrite the terminal) as its \x.. or \u.... escape.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString("⏎")
+		case r == '\t':
+			b.WriteByte(' ')
+		case unicode.IsControl(r):
+			b.WriteString(strings.Trim(strconv.QuoteRune(r), "'"))
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
