@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,12 +15,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"golang.org/x/time/rate"
 
 	"tdb/coordinator"
 	"tdb/dataset"
 	"tdb/explain"
-	"tdb/explain/llm"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 	"tdb/internal/service"
@@ -57,17 +54,6 @@ func addLLMFlags(fs interface {
 		batch:    fs.Int("llm-batch", 5, "records per judge request"),
 		attempts: fs.Int("llm-attempts", 6, "tries per LLM request (errors, 429s and unusable answers are retried with back-off)"),
 	}
-}
-
-func (f llmFlags) client(st store.Store) (*llm.Client, error) {
-	if *f.url == "" || *f.model == "" {
-		return nil, usagef("the llm method and judge need --llm-url and --llm-model")
-	}
-	c := &llm.Client{URL: *f.url, Model: *f.model, APIKey: os.Getenv("TDB_LLM_API_KEY"), Cache: st, Attempts: *f.attempts}
-	if *f.rps > 0 {
-		c.Limiter = rate.NewLimiter(rate.Limit(*f.rps), 1)
-	}
-	return c, nil
 }
 
 // selection is the --layers and --components flags of the explain commands.
