@@ -172,3 +172,55 @@ func TestExplainJobWithoutDatasetFails(t *testing.T) {
 		t.Fatalf("%v %+v", err, state)
 	}
 }
+
+// A worker SIGKILLed in the middle of an explain task: the task is
+// redelivered to another worker and the stored explanations are those of
+// the in-process run.
+func TestFaultKillWorkerMidExplainTask(t *testing.T) {
+	f, emb := newFaultEnv(t, time.Second, 5)
+	st, err := store.NewLocal(f.storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := faultSpec(t, "demo")
+	if state, err := startCluster(t, 2, natsx.QueueConfig{AckWait: 5 * time.Second}, st).run(spec); err != nil || state.Status != jobs.Done {
+		t.Fatalf("collate: %v %+v", err, state)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ref := store.NewMemory()
+	copyPrefix(t, st, ref, "datasets/demo/")
+	vocab, err := explain.GPT2Vocab()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&explain.Job{Store: ref, Dataset: "demo", Explainer: &explain.Builtin{Vocab: vocab},
+		Scores: []string{"simulation", "detection", "fuzzing"}, Workers: 2}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := rowsWithoutTime(t, ref, "demo")
+
+	f.start("coordinator", "coordinator")
+	victim := f.start("worker", "victim", "TDB_FAULT_SHARD_DELAY=3s")
+	client := clientFor(t, emb)
+	state, err := client.Submit(ctx, explainSpec("demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the victim to start a task", func() bool {
+		p, err := client.Progress(ctx, state.ID)
+		return err == nil && p.Running > 0
+	})
+	task := runningShard(t, ctx, emb, state.ID, "victim")
+	victim.kill(t)
+	f.start("worker", "w1", "TDB_FAULT_SHARD_DELAY=100ms")
+	if final, err := client.Wait(ctx, state.ID, nil); err != nil || final.Status != jobs.Done {
+		t.Fatalf("%v %+v", err, final)
+	}
+	if rec := shardRecord(t, ctx, emb, state.ID, task); rec.Delivery < 2 || rec.Worker == "victim" {
+		t.Errorf("task %d record %+v: want it finished by another worker on a redelivery", task, rec)
+	}
+	if got := rowsWithoutTime(t, st, "demo"); len(want) == 0 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the kill: %d rows that differ from the in-process run's %d", len(got), len(want))
+	}
+}
