@@ -189,7 +189,9 @@ func TestGroupShards(t *testing.T) {
 }
 
 func TestNormalizeExplainSpec(t *testing.T) {
-	spec := func(e ExplainSpec) JobSpec { return JobSpec{Kind: KindExplain, Dataset: "demo", Store: "mem://", Explain: &e} }
+	spec := func(e ExplainSpec) JobSpec {
+		return JobSpec{Kind: KindExplain, Dataset: "demo", Store: "mem://", Explain: &e}
+	}
 	s, err := Normalize(spec(ExplainSpec{Scores: []string{"simulation"}}))
 	if err != nil || s.Explain.Method != "builtin" || s.Explain.Judge != "builtin" || s.ID == "" {
 		t.Fatalf("%+v %v", s, err)
