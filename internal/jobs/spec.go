@@ -56,6 +56,11 @@ type JobSpec struct {
 	// FilesStamp is LocalFilesStamp of the model folder and autoencoder
 	// files at submission: new weights are another job.
 	FilesStamp string `json:"files_stamp,omitempty"`
+	// Kind is the job's kind: empty for a collation, KindExplain for an
+	// explain job over the existing dataset Dataset (then Explain says
+	// what it computes and the collation fields are unused).
+	Kind    string       `json:"kind,omitempty"`
+	Explain *ExplainSpec `json:"explain,omitempty"`
 }
 
 var jobIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -131,6 +136,13 @@ func DefaultSpec() JobSpec {
 // spec that need no model or corpus. It sets ID to the default id when
 // empty.
 func Normalize(s JobSpec) (JobSpec, error) {
+	switch s.Kind {
+	case "":
+	case KindExplain:
+		return normalizeExplain(s)
+	default:
+		return s, fmt.Errorf("job spec: unknown job kind %q", s.Kind)
+	}
 	if s.NCtx == 0 {
 		s.NCtx = DefaultNCtx
 	}
