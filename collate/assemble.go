@@ -75,12 +75,37 @@ func MergePartials(ctx context.Context, lp LayerPartials) (*LayerAccumulator, er
 	return acc, nil
 }
 
-// AssembleDataset merges every layer's partials (layers in parallel),
-// writes each layer's records and stats, then the manifest, last, so a
+// LayerResult is what the manifest records about one written layer.
+type LayerResult struct {
+	Location   string           `json:"location"`
+	Layer      int              `json:"layer"`
+	Components int              `json:"components"`
+	Pairs      bool             `json:"pairs,omitempty"`
+	Settings   dataset.Settings `json:"settings"`
+}
+
+// MergeLayer merges one location and layer's partials (MergePartials) and
+// writes the layer's dataset files under dataset name (WriteLayer): the
+// unit of work of a merge, run by AssembleDataset in process or by a
+// worker as a merge task. It is idempotent: the same partials write the
+// same bytes.
+func MergeLayer(ctx context.Context, st store.Store, name string, lp LayerPartials) (LayerResult, error) {
+	acc, err := MergePartials(ctx, lp)
+	if err != nil {
+		return LayerResult{}, err
+	}
+	if err := WriteLayer(ctx, st, name, acc, 0); err != nil {
+		return LayerResult{}, fmt.Errorf("writing %s layer %d: %w", lp.Location, lp.Layer, err)
+	}
+	return LayerResult{Location: lp.Location, Layer: lp.Layer, Components: acc.Components(), Pairs: acc.Pairs(),
+		Settings: dataset.Settings(acc.Config())}, nil
+}
+
+// AssembleDataset merges every layer's partials (layers in parallel,
+// MergeLayer), then writes the manifest (FinishDataset), last, so a
 // reader that finds the manifest finds every layer. m gives the dataset's
 // name and provenance (Name, Model, Autoencoders, Corpus, Tokens, NCtx,
-// CreatedBy); AssembleDataset fills in Locations (sorted by name, then
-// layer), Settings and ComponentsPerRowGroup, and returns the manifest it
+// CreatedBy); FinishDataset fills in the rest. It returns the manifest it
 // wrote. It is idempotent: the same partials write the same bytes.
 func AssembleDataset(ctx context.Context, st store.Store, m dataset.Manifest, layers []LayerPartials, opts AssembleOptions) (*dataset.Manifest, error) {
 	if len(layers) == 0 {
@@ -89,29 +114,17 @@ func AssembleDataset(ctx context.Context, st store.Store, m dataset.Manifest, la
 	if opts.Parallel <= 0 {
 		opts.Parallel = max(1, runtime.GOMAXPROCS(0)/2)
 	}
-	layers = slices.Clone(layers)
-	slices.SortFunc(layers, func(a, b LayerPartials) int {
-		if c := strings.Compare(a.Location, b.Location); c != 0 {
-			return c
-		}
-		return a.Layer - b.Layer
-	})
-	metas := make([]dataset.ManifestLocation, len(layers))
-	settings := make([]Config, len(layers))
+	results := make([]LayerResult, len(layers))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Parallel)
 	for i, lp := range layers {
 		g.Go(func() error {
 			t0 := time.Now()
-			acc, err := MergePartials(gctx, lp)
+			r, err := MergeLayer(gctx, st, m.Name, lp)
 			if err != nil {
 				return err
 			}
-			if err := WriteLayer(gctx, st, m.Name, acc, 0); err != nil {
-				return fmt.Errorf("writing %s layer %d: %w", lp.Location, lp.Layer, err)
-			}
-			metas[i] = dataset.ManifestLocation{Name: lp.Location, Layers: []int{lp.Layer}, Components: acc.Components(), Pairs: acc.Pairs()}
-			settings[i] = acc.Config()
+			results[i] = r
 			if opts.LayerDone != nil {
 				opts.LayerDone(lp.Location, lp.Layer, time.Since(t0))
 			}
@@ -124,18 +137,36 @@ func AssembleDataset(ctx context.Context, st store.Store, m dataset.Manifest, la
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	return FinishDataset(ctx, st, m, results)
+}
+
+// FinishDataset writes the manifest of a dataset whose layers are all
+// written (by MergeLayer, here or on workers): it fills in m's Locations
+// (sorted by name, then layer), Settings and ComponentsPerRowGroup from
+// the layers' results, in any order, and writes it.
+func FinishDataset(ctx context.Context, st store.Store, m dataset.Manifest, layers []LayerResult) (*dataset.Manifest, error) {
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("dataset %s: no layers written", m.Name)
+	}
+	layers = slices.Clone(layers)
+	slices.SortFunc(layers, func(a, b LayerResult) int {
+		if c := strings.Compare(a.Location, b.Location); c != 0 {
+			return c
+		}
+		return a.Layer - b.Layer
+	})
 	m.Locations = nil
-	for _, l := range metas {
+	for _, l := range layers {
 		n := len(m.Locations)
-		if n > 0 && m.Locations[n-1].Name == l.Name {
-			m.Locations[n-1].Layers = append(m.Locations[n-1].Layers, l.Layers...)
+		if n > 0 && m.Locations[n-1].Name == l.Location {
+			m.Locations[n-1].Layers = append(m.Locations[n-1].Layers, l.Layer)
 			continue
 		}
-		m.Locations = append(m.Locations, l)
+		m.Locations = append(m.Locations, dataset.ManifestLocation{Name: l.Location, Layers: []int{l.Layer}, Components: l.Components, Pairs: l.Pairs})
 	}
 	// Partials with different settings refuse to merge, so every layer has
 	// the same; the last one is what the merge order used to leave.
-	m.Settings = dataset.Settings(settings[len(settings)-1])
+	m.Settings = layers[len(layers)-1].Settings
 	m.ComponentsPerRowGroup = DefaultComponentsPerRowGroup
 	if err := dataset.WriteManifest(ctx, st, &m); err != nil {
 		return nil, err

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -36,9 +35,6 @@ type Config struct {
 	// SweepInterval is how often jobs are checked for shards lost on their
 	// last delivery and queue metrics refreshed (default 5 s).
 	SweepInterval time.Duration
-	// MergeParallel bounds the location/layer merges run at once (default
-	// GOMAXPROCS/2, at least 1): each holds two partials in memory.
-	MergeParallel int
 	// KeepPartials keeps the shard partials after a successful merge.
 	KeepPartials bool
 	// LeaderTTL is the leader lease lifetime (default natsx.DefaultLeaderTTL):
@@ -77,9 +73,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = 5 * time.Second
-	}
-	if cfg.MergeParallel <= 0 {
-		cfg.MergeParallel = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	cfg.Queue = cfg.Queue.WithDefaults()
 	c := &Coordinator{cfg: cfg, log: cfg.Logger.With("service", "coordinator"), running: map[string]bool{}}
@@ -350,27 +343,24 @@ func (c *Coordinator) publish(ctx context.Context, id, kind string, attempt int,
 		if err != nil {
 			return err
 		}
-		ack, err := c.publishOne(ctx, jobs.TaskSubject(id, kind, i), b, jobs.MsgID(id, attempt, i))
+		ack, err := c.publishOne(ctx, jobs.TaskSubject(id, kind, i), b, jobs.TaskMsgID(id, kind, attempt, i))
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess {
 			continue // another publisher of the same shard (a second coordinator) is mid-way: a duplicate
 		}
 		if err != nil {
-			return stageErr("publish", "publishing shard %d: %w", i, err)
+			return stageErr("publish", "publishing %s %d: %w", taskNoun(kind), i, err)
 		}
 		if !ack.Duplicate {
 			n++
 		}
 	}
-	c.log.Info("shards published", "job", id, "new", n, "pending", len(plan)-len(done))
+	c.log.Info("tasks published", "job", id, "kind", taskNoun(kind), "new", n, "pending", len(plan)-len(done))
 	return nil
 }
 
-// follow runs a job's shards in three steps: replay the shard records KV
-// holds already (a restarted coordinator must not count or republish what
-// is done), publish every shard not done, then watch the records until
-// every shard is done (the job moves to merging), a shard fails for good,
-// or the job is stopped.
+// follow runs a job's shards (or explain tasks) with runTasks, then moves
+// a collation to merging, or finishes an explain job.
 func (c *Coordinator) follow(ctx context.Context, spec jobs.JobSpec, st jobs.JobState, log *slog.Logger) error {
 	plan, err := c.loadPlan(ctx, spec.ID)
 	if err != nil {
@@ -379,37 +369,64 @@ func (c *Coordinator) follow(ctx context.Context, spec jobs.JobSpec, st jobs.Job
 	if len(plan) != st.Shards {
 		return stageErr("plan", "the shard plan has %d shards, the job state says %d", len(plan), st.Shards)
 	}
-	w, err := natsx.WatchKeys(ctx, c.kv, jobs.JobKeys(spec.ID), c.log.With("job", spec.ID))
+	records, stop, err := c.runTasks(ctx, spec.ID, spec.Kind, st.Attempt, jobs.Running, plan)
+	if stop || err != nil {
+		return err
+	}
+	if spec.Kind == jobs.KindExplain {
+		return c.finishExplain(ctx, spec.ID, st.Attempt, records, log)
+	}
+	return c.toMerging(ctx, spec.ID, st.Attempt, log)
+}
+
+// runTasks runs one stage's tasks on the queue in three steps: replay the
+// task records KV holds already (a restarted coordinator must not count or
+// republish what is done), publish every task not done, then watch the
+// records until every task is done, a task fails for good (error), or the
+// job leaves status (stop: drive re-reads its state). Shards and explain
+// tasks run while the job is running, merge tasks while it is merging.
+func (c *Coordinator) runTasks(ctx context.Context, id, kind string, attempt int, status jobs.JobStatus, plan []json.RawMessage) (records map[int]jobs.ShardRecord, stop bool, err error) {
+	w, err := natsx.WatchKeys(ctx, c.kv, jobs.JobKeys(id), c.log.With("job", id))
 	if err != nil {
-		return fmt.Errorf("watching job: %w", err)
+		return nil, true, fmt.Errorf("watching job: %w", err)
 	}
 	defer w.Stop()
-	f := &follower{c: c, id: spec.ID, attempt: st.Attempt, shards: len(plan),
+	f := &follower{c: c, id: id, kind: kind, status: status, attempt: attempt, shards: len(plan),
 		records: map[int]jobs.ShardRecord{}, done: map[int]bool{}}
 	for _, sh := range plan {
 		f.plans = append(f.plans, jobs.PlanHash(c.cfg.Store.String(), sh))
 	}
 	if stop, err := f.replay(ctx, w); stop || err != nil {
-		return err
+		return nil, true, err
 	}
-	if err := c.publish(ctx, spec.ID, spec.Kind, st.Attempt, plan, f.done); err != nil {
-		return err
+	if err := c.publish(ctx, id, kind, attempt, plan, f.done); err != nil {
+		return nil, true, err
 	}
 	f.live = true
 	if stop, err := f.watch(ctx, w); stop || err != nil {
-		return err
+		return nil, true, err
 	}
-	if spec.Kind == jobs.KindExplain {
-		return c.finishExplain(ctx, spec.ID, st.Attempt, f.records, log)
-	}
-	return c.toMerging(ctx, spec.ID, st.Attempt, log)
+	return f.records, false, nil
 }
 
-// follower keeps one job attempt's shard records as its KV watch reports
-// them.
+// taskNoun names a task kind in logs and errors.
+func taskNoun(kind string) string {
+	switch kind {
+	case jobs.KindMerge:
+		return "merge task"
+	case jobs.KindExplain:
+		return "explain task"
+	}
+	return "shard"
+}
+
+// follower keeps one job attempt's task records of one kind as its KV
+// watch reports them.
 type follower struct {
 	c       *Coordinator
 	id      string
+	kind    string         // the tasks' kind (ShardTask.Kind)
+	status  jobs.JobStatus // the job's status while they run
 	attempt int
 	shards  int
 	records map[int]jobs.ShardRecord
@@ -486,13 +503,13 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 	}
 	if e.Key() == jobs.StateKey(f.id) {
 		var now jobs.JobState
-		if json.Unmarshal(e.Value(), &now) == nil && (now.Status != jobs.Running || now.Attempt != f.attempt) {
+		if json.Unmarshal(e.Value(), &now) == nil && (now.Status != f.status || now.Attempt != f.attempt) {
 			return true, nil // cancelled, failed or resubmitted: drive re-reads the state
 		}
 		return false, nil
 	}
-	_, i, ok := jobs.ParseShardKey(e.Key())
-	if !ok || i < 0 || i >= f.shards {
+	_, kind, i, ok := jobs.ParseTaskKey(e.Key())
+	if !ok || i < 0 || i >= f.shards || (kind == jobs.KindMerge) != (f.kind == jobs.KindMerge) {
 		return false, nil
 	}
 	var r jobs.ShardRecord
@@ -503,7 +520,9 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 	switch {
 	case r.Status == jobs.ShardDone && !f.done[i] && (r.Attempt == f.attempt || r.Plan == f.plans[i]):
 		f.done[i] = true
-		if f.live {
+		if f.live && f.kind == jobs.KindMerge {
+			f.c.cfg.Metrics.MergeDuration.Observe(r.Seconds)
+		} else if f.live {
 			m := f.c.cfg.Metrics
 			m.ShardsDone.Inc()
 			m.Tokens.Add(float64(r.Tokens))
@@ -511,9 +530,9 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 		}
 	case r.Status == jobs.ShardError && r.Final && r.Attempt == f.attempt:
 		if r.Delivery < f.c.cfg.Queue.MaxDeliver {
-			return true, stageErr("jobs", "shard %d failed (a permanent error, not retried): %s", i, r.Error)
+			return true, stageErr("jobs", "%s %d failed (a permanent error, not retried): %s", taskNoun(f.kind), i, r.Error)
 		}
-		return true, stageErr("jobs", "shard %d failed on delivery %d of %d: %s", i, r.Delivery, f.c.cfg.Queue.MaxDeliver, r.Error)
+		return true, stageErr("jobs", "%s %d failed on delivery %d of %d: %s", taskNoun(f.kind), i, r.Delivery, f.c.cfg.Queue.MaxDeliver, r.Error)
 	}
 	return false, nil
 }
@@ -574,9 +593,9 @@ func (c *Coordinator) onMaxDeliveries(ctx context.Context, data []byte) {
 	if err := json.Unmarshal(raw.Data, &task); err != nil {
 		return
 	}
-	reason := fmt.Sprintf("shard %d exhausted its %d deliveries", task.Index, adv.Deliveries)
+	reason := fmt.Sprintf("%s %d exhausted its %d deliveries", taskNoun(task.Kind), task.Index, adv.Deliveries)
 	var r jobs.ShardRecord
-	if _, err := natsx.GetJSON(ctx, c.kv, jobs.ShardKey(task.Job, task.Index), &r); err == nil && r.Attempt == task.Attempt {
+	if _, err := natsx.GetJSON(ctx, c.kv, jobs.TaskKey(task.Job, task.Kind, task.Index), &r); err == nil && r.Attempt == task.Attempt {
 		switch {
 		case r.Status == jobs.ShardDone:
 			return // finished after all (the last delivery succeeded late)

@@ -2,9 +2,9 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -23,11 +23,13 @@ type group struct {
 	refs     []jobs.PartialRef
 }
 
-// merge checks that every shard left a complete set of partials, has
-// collate assemble the dataset from them (verifying each partial against
-// its record as it is read), and marks the job done. It is idempotent: a
-// coordinator that restarts in the middle redoes it and writes the same
-// bytes.
+// merge checks that every shard left a complete set of partials, runs one
+// merge task per location and layer on the work queue (any worker folds
+// that layer's partials and writes its files: worker/merge.go), then
+// writes the manifest, last, from what the merge tasks recorded, and marks
+// the job done. It is idempotent: a coordinator that restarts in the
+// middle finds the merge tasks done so far in KV, republishes the others
+// (the same message ids) and writes the same bytes.
 func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobState, log *slog.Logger) error {
 	start := time.Now()
 	groups, tokens, err := c.collectPartials(ctx, spec.ID, st.Shards)
@@ -37,27 +39,29 @@ func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobS
 	if tokens == 0 {
 		return stageErr("merge", "corpus %s is empty: it holds no window of %d tokens (are all documents shorter than --n-ctx?)", spec.Corpus, spec.NCtx)
 	}
-	layers := make([]collate.LayerPartials, len(groups))
+	plan := make([]json.RawMessage, len(groups))
 	for i, g := range groups {
-		layers[i] = collate.LayerPartials{Location: g.location, Layer: g.layer}
-		for _, ref := range g.refs {
-			layers[i].Partials = append(layers[i].Partials, collate.Partial{Name: ref.Key, Read: func(ctx context.Context) ([]byte, error) {
-				return c.readPartial(ctx, ref)
-			}})
+		if plan[i], err = json.Marshal(jobs.MergeTask{Dataset: spec.Dataset, Location: g.location, Layer: g.layer, Partials: g.refs}); err != nil {
+			return stageErr("merge", "encoding merge task: %w", err)
 		}
+	}
+	records, stop, err := c.runTasks(ctx, spec.ID, jobs.KindMerge, st.Attempt, jobs.Merging, plan)
+	if stop || err != nil {
+		return err
+	}
+	layers := make([]collate.LayerResult, len(groups))
+	for i, g := range groups {
+		r := records[i].Merge
+		if r == nil || r.Location != g.location || r.Layer != g.layer {
+			return stageErr("merge", "merge task %d (%s layer %d) is done but recorded no result for that layer", i, g.location, g.layer)
+		}
+		layers[i] = r.LayerResult
 	}
 	m := dataset.Manifest{
 		Name: spec.Dataset, Model: spec.Model, Autoencoders: spec.Autoencoders, Corpus: spec.Corpus,
 		Tokens: tokens, NCtx: spec.NCtx, CreatedBy: "tdb coordinator (job " + spec.ID + ")",
 	}
-	_, err = collate.AssembleDataset(ctx, c.cfg.Store, m, layers, collate.AssembleOptions{
-		Parallel: c.cfg.MergeParallel,
-		LayerDone: func(location string, layer int, d time.Duration) {
-			c.cfg.Metrics.MergeDuration.Observe(d.Seconds())
-			log.Debug("layer merged", "location", location, "layer", layer, "seconds", d.Seconds())
-		},
-	})
-	if err != nil {
+	if _, err := collate.FinishDataset(ctx, c.cfg.Store, m, layers); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -135,23 +139,6 @@ func (c *Coordinator) collectPartials(ctx context.Context, id string, shards int
 		return a.layer - b.layer
 	})
 	return groups, tokens, nil
-}
-
-// readPartial reads a partial and checks it against its record.
-func (c *Coordinator) readPartial(ctx context.Context, ref jobs.PartialRef) ([]byte, error) {
-	rc, err := c.cfg.Store.Get(ctx, ref.Key)
-	if err != nil {
-		return nil, fmt.Errorf("reading a shard's partial: %w", err) // the store names the key
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("reading partial %s: %w", ref.Key, err)
-	}
-	if err := jobs.CheckPartial(b, ref); err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 // deletePartials removes a finished job's partials and plan (best effort).

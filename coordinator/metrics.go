@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ShardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tdb_coordinator_shard_duration_seconds",
 			Help: "Compute time of finished shards, as the workers report it.", Buckets: prometheus.ExponentialBuckets(0.25, 2, 14)}),
 		MergeDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tdb_coordinator_merge_duration_seconds",
-			Help: "Time to merge one location and layer.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
+			Help: "Time to merge one location and layer (a merge task, as the workers report it).", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tdb_coordinator_errors_total", Help: "Errors by stage (plan, publish, kv, merge, advisory, jobs, panic)."}, []string{"stage"}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tdb_coordinator_leader", Help: "1 while this coordinator holds the leader lease, 0 while it stands by."}),
 	}

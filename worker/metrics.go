@@ -11,6 +11,11 @@ type Metrics struct {
 	Redeliveries  prometheus.Counter
 	Errors        *prometheus.CounterVec // by stage
 	InFlight      prometheus.Gauge
+	// MergePartials counts the partials folded by merge tasks, and
+	// MergeSecondsPerPartial is each merge task's time (read, merge and
+	// write the layer) divided by its partials.
+	MergePartials          prometheus.Counter
+	MergeSecondsPerPartial prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -24,11 +29,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time to compute and write one shard.", Buckets: prometheus.ExponentialBuckets(0.25, 2, 14)}),
 		Redeliveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "tdb_worker_redeliveries_total", Help: "Shard messages received on their second or later delivery."}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tdb_worker_errors_total",
-			Help: "Errors by stage (fetch, decode, job, compute, store, kv, ack)."}, []string{"stage"}),
-		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tdb_worker_shards_in_flight", Help: "Shards being computed now."}),
+			Help: "Errors by stage (fetch, decode, job, compute, merge, store, kv, ack)."}, []string{"stage"}),
+		InFlight:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "tdb_worker_shards_in_flight", Help: "Shards being computed now."}),
+		MergePartials: prometheus.NewCounter(prometheus.CounterOpts{Name: "tdb_worker_merge_partials_total", Help: "Partials merged by merge tasks."}),
+		MergeSecondsPerPartial: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tdb_worker_merge_seconds_per_partial",
+			Help: "A merge task's time (read, merge, write the layer) per partial it merged.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Tokens, m.Shards, m.ShardDuration, m.Redeliveries, m.Errors, m.InFlight)
+		reg.MustRegister(m.Tokens, m.Shards, m.ShardDuration, m.Redeliveries, m.Errors, m.InFlight, m.MergePartials, m.MergeSecondsPerPartial)
 	}
 	return m
 }

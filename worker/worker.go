@@ -44,6 +44,8 @@ type Config struct {
 	// this long, sending in-progress acks, before it computes, so a test
 	// can kill a worker in the middle of a shard.
 	ShardDelay time.Duration
+	// MergeDelay is the same for merge tasks (worker/merge.go).
+	MergeDelay time.Duration
 	// FetchWait bounds one pull request (default 2 s); it is also how
 	// quickly the worker notices that its context ended.
 	FetchWait time.Duration
@@ -171,9 +173,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	// A shard already done for this attempt (a redelivery after the ack was
 	// lost) is skipped once its partials verify.
 	var rec jobs.ShardRecord
-	if _, err := natsx.GetJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), &rec); err == nil &&
+	if _, err := natsx.GetJSON(ctx, w.kv, jobs.TaskKey(task.Job, task.Kind, task.Index), &rec); err == nil &&
 		rec.Status == jobs.ShardDone && rec.Attempt == task.Attempt {
-		if err := w.verify(ctx, rec.Partials); err == nil {
+		if err := w.verifyDone(ctx, task, rec); err == nil {
 			log.Info("shard already done; skipping")
 			m.Shards.WithLabelValues("skipped").Inc()
 			_ = msg.DoubleAck(ctx)
@@ -207,20 +209,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	defer m.InFlight.Dec()
 	rec = jobs.ShardRecord{Job: task.Job, Attempt: task.Attempt, Index: task.Index, Status: jobs.ShardRunning,
 		Delivery: delivery, Worker: w.cfg.Name, Started: start.UTC(), Updated: start.UTC(), Plan: task.Plan}
-	if err := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); err != nil {
+	if err := natsx.PutJSON(ctx, w.kv, jobs.TaskKey(task.Job, task.Kind, task.Index), rec); err != nil {
 		m.Errors.WithLabelValues("kv").Inc()
 		log.Warn("cannot record shard start", "err", err)
 	}
 	log.Info("shard started")
-	refs, windows, tokens, err := w.compute(ctx, msg, task, rec)
+	refs, windows, tokens, merged, err := w.compute(ctx, msg, task, rec)
 	if err != nil {
 		w.fail(ctx, msg, task, rec, delivery, err, log)
 		return
 	}
-	rec.Status, rec.Partials, rec.Tokens, rec.Windows = jobs.ShardDone, refs, tokens, windows
+	rec.Status, rec.Partials, rec.Tokens, rec.Windows, rec.Merge = jobs.ShardDone, refs, tokens, windows, merged
 	rec.Updated = time.Now().UTC()
 	rec.Seconds = time.Since(start).Seconds()
-	if err := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); err != nil {
+	if err := natsx.PutJSON(ctx, w.kv, jobs.TaskKey(task.Job, task.Kind, task.Index), rec); err != nil {
 		// Without the record the coordinator cannot count the shard: let
 		// it be redelivered (the recomputation writes the same partials).
 		m.Errors.WithLabelValues("kv").Inc()
@@ -242,7 +244,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 // compute runs the shard while a heartbeat keeps the delivery alive, then
 // writes the partials.
 // It returns the partials, the windows and the tokens run.
-func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.ShardTask, rec jobs.ShardRecord) (refs []jobs.PartialRef, windows, tokens int64, err error) {
+func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.ShardTask, rec jobs.ShardRecord) (refs []jobs.PartialRef, windows, tokens int64, merged *jobs.MergeResult, err error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer func() {
@@ -271,20 +273,28 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 			sofar = n
 			progress.Unlock()
 		})
-		return nil, int64(explained), int64(explained + skipped), err
+		return nil, int64(explained), int64(explained + skipped), nil, err
+	}
+	if task.Kind == jobs.KindMerge { // worker/merge.go
+		merged, err := w.computeMerge(cctx, task, func(n int64) {
+			progress.Lock()
+			sofar = n
+			progress.Unlock()
+		})
+		return nil, 0, 0, merged, err
 	}
 	job, err := w.job(cctx, task)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, nil, err
 	}
 	shards, err := jobs.DecodeTaskShards(task.Shard)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("decoding task %d: %w", task.Index, err)
+		return nil, 0, 0, nil, fmt.Errorf("decoding task %d: %w", task.Index, err)
 	}
 	if w.cfg.ShardDelay > 0 {
 		select {
 		case <-cctx.Done():
-			return nil, 0, 0, context.Cause(cctx)
+			return nil, 0, 0, nil, context.Cause(cctx)
 		case <-time.After(w.cfg.ShardDelay):
 		}
 	}
@@ -294,14 +304,14 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 		progress.Unlock()
 	})
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, nil, err
 	}
 	refs, err = WritePartials(cctx, w.cfg.Store, task.Job, task.Index, res.Accumulators)
 	if err != nil {
 		w.cfg.Metrics.Errors.WithLabelValues("store").Inc()
-		return nil, 0, 0, err
+		return nil, 0, 0, nil, err
 	}
-	return refs, res.Stats.Windows, res.Stats.Windows * int64(job.Spec.NCtx), nil
+	return refs, res.Stats.Windows, res.Stats.Windows * int64(job.Spec.NCtx), nil, nil
 }
 
 // heartbeat sends in-progress acks and the token count every AckWait/4,
@@ -335,7 +345,7 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 			last = n
 			r := rec
 			r.Tokens, r.Updated = n, time.Now().UTC()
-			if err := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), r); err != nil && ctx.Err() == nil {
+			if err := natsx.PutJSON(ctx, w.kv, jobs.TaskKey(task.Job, task.Kind, task.Index), r); err != nil && ctx.Err() == nil {
 				w.log.Debug("cannot record shard progress", "err", err)
 			}
 		}
@@ -364,7 +374,7 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, task jobs.ShardTas
 	permanent := Permanent(err)
 	final := delivery >= w.q.MaxDeliver || permanent
 	rec.Status, rec.Error, rec.Final, rec.Updated = jobs.ShardError, err.Error(), final, time.Now().UTC()
-	if perr := natsx.PutJSON(ctx, w.kv, jobs.ShardKey(task.Job, task.Index), rec); perr != nil {
+	if perr := natsx.PutJSON(ctx, w.kv, jobs.TaskKey(task.Job, task.Kind, task.Index), rec); perr != nil {
 		log.Error("cannot record shard failure", "err", perr)
 	}
 	if final {

@@ -90,11 +90,15 @@ func normalizeExplain(s JobSpec) (JobSpec, error) {
 }
 
 // TaskSubject is the subject of one task's message: a collation shard's
-// Subject, or tdb.shards.<job>.explain.<task> for an explain task (the
+// Subject, tdb.shards.<job>.explain.<task> for an explain task or
+// tdb.shards.<job>.merge.<task> for a merge task (the
 // same stream and consumer; JobSubjects matches both).
 func TaskSubject(job, kind string, task int) string {
-	if kind == KindExplain {
+	switch kind {
+	case KindExplain:
 		return fmt.Sprintf("%s.%s.explain.%d", SubjectPrefix, job, task)
+	case KindMerge:
+		return fmt.Sprintf("%s.%s.merge.%d", SubjectPrefix, job, task)
 	}
 	return Subject(job, task)
 }

@@ -155,6 +155,8 @@ type ShardRecord struct {
 	Seconds float64   `json:"seconds,omitempty"`
 	// Plan is the task's PlanHash.
 	Plan string `json:"plan,omitempty"`
+	// Merge is a done merge task's result (KindMerge).
+	Merge *MergeResult `json:"merge,omitempty"`
 }
 
 // CheckPartial verifies a partial's bytes against its record.
