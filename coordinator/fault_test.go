@@ -70,8 +70,9 @@ func runRole(role string) int {
 			Queue: natsx.QueueConfig{AckWait: ack, MaxDeliver: maxDeliver}, LeaderTTL: ttl, LeaderID: os.Getenv("TDB_FAULT_NAME")})
 	case "worker":
 		delay, _ := time.ParseDuration(os.Getenv("TDB_FAULT_SHARD_DELAY"))
+		mergeDelay, _ := time.ParseDuration(os.Getenv("TDB_FAULT_MERGE_DELAY"))
 		err = worker.Run(ctx, worker.Config{Name: os.Getenv("TDB_FAULT_NAME"), Dial: dial, Store: st, Logger: log,
-			ShardDelay: delay, FetchWait: 200 * time.Millisecond})
+			ShardDelay: delay, MergeDelay: mergeDelay, FetchWait: 200 * time.Millisecond})
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -331,6 +332,65 @@ func TestFaultKillWorkerMidShard(t *testing.T) {
 	rec := shardRecord(t, ctx, emb, state.ID, victimShard)
 	if rec.Delivery < 2 || rec.Worker == "victim" {
 		t.Errorf("shard %d record %+v: want it finished by another worker on a redelivery", victimShard, rec)
+	}
+	sameDataset(t, datasetFiles(t, st, spec.Dataset), want)
+}
+
+// A worker killed with SIGKILL in the middle of a merge task: the task is
+// redelivered to another worker, and the dataset is byte-identical to a
+// run without faults.
+func TestFaultKillWorkerMidMerge(t *testing.T) {
+	want, _ := referenceDataset(t, faultSpec(t, "reference"))
+	f, emb := newFaultEnv(t, time.Second, 5)
+	f.start("coordinator", "coordinator")
+	victim := f.start("worker", "victim", "TDB_FAULT_MERGE_DELAY=30s")
+	client := clientFor(t, emb)
+	spec := faultSpec(t, "mergekill")
+	st, err := store.NewLocal(f.storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopWatch := watchNoHalfDataset(t, st, spec.Dataset, spec.Locations, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	state, err := client.Submit(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The victim runs every shard, then stalls in its first merge task.
+	kv := bucket(t, ctx, emb)
+	task := -1
+	waitFor(t, 90*time.Second, "the victim to start a merge task", func() bool {
+		for i := range 4 {
+			var r jobs.ShardRecord
+			if _, err := natsx.GetJSON(ctx, kv, jobs.MergeKey(state.ID, i), &r); err == nil && r.Worker == "victim" && r.Status == jobs.ShardRunning {
+				task = i
+				return true
+			}
+		}
+		return false
+	})
+	victim.kill(t)
+	if p, err := client.Progress(ctx, state.ID); err != nil || p.State.Status != jobs.Merging {
+		t.Fatalf("after the kill: %+v, %v; want a merging job", p, err)
+	}
+	f.start("worker", "w1")
+	final, err := client.Wait(ctx, state.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stopWatch() {
+		t.Error("the dataset never became visible")
+	}
+	if final.Status != jobs.Done {
+		t.Fatalf("final state %+v", final)
+	}
+	var r jobs.ShardRecord
+	if _, err := natsx.GetJSON(ctx, kv, jobs.MergeKey(state.ID, task), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Delivery < 2 || r.Worker != "w1" || r.Status != jobs.ShardDone || r.Merge == nil {
+		t.Errorf("merge task %d record %+v: want it done by w1 on a redelivery", task, r)
 	}
 	sameDataset(t, datasetFiles(t, st, spec.Dataset), want)
 }
