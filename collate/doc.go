@@ -19,11 +19,11 @@
 //	    (heads: acc.AddPairWindow(src, tokens, probs, writeNorms) // [T, T, H])
 //	    at the end of every shard but the last: acc.EndShard()
 //	    acc.Encode(w)  → the task's partial on the store
-//	merger: collate.AssembleDataset(ctx, st, manifest, layers, opts) (assemble.go):
-//	    per location and layer, in parallel, MergePartials:
-//	        a, _ := collate.DecodePartial(bytes); a.Merge(b) ...  // any order
-//	    collate.WriteLayer(ctx, st, dataset, a, 0)  // records.parquet, stats.parquet
-//	    last: dataset.WriteManifest(ctx, st, &dataset.Manifest{...})
+//	merger: per location and layer, collate.MergeLayer (assemble.go; a
+//	    worker's merge task, or AssembleDataset's goroutines in process):
+//	        MergePartials: a, _ := collate.DecodePartial(bytes); a.Merge(b) ...  // any order
+//	        collate.WriteLayer(ctx, st, dataset, a, 0)  // records, stats, index
+//	    last: collate.FinishDataset(ctx, st, manifest, results)  // the manifest
 //	readers: dataset.ReadManifest, dataset.ReadComponent (tdb top, query)
 //
 // Files: datasets/<name>/<location>/layer=<L>/records.parquet holds one row

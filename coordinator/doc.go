@@ -4,9 +4,12 @@
 // job/attempt/shard, so a re-plan never duplicates work), follows the
 // workers' shard records in KV, fails the job when a shard runs out of
 // deliveries (the server's MAX_DELIVERIES advisory or a worker's final error
-// record), and when every shard is done has collate.AssembleDataset merge
-// the partials per location and layer and write the dataset, manifest last.
-// All of its state is in KV and the store, so a restarted coordinator
+// record), and when every shard is done publishes one merge task per
+// location and layer (jobs.KindMerge, merge.go) on the same stream: any
+// worker folds that layer's partials and writes its files
+// (collate.MergeLayer), merge tasks are redelivered and retried like
+// shards, and when every one is done the coordinator writes the manifest,
+// last, from their records (collate.FinishDataset). All of its state is in KV and the store, so a restarted coordinator
 // resumes every unfinished job.
 //
 // Any number of coordinators may run: natsx.Lead elects one through a KV
@@ -22,9 +25,10 @@
 // Client is the submitting side (tdb collate, tdb jobs): submit, list,
 // status, cancel and progress.
 //
-// Start at Run, then drive: each job moves through plan, follow (replay
-// the shard records, publish, watch) and merge; Client (client.go) is the
-// submitting side.
+// Start at Run, then drive: each job moves through plan, follow and merge,
+// both of which run their tasks with runTasks (replay the task records,
+// publish the tasks not done, watch); Client (client.go) is the submitting
+// side.
 //
 // It imports corpus, collate, explain, store, internal/jobs and
 // internal/natsx.

@@ -20,6 +20,11 @@
 // explain.Task instead: the worker runs it with explain.Job.RunTask
 // (explain.go) in the same handle/record/ack flow.
 //
+// A merge task (jobs.KindMerge, merge.go) names one location and layer of
+// a job whose shards are done and the partials to fold: the worker checks
+// and merges them and writes that layer's dataset files with
+// collate.MergeLayer, then records the layer's result for the manifest.
+//
 // Start at Run, then handle (one delivery: skip, compute, record, ack) and
 // Job.Run (one shard's forward passes and accumulators).
 //
