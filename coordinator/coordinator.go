@@ -37,6 +37,11 @@ type Config struct {
 	SweepInterval time.Duration
 	// KeepPartials keeps the shard partials after a successful merge.
 	KeepPartials bool
+	// MergeFanIn is the most partials one merge task folds (default 16):
+	// a layer with more is merged as a tree, intermediate merges of groups
+	// of partials into partials first. Every coordinator of a cluster
+	// must use the same.
+	MergeFanIn int
 	// LeaderTTL is the leader lease lifetime (default natsx.DefaultLeaderTTL):
 	// any number of coordinators may run, one leads, and a standby takes
 	// over within about LeaderTTL of the leader's death.
@@ -73,6 +78,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = 5 * time.Second
+	}
+	if cfg.MergeFanIn < 2 {
+		cfg.MergeFanIn = DefaultMergeFanIn
 	}
 	cfg.Queue = cfg.Queue.WithDefaults()
 	c := &Coordinator{cfg: cfg, log: cfg.Logger.With("service", "coordinator"), running: map[string]bool{}}
@@ -333,23 +341,24 @@ const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
 
 // publish sends every shard not yet done. Message ids make a repeat a
 // no-op within the stream's de-duplication window.
-func (c *Coordinator) publish(ctx context.Context, id, kind string, attempt int, plan []json.RawMessage, done map[int]bool) error {
+// Task i of plan is published as task base+i.
+func (c *Coordinator) publish(ctx context.Context, id, kind string, attempt, base int, plan []json.RawMessage, done map[int]bool) error {
 	n := 0
 	for i, sh := range plan {
 		if done[i] {
 			continue
 		}
-		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh, Plan: jobs.PlanHash(c.cfg.Store.String(), sh), Kind: kind})
+		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: base + i, Shard: sh, Plan: jobs.PlanHash(c.cfg.Store.String(), sh), Kind: kind})
 		if err != nil {
 			return err
 		}
-		ack, err := c.publishOne(ctx, jobs.TaskSubject(id, kind, i), b, jobs.TaskMsgID(id, kind, attempt, i))
+		ack, err := c.publishOne(ctx, jobs.TaskSubject(id, kind, base+i), b, jobs.TaskMsgID(id, kind, attempt, base+i))
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess {
 			continue // another publisher of the same shard (a second coordinator) is mid-way: a duplicate
 		}
 		if err != nil {
-			return stageErr("publish", "publishing %s %d: %w", taskNoun(kind), i, err)
+			return stageErr("publish", "publishing %s %d: %w", taskNoun(kind), base+i, err)
 		}
 		if !ack.Duplicate {
 			n++
@@ -369,7 +378,7 @@ func (c *Coordinator) follow(ctx context.Context, spec jobs.JobSpec, st jobs.Job
 	if len(plan) != st.Shards {
 		return stageErr("plan", "the shard plan has %d shards, the job state says %d", len(plan), st.Shards)
 	}
-	records, stop, err := c.runTasks(ctx, spec.ID, spec.Kind, st.Attempt, jobs.Running, plan)
+	records, stop, err := c.runTasks(ctx, spec.ID, spec.Kind, st.Attempt, 0, jobs.Running, plan)
 	if stop || err != nil {
 		return err
 	}
@@ -385,13 +394,15 @@ func (c *Coordinator) follow(ctx context.Context, spec jobs.JobSpec, st jobs.Job
 // records until every task is done, a task fails for good (error), or the
 // job leaves status (stop: drive re-reads its state). Shards and explain
 // tasks run while the job is running, merge tasks while it is merging.
-func (c *Coordinator) runTasks(ctx context.Context, id, kind string, attempt int, status jobs.JobStatus, plan []json.RawMessage) (records map[int]jobs.ShardRecord, stop bool, err error) {
+// Task i of plan is task base+i of its kind (a level of the merge tree
+// numbers its tasks after the levels below); records are keyed by i.
+func (c *Coordinator) runTasks(ctx context.Context, id, kind string, attempt, base int, status jobs.JobStatus, plan []json.RawMessage) (records map[int]jobs.ShardRecord, stop bool, err error) {
 	w, err := natsx.WatchKeys(ctx, c.kv, jobs.JobKeys(id), c.log.With("job", id))
 	if err != nil {
 		return nil, true, fmt.Errorf("watching job: %w", err)
 	}
 	defer w.Stop()
-	f := &follower{c: c, id: id, kind: kind, status: status, attempt: attempt, shards: len(plan),
+	f := &follower{c: c, id: id, kind: kind, status: status, attempt: attempt, base: base, shards: len(plan),
 		records: map[int]jobs.ShardRecord{}, done: map[int]bool{}}
 	for _, sh := range plan {
 		f.plans = append(f.plans, jobs.PlanHash(c.cfg.Store.String(), sh))
@@ -399,7 +410,7 @@ func (c *Coordinator) runTasks(ctx context.Context, id, kind string, attempt int
 	if stop, err := f.replay(ctx, w); stop || err != nil {
 		return nil, true, err
 	}
-	if err := c.publish(ctx, id, kind, attempt, plan, f.done); err != nil {
+	if err := c.publish(ctx, id, kind, attempt, base, plan, f.done); err != nil {
 		return nil, true, err
 	}
 	f.live = true
@@ -428,6 +439,7 @@ type follower struct {
 	kind    string         // the tasks' kind (ShardTask.Kind)
 	status  jobs.JobStatus // the job's status while they run
 	attempt int
+	base    int // the index of the first task
 	shards  int
 	records map[int]jobs.ShardRecord
 	done    map[int]bool
@@ -509,6 +521,7 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 		return false, nil
 	}
 	_, kind, i, ok := jobs.ParseTaskKey(e.Key())
+	i -= f.base
 	if !ok || i < 0 || i >= f.shards || (kind == jobs.KindMerge) != (f.kind == jobs.KindMerge) {
 		return false, nil
 	}
@@ -518,7 +531,7 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 	}
 	f.records[i] = r
 	switch {
-	case r.Status == jobs.ShardDone && !f.done[i] && (r.Attempt == f.attempt || r.Plan == f.plans[i]):
+	case r.Status == jobs.ShardDone && !f.done[i] && ((r.Attempt == f.attempt && f.kind != jobs.KindMerge) || r.Plan == f.plans[i]):
 		f.done[i] = true
 		if f.live && f.kind == jobs.KindMerge {
 			f.c.cfg.Metrics.MergeDuration.Observe(r.Seconds)
@@ -530,9 +543,9 @@ func (f *follower) apply(e jetstream.KeyValueEntry) (stop bool, err error) {
 		}
 	case r.Status == jobs.ShardError && r.Final && r.Attempt == f.attempt:
 		if r.Delivery < f.c.cfg.Queue.MaxDeliver {
-			return true, stageErr("jobs", "%s %d failed (a permanent error, not retried): %s", taskNoun(f.kind), i, r.Error)
+			return true, stageErr("jobs", "%s %d failed (a permanent error, not retried): %s", taskNoun(f.kind), f.base+i, r.Error)
 		}
-		return true, stageErr("jobs", "%s %d failed on delivery %d of %d: %s", taskNoun(f.kind), i, r.Delivery, f.c.cfg.Queue.MaxDeliver, r.Error)
+		return true, stageErr("jobs", "%s %d failed on delivery %d of %d: %s", taskNoun(f.kind), f.base+i, r.Delivery, f.c.cfg.Queue.MaxDeliver, r.Error)
 	}
 	return false, nil
 }

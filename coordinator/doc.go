@@ -4,12 +4,13 @@
 // job/attempt/shard, so a re-plan never duplicates work), follows the
 // workers' shard records in KV, fails the job when a shard runs out of
 // deliveries (the server's MAX_DELIVERIES advisory or a worker's final error
-// record), and when every shard is done publishes one merge task per
-// location and layer (jobs.KindMerge, merge.go) on the same stream: any
-// worker folds that layer's partials and writes its files
-// (collate.MergeLayer), merge tasks are redelivered and retried like
-// shards, and when every one is done the coordinator writes the manifest,
-// last, from their records (collate.FinishDataset). All of its state is in KV and the store, so a restarted coordinator
+// record), and when every shard is done runs the merge as tasks on the
+// same stream (jobs.KindMerge, merge.go): a tree of merges, levels of
+// intermediate merges of at most Config.MergeFanIn partials into one, then
+// one final merge per location and layer, which writes that layer's files
+// (collate.MergeLayer). Any worker runs them; they are redelivered and
+// retried like shards, and when every final merge is done the coordinator
+// writes the manifest, last, from their records (collate.FinishDataset). All of its state is in KV and the store, so a restarted coordinator
 // resumes every unfinished job.
 //
 // Any number of coordinators may run: natsx.Lead elects one through a KV

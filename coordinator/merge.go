@@ -36,8 +36,64 @@ func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobS
 	if err != nil {
 		return err
 	}
+	var shardRefs []jobs.PartialRef
+	for _, g := range groups {
+		shardRefs = append(shardRefs, g.refs...)
+	}
 	if tokens == 0 {
 		return stageErr("merge", "corpus %s is empty: it holds no window of %d tokens (are all documents shorter than --n-ctx?)", spec.Corpus, spec.NCtx)
+	}
+	// The tree: while a layer has more partials than the fan-in, a level
+	// of intermediate merges folds them in groups; then one final merge
+	// per layer writes it. Task numbers run on across levels.
+	fanIn := c.cfg.MergeFanIn
+	base := 0
+	var intermediates []string
+	for level := 0; ; level++ {
+		var plan []json.RawMessage
+		type slot struct{ group, chunk int }
+		var slots []slot
+		outs := make([][]jobs.PartialRef, len(groups))
+		for gi, g := range groups {
+			if len(g.refs) <= fanIn {
+				continue
+			}
+			chunks := (len(g.refs) + fanIn - 1) / fanIn
+			outs[gi] = make([]jobs.PartialRef, chunks)
+			for ci := range chunks {
+				lo, hi := ci*len(g.refs)/chunks, (ci+1)*len(g.refs)/chunks
+				t := jobs.MergeTask{Dataset: spec.Dataset, Location: g.location, Layer: g.layer, Partials: g.refs[lo:hi],
+					Output: jobs.MergePartialKey(spec.ID, g.location, g.layer, level, ci)}
+				b, err := json.Marshal(t)
+				if err != nil {
+					return stageErr("merge", "encoding merge task: %w", err)
+				}
+				plan = append(plan, b)
+				slots = append(slots, slot{gi, ci})
+				intermediates = append(intermediates, t.Output)
+			}
+		}
+		if len(plan) == 0 {
+			break
+		}
+		records, stop, err := c.runTasks(ctx, spec.ID, jobs.KindMerge, st.Attempt, base, jobs.Merging, plan)
+		if stop || err != nil {
+			return err
+		}
+		for i, sl := range slots {
+			r := records[i].Merge
+			if r == nil || r.Output == nil {
+				return stageErr("merge", "merge task %d (%s layer %d) is done but recorded no partial", base+i, groups[sl.group].location, groups[sl.group].layer)
+			}
+			outs[sl.group][sl.chunk] = *r.Output
+		}
+		for gi := range groups {
+			if outs[gi] != nil {
+				groups[gi].refs = outs[gi]
+			}
+		}
+		base += len(plan)
+		log.Info("merge level done", "level", level, "tasks", len(plan))
 	}
 	plan := make([]json.RawMessage, len(groups))
 	for i, g := range groups {
@@ -45,7 +101,7 @@ func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobS
 			return stageErr("merge", "encoding merge task: %w", err)
 		}
 	}
-	records, stop, err := c.runTasks(ctx, spec.ID, jobs.KindMerge, st.Attempt, jobs.Merging, plan)
+	records, stop, err := c.runTasks(ctx, spec.ID, jobs.KindMerge, st.Attempt, base, jobs.Merging, plan)
 	if stop || err != nil {
 		return err
 	}
@@ -53,7 +109,7 @@ func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobS
 	for i, g := range groups {
 		r := records[i].Merge
 		if r == nil || r.Location != g.location || r.Layer != g.layer {
-			return stageErr("merge", "merge task %d (%s layer %d) is done but recorded no result for that layer", i, g.location, g.layer)
+			return stageErr("merge", "merge task %d (%s layer %d) is done but recorded no result for that layer", base+i, g.location, g.layer)
 		}
 		layers[i] = r.LayerResult
 	}
@@ -84,7 +140,7 @@ func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobS
 		// job is done: nothing else would delete them).
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		c.deletePartials(dctx, spec.ID, groups, log)
+		c.deletePartials(dctx, spec.ID, shardRefs, intermediates, log)
 	}
 	return nil
 }
@@ -141,16 +197,23 @@ func (c *Coordinator) collectPartials(ctx context.Context, id string, shards int
 	return groups, tokens, nil
 }
 
-// deletePartials removes a finished job's partials and plan (best effort).
-func (c *Coordinator) deletePartials(ctx context.Context, id string, groups []group, log *slog.Logger) {
+// deletePartials removes a finished job's partials (the shards' and the
+// merge tree's) and plan (best effort).
+func (c *Coordinator) deletePartials(ctx context.Context, id string, refs []jobs.PartialRef, intermediates []string, log *slog.Logger) {
 	var errs []error
-	for _, g := range groups {
-		for _, r := range g.refs {
-			errs = append(errs, c.cfg.Store.Delete(ctx, r.Key))
-		}
+	for _, r := range refs {
+		errs = append(errs, c.cfg.Store.Delete(ctx, r.Key))
+	}
+	for _, k := range intermediates {
+		errs = append(errs, c.cfg.Store.Delete(ctx, k))
 	}
 	errs = append(errs, c.cfg.Store.Delete(ctx, jobs.PlanKey(id)))
 	if err := errors.Join(errs...); err != nil {
 		log.Warn("cannot delete the job's partials", "err", err)
 	}
 }
+
+// DefaultMergeFanIn is Config.MergeFanIn's default: a merge task holds two
+// partials in memory at a time whatever its fan-in; the fan-in bounds how
+// long one task runs and how much a redelivery redoes.
+const DefaultMergeFanIn = 16

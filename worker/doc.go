@@ -22,8 +22,9 @@
 //
 // A merge task (jobs.KindMerge, merge.go) names one location and layer of
 // a job whose shards are done and the partials to fold: the worker checks
-// and merges them and writes that layer's dataset files with
-// collate.MergeLayer, then records the layer's result for the manifest.
+// and merges them, then writes one partial (an intermediate merge of the
+// tree) or that layer's dataset files (collate.MergeLayer, the final
+// merge), and records what it wrote.
 //
 // Start at Run, then handle (one delivery: skip, compute, record, ack) and
 // Job.Run (one shard's forward passes and accumulators).

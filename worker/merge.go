@@ -46,16 +46,37 @@ func (w *Worker) computeMerge(ctx context.Context, task jobs.ShardTask, progress
 		}})
 	}
 	start := time.Now()
-	r, err := collate.MergeLayer(ctx, w.cfg.Store, t.Dataset, lp)
-	if err != nil {
-		if ctx.Err() == nil {
-			w.cfg.Metrics.Errors.WithLabelValues("merge").Inc()
+	res := &jobs.MergeResult{Partials: len(t.Partials)}
+	if t.Output != "" {
+		// An intermediate merge of the tree: one partial out.
+		acc, err := collate.MergePartials(ctx, lp)
+		if err == nil {
+			var ref jobs.PartialRef
+			ref, err = WritePartial(ctx, w.cfg.Store, t.Output, acc)
+			res.Output = &ref
 		}
-		return nil, err
+		err = w.mergeErr(ctx, err)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		r, err := collate.MergeLayer(ctx, w.cfg.Store, t.Dataset, lp)
+		if err = w.mergeErr(ctx, err); err != nil {
+			return nil, err
+		}
+		res.LayerResult = r
 	}
 	w.cfg.Metrics.MergePartials.Add(float64(len(t.Partials)))
 	w.cfg.Metrics.MergeSecondsPerPartial.Observe(time.Since(start).Seconds() / float64(len(t.Partials)))
-	return &jobs.MergeResult{LayerResult: r, Partials: len(t.Partials)}, nil
+	return res, nil
+}
+
+// mergeErr counts a merge error that is not a stop.
+func (w *Worker) mergeErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() == nil {
+		w.cfg.Metrics.Errors.WithLabelValues("merge").Inc()
+	}
+	return err
 }
 
 // readPartial reads a shard's partial and checks it against its record.
@@ -76,12 +97,15 @@ func (w *Worker) readPartial(ctx context.Context, ref jobs.PartialRef) ([]byte, 
 }
 
 // verifyDone checks that a task recorded as done left what it wrote: a
-// shard's partials must verify; a merge task's record holds its result
-// (it is written after the layer's files).
+// shard's partials, and an intermediate merge's, must verify; a final
+// merge task's record holds its result (written after the layer's files).
 func (w *Worker) verifyDone(ctx context.Context, task jobs.ShardTask, rec jobs.ShardRecord) error {
 	if task.Kind == jobs.KindMerge {
-		if rec.Merge == nil {
+		switch {
+		case rec.Merge == nil:
 			return fmt.Errorf("merge task %d recorded as done without its result", task.Index)
+		case rec.Merge.Output != nil:
+			return verifyPartial(ctx, w.cfg.Store, *rec.Merge.Output)
 		}
 		return nil
 	}

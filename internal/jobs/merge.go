@@ -18,20 +18,33 @@ const KindMerge = "merge"
 
 // MergeTask is the body (ShardTask.Shard) of a merge task: one location
 // and layer, with the partials to fold, in shard order, as their shards
-// recorded them (a worker checks each against its size and sha256).
+// (or earlier merge tasks) recorded them (a worker checks each against its
+// size and sha256). Merges form a tree: a task with an Output folds a
+// group of partials into one partial at that key (MergePartialKey); the
+// task without one, last for its layer, writes the layer's dataset files.
 type MergeTask struct {
 	Dataset  string       `json:"dataset"`
 	Location string       `json:"location"`
 	Layer    int          `json:"layer"`
 	Partials []PartialRef `json:"partials"`
+	Output   string       `json:"output,omitempty"`
 }
 
 // MergeResult is what a done merge task reports in its record: what the
 // manifest says about the layer it wrote.
 type MergeResult struct {
+	// LayerResult is the final merge's (zero for an intermediate one).
 	collate.LayerResult
 	// Partials counts the partials merged.
 	Partials int `json:"partials"`
+	// Output is the partial an intermediate merge wrote.
+	Output *PartialRef `json:"output,omitempty"`
+}
+
+// MergePartialKey is the deterministic store key of the partial written by
+// intermediate merge i of a location and layer at tree level level.
+func MergePartialKey(job, location string, layer, level, i int) string {
+	return fmt.Sprintf("jobs/%s/merges/%s/layer=%d/level-%d-%06d.bin", job, location, layer, level, i)
 }
 
 // MergeKey is the KV key of one merge task's record.
