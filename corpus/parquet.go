@@ -3,6 +3,7 @@ package corpus
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/parquet"
@@ -121,7 +122,28 @@ func (c *Corpus) readParquet(ctx context.Context, sh Shard, s sink) error {
 	return nil
 }
 
+// parquetPart decodes a block and checks its hash before handing its
+// documents to s.
 func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, s sink) error {
+	if p.Hash == "" {
+		return c.decodeParquetPart(ctx, pf, p, s)
+	}
+	col := &collected{h: newBlockHasher()}
+	if err := c.decodeParquetPart(ctx, pf, p, col); err != nil {
+		return err
+	}
+	if err := checkHash(p.Hash, col.h.sum(), fmt.Sprintf("%s rows %d..%d", c.src.where(c.files[p.File]), p.Start, p.End)); err != nil {
+		return err
+	}
+	for k, text := range col.texts {
+		if err := s.add(col.docs[k], text, int64(len(text))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Corpus) decodeParquetPart(ctx context.Context, pf *pqFile, p Part, s sink) error {
 	name := c.src.where(c.files[p.File])
 	var (
 		vals = make([]parquet.ByteArray, pqBatch)
@@ -186,6 +208,60 @@ func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, s sink) er
 	}
 	if row < p.End {
 		return badData(fmt.Errorf("corpus file %s: has %d rows, the shard wants rows %d..%d; did the file change since planning?", name, row, p.Start, p.End))
+	}
+	return nil
+}
+
+// collected holds one block's documents until its hash is checked.
+type collected struct {
+	docs  []int64
+	texts []string
+	h     blockHasher
+}
+
+func (c *collected) add(doc int64, text string, _ int64) error {
+	fmt.Fprintf(c.h, "%d %d\n", doc, len(text))
+	io.WriteString(c.h, text)
+	c.docs, c.texts = append(c.docs, doc), append(c.texts, text)
+	return nil
+}
+
+func (c *collected) skip(int64) error { return nil }
+
+func (c *collected) endBlock() error { return nil }
+
+// hashParquet records the hash of every part's decoded values (document
+// ids and texts: a Parquet block is a row range inside a row group, so the
+// decoded rows are what it reads; a null that becomes a value or the
+// reverse changes the ids).
+func (c *Corpus) hashParquet(ctx context.Context, parts []estPart) error {
+	var (
+		pf   *pqFile
+		open = -1
+	)
+	defer func() {
+		if pf != nil {
+			pf.Close()
+		}
+	}()
+	for i := range parts {
+		p := &parts[i].Part
+		if p.File != open {
+			if pf != nil {
+				pf.Close()
+				pf = nil
+			}
+			var err error
+			if pf, err = c.openParquet(ctx, p.File); err != nil {
+				return err
+			}
+			open = p.File
+		}
+		col := &collected{h: newBlockHasher()}
+		if err := c.decodeParquetPart(ctx, pf, *p, col); err != nil {
+			return err
+		}
+		p.Hash = col.h.sum()
 	}
 	return nil
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // FileStamp is what planning saw of one corpus file: its size and, where
@@ -125,4 +129,99 @@ func (c *Corpus) ContentStamp(ctx context.Context) (string, error) {
 		fmt.Fprintf(h, "%d %d %d\n", i, fs.Size, fs.ModTime)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12]), nil
+}
+
+// Block hashes. Size and modification time miss an edit that keeps both
+// (touch -d after editing, a copy that preserves times), so planning also
+// records, in Part.Hash, an xxhash64 of the bytes each block reads: the
+// files of a text block, the byte range of a JSONL block, the tokens of a
+// token part and the windows that run past its end (up to Part.HashEnd),
+// the decoded rows (ids and texts) of a Parquet block. Planning JSONL
+// already streams every byte; text, token and Parquet corpora are read
+// (Parquet: decoded) once more at planning for it (xxhash runs at several
+// GB/s, so the cost is the read). A worker reads or decodes a block into
+// memory, hashes it and compares before it tokenizes or uses any of it, so
+// a changed block fails the shard with ErrChanged and is never mixed in.
+
+// blockHasher hashes the bytes of one block.
+type blockHasher struct{ h *xxhash.Digest }
+
+func newBlockHasher() blockHasher { return blockHasher{xxhash.New()} }
+
+func (b blockHasher) Write(p []byte) (int, error) { return b.h.Write(p) }
+
+// sum returns the hash as 16 hex digits and resets the hasher.
+func (b blockHasher) sum() string {
+	s := fmt.Sprintf("%016x", b.h.Sum64())
+	b.h.Reset()
+	return s
+}
+
+// hashBytes is the block hash of b.
+func hashBytes(b []byte) string { return fmt.Sprintf("%016x", xxhash.Sum64(b)) }
+
+// checkHash compares a block's hash with the plan's (no hash planned: an
+// older plan, nothing to compare).
+func checkHash(want, got, what string) error {
+	if want == "" || want == got {
+		return nil
+	}
+	return changedError{fmt.Errorf("corpus changed since the job was planned: %s has other content (block hash %s, planned %s)", what, got, want)}
+}
+
+// readRange reads n bytes at off of a corpus file into memory.
+func (c *Corpus) readRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	rc, err := c.src.open(ctx, name, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, changedError{fmt.Errorf("corpus changed since the job was planned: %s ends before byte %d", c.src.where(name), off+n)}
+		}
+		return nil, fmt.Errorf("corpus file %s: read bytes %d..%d: %w", c.src.where(name), off, off+n, err)
+	}
+	return buf, nil
+}
+
+// hashParts records the block hash of every part whose kind is not hashed
+// while planning (JSONL is, as it streams).
+func (c *Corpus) hashParts(ctx context.Context, parts []estPart) error {
+	switch c.spec.Kind {
+	case Text:
+		for i := range parts {
+			h := newBlockHasher()
+			for f := parts[i].Start; f < parts[i].End; f++ {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				b, err := c.readWhole(ctx, c.files[f])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(h, "%d\n", len(b))
+				h.Write(b)
+			}
+			parts[i].Hash = h.sum()
+		}
+	case Tokens:
+		for i := range parts {
+			p := &parts[i].Part
+			b, err := c.readRange(ctx, c.files[p.File], 2*p.Start, 2*(p.HashEnd-p.Start))
+			if err != nil {
+				return err
+			}
+			// The bytes are here: an id beyond the vocabulary fails the
+			// plan, before any shard runs.
+			if err := c.checkVocab(c.files[p.File], p.Start, b); err != nil {
+				return err
+			}
+			p.Hash = hashBytes(b)
+		}
+	case Parquet:
+		return c.hashParquet(ctx, parts)
+	}
+	return nil
 }
