@@ -68,7 +68,9 @@ func TestChangedFileFailsShard(t *testing.T) {
 // any of its windows, while the shards of unchanged blocks still read.
 func TestSameSizeSameTimeEditFailsShard(t *testing.T) {
 	ctx := context.Background()
-	line := func(word string, i int) string { return fmt.Sprintf(`{"text": "The %s sat on the mat %04d."}`+"\n", word, i) }
+	line := func(word string, i int) string {
+		return fmt.Sprintf(`{"text": "The %s sat on the mat %04d."}`+"\n", word, i)
+	}
 	var cats, dogs strings.Builder
 	for i := range 200 {
 		cats.WriteString(line("cat", i))
