@@ -230,38 +230,61 @@ func (c *collected) skip(int64) error { return nil }
 
 func (c *collected) endBlock() error { return nil }
 
+// partRouter hashes the documents of consecutive parts of one file, each
+// into its part's hash, as collected does for one part.
+type partRouter struct {
+	parts []estPart
+	k     int
+	h     blockHasher
+}
+
+func (r *partRouter) add(doc int64, text string, _ int64) error {
+	for r.k < len(r.parts) && doc >= r.parts[r.k].Doc+(r.parts[r.k].End-r.parts[r.k].Start) {
+		r.next()
+	}
+	if r.k >= len(r.parts) {
+		return fmt.Errorf("corpus: document %d beyond the planned parts", doc)
+	}
+	fmt.Fprintf(r.h, "%d %d\n", doc, len(text))
+	io.WriteString(r.h, text)
+	return nil
+}
+
+// next closes the current part's hash.
+func (r *partRouter) next() {
+	r.parts[r.k].Hash = r.h.sum()
+	r.k++
+}
+
+func (r *partRouter) skip(int64) error { return nil }
+
+func (r *partRouter) endBlock() error { return nil }
+
 // hashParquet records the hash of every part's decoded values (document
 // ids and texts: a Parquet block is a row range inside a row group, so the
 // decoded rows are what it reads; a null that becomes a value or the
-// reverse changes the ids).
+// reverse changes the ids). Each file is decoded once, front to back.
 func (c *Corpus) hashParquet(ctx context.Context, parts []estPart) error {
-	var (
-		pf   *pqFile
-		open = -1
-	)
-	defer func() {
-		if pf != nil {
-			pf.Close()
+	for i := 0; i < len(parts); {
+		j := i
+		for j < len(parts) && parts[j].File == parts[i].File {
+			j++
 		}
-	}()
-	for i := range parts {
-		p := &parts[i].Part
-		if p.File != open {
-			if pf != nil {
-				pf.Close()
-				pf = nil
-			}
-			var err error
-			if pf, err = c.openParquet(ctx, p.File); err != nil {
-				return err
-			}
-			open = p.File
-		}
-		col := &collected{h: newBlockHasher()}
-		if err := c.decodeParquetPart(ctx, pf, *p, col); err != nil {
+		pf, err := c.openParquet(ctx, parts[i].File)
+		if err != nil {
 			return err
 		}
-		p.Hash = col.h.sum()
+		all := Part{File: parts[i].File, Start: parts[i].Start, End: parts[j-1].End, Doc: parts[i].Doc}
+		r := &partRouter{parts: parts[i:j], h: newBlockHasher()}
+		err = c.decodeParquetPart(ctx, pf, all, r)
+		pf.Close()
+		if err != nil {
+			return err
+		}
+		for r.k < len(r.parts) {
+			r.next()
+		}
+		i = j
 	}
 	return nil
 }
