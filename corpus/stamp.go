@@ -117,8 +117,13 @@ func stampTime(ns int64) string {
 
 // ContentStamp identifies the corpus's current content cheaply: its
 // fingerprint (spec, block size, file names) and every file's size and
-// modification time. A job's identity includes it, so a changed corpus
-// is a new job, never a finished or half-done one reused.
+// modification time, and, for local files on Linux, status change time
+// (ctime: an edit that restores size and modification time still moves
+// it, so a finished job is not reused after one; a chmod or a rename moves
+// it too, which only costs a recomputation). A job's identity includes it,
+// so a changed corpus is a new job, never a finished or half-done one
+// reused. The block hashes taken at planning (Part.Hash) are what workers
+// check.
 func (c *Corpus) ContentStamp(ctx context.Context) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", c.fingerprint)
@@ -127,7 +132,13 @@ func (c *Corpus) ContentStamp(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "%d %d %d\n", i, fs.Size, fs.ModTime)
+		var ctime int64
+		if _, local := c.src.(localSource); local {
+			if fi, err := os.Stat(c.files[i]); err == nil {
+				ctime = changeTime(fi)
+			}
+		}
+		fmt.Fprintf(h, "%d %d %d %d\n", i, fs.Size, fs.ModTime, ctime)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12]), nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -183,5 +184,33 @@ func TestSameSizeSameTimeEditFailsShard(t *testing.T) {
 				t.Fatalf("%d of %d shards failed; want %d", failed, len(shards), want)
 			}
 		})
+	}
+}
+
+// On Linux the content stamp moves when a file is edited and its size and
+// modification time are restored (the status change time moves).
+func TestContentStampSeesRestoredTimes(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the status change time is read on Linux")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "a.jsonl")
+	writeFile(t, path, []byte(`{"text": "cat"}`+"\n"))
+	fi, _ := os.Stat(path)
+	c := open(t, "jsonl:"+path, Options{})
+	s1, err := c.ContentStamp(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.ContentStamp(ctx); s != s1 {
+		t.Fatal("unstable content stamp")
+	}
+	time.Sleep(20 * time.Millisecond)
+	writeFile(t, path, []byte(`{"text": "dog"}`+"\n"))
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if s2, _ := c.ContentStamp(ctx); s2 == s1 {
+		t.Fatal("same content stamp after an edit that restored size and modification time")
 	}
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +82,46 @@ func TestCollateSameSizeSameTimeWeightsAreANewJob(t *testing.T) {
 	}
 	if second := collate(); second == first {
 		t.Fatalf("new weights of the same size and time reused dataset %s", first)
+	}
+}
+
+// A finished job is not reused after the corpus is edited with its size and
+// modification time restored: the command makes a new dataset with the new
+// content (Linux: the status change time is part of the corpus stamp).
+func TestCollateCorpusEditedWithTimesRestoredIsANewJob(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the status change time is read on Linux")
+	}
+	dir := t.TempDir()
+	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	path := filepath.Join(dir, "docs.jsonl")
+	write := func(word string) {
+		var b strings.Builder
+		for i := range 60 {
+			fmt.Fprintf(&b, `{"text": "The %s number %03d sat on the mat."}`+"\n", word, i)
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cat")
+	fi, _ := os.Stat(path)
+	collate := func() string {
+		code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "jsonl:"+path, "--n-ctx", "16",
+			"--top-k", "3", "--store", filepath.Join(dir, "data"), "--workers", "1")
+		m := writtenRe.FindStringSubmatch(out)
+		if code != 0 || m == nil {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		return m[1]
+	}
+	first := collate()
+	write("dog")
+	os.Chtimes(path, fi.ModTime(), fi.ModTime())
+	if now, _ := os.Stat(path); now.Size() != fi.Size() || !now.ModTime().Equal(fi.ModTime()) {
+		t.Fatal("the edit changed size or time")
+	}
+	if second := collate(); second == first {
+		t.Fatalf("the finished job %s was reused after the corpus changed", first)
 	}
 }
