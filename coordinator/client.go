@@ -187,8 +187,12 @@ type Progress struct {
 	// Failed those whose last delivery of this attempt failed (retrying,
 	// or final).
 	Done, Running, Failed int
-	// Tokens counts tokens of done shards plus progress of running ones.
+	// Tokens counts tokens of done shards plus progress of running ones
+	// (an explain job: components gone through, explained or skipped).
 	Tokens int64
+	// Windows counts windows of done shards (an explain job: components
+	// its done tasks explained, as opposed to found already explained).
+	Windows int64
 	// LastError is the most recent shard error of this attempt.
 	LastError string
 }
@@ -300,6 +304,7 @@ func (t *tracker) progress() Progress {
 		case r.Status == jobs.ShardDone:
 			p.Done++
 			p.Tokens += r.Tokens
+			p.Windows += r.Windows
 		case r.Attempt != t.state.Attempt:
 		case r.Status == jobs.ShardRunning:
 			p.Running++

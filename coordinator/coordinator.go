@@ -263,6 +263,9 @@ func (c *Coordinator) cleanup(ctx context.Context, id string, st jobs.JobState, 
 // plan cuts the corpus into shards, saves the plan, moves the job to
 // running and publishes the shards.
 func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobState, log *slog.Logger) error {
+	if spec.Kind == jobs.KindExplain {
+		return c.planExplain(ctx, spec, st, log)
+	}
 	log.Info("planning job", "corpus", spec.Corpus, "dataset", spec.Dataset)
 	if spec.Store != "" && spec.Store != c.cfg.Store.String() {
 		return stageErr("plan", "the job is for store %s, but this coordinator writes to %s (submit with --store %s)", spec.Store, c.cfg.Store, c.cfg.Store)
@@ -337,17 +340,17 @@ const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
 
 // publish sends every shard not yet done. Message ids make a repeat a
 // no-op within the stream's de-duplication window.
-func (c *Coordinator) publish(ctx context.Context, id string, attempt int, plan []json.RawMessage, done map[int]bool) error {
+func (c *Coordinator) publish(ctx context.Context, id, kind string, attempt int, plan []json.RawMessage, done map[int]bool) error {
 	n := 0
 	for i, sh := range plan {
 		if done[i] {
 			continue
 		}
-		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh, Plan: jobs.PlanHash(c.cfg.Store.String(), sh)})
+		b, err := json.Marshal(jobs.ShardTask{Job: id, Attempt: attempt, Index: i, Shard: sh, Plan: jobs.PlanHash(c.cfg.Store.String(), sh), Kind: kind})
 		if err != nil {
 			return err
 		}
-		ack, err := c.publishOne(ctx, jobs.Subject(id, i), b, jobs.MsgID(id, attempt, i))
+		ack, err := c.publishOne(ctx, jobs.TaskSubject(id, kind, i), b, jobs.MsgID(id, attempt, i))
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess {
 			continue // another publisher of the same shard (a second coordinator) is mid-way: a duplicate
@@ -389,12 +392,15 @@ func (c *Coordinator) follow(ctx context.Context, spec jobs.JobSpec, st jobs.Job
 	if stop, err := f.replay(ctx, w); stop || err != nil {
 		return err
 	}
-	if err := c.publish(ctx, spec.ID, st.Attempt, plan, f.done); err != nil {
+	if err := c.publish(ctx, spec.ID, spec.Kind, st.Attempt, plan, f.done); err != nil {
 		return err
 	}
 	f.live = true
 	if stop, err := f.watch(ctx, w); stop || err != nil {
 		return err
+	}
+	if spec.Kind == jobs.KindExplain {
+		return c.finishExplain(ctx, spec.ID, st.Attempt, f.records, log)
 	}
 	return c.toMerging(ctx, spec.ID, st.Attempt, log)
 }

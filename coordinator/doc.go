@@ -15,6 +15,10 @@
 // natsx.Watch, re-established from the last revision when they end, and a
 // panic in one job's driver fails that job, never the coordinator.
 //
+// An explain job (jobs.KindExplain, explain.go) goes through the same
+// stages on the same stream, but is planned from an existing dataset into
+// explain.Tasks and is done, without a merge, when every task is.
+//
 // Client is the submitting side (tdb collate, tdb jobs): submit, list,
 // status, cancel and progress.
 //
@@ -22,5 +26,6 @@
 // the shard records, publish, watch) and merge; Client (client.go) is the
 // submitting side.
 //
-// It imports corpus, collate, store, internal/jobs and internal/natsx.
+// It imports corpus, collate, explain, store, internal/jobs and
+// internal/natsx.
 package coordinator

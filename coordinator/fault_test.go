@@ -30,6 +30,7 @@ import (
 	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
+	"tdb/internal/syncbuf"
 	"tdb/model"
 	"tdb/store"
 	"tdb/worker"
@@ -99,29 +100,11 @@ func (s slowDatasetStore) Put(ctx context.Context, key string, r io.Reader) erro
 	return s.Store.Put(ctx, key, r)
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a re-executed test binary.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 }
 
@@ -140,7 +123,7 @@ func (f *faultEnv) start(role, name string, extra ...string) *proc {
 	cmd.Env = append(os.Environ(), "TDB_FAULT_ROLE="+role, "TDB_FAULT_NAME="+name, "TDB_FAULT_NATS="+f.natsURL,
 		"TDB_FAULT_STORE="+f.storeDir, "TDB_FAULT_ACK_WAIT="+f.ackWait.String(), "TDB_FAULT_MAX_DELIVER="+strconv.Itoa(f.maxDeliv))
 	cmd.Env = append(cmd.Env, extra...)
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)

@@ -29,7 +29,8 @@
 //     method); Read, Write (merging), Search.
 //   - Job: Run explains every requested component, skipping those already
 //     explained with the method (resumable); a Task (one location, layer and
-//     block of components) is the unit a work queue can carry.
+//     block of components) is the unit of the NATS work queue: the
+//     coordinator plans an explain job with Plan and workers run RunTask.
 //   - Import: the public JSONL explanation files ({layer}/{index}.jsonl).
 //
 // The explainer reads records with even rank (top and random) plus the
@@ -39,6 +40,6 @@
 // token (the maximum over its keys) before explaining.
 //
 // It imports dataset (the read contract of collated datasets), store and
-// model/tokenizer; nothing imports it but the query service, the viewer and
-// cmd/tdb.
+// model/tokenizer; nothing imports it but the query service, the viewer, the
+// pipeline (coordinator, worker) and cmd/tdb.
 package explain

@@ -39,6 +39,10 @@ type Job struct {
 	FlushEvery int
 	// Now stamps rows (nil: time.Now).
 	Now func() time.Time
+	// Explained, if set, is called with the number of components a task
+	// has explained so far each time one finishes (a queue worker reports
+	// it as the task's progress).
+	Explained func(n int)
 }
 
 // Task is one location, layer and block of components of a job.
@@ -233,6 +237,9 @@ func (j *Job) RunTask(ctx context.Context, m *dataset.Manifest, t Task) (Summary
 	for r := range results {
 		pending = append(pending, r)
 		sum.Explained++
+		if j.Explained != nil {
+			j.Explained(sum.Explained)
+		}
 		if len(pending) >= flushEvery && werr == nil {
 			werr = flush()
 		}

@@ -16,9 +16,13 @@
 // captured sites into two reused buffer sets), and the partials are encoded,
 // hashed and written in parallel at the end.
 //
+// A message of an explain job (ShardTask.Kind jobs.KindExplain) carries an
+// explain.Task instead: the worker runs it with explain.Job.RunTask
+// (explain.go) in the same handle/record/ack flow.
+//
 // Start at Run, then handle (one delivery: skip, compute, record, ack) and
 // Job.Run (one shard's forward passes and accumulators).
 //
-// It imports model, model/hub, autoencoder, corpus, collate, store,
+// It imports model, model/hub, autoencoder, corpus, collate, explain, store,
 // internal/jobs and internal/natsx; it knows nothing of the coordinator.
 package worker

@@ -265,6 +265,14 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 	}()
 	defer func() { close(hbDone); hb.Wait() }()
 
+	if task.Kind == jobs.KindExplain { // worker/explain.go
+		explained, skipped, err := w.computeExplain(cctx, task, func(n int64) {
+			progress.Lock()
+			sofar = n
+			progress.Unlock()
+		})
+		return nil, int64(explained), int64(explained + skipped), err
+	}
 	job, err := w.job(cctx, task)
 	if err != nil {
 		return nil, 0, 0, err

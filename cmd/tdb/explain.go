@@ -6,18 +6,24 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
+	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/nats-io/nats.go"
 
+	"tdb/coordinator"
 	"tdb/dataset"
 	"tdb/explain"
-	"tdb/explain/llm"
+	"tdb/internal/jobs"
+	"tdb/internal/natsx"
+	"tdb/internal/service"
 	"tdb/internal/textutil"
+	"tdb/model/hub"
 	"tdb/store"
 )
 
@@ -50,17 +56,6 @@ func addLLMFlags(fs interface {
 	}
 }
 
-func (f llmFlags) client(st store.Store) (*llm.Client, error) {
-	if *f.url == "" || *f.model == "" {
-		return nil, usagef("the llm method and judge need --llm-url and --llm-model")
-	}
-	c := &llm.Client{URL: *f.url, Model: *f.model, APIKey: os.Getenv("TDB_LLM_API_KEY"), Cache: st, Attempts: *f.attempts}
-	if *f.rps > 0 {
-		c.Limiter = rate.NewLimiter(rate.Limit(*f.rps), 1)
-	}
-	return c, nil
-}
-
 // selection is the --layers and --components flags of the explain commands.
 type selection struct{ layers, components *string }
 
@@ -84,6 +79,14 @@ func (s selection) parse() (layers, components []int, err error) {
 	return layers, components, nil
 }
 
+// cmdExplain submits an explain job (jobs.KindExplain) and follows it, as
+// tdb collate does a collation: by default an embedded NATS server, the
+// coordinator and --workers local workers run in this process (the
+// in-process mode is that embedded pipeline); with --nats the job goes to
+// a running coordinator and its workers. The job id is a hash of the spec,
+// so the same command attaches to an interrupted job and resumes it, and a
+// finished job runs again as a new attempt whose tasks skip every
+// component already explained with the method.
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", stderr)
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
@@ -93,14 +96,28 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	method := fs.String("method", "builtin", "explainer: builtin (no model) or llm")
 	judge := fs.String("judge", "", "who makes score predictions: builtin or llm (default: the method's own)")
 	scores := fs.String("score", "simulation", "scoring methods: any of simulation,detection,fuzzing (or none)")
-	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "components explained in parallel")
+	workers := fs.Int("workers", defaultWorkers(), "local workers (embedded mode); each explains the components of its task on every core")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	jobID := fs.String("job", "", "job id (default: a hash of the job spec, so re-running the same command resumes it)")
+	natsURL := fs.String("nats", envOr("TDB_NATS", ""), "submit to the NATS cluster at this URL where tdb coordinator and tdb worker run (default: embedded server, local workers) ($TDB_NATS)")
+	natsDir := fs.String("nats-dir", envOr("TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats")), "embedded NATS data folder; an interrupted job resumes from it ($TDB_NATS_DIR)")
+	natsListen := fs.String("nats-listen", "127.0.0.1:0", "embedded mode: TCP address of the embedded server (port 0: any free port), so extra tdb worker processes can join; empty: in-process only")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "embedded mode: time a task may go without an (in-progress) ack before redelivery")
+	maxDeliver := fs.Int("max-deliver", 5, "embedded mode: deliveries of a task before the job fails")
+	detach := fs.Bool("detach", false, "with --nats: submit and return without waiting")
+	verbose := fs.Bool("v", false, "log every task")
 	lf := addLLMFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
 	if *dsName == "" {
 		return usagef("--dataset is required")
+	}
+	if err := jobs.ValidateDatasetName(*dsName); err != nil {
+		return usagef("--dataset: %v", err)
 	}
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
@@ -117,6 +134,15 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *judge == "" {
 		*judge = *method
 	}
+	if *method != "builtin" && *method != "llm" {
+		return usagef("--method %q: want builtin or llm", *method)
+	}
+	if *judge != "builtin" && *judge != "llm" {
+		return usagef("--judge %q: want builtin or llm", *judge)
+	}
+	if (*method == "llm" || *judge == "llm") && (*lf.url == "" || *lf.model == "") {
+		return usagef("the llm method and judge need --llm-url and --llm-model")
+	}
 	layerList, compList, err := sel.parse()
 	if err != nil {
 		return err
@@ -126,59 +152,187 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	vocab, err := explain.GPT2Vocab()
+	// Check the selection against the dataset before submitting (the
+	// coordinator plans the same way).
+	if _, _, err := (&explain.Job{Store: st, Dataset: *dsName, Locations: locList, Layers: layerList, Components: compList}).Plan(ctx); err != nil {
+		if errors.Is(err, dataset.ErrNoDataset) || strings.HasPrefix(err.Error(), "explain:") {
+			return usagef("%v", err)
+		}
+		return err
+	}
+	spec := jobs.JobSpec{ID: *jobID, Kind: jobs.KindExplain, Dataset: *dsName, Store: st.String(), Explain: &jobs.ExplainSpec{
+		Locations: locList, Layers: layerList, Components: compList, Method: *method, Judge: *judge, Scores: scoreList,
+	}}
+	if spec.Explain.UsesLLM() {
+		e := spec.Explain
+		e.LLMURL, e.LLMModel, e.LLMRPS, e.LLMBatch, e.LLMAttempts = *lf.url, *lf.model, *lf.rps, *lf.batch, *lf.attempts
+	}
+	if spec, err = jobs.Normalize(spec); err != nil {
+		return usagef("%v", err)
+	}
+
+	tty := isTerminal(stderr)
+	stderr = &lockedWriter{w: stderr}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := service.NewLogger(stderr, false, level)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		conn     func(name string) (*nats.Conn, error)
+		services sync.WaitGroup
+		svcErr   = make(chan error, *workers+1)
+	)
+	if *natsURL == "" {
+		emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer emb.Shutdown()
+		if u := emb.URL(); u != "" {
+			fmt.Fprintf(stderr, "embedded NATS at %s: more workers can join with: tdb worker --nats %s --store %s\n", u, u, *storeURL)
+		}
+		conn = func(name string) (*nats.Conn, error) { return emb.Connect(name) }
+		startServices(runCtx, &services, svcErr, serviceOptions{
+			dial: emb.Dialer(), store: st, workers: *workers, log: log, reg: service.NewRegistry(), coordinator: true,
+			queue: natsx.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver},
+		})
+		defer func() { stop(); services.Wait() }()
+	} else {
+		dial := natsx.RetryDialer(*natsURL, log)
+		conn = func(name string) (*nats.Conn, error) { return dial(ctx, name) }
+	}
+	nc, err := conn("tdb explain")
 	if err != nil {
 		return err
 	}
-	var client *llm.Client
-	if *method == "llm" || *judge == "llm" {
-		if client, err = lf.client(st); err != nil {
+	defer nc.Close()
+	client, err := coordinator.NewClient(ctx, nc, 1)
+	if err != nil {
+		return err
+	}
+	if *natsURL != "" {
+		if err := checkCoordinatorStore(ctx, client, st, *natsURL); err != nil {
 			return err
 		}
 	}
-	job := &explain.Job{Store: st, Dataset: *dsName, Locations: locList, Layers: layerList, Components: compList,
-		Scores: scoreList, Workers: *workers, Progress: stderr}
-	switch *method {
-	case "builtin":
-		job.Explainer = &explain.Builtin{Vocab: vocab}
-	case "llm":
-		job.Explainer = &explain.LLMExplainer{Client: client, Vocab: vocab}
-	default:
-		return usagef("--method %q: want builtin or llm", *method)
+	state, err := client.Submit(ctx, spec)
+	if err != nil {
+		return err
 	}
-	switch *judge {
-	case "builtin":
-		job.Judge = &explain.BuiltinJudge{Vocab: vocab}
-	case "llm":
-		job.Judge = &explain.LLMJudge{Client: client, Vocab: vocab, Batch: *lf.batch}
-	default:
-		return usagef("--judge %q: want builtin or llm", *judge)
+	if state.Status == jobs.Done {
+		// Done once; the explanations may have been deleted or the
+		// dataset re-collated since: run again (explained components are
+		// skipped, so this costs a read of each explanations file).
+		if state, err = client.Rerun(ctx, state.ID); err != nil {
+			return err
+		}
 	}
-	sum, err := job.Run(ctx)
-	if errors.Is(err, dataset.ErrNoDataset) {
-		return usagef("%v", err)
+	fmt.Fprintf(stderr, "job %s (%s): explaining dataset %q in %s by %s\n", state.ID, state.Status, spec.Dataset, st, *method)
+	if *detach && *natsURL != "" {
+		fmt.Fprintln(stdout, state.ID)
+		return nil
 	}
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	go func() {
+		select {
+		case err := <-svcErr:
+			if err != nil {
+				fmt.Fprintf(stderr, "tdb explain: %v\n", err)
+				cancelWait()
+			}
+		case <-waitCtx.Done():
+		}
+	}()
+	if *natsURL != "" {
+		go warnNoCoordinator(waitCtx, client, state.ID, stderr)
+	}
+	prog := &explainProgress{w: stderr, tty: tty}
+	final, err := client.Wait(waitCtx, state.ID, prog.update)
+	prog.finish()
+	if err != nil {
+		if ctx.Err() != nil {
+			where := *natsDir
+			if *natsURL != "" {
+				where = *natsURL
+			}
+			fmt.Fprintf(stderr, "interrupted: job %s is kept in %s; run the same command again to resume it\n", state.ID, where)
+		}
+		return err
+	}
+	p, err := client.Progress(ctx, final.ID)
 	if err != nil {
 		return err
 	}
 	out := struct {
 		explain.Summary
-		Method string     `json:"method"`
-		Judge  string     `json:"judge"`
-		LLM    *llm.Stats `json:"llm,omitempty"`
-	}{Summary: sum, Method: job.Explainer.Method().String(), Judge: job.Judge.Name()}
-	if client != nil {
-		s := client.Stats()
-		out.LLM = &s
-	}
+		Job    string `json:"job"`
+		Method string `json:"method"`
+		Judge  string `json:"judge"`
+	}{Summary: explain.Summary{Explained: int(p.Windows), Skipped: int(p.Tokens - p.Windows), Tasks: p.Done},
+		Job: final.ID, Method: methodName(*method, *lf.model), Judge: methodName(*judge, *lf.model)}
 	if *asJSON {
 		return writeJSON(stdout, out)
 	}
-	fmt.Fprintf(stdout, "%s: %d components explained by %s, %d already done (%d tasks)\n", *dsName, sum.Explained, out.Method, sum.Skipped, sum.Tasks)
-	if out.LLM != nil {
-		fmt.Fprintf(stdout, "llm: %d requests, %d cache hits, %d retries\n", out.LLM.Requests, out.LLM.CacheHits, out.LLM.Retries)
-	}
+	fmt.Fprintf(stdout, "%s: %d components explained by %s, %d already done (%d tasks, job %s)\n", *dsName, out.Explained, out.Method, out.Skipped, out.Tasks, final.ID)
 	return nil
+}
+
+// methodName is the stored name of an explainer or judge (explain.Method,
+// Judge.Name): builtin, or llm:MODEL.
+func methodName(method, llmModel string) string {
+	if method == "llm" {
+		return explain.Method{Explainer: explain.LLMName, Model: llmModel}.String()
+	}
+	return explain.BuiltinName
+}
+
+// explainProgress prints one line per finished task (and on a terminal a
+// redrawn line as components finish): tasks done of planned, components
+// gone through of planned, components/s.
+type explainProgress struct {
+	w    io.Writer
+	tty  bool
+	done int
+	line string
+	mu   sync.Mutex
+}
+
+func (p *explainProgress) update(pr coordinator.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := pr.State
+	p.line = fmt.Sprintf("explain: task %d/%d done, %d running, %d failed; %d/%d components", pr.Done, st.Shards, pr.Running, pr.Failed, pr.Tokens, st.PlannedTokens)
+	if st.Started != nil {
+		end := time.Now()
+		if st.Finished != nil {
+			end = *st.Finished
+		}
+		if el := end.Sub(*st.Started).Seconds(); el > 0 {
+			p.line += fmt.Sprintf(", %.1f components/s", float64(pr.Tokens)/el)
+		}
+	}
+	if pr.LastError != "" && !st.Status.Final() {
+		p.line += " (last error: " + textutil.Truncate(pr.LastError, 120) + ")"
+	}
+	switch {
+	case p.tty:
+		fmt.Fprintf(p.w, "\r\033[K%s", p.line)
+	case pr.Done != p.done && st.Shards > 0:
+		fmt.Fprintln(p.w, p.line)
+	}
+	p.done = pr.Done
+}
+
+func (p *explainProgress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.line != "" {
+		fmt.Fprintln(p.w)
+	}
 }
 
 func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"tdb/dataset"
+	"tdb/explain"
 	"tdb/store"
 )
 
@@ -118,5 +121,69 @@ func TestExplainCollatedDataset(t *testing.T) {
 		if code, _, errOut := runTDB(t, args...); code != 2 || errOut == "" {
 			t.Errorf("%v: exit %d (%s), want 2 with a message", args, code, errOut)
 		}
+	}
+}
+
+// tdb explain --nats submits to a running tdb coordinator and tdb worker
+// (separate services on one NATS server), follows the job to the end, and
+// stores what the embedded mode stores; --detach returns the job id.
+func TestExplainDistributed(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	storeDir := filepath.Join(dir, "data")
+	if code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=100",
+		"--locations", "mlp.post_act", "--n-ctx", "32", "--top-k", "8", "--store", storeDir,
+		"--dataset", "demo", "--workers", "1", "--tokens-per-shard", "2000"); code != 0 {
+		t.Fatalf("collate exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	emb := startNATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var services sync.WaitGroup
+	for _, args := range [][]string{
+		{"coordinator", "--nats", emb.URL(), "--store", storeDir, "--metrics-addr", "", "--sweep", "200ms"},
+		{"worker", "--nats", emb.URL(), "--store", storeDir, "--metrics-addr", "", "--name", "w1"},
+	} {
+		services.Add(1)
+		go func() {
+			defer services.Done()
+			var out, errb bytes.Buffer
+			if code := run(ctx, args, &out, &errb); code != 0 && ctx.Err() == nil {
+				t.Errorf("%v: exit %d: %s", args, code, errb.String())
+			}
+		}()
+	}
+	defer func() { cancel(); services.Wait() }()
+
+	code, out, errOut := runTDB(t, "explain", "--nats", emb.URL(), "--store", storeDir, "--dataset", "demo", "--layers", "1", "--json")
+	if code != 0 {
+		t.Fatalf("explain --nats exit %d: %s", code, errOut)
+	}
+	var sum struct {
+		Explained, Skipped, Tasks int
+		Job                       string
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	st, _ := store.Open(context.Background(), storeDir)
+	m, err := dataset.ReadManifest(context.Background(), st, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := m.Locations[0].Components
+	if sum.Explained != n || sum.Skipped != 0 || sum.Tasks != (n+explain.ChunkSize-1)/explain.ChunkSize || sum.Job == "" {
+		t.Fatalf("summary %+v, want %d explained", sum, n)
+	}
+	rows, err := explain.ReadLayer(context.Background(), st, "demo", "mlp.post_act", 1)
+	if err != nil || len(rows) != n {
+		t.Fatalf("layer 1: %d rows (%v), want %d", len(rows), err, n)
+	}
+	if !strings.Contains(errOut, "explain: task") {
+		t.Fatalf("no progress on stderr: %q", errOut)
+	}
+	// --detach prints the job id and returns; the rerun skips everything.
+	code, out, errOut = runTDB(t, "explain", "--nats", emb.URL(), "--store", storeDir, "--dataset", "demo", "--layers", "1", "--detach")
+	if code != 0 || strings.TrimSpace(out) != sum.Job {
+		t.Fatalf("--detach: exit %d, stdout %q (want %s), stderr %s", code, out, sum.Job, errOut)
 	}
 }

@@ -145,7 +145,11 @@ func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 			"shards": map[string]any{"done": p.Done, "running": p.Running, "failed": p.Failed}, "tokens": p.Tokens, "last_error": p.LastError})
 	}
 	fmt.Fprintln(stdout, p.Format(time.Now()))
-	fmt.Fprintf(stdout, "dataset %s: model %s, corpus %s, locations %s, n_ctx %d, top-k %d\n", spec.Dataset, spec.Model, spec.Corpus, strings.Join(spec.Locations, ","), spec.NCtx, spec.TopK)
+	if e := spec.Explain; spec.Kind == jobs.KindExplain && e != nil {
+		fmt.Fprintf(stdout, "explain dataset %s: method %s, judge %s, scores %s, locations %s (tokens count components)\n", spec.Dataset, e.Method, e.Judge, strings.Join(e.Scores, ","), cmp.Or(strings.Join(e.Locations, ","), "all"))
+	} else {
+		fmt.Fprintf(stdout, "dataset %s: model %s, corpus %s, locations %s, n_ctx %d, top-k %d\n", spec.Dataset, spec.Model, spec.Corpus, strings.Join(spec.Locations, ","), spec.NCtx, spec.TopK)
+	}
 	if where := cmp.Or(p.State.Store, spec.Store); where != "" {
 		fmt.Fprintf(stdout, "store: %s\n", where)
 	}

@@ -12,25 +12,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"tdb/internal/syncbuf"
 	"tdb/model"
 )
-
-// syncBuffer is a goroutine-safe bytes.Buffer (the server writes while the test reads).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // browserDeps finds Debian's chromium and viewer/e2e/node_modules. Outside
 // CI a missing piece skips the test; in CI (CI=true) it fails it.
@@ -160,7 +147,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var sout, serr syncBuffer
+	var sout, serr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--model", "random:tiny", "--store", storeDir, "--dataset", "demo", "--addr", "127.0.0.1:0", "--max-prompt-tokens", "64", "--mlp-autoencoders", aeDir + "@1", "--attn-autoencoders", attnAEDir + "@resid.delta_attn/0"}, &sout, &serr)

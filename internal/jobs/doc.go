@@ -8,6 +8,9 @@
 // Keeping the wire format here lets the coordinator and the worker agree on
 // it without importing each other; internal/natsx carries it over NATS.
 //
+// A job is a collation, or (Kind KindExplain, ExplainSpec) an explain job
+// over an existing dataset, carried by the same messages and records.
+//
 // Start at JobSpec and Normalize, then JobState and ShardRecord; keys.go
 // lists where each lives.
 package jobs

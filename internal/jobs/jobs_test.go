@@ -187,3 +187,38 @@ func TestGroupShards(t *testing.T) {
 		t.Error("a negative group size passed")
 	}
 }
+
+func TestNormalizeExplainSpec(t *testing.T) {
+	spec := func(e ExplainSpec) JobSpec {
+		return JobSpec{Kind: KindExplain, Dataset: "demo", Store: "mem://", Explain: &e}
+	}
+	s, err := Normalize(spec(ExplainSpec{Scores: []string{"simulation"}}))
+	if err != nil || s.Explain.Method != "builtin" || s.Explain.Judge != "builtin" || s.ID == "" {
+		t.Fatalf("%+v %v", s, err)
+	}
+	llm, err := Normalize(spec(ExplainSpec{Method: "llm", LLMURL: "http://x/v1", LLMModel: "m"}))
+	if err != nil || llm.Explain.Judge != "llm" || llm.ID == s.ID {
+		t.Fatalf("llm: %+v %v (ids %s %s)", llm.Explain, err, llm.ID, s.ID)
+	}
+	again, _ := Normalize(spec(ExplainSpec{Scores: []string{"simulation"}}))
+	if again.ID != s.ID {
+		t.Fatalf("the same spec has ids %s and %s", again.ID, s.ID)
+	}
+	for _, bad := range []JobSpec{
+		spec(ExplainSpec{Method: "magic"}),
+		spec(ExplainSpec{Judge: "magic"}),
+		spec(ExplainSpec{Method: "llm"}),
+		spec(ExplainSpec{Scores: []string{"accuracy"}}),
+		spec(ExplainSpec{Layers: []int{-1}}),
+		{Kind: KindExplain, Dataset: "demo"},
+		{Kind: KindExplain, Dataset: "a/b", Explain: &ExplainSpec{}},
+		{Kind: "other", Dataset: "demo"},
+	} {
+		if _, err := Normalize(bad); err == nil {
+			t.Errorf("%+v (explain %+v): no error", bad, bad.Explain)
+		}
+	}
+	if got := TaskSubject("j-1", KindExplain, 3); got != "tdb.shards.j-1.explain.3" || TaskSubject("j-1", "", 3) != Subject("j-1", 3) {
+		t.Fatalf("subjects: %s", got)
+	}
+}

@@ -60,6 +60,11 @@ type JobSpec struct {
 	// sizes and sampled content hashes (DigestFiles): workers check the
 	// files they load against them before computing (VerifyFiles).
 	Files []FileDigest `json:"files,omitempty"`
+	// Kind is the job's kind: empty for a collation, KindExplain for an
+	// explain job over the existing dataset Dataset (then Explain says
+	// what it computes and the collation fields are unused).
+	Kind    string       `json:"kind,omitempty"`
+	Explain *ExplainSpec `json:"explain,omitempty"`
 }
 
 var jobIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -135,6 +140,13 @@ func DefaultSpec() JobSpec {
 // spec that need no model or corpus. It sets ID to the default id when
 // empty.
 func Normalize(s JobSpec) (JobSpec, error) {
+	switch s.Kind {
+	case "":
+	case KindExplain:
+		return normalizeExplain(s)
+	default:
+		return s, fmt.Errorf("job spec: unknown job kind %q", s.Kind)
+	}
 	if s.NCtx == 0 {
 		s.NCtx = DefaultNCtx
 	}

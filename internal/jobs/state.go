@@ -60,6 +60,10 @@ type ShardTask struct {
 	// Plan identifies the shard as planned (PlanHash): a done record of an
 	// earlier attempt counts only if it was computed from the same plan.
 	Plan string `json:"plan,omitempty"`
+	// Kind is the job's kind (JobSpec.Kind): empty for a collation shard,
+	// KindExplain for an explain task, whose Shard is the task (location,
+	// layer and block of components).
+	Kind string `json:"kind,omitempty"`
 }
 
 // PlanHash identifies a planned shard: the store its partials go to and
@@ -130,12 +134,16 @@ type PartialRef struct {
 
 // ShardRecord is what a worker reports about a shard in KV.
 type ShardRecord struct {
-	Job      string       `json:"job"`
-	Attempt  int          `json:"attempt"`
-	Index    int          `json:"index"`
-	Status   ShardStatus  `json:"status"`
-	Delivery int          `json:"delivery"`
-	Worker   string       `json:"worker"`
+	Job      string      `json:"job"`
+	Attempt  int         `json:"attempt"`
+	Index    int         `json:"index"`
+	Status   ShardStatus `json:"status"`
+	Delivery int         `json:"delivery"`
+	Worker   string      `json:"worker"`
+	// Tokens and Windows are a collation shard's; an explain task
+	// (ShardTask.Kind) reports in Tokens the components it went through
+	// (explained now or already explained with the method) and in Windows
+	// those it explained now.
 	Tokens   int64        `json:"tokens"`
 	Windows  int64        `json:"windows"`
 	Partials []PartialRef `json:"partials,omitempty"`
