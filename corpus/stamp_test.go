@@ -214,3 +214,29 @@ func TestContentStampSeesRestoredTimes(t *testing.T) {
 		t.Fatal("same content stamp after an edit that restored size and modification time")
 	}
 }
+
+// CheckTokens finds an id beyond the vocabulary in a whole window, ignores
+// the tail that no window reads, and reads nothing over its byte budget.
+func TestCheckTokens(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.bin")
+	toks := make([]uint16, 1000) // 62 windows of 16, a tail of 8
+	toks[995] = 60000
+	writeTokens(t, path, toks)
+	c := open(t, "tokens:"+path, Options{NCtx: 16})
+	if ok, err := c.CheckTokens(ctx, 1<<20); !ok || err != nil {
+		t.Fatalf("a bad id in the tail: %v %v", ok, err)
+	}
+	toks[990] = 0
+	toks[500] = 50257
+	writeTokens(t, path, toks)
+	if _, err := c.CheckTokens(ctx, 1<<20); !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "token 50257 at index 500 (byte offset 1000)") {
+		t.Fatalf("a bad id in a window: %v", err)
+	}
+	if ok, err := c.CheckTokens(ctx, 1000); ok || err != nil {
+		t.Fatalf("over the budget: %v %v; want not checked", ok, err)
+	}
+	if ok, err := open(t, "synthetic:ioi?docs=3", Options{}).CheckTokens(ctx, 0); !ok || err != nil {
+		t.Fatalf("synthetic: %v %v", ok, err)
+	}
+}

@@ -156,7 +156,7 @@ func (c *Corpus) checkVocab(name string, start int64, raw []byte) error {
 
 // CheckTokens reads every file of a token corpus and fails (ErrBadData,
 // naming the file and byte offset) at the first id not below
-// Options.VocabSize, so that a client can refuse bad input before it
+// Options.VocabSize in a whole window of Options.NCtx tokens, so that a client can refuse bad input before it
 // submits a job. It reads the whole corpus: a caller bounds the cost with
 // maxBytes (the sum of the file sizes; over it nothing is read and ok is
 // false). Other kinds have nothing to check (ok is true).
@@ -178,7 +178,16 @@ func (c *Corpus) CheckTokens(ctx context.Context, maxBytes int64) (ok bool, err 
 	const chunk = 1 << 20
 	buf := make([]byte, chunk)
 	for _, f := range c.files {
-		rc, err := c.src.open(ctx, f, 0, -1)
+		size, err := c.src.size(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		// The tokens of whole windows of Options.NCtx: the tail is never read.
+		whole := size / 2 / int64(c.opts.NCtx) * int64(c.opts.NCtx)
+		if whole == 0 {
+			continue
+		}
+		rc, err := c.src.open(ctx, f, 0, 2*whole)
 		if err != nil {
 			return false, err
 		}

@@ -266,7 +266,7 @@ var tokenCheckBytes int64 = 1 << 30
 // the model is not known here; GPT-2's).
 func corpusStamp(ctx context.Context, spec jobs.JobSpec, vocab int, stderr io.Writer) (string, error) {
 	opts := corpusOptions(ctx)
-	opts.BlockBytes, opts.VocabSize = spec.BlockBytes, vocab
+	opts.BlockBytes, opts.VocabSize, opts.NCtx = spec.BlockBytes, vocab, spec.NCtx
 	c, err := corpus.Open(ctx, spec.Corpus, opts)
 	if err != nil {
 		return "", err
