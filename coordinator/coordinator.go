@@ -277,7 +277,7 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 		return stageErr("plan", "checking for dataset %q: %w", spec.Dataset, err) // the store names itself and the key
 	}
 	opts := c.cfg.CorpusOptions
-	opts.BlockBytes = spec.BlockBytes
+	opts.BlockBytes, opts.NCtx = spec.BlockBytes, spec.NCtx
 	cp, err := corpus.Open(ctx, spec.Corpus, opts)
 	if err != nil {
 		return stageErr("plan", "opening corpus: %w", err)

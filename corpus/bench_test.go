@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,6 +110,54 @@ func BenchmarkTokenizers(b *testing.B) {
 	for _, n := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			benchWindows(b, open(b, "synthetic:ioi?docs=10000", Options{Tokenizers: n}), 64)
+		})
+	}
+}
+
+// BenchmarkPlan measures planning (which now reads every block to hash it)
+// on a local corpus of TDB_BENCH_PLAN_MB MiB per kind (default 64).
+func BenchmarkPlan(b *testing.B) {
+	mb := 64
+	if s := os.Getenv("TDB_BENCH_PLAN_MB"); s != "" {
+		fmt.Sscan(s, &mb)
+	}
+	size := mb << 20
+	dir := b.TempDir()
+	docs := benchDocs(b)
+	var jl bytes.Buffer
+	var pq []string
+	for i := 0; jl.Len() < size; i++ {
+		line, _ := json.Marshal(map[string]string{"text": docs[i%len(docs)]})
+		jl.Write(line)
+		jl.WriteByte('\n')
+		pq = append(pq, docs[i%len(docs)])
+	}
+	writeFile(b, filepath.Join(dir, "c.jsonl"), jl.Bytes())
+	writeParquet(b, filepath.Join(dir, "c.parquet"), pq, 10000)
+	for i, n := 0, 0; n < size; i++ {
+		d := docs[i%len(docs)]
+		writeFile(b, filepath.Join(dir, "txt", fmt.Sprintf("%06d.txt", i)), []byte(d))
+		n += len(d)
+	}
+	toks := make([]uint16, size/2)
+	for i := range toks {
+		toks[i] = uint16(i % 50257)
+	}
+	writeTokens(b, filepath.Join(dir, "c.bin"), toks)
+	for _, spec := range []string{
+		"text:" + filepath.Join(dir, "txt", "*.txt"),
+		"jsonl:" + filepath.Join(dir, "c.jsonl"),
+		"parquet:" + filepath.Join(dir, "c.parquet"),
+		"tokens:" + filepath.Join(dir, "c.bin"),
+	} {
+		b.Run(strings.SplitN(spec, ":", 2)[0], func(b *testing.B) {
+			c := open(b, spec, Options{})
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				if _, err := c.Plan(context.Background(), 1<<17); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

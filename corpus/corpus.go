@@ -35,6 +35,11 @@ type Options struct {
 	VocabSize int
 	// Tokenizer defaults to tokenizer.GPT2().
 	Tokenizer *tokenizer.Tokenizer
+	// NCtx is the window length the plan's shards will be read with
+	// (default DefaultNCtx). Only token-file plans use it: a part's hash
+	// covers the NCtx-1 tokens past its end that its last window reads, and
+	// Windows refuses a longer window for such a part.
+	NCtx int
 	// Tokenizers is the number of goroutines that tokenize ahead of the
 	// Windows callback (tokenizing is the costly part of reading); 1
 	// tokenizes inline. Default: GOMAXPROCS, at most 4.
@@ -109,6 +114,14 @@ type Part struct {
 	Doc int64 `json:"doc"`
 	// Line is the 1-based line number of Start within the file (JSONL).
 	Line int64 `json:"line,omitempty"`
+	// Hash is the xxhash64 (16 hex digits) of the bytes the block reads,
+	// taken at planning and compared before the block is used (stamp.go);
+	// empty in plans made before block hashes.
+	Hash string `json:"hash,omitempty"`
+	// HashEnd (token files) is the end of the hashed tokens: End plus the
+	// n_ctx-1 tokens that the last window starting in the part may read,
+	// at most the file's end.
+	HashEnd int64 `json:"hash_end,omitempty"`
 }
 
 // Description identifies a corpus in a dataset manifest.
@@ -144,6 +157,9 @@ func OpenSpec(ctx context.Context, s Spec, opts Options) (*Corpus, error) {
 	}
 	if opts.VocabSize <= 0 {
 		opts.VocabSize = tokenizer.VocabSize
+	}
+	if opts.NCtx <= 0 {
+		opts.NCtx = DefaultNCtx
 	}
 	if opts.VocabSize > 1<<16 {
 		return nil, fmt.Errorf("corpus: vocabulary size %d does not fit uint16 token files", opts.VocabSize)
@@ -215,8 +231,9 @@ func (c *Corpus) Describe() Description {
 }
 
 // Plan cuts the corpus into shards of about tokensPerShard estimated tokens,
-// made of whole blocks. It reads metadata only (file sizes, Parquet footers),
-// except for JSONL, where it streams every file once to find line starts.
+// made of whole blocks. It reads every block once to record its content
+// hash (stamp.go); JSONL files are streamed once for both the line starts
+// and the hashes.
 // An empty corpus is an error.
 func (c *Corpus) Plan(ctx context.Context, tokensPerShard int64) ([]Shard, error) {
 	if tokensPerShard <= 0 {
@@ -245,6 +262,9 @@ func (c *Corpus) Plan(ctx context.Context, tokensPerShard int64) ([]Shard, error
 	}
 	if len(parts) == 0 {
 		return nil, fmt.Errorf("corpus %s is empty", c.spec)
+	}
+	if err := c.hashParts(ctx, parts); err != nil {
+		return nil, err
 	}
 	var shards []Shard
 	for _, p := range parts {

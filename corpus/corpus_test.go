@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -352,14 +353,22 @@ func TestTokenStreamErrors(t *testing.T) {
 	toks := make([]uint16, 100)
 	toks[37] = 50257
 	writeTokens(t, big, toks)
-	c = open(t, "tokens:"+big, Options{})
+	c = open(t, "tokens:"+big, Options{NCtx: 16})
+	// Planning reads every token (to hash it) and refuses the plan.
+	_, err := c.Plan(ctx, 1000)
+	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "token 50257 at index 37 (byte offset 74)") {
+		t.Errorf("token >= vocab at planning: %v", err)
+	}
+	// A plan made before the file changed: the reader refuses it too.
+	writeTokens(t, big, make([]uint16, 100))
 	shards, err := c.Plan(ctx, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Windows(ctx, shards[0], 64, func(Window) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "token 50257 at index 37 (byte offset 74)") {
-		t.Errorf("token >= vocab: %v", err)
+	writeTokens(t, big, toks)
+	_, err = c.Windows(ctx, shards[0], 16, func(Window) error { return nil })
+	if !errors.Is(err, ErrBadData) {
+		t.Errorf("token >= vocab after planning: %v", err)
 	}
 	empty := filepath.Join(dir, "empty.bin")
 	writeFile(t, empty, nil)

@@ -44,10 +44,14 @@
 // # Shards
 //
 // [Corpus.Plan] groups whole blocks into shards of about tokensPerShard
-// (estimated) tokens. It reads only metadata, except for JSONL, whose lines it
-// counts in one streaming pass without parsing. A [Shard] is plain data (JSON)
-// naming file ranges, so a worker that opens the same spec reads only its own
-// byte or row ranges in [Corpus.Windows].
+// (estimated) tokens. It reads every block once to record its content hash
+// (JSONL in the same streaming pass that finds line starts, without
+// parsing; Parquet decoded once), and the size and modification time of
+// every file. A [Shard] is plain data (JSON) naming file ranges and their
+// hashes, so a worker that opens the same spec reads only its own byte or
+// row ranges in [Corpus.Windows], and checks each block against its hash
+// before using it: a corpus changed since planning fails with [ErrChanged]
+// instead of mixing old and new content.
 //
 // The package imports model/tokenizer and store (the interface only) of tdb,
 // and arrow-go's Parquet reader.

@@ -17,7 +17,8 @@ func (e badDataError) Is(target error) bool { return target == ErrBadData }
 func badData(err error) error { return badDataError{err} }
 
 // ErrChanged marks a corpus file that is not what the plan saw (another
-// size or modification time): a shard must never mix old and new content.
+// size, modification time or block hash): a shard must never mix old and
+// new content.
 // It also matches ErrBadData (a retry cannot fix it).
 var ErrChanged = errors.New("corpus changed since the job was planned")
 

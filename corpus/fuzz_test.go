@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -96,11 +97,20 @@ func FuzzTokenStream(f *testing.F) {
 		if err := st.Put(ctx, "t.bin", bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
-		c, err := Open(ctx, "tokens:mem://test/t.bin", Options{Opener: memOpener(st)})
+		c, err := Open(ctx, "tokens:mem://test/t.bin", Options{Opener: memOpener(st), NCtx: nCtx})
 		if err != nil {
 			t.Fatal(err)
 		}
 		shards, err := c.Plan(ctx, int64(per%64)+1)
+		total := len(data) / 2
+		whole := total / nCtx * nCtx
+		badAt := -1
+		for i := range whole {
+			if binary.LittleEndian.Uint16(data[2*i:]) >= 50257 {
+				badAt = i
+				break
+			}
+		}
 		switch {
 		case len(data)%2 != 0:
 			if err == nil || !strings.Contains(err.Error(), "is odd") {
@@ -112,17 +122,14 @@ func FuzzTokenStream(f *testing.F) {
 				t.Fatal("empty stream planned")
 			}
 			return
+		case badAt >= 0:
+			// Planning reads every token of a window.
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("at index %d ", badAt)) {
+				t.Fatalf("bad token at %d: plan error %v", badAt, err)
+			}
+			return
 		case err != nil:
 			t.Fatal(err)
-		}
-		total := len(data) / 2
-		whole := total / nCtx * nCtx
-		badAt := -1
-		for i := range whole {
-			if binary.LittleEndian.Uint16(data[2*i:]) >= 50257 {
-				badAt = i
-				break
-			}
 		}
 		var got []Window
 		var sum Stats

@@ -30,13 +30,15 @@ func (c *Corpus) planJSONL(ctx context.Context) ([]estPart, error) {
 			line              = int64(1)
 			partStart, pstart = int64(0), Part{File: fi, Line: 1, Doc: doc}
 		)
+		h := newBlockHasher()
 		closePart := func() {
 			p := pstart
-			p.Start, p.End = partStart, pos
+			p.Start, p.End, p.Hash = partStart, pos, h.sum()
 			parts = append(parts, estPart{Part: p, tokens: estimateTokens(pos-partStart) + (doc - p.Doc)})
 		}
 		for {
 			chunk, rerr := br.ReadSlice('\n')
+			h.Write(chunk)
 			lineLen += int64(len(chunk))
 			if lineLen > c.opts.MaxDocBytes {
 				rc.Close()
@@ -91,12 +93,30 @@ func (c *Corpus) readJSONL(ctx context.Context, sh Shard, s sink) error {
 
 func (c *Corpus) jsonlPart(ctx context.Context, p Part, s sink) error {
 	name := c.files[p.File]
-	rc, err := c.src.open(ctx, name, p.Start, p.End-p.Start)
-	if err != nil {
-		return err
+	var r io.Reader
+	if p.Hash != "" {
+		// The block (BlockBytes and one line at most) is read whole and
+		// checked against the plan before any of it is parsed.
+		if p.End-p.Start > c.opts.BlockBytes+c.opts.MaxDocBytes {
+			return badData(fmt.Errorf("corpus file %s: bytes %d..%d: longer than a block", c.src.where(name), p.Start, p.End))
+		}
+		b, err := c.readRange(ctx, name, p.Start, p.End-p.Start)
+		if err != nil {
+			return err
+		}
+		if err := checkHash(p.Hash, hashBytes(b), fmt.Sprintf("%s bytes %d..%d", c.src.where(name), p.Start, p.End)); err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	} else {
+		rc, err := c.src.open(ctx, name, p.Start, p.End-p.Start)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		r = rc
 	}
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 256<<10)
+	br := bufio.NewReaderSize(r, 256<<10)
 	var (
 		read int64
 		doc  = p.Doc

@@ -3,6 +3,7 @@ package corpus
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/parquet"
@@ -121,7 +122,28 @@ func (c *Corpus) readParquet(ctx context.Context, sh Shard, s sink) error {
 	return nil
 }
 
+// parquetPart decodes a block and checks its hash before handing its
+// documents to s.
 func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, s sink) error {
+	if p.Hash == "" {
+		return c.decodeParquetPart(ctx, pf, p, s)
+	}
+	col := &collected{h: newBlockHasher()}
+	if err := c.decodeParquetPart(ctx, pf, p, col); err != nil {
+		return err
+	}
+	if err := checkHash(p.Hash, col.h.sum(), fmt.Sprintf("%s rows %d..%d", c.src.where(c.files[p.File]), p.Start, p.End)); err != nil {
+		return err
+	}
+	for k, text := range col.texts {
+		if err := s.add(col.docs[k], text, int64(len(text))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Corpus) decodeParquetPart(ctx context.Context, pf *pqFile, p Part, s sink) error {
 	name := c.src.where(c.files[p.File])
 	var (
 		vals = make([]parquet.ByteArray, pqBatch)
@@ -186,6 +208,83 @@ func (c *Corpus) parquetPart(ctx context.Context, pf *pqFile, p Part, s sink) er
 	}
 	if row < p.End {
 		return badData(fmt.Errorf("corpus file %s: has %d rows, the shard wants rows %d..%d; did the file change since planning?", name, row, p.Start, p.End))
+	}
+	return nil
+}
+
+// collected holds one block's documents until its hash is checked.
+type collected struct {
+	docs  []int64
+	texts []string
+	h     blockHasher
+}
+
+func (c *collected) add(doc int64, text string, _ int64) error {
+	fmt.Fprintf(c.h, "%d %d\n", doc, len(text))
+	io.WriteString(c.h, text)
+	c.docs, c.texts = append(c.docs, doc), append(c.texts, text)
+	return nil
+}
+
+func (c *collected) skip(int64) error { return nil }
+
+func (c *collected) endBlock() error { return nil }
+
+// partRouter hashes the documents of consecutive parts of one file, each
+// into its part's hash, as collected does for one part.
+type partRouter struct {
+	parts []estPart
+	k     int
+	h     blockHasher
+}
+
+func (r *partRouter) add(doc int64, text string, _ int64) error {
+	for r.k < len(r.parts) && doc >= r.parts[r.k].Doc+(r.parts[r.k].End-r.parts[r.k].Start) {
+		r.next()
+	}
+	if r.k >= len(r.parts) {
+		return fmt.Errorf("corpus: document %d beyond the planned parts", doc)
+	}
+	fmt.Fprintf(r.h, "%d %d\n", doc, len(text))
+	io.WriteString(r.h, text)
+	return nil
+}
+
+// next closes the current part's hash.
+func (r *partRouter) next() {
+	r.parts[r.k].Hash = r.h.sum()
+	r.k++
+}
+
+func (r *partRouter) skip(int64) error { return nil }
+
+func (r *partRouter) endBlock() error { return nil }
+
+// hashParquet records the hash of every part's decoded values (document
+// ids and texts: a Parquet block is a row range inside a row group, so the
+// decoded rows are what it reads; a null that becomes a value or the
+// reverse changes the ids). Each file is decoded once, front to back.
+func (c *Corpus) hashParquet(ctx context.Context, parts []estPart) error {
+	for i := 0; i < len(parts); {
+		j := i
+		for j < len(parts) && parts[j].File == parts[i].File {
+			j++
+		}
+		pf, err := c.openParquet(ctx, parts[i].File)
+		if err != nil {
+			return err
+		}
+		all := Part{File: parts[i].File, Start: parts[i].Start, End: parts[j-1].End, Doc: parts[i].Doc}
+		r := &partRouter{parts: parts[i:j], h: newBlockHasher()}
+		err = c.decodeParquetPart(ctx, pf, all, r)
+		pf.Close()
+		if err != nil {
+			return err
+		}
+		for r.k < len(r.parts) {
+			r.next()
+		}
+		i = j
 	}
 	return nil
 }

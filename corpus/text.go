@@ -40,16 +40,31 @@ func (c *Corpus) planText(ctx context.Context) ([]estPart, error) {
 
 func (c *Corpus) readText(ctx context.Context, sh Shard, s sink) error {
 	for _, p := range sh.Parts {
+		// The block's files are read and checked against the plan's hash
+		// before any is tokenized.
+		texts := make([][]byte, 0, p.End-p.Start)
+		h := newBlockHasher()
 		for i := p.Start; i < p.End; i++ {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			name := c.files[i]
-			text, err := c.readWhole(ctx, name)
+			text, err := c.readWhole(ctx, c.files[i])
 			if err != nil {
 				return err
 			}
-			if err := s.add(i, string(text), int64(len(text))); err != nil {
+			fmt.Fprintf(h, "%d\n", len(text))
+			h.Write(text)
+			texts = append(texts, text)
+		}
+		what := c.src.where(c.files[p.Start])
+		if p.End-p.Start > 1 {
+			what = fmt.Sprintf("files %s .. %s", what, c.src.where(c.files[p.End-1]))
+		}
+		if err := checkHash(p.Hash, h.sum(), what); err != nil {
+			return err
+		}
+		for k, text := range texts {
+			if err := s.add(p.Start+int64(k), string(text), int64(len(text))); err != nil {
 				return err
 			}
 		}

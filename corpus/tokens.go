@@ -2,6 +2,7 @@ package corpus
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -25,7 +26,8 @@ func (c *Corpus) planTokens(ctx context.Context, tokensPerShard int64) ([]estPar
 		n := size / 2
 		for s := int64(0); s < n; s += tokensPerShard {
 			e := min(s+tokensPerShard, n)
-			parts = append(parts, estPart{Part: Part{File: fi, Start: s, End: e, Doc: int64(fi)}, tokens: e - s})
+			hashEnd := min(n, e+int64(c.opts.NCtx)-1)
+			parts = append(parts, estPart{Part: Part{File: fi, Start: s, End: e, Doc: int64(fi), HashEnd: hashEnd}, tokens: e - s})
 		}
 	}
 	return parts, nil
@@ -57,6 +59,26 @@ func (c *Corpus) tokenWindows(ctx context.Context, sh Shard, nCtx int, st *Stats
 		if first >= last {
 			continue
 		}
+		if p.Hash != "" {
+			// Read what the plan hashed, check it, then cut the windows
+			// from memory: a changed part is never used.
+			readEnd := first + (last-first+n64-1)/n64*n64
+			if readEnd > p.HashEnd {
+				return fmt.Errorf("corpus token file %s: tokens %d..%d were planned for windows of at most %d tokens, not %d", c.src.where(name), p.Start, p.End, p.HashEnd-p.End+1, nCtx)
+			}
+			raw, err := c.readRange(ctx, name, 2*p.Start, 2*(p.HashEnd-p.Start))
+			if err != nil {
+				return err
+			}
+			if err := checkHash(p.Hash, hashBytes(raw), fmt.Sprintf("%s tokens %d..%d", c.src.where(name), p.Start, p.HashEnd)); err != nil {
+				return err
+			}
+			raw = raw[2*(first-p.Start) : 2*(readEnd-p.Start)]
+			if err := c.tokenWindowsFrom(ctx, bytes.NewReader(raw), name, first, last, nCtx, st, int64(p.File), fn); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := c.readTokenWindows(ctx, name, first, last, nCtx, st, int64(p.File), fn); err != nil {
 			return err
 		}
@@ -72,7 +94,13 @@ func (c *Corpus) readTokenWindows(ctx context.Context, name string, first, last 
 		return err
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 256<<10)
+	return c.tokenWindowsFrom(ctx, bufio.NewReaderSize(rc, 256<<10), name, first, last, nCtx, st, doc, fn)
+}
+
+// tokenWindowsFrom cuts the windows starting in [first, last) from br,
+// which starts at token first.
+func (c *Corpus) tokenWindowsFrom(ctx context.Context, br io.Reader, name string, first, last int64, nCtx int, st *Stats, doc int64, fn func(Window) error) error {
+	nWin := (last - first + int64(nCtx) - 1) / int64(nCtx)
 	raw := make([]byte, 2*nCtx)
 	for k := int64(0); k < nWin; k++ {
 		if err := ctx.Err(); err != nil {
@@ -113,4 +141,78 @@ func decodeTokens(raw []byte, vocab int) (toks []int32, bad int) {
 		}
 	}
 	return toks, bad
+}
+
+// checkVocab fails with ErrBadData at the first id >= VocabSize in raw,
+// the uint16 tokens of name from token index start.
+func (c *Corpus) checkVocab(name string, start int64, raw []byte) error {
+	toks, bad := decodeTokens(raw, c.opts.VocabSize)
+	if bad < 0 {
+		return nil
+	}
+	at := start + int64(bad)
+	return badData(fmt.Errorf("corpus token file %s: token %d at index %d (byte offset %d) is not below the vocabulary size %d", c.src.where(name), toks[bad], at, 2*at, c.opts.VocabSize))
+}
+
+// CheckTokens reads every file of a token corpus and fails (ErrBadData,
+// naming the file and byte offset) at the first id not below
+// Options.VocabSize in a whole window of Options.NCtx tokens, so that a client can refuse bad input before it
+// submits a job. It reads the whole corpus: a caller bounds the cost with
+// maxBytes (the sum of the file sizes; over it nothing is read and ok is
+// false). Other kinds have nothing to check (ok is true).
+func (c *Corpus) CheckTokens(ctx context.Context, maxBytes int64) (ok bool, err error) {
+	if c.spec.Kind != Tokens {
+		return true, nil
+	}
+	var total int64
+	for _, f := range c.files {
+		n, err := c.src.size(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		total += n
+	}
+	if total > maxBytes {
+		return false, nil
+	}
+	const chunk = 1 << 20
+	buf := make([]byte, chunk)
+	for _, f := range c.files {
+		size, err := c.src.size(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		// The tokens of whole windows of Options.NCtx: the tail is never read.
+		whole := size / 2 / int64(c.opts.NCtx) * int64(c.opts.NCtx)
+		if whole == 0 {
+			continue
+		}
+		rc, err := c.src.open(ctx, f, 0, 2*whole)
+		if err != nil {
+			return false, err
+		}
+		var tok int64
+		for {
+			if err := ctx.Err(); err != nil {
+				rc.Close()
+				return false, err
+			}
+			n, rerr := io.ReadFull(rc, buf)
+			n &^= 1
+			if err := c.checkVocab(f, tok, buf[:n]); err != nil {
+				rc.Close()
+				return false, err
+			}
+			tok += int64(n / 2)
+			if rerr != nil {
+				if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+					break
+				}
+				rc.Close()
+				return false, fmt.Errorf("corpus token file %s: read: %w", c.src.where(f), rerr)
+			}
+		}
+		rc.Close()
+	}
+	return true, nil
 }

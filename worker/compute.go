@@ -44,7 +44,7 @@ func NewJob(ctx context.Context, spec jobs.JobSpec, m *model.Model, opts corpus.
 		return nil, err // planTargets marks what is permanent
 	}
 	opts.VocabSize = m.Vocab
-	opts.BlockBytes = spec.BlockBytes
+	opts.BlockBytes, opts.NCtx = spec.BlockBytes, spec.NCtx
 	c, err := corpus.Open(ctx, spec.Corpus, opts)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,13 @@
 // captured sites into two reused buffer sets), and the partials are encoded,
 // hashed and written in parallel at the end.
 //
+// Before computing it checks what the job reads against what was
+// submitted and planned: the local model and autoencoder files against the
+// spec's digests (jobs.VerifyFiles, before loading and after; the model
+// cache is keyed by them), and each corpus block against its planned hash
+// (corpus.Windows). A mismatch is a permanent error: the job fails at once
+// with the reason, never mixing old and new content.
+//
 // A message of an explain job (ShardTask.Kind jobs.KindExplain) carries an
 // explain.Task instead: the worker runs it with explain.Job.RunTask
 // (explain.go) in the same handle/record/ack flow.

@@ -35,12 +35,23 @@ func NewModelCache(n int, log *slog.Logger) *ModelCache {
 
 // Get loads a model by name (see model.Open) or returns the cached one.
 func (c *ModelCache) Get(ctx context.Context, name string) (*model.Model, error) {
+	return c.GetVersion(ctx, name, "")
+}
+
+// GetVersion is Get for a given version of the model's files (a hash of
+// their digests): a folder whose weights were replaced is loaded again,
+// never served from the cache under its old content.
+func (c *ModelCache) GetVersion(ctx context.Context, name, version string) (*model.Model, error) {
+	key := name
+	if version != "" {
+		key += "\x00" + version
+	}
 	c.mu.Lock()
-	e, ok := c.models[name]
+	e, ok := c.models[key]
 	if !ok {
 		e = &modelEntry{}
-		c.models[name] = e
-		c.order = append(c.order, name)
+		c.models[key] = e
+		c.order = append(c.order, key)
 		for len(c.order) > c.max {
 			delete(c.models, c.order[0])
 			c.order = c.order[1:]
@@ -50,9 +61,9 @@ func (c *ModelCache) Get(ctx context.Context, name string) (*model.Model, error)
 	e.once.Do(func() { e.m, e.err = c.load(ctx, name) })
 	if e.err != nil {
 		c.mu.Lock()
-		if c.models[name] == e {
-			delete(c.models, name) // let a later shard retry (e.g. a download that failed)
-			c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == name })
+		if c.models[key] == e {
+			delete(c.models, key) // let a later shard retry (e.g. a download that failed)
+			c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == key })
 		}
 		c.mu.Unlock()
 	}

@@ -303,6 +303,11 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 		sofar = n
 		progress.Unlock()
 	})
+	if errors.Is(err, corpus.ErrChanged) {
+		// Re-submitting the same spec plans the job again from the
+		// corpus as it is now; a new dataset name makes another job.
+		return nil, 0, 0, fmt.Errorf("%w; run with --dataset NEW, or run the same command again to plan job %s anew", err, task.Job)
+	}
 	if err != nil {
 		return nil, 0, 0, nil, err
 	}
@@ -423,12 +428,22 @@ func (w *Worker) job(ctx context.Context, task jobs.ShardTask) (*Job, error) {
 			e.err = err // GetJSON names the spec key
 			return
 		}
-		m, err := w.cfg.Models.Get(ctx, spec.Model)
+		// The local model and autoencoder files must be those the job
+		// was submitted with, before loading and after (a file replaced
+		// while it loaded).
+		if err := jobs.VerifyFiles(spec.Files); err != nil {
+			e.err = err
+			return
+		}
+		m, err := w.cfg.Models.GetVersion(ctx, spec.Model, jobs.FilesVersion(spec.Files, spec.Model))
 		if err != nil {
 			e.err = err
 			return
 		}
 		e.job, e.err = NewJob(ctx, spec, m, w.cfg.CorpusOptions)
+		if e.err == nil {
+			e.err = jobs.VerifyFiles(spec.Files)
+		}
 	})
 	if e.err != nil {
 		w.mu.Lock()

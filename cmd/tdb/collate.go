@@ -109,7 +109,8 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := corpus.ParseSpec(spec.Corpus); err != nil {
 		return usagef("--corpus: %v", err)
 	}
-	if err := checkLocations(ctx, spec, *natsURL == "", stderr); err != nil {
+	vocab, err := checkLocations(ctx, spec, *natsURL == "", stderr)
+	if err != nil {
 		return err
 	}
 	st, err := store.Open(ctx, *storeURL)
@@ -120,7 +121,9 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// the same command against another store, or after the corpus
 	// changed, is a new job (never a finished one reused).
 	spec.Store = st.String()
-	if stamp, err := corpusStamp(ctx, spec); err == nil {
+	if stamp, err := corpusStamp(ctx, spec, vocab, stderr); errors.Is(err, corpus.ErrBadData) {
+		return usagef("--corpus: %v", err)
+	} else if err == nil {
 		spec.CorpusStamp = stamp
 	} else if *natsURL == "" {
 		return usagef("--corpus: %v", err)
@@ -134,6 +137,11 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	spec.FilesStamp = jobs.LocalFilesStamp(aePaths...)
+	// Sizes and sampled content hashes: the workers check the files they
+	// load against them.
+	if spec.Files, err = jobs.DigestFiles(aePaths...); err != nil {
+		return err
+	}
 	if spec.Dataset == "" {
 		spec.Dataset = spec.DatasetName()
 	}
@@ -245,16 +253,34 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// tokenCheckBytes bounds the token corpus that tdb collate reads before
+// it submits, to refuse ids beyond the vocabulary with exit code 2 (1 GiB:
+// about a second from the page cache). A larger corpus is checked by the
+// planner, which reads every token to hash it, and fails the job before
+// any shard runs.
+var tokenCheckBytes int64 = 1 << 30
+
 // corpusStamp opens the corpus as the planner will and returns its content
-// stamp (file names, sizes, modification times).
-func corpusStamp(ctx context.Context, spec jobs.JobSpec) (string, error) {
+// stamp (file names, sizes, modification times). A token corpus up to
+// tokenCheckBytes is also checked against the model's vocabulary (vocab 0:
+// the model is not known here; GPT-2's).
+func corpusStamp(ctx context.Context, spec jobs.JobSpec, vocab int, stderr io.Writer) (string, error) {
 	opts := corpusOptions(ctx)
-	opts.BlockBytes = spec.BlockBytes
+	opts.BlockBytes, opts.VocabSize, opts.NCtx = spec.BlockBytes, vocab, spec.NCtx
 	c, err := corpus.Open(ctx, spec.Corpus, opts)
 	if err != nil {
 		return "", err
 	}
-	return c.ContentStamp(ctx)
+	stamp, err := c.ContentStamp(ctx)
+	if err != nil {
+		return "", err
+	}
+	if ok, err := c.CheckTokens(ctx, tokenCheckBytes); err != nil {
+		return "", err
+	} else if !ok {
+		fmt.Fprintf(stderr, "note: the token corpus is over %d MiB: its ids are checked against the vocabulary when the job is planned\n", tokenCheckBytes>>20)
+	}
+	return stamp, nil
 }
 
 func datasetExists(ctx context.Context, st store.Store, name string) bool {
@@ -303,10 +329,12 @@ func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 // embedded mode the model is resolved (downloaded if needed: the workers
 // need it anyway); with a cluster only the names are checked when the
 // model is not local.
-func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) error {
+// It returns the model's vocabulary size (0 when the model is not known
+// here).
+func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) (int, error) {
 	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
-		return usagef("--model: %v", err)
+		return 0, usagef("--model: %v", err)
 	}
 	known := true // cfg is the model's real shape
 	if isRandom {
@@ -314,38 +342,38 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 	} else if fi, statErr := os.Stat(spec.Model); (statErr == nil && fi.IsDir()) || resolve {
 		if cfg, err = model.InspectName(ctx, spec.Model, stderr); err != nil {
 			if errors.Is(err, model.ErrInvalid) || errors.Is(err, model.ErrUnknownPreset) {
-				return usagef("--model: %v", err)
+				return 0, usagef("--model: %v", err)
 			}
-			return err
+			return 0, err
 		}
 	} else {
 		cfg, known = model.Presets["gpt2"], false // names only; the workers check the rest
 	}
 	if known {
 		if err := model.ValidateContext(cfg, spec.NCtx); err != nil {
-			return usagef("--n-ctx: %v", err)
+			return 0, usagef("--n-ctx: %v", err)
 		}
 	}
 	if err := spec.CollateConfig().Validate(); err != nil {
-		return usagef("%v", err)
+		return 0, usagef("%v", err)
 	}
 	if len(spec.Locations) == 0 && len(spec.Autoencoders) == 0 {
-		return usagef("--locations: give at least one location")
+		return 0, usagef("--locations: give at least one location")
 	}
 	for _, l := range spec.Locations {
 		if _, err := worker.ValidateLocation(cfg, l); err != nil {
-			return usagef("--locations: %v", err)
+			return 0, usagef("--locations: %v", err)
 		}
 	}
 	for _, l := range spec.Layers {
 		if l < 0 || l >= cfg.NLayer {
-			return usagef("--layers: layer %d is out of range: the model has layers 0..%d", l, cfg.NLayer-1)
+			return 0, usagef("--layers: layer %d is out of range: the model has layers 0..%d", l, cfg.NLayer-1)
 		}
 	}
 	for _, a := range spec.Autoencoders {
 		as, err := worker.ParseAutoencoderSpec(a)
 		if err != nil {
-			return usagef("--autoencoder: %v", err)
+			return 0, usagef("--autoencoder: %v", err)
 		}
 		if strings.Contains(as.Path, "://") {
 			continue // on a store: the workers check it
@@ -355,15 +383,18 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 		}
 		info, err := autoencoder.Inspect(as.Path)
 		if err != nil {
-			return usagef("--autoencoder: %v", err)
+			return 0, usagef("--autoencoder: %v", err)
 		}
 		if known {
 			if _, err := info.Place(cfg, as.Location, as.Layer); err != nil {
-				return usagef("--autoencoder: %v", err)
+				return 0, usagef("--autoencoder: %v", err)
 			}
 		}
 	}
-	return nil
+	if !known {
+		return 0, nil
+	}
+	return cfg.Vocab, nil
 }
 
 func parseInts(s string) ([]int, error) {

@@ -11,6 +11,11 @@
 // A job is a collation, or (Kind KindExplain, ExplainSpec) an explain job
 // over an existing dataset, carried by the same messages and records.
 //
+// What a job reads is part of it: LocalFilesStamp and DigestFiles (sizes
+// and sampled sha256, digest.go) of local model and autoencoder files go in
+// the spec at submission, and VerifyFiles is how a worker checks the files
+// it loads against them.
+//
 // Start at JobSpec and Normalize, then JobState and ShardRecord; keys.go
 // lists where each lives.
 package jobs

@@ -56,6 +56,10 @@ type JobSpec struct {
 	// FilesStamp is LocalFilesStamp of the model folder and autoencoder
 	// files at submission: new weights are another job.
 	FilesStamp string `json:"files_stamp,omitempty"`
+	// Files are the local model and autoencoder files at submission, with
+	// sizes and sampled content hashes (DigestFiles): workers check the
+	// files they load against them before computing (VerifyFiles).
+	Files []FileDigest `json:"files,omitempty"`
 	// Kind is the job's kind: empty for a collation, KindExplain for an
 	// explain job over the existing dataset Dataset (then Explain says
 	// what it computes and the collation fields are unused).
