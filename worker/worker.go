@@ -306,7 +306,7 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 	if errors.Is(err, corpus.ErrChanged) {
 		// Re-submitting the same spec plans the job again from the
 		// corpus as it is now; a new dataset name makes another job.
-		return nil, 0, 0, fmt.Errorf("%w; run with --dataset NEW, or run the same command again to plan job %s anew", err, task.Job)
+		return nil, 0, 0, nil, fmt.Errorf("%w; run with --dataset NEW, or run the same command again to plan job %s anew", err, task.Job)
 	}
 	if err != nil {
 		return nil, 0, 0, nil, err
