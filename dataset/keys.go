@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
@@ -68,7 +69,8 @@ const (
 	ColHistogram          = "histogram"
 )
 
-var recordsSchema = arrow.NewSchema([]arrow.Field{
+// recordFields are the columns every records.parquet layout starts with.
+var recordFields = []arrow.Field{
 	{Name: ColComponent, Type: arrow.PrimitiveTypes.Int32},
 	{Name: ColKind, Type: arrow.BinaryTypes.String},
 	{Name: ColRank, Type: arrow.PrimitiveTypes.Int32},
@@ -77,24 +79,19 @@ var recordsSchema = arrow.NewSchema([]arrow.Field{
 	{Name: ColDoc, Type: arrow.PrimitiveTypes.Int64},
 	{Name: ColOffset, Type: arrow.PrimitiveTypes.Int64},
 	{Name: ColTokens, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32)},
-	{Name: ColActivations, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
-}, nil)
+}
+
+var recordsSchema = arrow.NewSchema(append(slices.Clip(recordFields),
+	arrow.Field{Name: ColActivations, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
+), nil)
 
 // sparseRecordsSchema is recordsSchema with the activations as positions
 // and values, for layers whose records are mostly zero (autoencoder
 // latents).
-var sparseRecordsSchema = arrow.NewSchema([]arrow.Field{
-	{Name: ColComponent, Type: arrow.PrimitiveTypes.Int32},
-	{Name: ColKind, Type: arrow.BinaryTypes.String},
-	{Name: ColRank, Type: arrow.PrimitiveTypes.Int32},
-	{Name: ColBucket, Type: arrow.PrimitiveTypes.Int8},
-	{Name: ColMaxActivation, Type: arrow.PrimitiveTypes.Float32},
-	{Name: ColDoc, Type: arrow.PrimitiveTypes.Int64},
-	{Name: ColOffset, Type: arrow.PrimitiveTypes.Int64},
-	{Name: ColTokens, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32)},
-	{Name: ColActivationPositions, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32)},
-	{Name: ColActivationValues, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
-}, nil)
+var sparseRecordsSchema = arrow.NewSchema(append(slices.Clip(recordFields),
+	arrow.Field{Name: ColActivationPositions, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32)},
+	arrow.Field{Name: ColActivationValues, Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
+), nil)
 
 var statsSchema = arrow.NewSchema([]arrow.Field{
 	{Name: ColComponent, Type: arrow.PrimitiveTypes.Int32},
