@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"tdb/autoencoder"
 	"tdb/coordinator"
@@ -164,43 +165,13 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 
-	var (
-		conn     func(name string) (*nats.Conn, error)
-		services sync.WaitGroup
-		svcErr   = make(chan error, *workers+1)
-	)
-	if *natsURL == "" {
-		emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
-		if err != nil {
-			return err
-		}
-		defer emb.Shutdown()
-		if u := emb.URL(); u != "" {
-			fmt.Fprintf(stderr, "embedded NATS at %s: more workers can join with: tdb worker --nats %s --store %s\n", u, u, *storeURL)
-		}
-		conn = func(name string) (*nats.Conn, error) { return emb.Connect(name) }
-		startServices(runCtx, &services, svcErr, serviceOptions{
-			dial: emb.Dialer(), store: st, workers: *workers, log: log, reg: reg, coordinator: true,
-			queue: natsx.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver},
-		})
-		defer func() { stop(); services.Wait() }()
-	} else {
-		dial := natsx.RetryDialer(*natsURL, log)
-		conn = func(name string) (*nats.Conn, error) { return dial(ctx, name) }
-	}
-	nc, err := conn("tdb collate")
+	client, svcErr, closeAll, err := openJobClient(ctx, runCtx, stop, jobNATS{
+		url: *natsURL, dir: *natsDir, listen: *natsListen, storeURL: *storeURL, store: st, workers: *workers,
+		log: log, reg: reg, queue: natsx.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver},
+	}, "tdb collate", stderr)
+	defer closeAll()
 	if err != nil {
 		return err
-	}
-	defer nc.Close()
-	client, err := coordinator.NewClient(ctx, nc, 1)
-	if err != nil {
-		return err
-	}
-	if *natsURL != "" {
-		if err := checkCoordinatorStore(ctx, client, st, *natsURL); err != nil {
-			return err
-		}
 	}
 	state, err := client.Submit(ctx, spec)
 	if err != nil {
@@ -478,4 +449,65 @@ func (p *progressPrinter) finish() {
 	if p.tty && p.line != "" {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// jobNATS says where a submitted job goes: a NATS URL (the coordinator
+// there must write to the store), or, without one, an embedded server with
+// a coordinator and local workers of this process.
+type jobNATS struct {
+	url, dir, listen, storeURL string
+	store                      store.Store
+	workers                    int
+	log                        *slog.Logger
+	reg                        *prometheus.Registry
+	queue                      natsx.QueueConfig
+}
+
+// openJobClient connects a job client as j says (name is the NATS
+// connection's name). svcErr reports the embedded services' failures;
+// closeAll stops what was started, last in first out.
+func openJobClient(ctx, runCtx context.Context, stop func(), j jobNATS, name string, stderr io.Writer) (client *coordinator.Client, svcErr chan error, closeAll func(), err error) {
+	var (
+		conn     func(name string) (*nats.Conn, error)
+		services sync.WaitGroup
+		closers  []func()
+	)
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	svcErr = make(chan error, j.workers+1)
+	if j.url == "" {
+		emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: j.dir, Listen: j.listen, Logger: j.log})
+		if err != nil {
+			return nil, nil, closeAll, err
+		}
+		closers = append(closers, emb.Shutdown)
+		if u := emb.URL(); u != "" {
+			fmt.Fprintf(stderr, "embedded NATS at %s: more workers can join with: tdb worker --nats %s --store %s\n", u, u, j.storeURL)
+		}
+		conn = func(name string) (*nats.Conn, error) { return emb.Connect(name) }
+		startServices(runCtx, &services, svcErr, serviceOptions{
+			dial: emb.Dialer(), store: j.store, workers: j.workers, log: j.log, reg: j.reg, coordinator: true, queue: j.queue,
+		})
+		closers = append(closers, func() { stop(); services.Wait() })
+	} else {
+		dial := natsx.RetryDialer(j.url, j.log)
+		conn = func(name string) (*nats.Conn, error) { return dial(ctx, name) }
+	}
+	nc, err := conn(name)
+	if err != nil {
+		return nil, nil, closeAll, err
+	}
+	closers = append(closers, nc.Close)
+	if client, err = coordinator.NewClient(ctx, nc, 1); err != nil {
+		return nil, nil, closeAll, err
+	}
+	if j.url != "" {
+		if err := checkCoordinatorStore(ctx, client, j.store, j.url); err != nil {
+			return nil, nil, closeAll, err
+		}
+	}
+	return client, svcErr, closeAll, nil
 }

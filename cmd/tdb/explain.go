@@ -14,8 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"tdb/coordinator"
 	"tdb/dataset"
 	"tdb/explain"
@@ -180,43 +178,13 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log := service.NewLogger(stderr, false, level)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var (
-		conn     func(name string) (*nats.Conn, error)
-		services sync.WaitGroup
-		svcErr   = make(chan error, *workers+1)
-	)
-	if *natsURL == "" {
-		emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: *natsDir, Listen: *natsListen, Logger: log})
-		if err != nil {
-			return err
-		}
-		defer emb.Shutdown()
-		if u := emb.URL(); u != "" {
-			fmt.Fprintf(stderr, "embedded NATS at %s: more workers can join with: tdb worker --nats %s --store %s\n", u, u, *storeURL)
-		}
-		conn = func(name string) (*nats.Conn, error) { return emb.Connect(name) }
-		startServices(runCtx, &services, svcErr, serviceOptions{
-			dial: emb.Dialer(), store: st, workers: *workers, log: log, reg: service.NewRegistry(), coordinator: true,
-			queue: natsx.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver},
-		})
-		defer func() { stop(); services.Wait() }()
-	} else {
-		dial := natsx.RetryDialer(*natsURL, log)
-		conn = func(name string) (*nats.Conn, error) { return dial(ctx, name) }
-	}
-	nc, err := conn("tdb explain")
+	client, svcErr, closeAll, err := openJobClient(ctx, runCtx, stop, jobNATS{
+		url: *natsURL, dir: *natsDir, listen: *natsListen, storeURL: *storeURL, store: st, workers: *workers,
+		log: log, reg: service.NewRegistry(), queue: natsx.QueueConfig{AckWait: *ackWait, MaxDeliver: *maxDeliver},
+	}, "tdb explain", stderr)
+	defer closeAll()
 	if err != nil {
 		return err
-	}
-	defer nc.Close()
-	client, err := coordinator.NewClient(ctx, nc, 1)
-	if err != nil {
-		return err
-	}
-	if *natsURL != "" {
-		if err := checkCoordinatorStore(ctx, client, st, *natsURL); err != nil {
-			return err
-		}
 	}
 	state, err := client.Submit(ctx, spec)
 	if err != nil {
