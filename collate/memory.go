@@ -43,7 +43,7 @@ const (
 	// exactBytes: four big.Float sums at up to exactPrec bits (the sums
 	// of float32 powers use about 2200) and the int64 histogram, after
 	// the first EndShard.
-	exactBytes = 4*(48+2300/8+8) + 8*histLive
+	exactBytes   = 4*(48+2300/8+8) + 8*histLive
 	topEntBytes  = 16
 	poolEntBytes = 24
 	// windowBytes: a window's source and start in the window table, and
