@@ -52,6 +52,7 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	seed := fs.Uint64("seed", def.Seed, "seed of the random samples")
 	shardTokens := fs.Int64("tokens-per-shard", def.TokensPerShard, "approximate tokens per shard (the unit of work and of retry)")
 	shardsPerPartial := fs.Int("shards-per-partial", 0, "consecutive shards a worker runs into one partial (0: automatic, up to 16 on large jobs); changes no byte of the dataset")
+	workerMemory := fs.String("worker-memory", "", "memory budget of one worker, e.g. 24GB or 24GiB: the plan splits the components into the fewest groups (by layer and location) whose estimated memory fits, each group running the forward pass again (default: this machine's memory, shared by the local --workers in embedded mode); changes no byte of the dataset")
 	batch := fs.Int("batch", def.BatchSize, "windows per forward pass")
 	blockBytes := fs.Int64("block-bytes", 0, "corpus block size in bytes (0: the corpus default of 64 KiB); part of the job")
 	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "where datasets go: a folder, file:///abs, mem://, azblob://ACCOUNT/CONTAINER[/prefix] ($TDB_STORE)")
@@ -110,9 +111,16 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := corpus.ParseSpec(spec.Corpus); err != nil {
 		return usagef("--corpus: %v", err)
 	}
-	vocab, err := checkLocations(ctx, spec, *natsURL == "", stderr)
+	if spec.WorkerMemory, err = workerBudget(*workerMemory, *natsURL == "", *workers); err != nil {
+		return err
+	}
+	cfg, known, err := checkLocations(ctx, spec, *natsURL == "", stderr)
 	if err != nil {
 		return err
+	}
+	vocab := 0
+	if known {
+		vocab = cfg.Vocab
 	}
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
@@ -149,6 +157,14 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	spec, err = jobs.Normalize(spec)
 	if err != nil {
 		return usagef("%v", err)
+	}
+	if err := sizeJob(ctx, &spec, cfg, known, stderr); err != nil {
+		return err
+	}
+	if *natsURL == "" && spec.WorkerMemory > 0 {
+		// The in-process workers' soft memory limit: the garbage
+		// collector keeps the heap under what the plan was made for.
+		setMemoryLimit(spec.WorkerMemory * int64(*workers))
 	}
 
 	level := slog.LevelWarn
@@ -302,10 +318,10 @@ func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 // model is not local.
 // It returns the model's vocabulary size (0 when the model is not known
 // here).
-func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) (int, error) {
+func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) (model.Config, bool, error) {
 	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
-		return 0, usagef("--model: %v", err)
+		return cfg, false, usagef("--model: %v", err)
 	}
 	known := true // cfg is the model's real shape
 	if isRandom {
@@ -313,38 +329,38 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 	} else if fi, statErr := os.Stat(spec.Model); (statErr == nil && fi.IsDir()) || resolve {
 		if cfg, err = model.InspectName(ctx, spec.Model, stderr); err != nil {
 			if errors.Is(err, model.ErrInvalid) || errors.Is(err, model.ErrUnknownPreset) {
-				return 0, usagef("--model: %v", err)
+				return cfg, false, usagef("--model: %v", err)
 			}
-			return 0, err
+			return cfg, false, err
 		}
 	} else {
 		cfg, known = model.Presets["gpt2"], false // names only; the workers check the rest
 	}
 	if known {
 		if err := model.ValidateContext(cfg, spec.NCtx); err != nil {
-			return 0, usagef("--n-ctx: %v", err)
+			return cfg, false, usagef("--n-ctx: %v", err)
 		}
 	}
 	if err := spec.CollateConfig().Validate(); err != nil {
-		return 0, usagef("%v", err)
+		return cfg, false, usagef("%v", err)
 	}
 	if len(spec.Locations) == 0 && len(spec.Autoencoders) == 0 {
-		return 0, usagef("--locations: give at least one location")
+		return cfg, false, usagef("--locations: give at least one location")
 	}
 	for _, l := range spec.Locations {
 		if _, err := worker.ValidateLocation(cfg, l); err != nil {
-			return 0, usagef("--locations: %v", err)
+			return cfg, false, usagef("--locations: %v", err)
 		}
 	}
 	for _, l := range spec.Layers {
 		if l < 0 || l >= cfg.NLayer {
-			return 0, usagef("--layers: layer %d is out of range: the model has layers 0..%d", l, cfg.NLayer-1)
+			return cfg, false, usagef("--layers: layer %d is out of range: the model has layers 0..%d", l, cfg.NLayer-1)
 		}
 	}
 	for _, a := range spec.Autoencoders {
 		as, err := worker.ParseAutoencoderSpec(a)
 		if err != nil {
-			return 0, usagef("--autoencoder: %v", err)
+			return cfg, false, usagef("--autoencoder: %v", err)
 		}
 		if strings.Contains(as.Path, "://") {
 			continue // on a store: the workers check it
@@ -354,18 +370,15 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 		}
 		info, err := autoencoder.Inspect(as.Path)
 		if err != nil {
-			return 0, usagef("--autoencoder: %v", err)
+			return cfg, false, usagef("--autoencoder: %v", err)
 		}
 		if known {
 			if _, err := info.Place(cfg, as.Location, as.Layer); err != nil {
-				return 0, usagef("--autoencoder: %v", err)
+				return cfg, false, usagef("--autoencoder: %v", err)
 			}
 		}
 	}
-	if !known {
-		return 0, nil
-	}
-	return cfg.Vocab, nil
+	return cfg, known, nil
 }
 
 func parseInts(s string) ([]int, error) {

@@ -22,12 +22,18 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	workers := fs.Int("workers", 1, "shards computed at once by this process (each forward pass already uses every core)")
 	name := fs.String("name", envOr("TDB_WORKER_NAME", ""), "worker name in records and logs (default hostname-pid) ($TDB_WORKER_NAME)")
 	jsonLogs := fs.Bool("json-logs", false, "log JSON lines")
+	workerMemory := fs.String("worker-memory", "", "this process's memory, e.g. 24GB or 24GiB (default: the machine's, or its container's limit): the Go soft memory limit, so garbage is collected before the heap outgrows it; submit jobs with a --worker-memory that fits it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
+	mem, err := workerBudget(*workerMemory, false, 1)
+	if err != nil {
+		return err
+	}
+	setMemoryLimit(mem)
 	log := service.NewLogger(stderr, *jsonLogs, slog.LevelInfo)
 	st, reg, err := openServiceBase(ctx, *storeURL, *metricsAddr, log)
 	if err != nil {
