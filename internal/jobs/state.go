@@ -35,7 +35,7 @@ type JobState struct {
 	Reason string    `json:"reason,omitempty"`
 	// Attempt counts submissions of the same spec after a failure or
 	// cancellation; it is part of every message id so a retry republishes.
-	Attempt       int        `json:"attempt"`
+	Attempt int `json:"attempt"`
 	// Shards counts the job's tasks (shard ranges × component groups);
 	// PlannedTokens the tokens they run (the corpus's tokens once per
 	// component group), Tokens the corpus's tokens collated.
