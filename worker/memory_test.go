@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
+	"time"
 
 	"tdb/corpus"
 	"tdb/internal/jobs"
 	"tdb/model"
+	"tdb/store"
 )
 
 // writeSAELensHeader writes an SAELens autoencoder of dIn inputs and dSAE
@@ -223,4 +226,85 @@ func TestTaskGroupsMatchAllTargets(t *testing.T) {
 	if _, err := job.RunTask(ctx, jobs.TaskShards{Shards: shards, Targets: []jobs.TargetRef{{Location: "nope", Layer: 0}}}, nil); err == nil || !jobs.IsPermanent(err) {
 		t.Errorf("a group with a target the job lacks: %v", err)
 	}
+}
+
+// TestGroupPeakRSS measures a real task of one component group against
+// its estimate: TDB_GROUP_RSS=gpt2-xl (a preset: random weights) runs the
+// first group the plan makes for all mlp.post_act neurons under
+// TDB_GROUP_RSS_BUDGET (default 12GB) on one shard of
+// TDB_GROUP_RSS_TOKENS (default 8192) tokens, writes its partials, and
+// reports the process's peak RSS next to the group's estimate; it fails
+// when the peak exceeds the budget. Off by default (minutes, and the
+// model's weights in memory).
+func TestGroupPeakRSS(t *testing.T) {
+	preset := os.Getenv("TDB_GROUP_RSS")
+	if preset == "" {
+		t.Skip("set TDB_GROUP_RSS=<preset> to measure a group's peak RSS")
+	}
+	ctx := context.Background()
+	budget, err := jobs.ParseBytes(cmpOr(os.Getenv("TDB_GROUP_RSS_BUDGET"), "12GB"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := jobs.ParseBytes(cmpOr(os.Getenv("TDB_GROUP_RSS_TOKENS"), "8192"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, ok := model.Presets[preset]
+	if !ok {
+		t.Fatalf("no preset %q", preset)
+	}
+	debug.SetMemoryLimit(budget) // as tdb worker / tdb collate do
+	spec := jobs.DefaultSpec()
+	spec.Model, spec.Corpus, spec.Dataset, spec.Locations = "random:"+preset, "synthetic:facts?docs=20000", "d", []string{"mlp.post_act"}
+	spec.WorkerMemory, spec.TokensPerShard = budget, tokens
+	start := time.Now()
+	m, err := model.NewRandom(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	afterModel := peakRSS()
+	job, err := NewJob(ctx, spec, m, corpus.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards, err := job.Corpus.Plan(ctx, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Sizing, err = SizeJob(ctx, cfg, spec); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := spec.PlanGroups(shards[0].EstTokens, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := plan.Groups[0]
+	t.Logf("%s, %d neurons, budget %s: %d groups; running group 0 (%s .. %s, %d targets), estimated %s, on %d tokens",
+		preset, cfg.NLayer*cfg.DMLP, jobs.FormatBytes(budget), len(plan.Groups), g[0], g[len(g)-1], len(g), jobs.FormatBytes(plan.Bytes[0]), shards[0].EstTokens)
+	res, err := job.RunTask(ctx, jobs.TaskShards{Shards: shards[:1], Targets: g}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WritePartials(ctx, st, "j", 0, res.Accumulators); err != nil {
+		t.Fatal(err)
+	}
+	peak := peakRSS()
+	t.Logf("peak RSS %s (model alone %s), estimate %s (fixed %s), budget %s; %d windows in %s",
+		jobs.FormatBytes(int64(peak)), jobs.FormatBytes(int64(afterModel)), jobs.FormatBytes(plan.Bytes[0]),
+		jobs.FormatBytes(spec.FixedBytes(spec.Sizing, shards[0].EstTokens)), jobs.FormatBytes(budget), res.Stats.Windows, time.Since(start).Round(time.Second))
+	if int64(peak) > budget {
+		t.Errorf("peak RSS %.0f over the budget %d", peak, budget)
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
