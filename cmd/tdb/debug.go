@@ -20,7 +20,7 @@ func init() {
 
 func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("debug", stderr)
-	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder or random:<preset> ($TDB_MODEL)")
+	modelName := modelFlag(fs, "model: hub name, local folder or random:<preset>")
 	prompt := fs.String("prompt", "", "the prompt (<|endoftext|> is the special token)")
 	var targets, distractors, ablations, inspect stringList
 	fs.Var(&targets, "target", "target token, exactly one token (repeatable; #N for token id N)")

@@ -41,16 +41,12 @@ func TestCollateGolden(t *testing.T) {
 }
 
 func collateGolden(t *testing.T, shardsPerPartial string) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
-	code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=120",
+	collateDataset(t, "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=120",
 		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "16", "--top-k", "4", "--random-k", "3",
 		"--store", storeDir, "--dataset", "golden", "--workers", "2", "--tokens-per-shard", "600", "--block-bytes", "1024",
 		"--shards-per-partial", shardsPerPartial)
-	if code != 0 {
-		t.Fatalf("collate exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
-	}
 	root := filepath.Join(storeDir, "datasets", "golden")
 	got := map[string]string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {

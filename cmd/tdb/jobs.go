@@ -20,7 +20,6 @@ import (
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 	"tdb/internal/textutil"
-	"tdb/model/hub"
 )
 
 func init() {
@@ -70,8 +69,8 @@ type jobsFlags struct {
 func newJobsFlags(name string, stderr io.Writer) (*flag.FlagSet, jobsFlags) {
 	fs := newFlags(name, stderr)
 	f := jobsFlags{
-		url:    fs.String("nats", envOr("TDB_NATS", ""), "NATS URL of the cluster (default: the embedded server of tdb collate) ($TDB_NATS)"),
-		dir:    fs.String("nats-dir", envOr("TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats")), "embedded NATS data folder ($TDB_NATS_DIR)"),
+		url:    envString(fs, "nats", "TDB_NATS", "", "NATS URL of the cluster (default: the embedded server of tdb collate)"),
+		dir:    natsDirFlag(fs, "nats-dir", "embedded NATS data folder"),
 		asJSON: fs.Bool("json", false, "print JSON"),
 	}
 	return fs, f

@@ -16,8 +16,7 @@ import (
 // A token id beyond the model's vocabulary in a tokens: corpus is refused
 // before anything is submitted (exit code 2, naming the file and offset).
 func TestCollateRefusesTokensBeyondVocabulary(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	toks := filepath.Join(dir, "toks.bin")
 	raw := make([]byte, 2*3000)
 	for i := range 3000 {
@@ -42,28 +41,13 @@ func TestCollateRefusesTokensBeyondVocabulary(t *testing.T) {
 // restored (a copy that preserves times), are a new job: the spec holds the
 // files' sampled content hashes, not only sizes and times.
 func TestCollateSameSizeSameTimeWeightsAreANewJob(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	md := filepath.Join(dir, "model")
-	save := func(seed uint64) {
-		m, err := model.NewRandom(model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}, seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Save(md); err != nil {
-			t.Fatal(err)
-		}
-	}
 	collate := func() string {
-		code, out, errOut := runTDB(t, "collate", "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
+		return collateDataset(t, "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
 			"--store", filepath.Join(dir, "data"), "--workers", "1")
-		m := writtenRe.FindStringSubmatch(out)
-		if code != 0 || m == nil {
-			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
-		}
-		return m[1]
 	}
-	save(1)
+	saveRandomModel(t, md, 1)
 	when := time.Now().Add(-time.Hour)
 	names := []string{"model.safetensors", "config.json"}
 	sizes := map[string]int64{}
@@ -73,7 +57,7 @@ func TestCollateSameSizeSameTimeWeightsAreANewJob(t *testing.T) {
 		sizes[f] = fi.Size()
 	}
 	first := collate()
-	save(2)
+	saveRandomModel(t, md, 2)
 	for _, f := range names {
 		os.Chtimes(filepath.Join(md, f), when, when)
 		if fi, _ := os.Stat(filepath.Join(md, f)); fi.Size() != sizes[f] {
@@ -92,8 +76,7 @@ func TestCollateCorpusEditedWithTimesRestoredIsANewJob(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the status change time is read on Linux")
 	}
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	path := filepath.Join(dir, "docs.jsonl")
 	write := func(word string) {
 		var b strings.Builder
@@ -107,13 +90,8 @@ func TestCollateCorpusEditedWithTimesRestoredIsANewJob(t *testing.T) {
 	write("cat")
 	fi, _ := os.Stat(path)
 	collate := func() string {
-		code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "jsonl:"+path, "--n-ctx", "16",
+		return collateDataset(t, "--model", "random:tiny", "--corpus", "jsonl:"+path, "--n-ctx", "16",
 			"--top-k", "3", "--store", filepath.Join(dir, "data"), "--workers", "1")
-		m := writtenRe.FindStringSubmatch(out)
-		if code != 0 || m == nil {
-			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
-		}
-		return m[1]
 	}
 	first := collate()
 	write("dog")
