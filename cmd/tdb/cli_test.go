@@ -162,4 +162,3 @@ func TestModelRandomThenRun(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
-

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -66,14 +65,25 @@ type jobsFlags struct {
 	asJSON   *bool
 }
 
-func newJobsFlags(name string, stderr io.Writer) (*flag.FlagSet, jobsFlags) {
+// parseJobsFlags parses the flags of the tdb jobs command name; withJob:
+// the command takes one JOB argument, returned as id.
+func parseJobsFlags(name string, args []string, withJob bool, stderr io.Writer) (f jobsFlags, id string, err error) {
 	fs := newFlags(name, stderr)
-	f := jobsFlags{
+	f = jobsFlags{
 		url:    envString(fs, "nats", "TDB_NATS", "", "NATS URL of the cluster (default: the embedded server of tdb collate)"),
 		dir:    natsDirFlag(fs, "nats-dir", "embedded NATS data folder"),
 		asJSON: fs.Bool("json", false, "print JSON"),
 	}
-	return fs, f
+	if err := parseFlags(fs, args); err != nil {
+		return f, "", err
+	}
+	if withJob {
+		if fs.NArg() != 1 {
+			return f, "", usagef("usage: tdb %s [flags] JOB", name)
+		}
+		id = fs.Arg(0)
+	}
+	return f, id, nil
 }
 
 func jobsClient(ctx context.Context, f jobsFlags) (*coordinator.Client, func(), error) {
@@ -90,8 +100,8 @@ func jobsClient(ctx context.Context, f jobsFlags) (*coordinator.Client, func(), 
 }
 
 func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newJobsFlags("jobs list", stderr)
-	if err := parseFlags(fs, args); err != nil {
+	f, _, err := parseJobsFlags("jobs list", args, false, stderr)
+	if err != nil {
 		return err
 	}
 	c, closeFn, err := jobsClient(ctx, f)
@@ -118,19 +128,15 @@ func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newJobsFlags("jobs status", stderr)
-	if err := parseFlags(fs, args); err != nil {
+	f, id, err := parseJobsFlags("jobs status", args, true, stderr)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("usage: tdb jobs status [flags] JOB")
 	}
 	c, closeFn, err := jobsClient(ctx, f)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	id := fs.Arg(0)
 	spec, _, err := c.Job(ctx, id)
 	if err != nil {
 		return err
@@ -162,19 +168,16 @@ func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func cmdJobsCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newJobsFlags("jobs cancel", stderr)
-	if err := parseFlags(fs, args); err != nil {
+	f, id, err := parseJobsFlags("jobs cancel", args, true, stderr)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("usage: tdb jobs cancel [flags] JOB")
 	}
 	c, closeFn, err := jobsClient(ctx, f)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	st, err := c.Cancel(ctx, fs.Arg(0))
+	st, err := c.Cancel(ctx, id)
 	if err != nil {
 		if errors.Is(err, coordinator.ErrNoJob) {
 			return usagef("%v", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -190,24 +191,48 @@ func TestCollateSecondRunOnSameCacheRefused(t *testing.T) {
 }
 
 // 2. New weights in the same model folder are a new job, not the finished
-// one reused.
+// one reused: with newer modification times, and with the sizes and times
+// of the old ones (a copy that preserves times), since the spec holds the
+// files' sampled content hashes, not only sizes and times.
 func TestCollateNewWeightsAreANewJob(t *testing.T) {
-	dir := testDir(t)
-	md := filepath.Join(dir, "model")
-	collate := func() string {
-		return collateDataset(t, "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
-			"--store", filepath.Join(dir, "data"), "--workers", "1")
-	}
-	saveRandomModel(t, md, 1)
-	first := collate()
-	saveRandomModel(t, md, 2)
-	later := time.Now().Add(2 * time.Second)
-	for _, f := range []string{"model.safetensors", "config.json"} {
-		if err := os.Chtimes(filepath.Join(md, f), later, later); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if second := collate(); second == first {
-		t.Fatalf("new weights reused dataset %s", first)
+	for _, sameSizeAndTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("same size and time %v", sameSizeAndTime), func(t *testing.T) {
+			dir := testDir(t)
+			md := filepath.Join(dir, "model")
+			// save writes weights drawn from seed, modified at when, and
+			// returns the files' sizes.
+			save := func(seed uint64, when time.Time) map[string]int64 {
+				saveRandomModel(t, md, seed)
+				sizes := map[string]int64{}
+				for _, f := range []string{"model.safetensors", "config.json"} {
+					p := filepath.Join(md, f)
+					if err := os.Chtimes(p, when, when); err != nil {
+						t.Fatal(err)
+					}
+					fi, err := os.Stat(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sizes[f] = fi.Size()
+				}
+				return sizes
+			}
+			collate := func() string {
+				return collateDataset(t, "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
+					"--store", filepath.Join(dir, "data"), "--workers", "1")
+			}
+			when := time.Now().Add(-time.Hour)
+			sizes := save(1, when)
+			first := collate()
+			if !sameSizeAndTime {
+				when = time.Now().Add(2 * time.Second)
+			}
+			if now := save(2, when); sameSizeAndTime && !maps.Equal(now, sizes) {
+				t.Fatalf("sizes %v, were %v", now, sizes)
+			}
+			if second := collate(); second == first {
+				t.Fatalf("new weights reused dataset %s", first)
+			}
+		})
 	}
 }

@@ -16,9 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"tdb/compat"
-	"tdb/debugger"
 	"tdb/explain"
-	"tdb/model/tokenizer"
 	"tdb/query"
 	"tdb/store"
 	"tdb/viewer"
@@ -59,25 +57,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opt.Queue = -1 // no waiting
 	}
 	if *modelName != "none" && *modelName != "" {
-		m, err := loadModel(ctx, *modelName, stderr)
+		eng, mlp, attn, err := openEngine(ctx, *modelName, *mlpAE, *attnAE, *dropDead, stderr)
 		if err != nil {
 			return err
 		}
-		tok, err := tokenizer.GPT2()
-		if err != nil {
-			return err
-		}
-		eng := debugger.New(m, tok)
-		for _, spec := range []struct{ flag, kind string }{{*mlpAE, "mlp"}, {*attnAE, "attention"}} {
-			aes, err := openAutoencoders(ctx, spec.flag, *dropDead, m, stderr)
-			if err != nil {
-				return err
-			}
+		for kind, aes := range map[string][]attachedAE{"mlp": mlp, "attention": attn} {
 			for _, a := range aes {
-				if err := eng.AddAutoencoder(a.ae, a.layer, a.loc); err != nil {
-					return err
-				}
-				opt.Autoencoders[spec.kind] = append(opt.Autoencoders[spec.kind], fmt.Sprintf("%s@%d", a.loc, a.layer))
+				opt.Autoencoders[kind] = append(opt.Autoencoders[kind], fmt.Sprintf("%s@%d", a.loc, a.layer))
 			}
 		}
 		opt.Engine = eng

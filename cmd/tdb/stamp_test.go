@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"tdb/model"
 )
@@ -34,38 +33,6 @@ func TestCollateRefusesTokensBeyondVocabulary(t *testing.T) {
 	}
 	if strings.Contains(errOut, "job j-") {
 		t.Fatalf("a job was submitted:\n%s", errOut)
-	}
-}
-
-// Weights replaced with others of the same size, the modification times
-// restored (a copy that preserves times), are a new job: the spec holds the
-// files' sampled content hashes, not only sizes and times.
-func TestCollateSameSizeSameTimeWeightsAreANewJob(t *testing.T) {
-	dir := testDir(t)
-	md := filepath.Join(dir, "model")
-	collate := func() string {
-		return collateDataset(t, "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
-			"--store", filepath.Join(dir, "data"), "--workers", "1")
-	}
-	saveRandomModel(t, md, 1)
-	when := time.Now().Add(-time.Hour)
-	names := []string{"model.safetensors", "config.json"}
-	sizes := map[string]int64{}
-	for _, f := range names {
-		os.Chtimes(filepath.Join(md, f), when, when)
-		fi, _ := os.Stat(filepath.Join(md, f))
-		sizes[f] = fi.Size()
-	}
-	first := collate()
-	saveRandomModel(t, md, 2)
-	for _, f := range names {
-		os.Chtimes(filepath.Join(md, f), when, when)
-		if fi, _ := os.Stat(filepath.Join(md, f)); fi.Size() != sizes[f] {
-			t.Fatalf("%s: size %d, was %d", f, fi.Size(), sizes[f])
-		}
-	}
-	if second := collate(); second == first {
-		t.Fatalf("new weights of the same size and time reused dataset %s", first)
 	}
 }
 
