@@ -60,60 +60,56 @@ func jobsConn(ctx context.Context, url, dir string) (*nats.Conn, func(), error) 
 	return nc, nc.Close, nil
 }
 
-type jobsFlags struct {
-	url, dir *string
-	asJSON   *bool
+// jobsCommand is what each tdb jobs command starts from: its flags parsed,
+// its JOB argument (for those that take one) and a client connected to
+// --nats, or to the embedded server (jobsConn).
+type jobsCommand struct {
+	client *coordinator.Client
+	close  func()
+	id     string
+	asJSON bool
 }
 
-// parseJobsFlags parses the flags of the tdb jobs command name; withJob:
-// the command takes one JOB argument, returned as id.
-func parseJobsFlags(name string, args []string, withJob bool, stderr io.Writer) (f jobsFlags, id string, err error) {
+// openJobsCommand parses the flags of the tdb jobs command name (withJob:
+// it takes one JOB argument) and connects its client; the caller closes it.
+func openJobsCommand(ctx context.Context, name string, args []string, withJob bool, stderr io.Writer) (*jobsCommand, error) {
 	fs := newFlags(name, stderr)
-	f = jobsFlags{
-		url:    envString(fs, "nats", "TDB_NATS", "", "NATS URL of the cluster (default: the embedded server of tdb collate)"),
-		dir:    natsDirFlag(fs, "nats-dir", "embedded NATS data folder"),
-		asJSON: fs.Bool("json", false, "print JSON"),
-	}
+	url := envString(fs, "nats", "TDB_NATS", "", "NATS URL of the cluster (default: the embedded server of tdb collate)")
+	dir := natsDirFlag(fs, "nats-dir", "embedded NATS data folder")
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
-		return f, "", err
+		return nil, err
 	}
+	jc := &jobsCommand{asJSON: *asJSON}
 	if withJob {
 		if fs.NArg() != 1 {
-			return f, "", usagef("usage: tdb %s [flags] JOB", name)
+			return nil, usagef("usage: tdb %s [flags] JOB", name)
 		}
-		id = fs.Arg(0)
+		jc.id = fs.Arg(0)
 	}
-	return f, id, nil
-}
-
-func jobsClient(ctx context.Context, f jobsFlags) (*coordinator.Client, func(), error) {
-	nc, closeFn, err := jobsConn(ctx, *f.url, *f.dir)
+	nc, closeFn, err := jobsConn(ctx, *url, *dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	c, err := coordinator.NewClient(ctx, nc, 1)
-	if err != nil {
+	if jc.client, err = coordinator.NewClient(ctx, nc, 1); err != nil {
 		closeFn()
-		return nil, nil, err
+		return nil, err
 	}
-	return c, closeFn, nil
+	jc.close = closeFn
+	return jc, nil
 }
 
 func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f, _, err := parseJobsFlags("jobs list", args, false, stderr)
+	jc, err := openJobsCommand(ctx, "jobs list", args, false, stderr)
 	if err != nil {
 		return err
 	}
-	c, closeFn, err := jobsClient(ctx, f)
+	defer jc.close()
+	states, err := jc.client.List(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	states, err := c.List(ctx)
-	if err != nil {
-		return err
-	}
-	if *f.asJSON {
+	if jc.asJSON {
 		if states == nil {
 			states = []jobs.JobState{}
 		}
@@ -128,24 +124,20 @@ func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f, id, err := parseJobsFlags("jobs status", args, true, stderr)
+	jc, err := openJobsCommand(ctx, "jobs status", args, true, stderr)
 	if err != nil {
 		return err
 	}
-	c, closeFn, err := jobsClient(ctx, f)
+	defer jc.close()
+	spec, _, err := jc.client.Job(ctx, jc.id)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	spec, _, err := c.Job(ctx, id)
+	p, err := jc.client.Progress(ctx, jc.id)
 	if err != nil {
 		return err
 	}
-	p, err := c.Progress(ctx, id)
-	if err != nil {
-		return err
-	}
-	if *f.asJSON {
+	if jc.asJSON {
 		return writeJSON(stdout, map[string]any{"spec": spec, "state": p.State,
 			"shards": map[string]any{"done": p.Done, "running": p.Running, "failed": p.Failed}, "tokens": p.Tokens, "last_error": p.LastError})
 	}
@@ -168,16 +160,12 @@ func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func cmdJobsCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f, id, err := parseJobsFlags("jobs cancel", args, true, stderr)
+	jc, err := openJobsCommand(ctx, "jobs cancel", args, true, stderr)
 	if err != nil {
 		return err
 	}
-	c, closeFn, err := jobsClient(ctx, f)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	st, err := c.Cancel(ctx, id)
+	defer jc.close()
+	st, err := jc.client.Cancel(ctx, jc.id)
 	if err != nil {
 		if errors.Is(err, coordinator.ErrNoJob) {
 			return usagef("%v", err)
