@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,22 +81,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WriteTimeout: 10 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "tdb query: serving %s on http://%s%s/ (datasets, docs: %s/openapi.json)\n", st, ln.Addr(), query.Prefix, query.Prefix)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return service.ServeUntil(ctx, srv, ln, 10*time.Second)
 }
 
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 
 	"tdb/compat"
 	"tdb/explain"
+	"tdb/internal/service"
 	"tdb/query"
 	"tdb/store"
 	"tdb/viewer"
@@ -112,17 +112,5 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !strings.HasPrefix(host, "127.") && host != "::1" && *token == "" {
 		fmt.Fprintf(stderr, "WARNING: tdb serve listens on %s without --auth-token: anyone who can reach it can run the model\n", host)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shut); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return service.ServeUntil(ctx, hs, ln, 5*time.Second)
 }
