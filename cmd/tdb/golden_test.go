@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,6 +17,8 @@ import (
 	"tdb/internal/jobs"
 	"tdb/kernels"
 	"tdb/model"
+	"tdb/store"
+	"tdb/store/storetest"
 	"tdb/worker"
 )
 
@@ -71,8 +72,7 @@ func goldenGroupsBudget(t *testing.T) string {
 }
 
 func collateGolden(t *testing.T, shardsPerPartial string, extra ...string) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
 	args := append([]string{"collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=120",
 		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "16", "--top-k", "4", "--random-k", "3",
@@ -85,35 +85,26 @@ func collateGolden(t *testing.T, shardsPerPartial string, extra ...string) {
 	if len(extra) > 0 && !strings.Contains(errOut, "component groups") {
 		t.Fatalf("%v: no component groups planned\nstderr: %s", extra, errOut)
 	}
-	root := filepath.Join(storeDir, "datasets", "golden")
+	st, err := store.NewLocal(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := map[string]string{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
+	for rel, b := range storetest.Blobs(t, st, "datasets/golden/") {
 		if rel == "manifest.json" {
 			// created_by names the job, whose id includes the store (a
 			// temporary folder here): hash the manifest without it.
 			var m map[string]any
 			if err := json.Unmarshal(b, &m); err != nil {
-				return err
+				t.Fatal(err)
 			}
 			delete(m, "created_by")
 			if b, err = json.Marshal(m); err != nil {
-				return err
+				t.Fatal(err)
 			}
 		}
 		sum := sha256.Sum256(b)
-		got[filepath.ToSlash(rel)] = hex.EncodeToString(sum[:])
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		got[rel] = hex.EncodeToString(sum[:])
 	}
 	if len(got) < 5 { // manifest + records and stats of at least two layers
 		t.Fatalf("dataset has only %d files: %v", len(got), got)
