@@ -162,7 +162,7 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *natsURL == "" && spec.WorkerMemory > 0 {
 		// The in-process workers' soft memory limit: the garbage
 		// collector keeps the heap under what the plan was made for.
-		setMemoryLimit(spec.WorkerMemory * int64(*workers))
+		defer setMemoryLimit(spec.WorkerMemory * int64(*workers))()
 	}
 
 	level := slog.LevelWarn

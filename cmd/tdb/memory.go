@@ -76,9 +76,12 @@ func maxOf(xs []int64) int64 {
 
 // setMemoryLimit sets the Go soft memory limit to n bytes unless GOMEMLIMIT
 // sets it: the garbage collector then collects before the heap outgrows
-// the memory the job's groups were planned for.
-func setMemoryLimit(n int64) {
-	if n > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(n)
+// the memory the job's groups were planned for. restore puts the previous
+// limit back (a command run in a longer process, as in tests).
+func setMemoryLimit(n int64) (restore func()) {
+	if n <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
 	}
+	prev := debug.SetMemoryLimit(n)
+	return func() { debug.SetMemoryLimit(prev) }
 }

@@ -26,7 +26,7 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	setMemoryLimit(mem)
+	defer setMemoryLimit(mem)()
 	o, err := sf.open(ctx, stderr)
 	if err != nil {
 		return err
