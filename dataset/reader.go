@@ -61,15 +61,11 @@ func ReadComponentFrom(ctx context.Context, st store.Store, m *Manifest, locatio
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range rf.Groups(index) {
-		views, err := rf.ReadRecords(ctx, st, g)
-		if err != nil {
-			return nil, err
-		}
-		if r, ok := views[index]; ok {
-			v.Top, v.Random, v.Quantiles = r.Top, r.Random, r.Quantiles
-		}
+	r, err := rf.ReadComponentRecords(ctx, st, index)
+	if err != nil {
+		return nil, err
 	}
+	v.Top, v.Random, v.Quantiles = r.Top, r.Random, r.Quantiles
 	sf, err := OpenFile(ctx, st, StatsKey(m.Name, location, layer))
 	if err != nil {
 		return nil, err
@@ -220,7 +216,7 @@ func (f *File) ReadRecords(ctx context.Context, st store.Store, g int) (map[int]
 			v = &ComponentView{Index: c}
 			out[c] = v
 		}
-		return v.addRecord(&cols, rec, i)
+		return v.addRow(&cols, rec, i)
 	})
 	return out, err
 }
@@ -388,7 +384,8 @@ func (c *recordCols) resolveSparse(rec arrow.RecordBatch) error {
 	return nil
 }
 
-func (v *ComponentView) addRecord(c *recordCols, rec arrow.RecordBatch, i int) error {
+// addRow files row i of a records batch.
+func (v *ComponentView) addRow(c *recordCols, rec arrow.RecordBatch, i int) error {
 	if err := c.resolve(rec); err != nil {
 		return err
 	}
@@ -410,31 +407,35 @@ func (v *ComponentView) addRecord(c *recordCols, rec arrow.RecordBatch, i int) e
 	} else {
 		r.Activations = c.avals[a0:a1:a1]
 	}
-	rk := int(rank.Value(i))
+	return v.addRecord(kind.Value(i), int(rank.Value(i)), int(bucket.Value(i)), r)
+}
+
+// addRecord files record r of a kind ("top", "random", "quantile") at its
+// rank (records come in rank order) and, for quantile records, bucket.
+func (v *ComponentView) addRecord(kind string, rank, bucket int, r Record) error {
 	place := func(list *[]Record) error {
-		if rk != len(*list) {
-			return fmt.Errorf("%s record rank %d out of order", kind.Value(i), rk)
+		if rank != len(*list) {
+			return fmt.Errorf("%s record rank %d out of order", kind, rank)
 		}
 		*list = append(*list, r)
 		return nil
 	}
-	switch kind.Value(i) {
+	switch kind {
 	case KindTop:
 		return place(&v.Top)
 	case KindRandom:
 		return place(&v.Random)
 	case KindQuantile:
-		b := int(bucket.Value(i))
-		if b < 0 || b >= MaxQuantileBuckets {
-			return fmt.Errorf("quantile bucket %d out of range", b)
+		if bucket < 0 || bucket >= MaxQuantileBuckets {
+			return fmt.Errorf("quantile bucket %d out of range", bucket)
 		}
-		for len(v.Quantiles) <= b {
+		for len(v.Quantiles) <= bucket {
 			v.Quantiles = append(v.Quantiles, nil)
 		}
-		v.Quantiles[b] = append(v.Quantiles[b], r)
+		v.Quantiles[bucket] = append(v.Quantiles[bucket], r)
 		return nil
 	}
-	return fmt.Errorf("unknown record kind %q", kind.Value(i))
+	return fmt.Errorf("unknown record kind %q", kind)
 }
 
 func (v *ComponentView) setStatsRow(rec arrow.RecordBatch, i int) error {
@@ -494,8 +495,9 @@ func columns(rec arrow.RecordBatch, names ...string) ([]arrow.Array, error) {
 	return out, nil
 }
 
-// tailBytes is prefetched on open: enough for a typical footer.
-const tailBytes = 16 << 10
+// tailBytes is prefetched on open: enough for a typical footer (one
+// request; a records.parquet of 48 row groups has a 31 KB footer).
+const tailBytes = 64 << 10
 
 // openBlob opens a Parquet blob for ranged reads with its footer prefetched,
 // so that reading one component costs a handful of requests, not one per

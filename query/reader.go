@@ -164,6 +164,35 @@ func recordsSize(v *dataset.ComponentView) int64 {
 	return n
 }
 
+// records returns one component's records: read alone from a file with a
+// page index (its pages only), else from its cached row group (datasets
+// written before page indexes: neighbours share the decode).
+func (r *Reader) records(ctx context.Context, f *dataset.File, index int) (*dataset.ComponentView, error) {
+	for _, g := range f.Groups(index) {
+		if f.PageIndexed(g) {
+			v, err := r.cache.get(ctx, "c|"+f.Key+"|"+strconv.Itoa(index), func(lctx context.Context) (any, int64, error) {
+				v, err := f.ReadComponentRecords(lctx, r.st, index)
+				if err != nil {
+					return nil, 0, err
+				}
+				return v, recordsSize(v), nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			return v.(*dataset.ComponentView), nil
+		}
+		views, err := r.recordsGroup(ctx, f, g)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := views[index]; ok {
+			return v, nil
+		}
+	}
+	return &dataset.ComponentView{Index: index}, nil
+}
+
 // recordsGroup returns the decoded row group g of a records file.
 func (r *Reader) recordsGroup(ctx context.Context, f *dataset.File, g int) (map[int]*dataset.ComponentView, error) {
 	v, err := r.cache.get(ctx, "rg|"+f.Key+"|"+strconv.Itoa(g), func(lctx context.Context) (any, int64, error) {
@@ -216,7 +245,7 @@ func (r *Reader) layerStats(ctx context.Context, m *dataset.Manifest, location s
 				}
 				out[c] = s
 				seen++
-				size += 160 + 4*int64(len(s.QuantileBoundaries)) + 8*int64(len(s.Histogram))
+				size += statsSize(&s)
 			}
 		}
 		if seen != len(out) {
@@ -228,6 +257,42 @@ func (r *Reader) layerStats(ctx context.Context, m *dataset.Manifest, location s
 		return nil, err
 	}
 	return v.([]dataset.Stats), nil
+}
+
+// componentStats returns one component's statistics: from the layer's
+// table when it is cached, else from the (cached) row group of stats.parquet
+// that holds it, so that a first read does not decode the whole layer.
+func (r *Reader) componentStats(ctx context.Context, m *dataset.Manifest, location string, layer, index int) (dataset.Stats, error) {
+	key := dataset.StatsKey(m.Name, location, layer)
+	if t, ok := r.cache.peek("stats|" + key); ok {
+		return t.([]dataset.Stats)[index], nil
+	}
+	f, err := r.file(ctx, key)
+	if err != nil {
+		return dataset.Stats{}, err
+	}
+	for _, g := range f.Groups(index) {
+		v, err := r.cache.get(ctx, "sg|"+key+"|"+strconv.Itoa(g), func(lctx context.Context) (any, int64, error) {
+			stats, err := f.ReadStats(lctx, r.st, g)
+			var size int64
+			for _, s := range stats {
+				size += statsSize(&s)
+			}
+			return stats, size, err
+		})
+		if err != nil {
+			return dataset.Stats{}, err
+		}
+		if s, ok := v.(map[int]dataset.Stats)[index]; ok {
+			return s, nil
+		}
+	}
+	return dataset.Stats{}, fmt.Errorf("%w: %s has no statistics row for component %d", dataset.ErrCorrupt, key, index)
+}
+
+// statsSize estimates the bytes one component's statistics hold.
+func statsSize(s *dataset.Stats) int64 {
+	return 160 + 4*int64(len(s.QuantileBoundaries)) + 8*int64(len(s.Histogram))
 }
 
 // checkLayer validates a location and layer against the manifest.
@@ -264,20 +329,14 @@ func (r *Reader) View(ctx context.Context, name, location string, layer, index i
 		return nil, err
 	}
 	v := &dataset.ComponentView{Location: location, Layer: layer, Index: index, Pairs: loc.Pairs}
-	for _, g := range f.Groups(index) {
-		views, err := r.recordsGroup(ctx, f, g)
-		if err != nil {
-			return nil, err
-		}
-		if c, ok := views[index]; ok {
-			v.Top, v.Random, v.Quantiles = c.Top, c.Random, c.Quantiles
-		}
-	}
-	stats, err := r.layerStats(ctx, m, location, layer)
+	c, err := r.records(ctx, f, index)
 	if err != nil {
 		return nil, err
 	}
-	v.Stats = stats[index]
+	v.Top, v.Random, v.Quantiles = c.Top, c.Random, c.Quantiles
+	if v.Stats, err = r.componentStats(ctx, m, location, layer, index); err != nil {
+		return nil, err
+	}
 	if n := len(v.Stats.QuantileBoundaries) - 1; n > 0 && len(v.Quantiles) < n {
 		v.Quantiles = append(slices.Clone(v.Quantiles), make([][]dataset.Record, n-len(v.Quantiles))...)
 	}
