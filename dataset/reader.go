@@ -103,6 +103,16 @@ type File struct {
 	Key  string
 	Size int64
 	Meta *metadata.FileMetaData
+	// ranges are the row groups' component ranges, decoded once from the
+	// statistics (nil: decoded at each call).
+	ranges []componentRange
+}
+
+// componentRange is a row group's range of components [lo, hi]; ok is
+// false without statistics.
+type componentRange struct {
+	lo, hi int
+	ok     bool
 }
 
 // OpenFile reads a Parquet file's footer with ranged reads (one size
@@ -122,7 +132,7 @@ func OpenFile(ctx context.Context, st store.Store, key string) (f *File, err err
 	if md.Schema.NumColumns() == 0 || md.Schema.Column(0).Name() != ColComponent {
 		return nil, fmt.Errorf("dataset: %w: %s: first column is not %q", ErrCorrupt, key, ColComponent)
 	}
-	return &File{Key: key, Size: ra.Size(), Meta: md}, nil
+	return &File{Key: key, Size: ra.Size(), Meta: md, ranges: componentRanges(md)}, nil
 }
 
 // ErrCorrupt is wrapped by errors about files that cannot be decoded
@@ -145,7 +155,12 @@ func (f *File) GroupBytes(g int) int64 { return f.Meta.RowGroup(g).TotalCompress
 
 // Groups returns the row groups that may hold component index (pruned by
 // the component column's min/max statistics).
-func (f *File) Groups(index int) []int { return componentGroups(f.Meta, index) }
+func (f *File) Groups(index int) []int {
+	if len(f.ranges) != f.NumGroups() {
+		return componentGroups(f.Meta, index)
+	}
+	return groupsHolding(f.Meta, f.ranges, index)
+}
 
 // readGroup calls row for every row of row group g (g < 0: every row
 // group, fetched with one ranged read).
@@ -239,13 +254,28 @@ func (f *File) ReadStats(ctx context.Context, st store.Store, g int) (map[int]St
 // componentGroups returns the row groups whose component statistics may
 // hold index; without statistics, the group the layout metadata names.
 func componentGroups(md *metadata.FileMetaData, index int) []int {
+	return groupsHolding(md, componentRanges(md), index)
+}
+
+// componentRanges decodes the component range of every row group.
+func componentRanges(md *metadata.FileMetaData) []componentRange {
+	out := make([]componentRange, md.NumRowGroups())
+	for g := range out {
+		if s, ok := int32Range(md, g, 0); ok {
+			out[g] = componentRange{int(s.Min()), int(s.Max()), true}
+		}
+	}
+	return out
+}
+
+// groupsHolding returns the row groups whose range holds index.
+func groupsHolding(md *metadata.FileMetaData, ranges []componentRange, index int) []int {
 	var out []int
-	for g := 0; g < md.NumRowGroups(); g++ {
-		s, ok := int32Range(md, g, 0)
-		if !ok {
+	for g, r := range ranges {
+		if !r.ok {
 			return layoutGroup(md, index)
 		}
-		if int(s.Min()) <= index && index <= int(s.Max()) {
+		if r.lo <= index && index <= r.hi {
 			out = append(out, g)
 		}
 	}
