@@ -354,14 +354,15 @@ func (c *recordCols) resolve(rec arrow.RecordBatch) error {
 		return nil
 	}
 	c.sparse = len(rec.Schema().FieldIndices(ColActivationPositions)) > 0
+	names := []string{ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations}
 	if c.sparse {
-		return c.resolveSparse(rec)
+		names = append(names[:7], ColActivationPositions, ColActivationValues)
 	}
-	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations)
+	cols, err := columns(rec, names...)
 	if err != nil {
 		return err
 	}
-	var ok [10]bool
+	var ok [9]bool
 	c.kind, ok[0] = cols[0].(*array.String)
 	c.rank, ok[1] = cols[1].(*array.Int32)
 	c.bucket, ok[2] = cols[2].(*array.Int8)
@@ -370,46 +371,32 @@ func (c *recordCols) resolve(rec arrow.RecordBatch) error {
 	c.off, ok[5] = cols[5].(*array.Int64)
 	c.toks, ok[6] = cols[6].(*array.List)
 	c.acts, ok[7] = cols[7].(*array.List)
-	if slices.Contains(ok[:8], false) {
+	ok[8] = true
+	if c.sparse {
+		c.vals, ok[8] = cols[8].(*array.List)
+	}
+	if slices.Contains(ok[:], false) {
 		return errors.New("unexpected column types")
 	}
-	c.tv, ok[8] = c.toks.ListValues().(*array.Int32)
-	c.av, ok[9] = c.acts.ListValues().(*array.Float32)
-	if !ok[8] || !ok[9] {
+	// The dense activations, or the sparse values with their positions.
+	values, pos := c.acts, (*array.List)(nil)
+	if c.sparse {
+		values, pos = c.vals, c.acts
+	}
+	var okT, okA, okP bool
+	c.tv, okT = c.toks.ListValues().(*array.Int32)
+	c.av, okA = values.ListValues().(*array.Float32)
+	var pv *array.Int32
+	if okP = !c.sparse; c.sparse {
+		pv, okP = pos.ListValues().(*array.Int32)
+	}
+	if !okT || !okA || !okP {
 		return errors.New("unexpected list types")
 	}
 	c.tvals, c.avals = slices.Clone(c.tv.Int32Values()), slices.Clone(c.av.Float32Values())
-	c.rec = rec
-	return nil
-}
-
-// resolveSparse is resolve for the sparse layout.
-func (c *recordCols) resolveSparse(rec arrow.RecordBatch) error {
-	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivationPositions, ColActivationValues)
-	if err != nil {
-		return err
+	if pv != nil {
+		c.pvals = pv.Int32Values()
 	}
-	var ok [12]bool
-	c.kind, ok[0] = cols[0].(*array.String)
-	c.rank, ok[1] = cols[1].(*array.Int32)
-	c.bucket, ok[2] = cols[2].(*array.Int8)
-	c.mx, ok[3] = cols[3].(*array.Float32)
-	c.doc, ok[4] = cols[4].(*array.Int64)
-	c.off, ok[5] = cols[5].(*array.Int64)
-	c.toks, ok[6] = cols[6].(*array.List)
-	c.acts, ok[7] = cols[7].(*array.List)
-	c.vals, ok[8] = cols[8].(*array.List)
-	if slices.Contains(ok[:9], false) {
-		return errors.New("unexpected column types")
-	}
-	var pv *array.Int32
-	c.tv, ok[9] = c.toks.ListValues().(*array.Int32)
-	pv, ok[10] = c.acts.ListValues().(*array.Int32)
-	c.av, ok[11] = c.vals.ListValues().(*array.Float32)
-	if slices.Contains(ok[9:], false) {
-		return errors.New("unexpected list types")
-	}
-	c.tvals, c.pvals, c.avals = slices.Clone(c.tv.Int32Values()), pv.Int32Values(), c.av.Float32Values()
 	c.rec = rec
 	return nil
 }
@@ -525,9 +512,8 @@ func columns(rec arrow.RecordBatch, names ...string) ([]arrow.Array, error) {
 	return out, nil
 }
 
-// tailBytes is prefetched on open: enough for a typical footer (one
-// request; a records.parquet of 48 row groups has a 31 KB footer).
-const tailBytes = 64 << 10
+// tailBytes is prefetched on open: enough for a typical footer.
+const tailBytes = 16 << 10
 
 // openBlob opens a Parquet blob for ranged reads with its footer prefetched,
 // so that reading one component costs a handful of requests, not one per
