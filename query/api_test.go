@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"regexp"
@@ -452,16 +451,9 @@ func TestConcurrentReads(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(g), 1))
 			for range 40 {
 				p := paths[rng.IntN(len(paths))]
-				resp, err := http.Get(srv.URL + p)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				var a answer
-				err = json.NewDecoder(resp.Body).Decode(&a)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 || !bytes.Equal(a.Data, want[p]) {
-					t.Errorf("%s: %d %v (answer differs: %v)", p, resp.StatusCode, err, !bytes.Equal(a.Data, want[p]))
+				a, status, err := fetch(srv.URL + p)
+				if err != nil || status != 200 || !bytes.Equal(a.Data, want[p]) {
+					t.Errorf("%s: %d %v (answer differs: %v)", p, status, err, !bytes.Equal(a.Data, want[p]))
 					return
 				}
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -281,16 +280,9 @@ func TestExplanationsConcurrent(t *testing.T) {
 				if i%2 == 1 {
 					path = "/api/v1/datasets/demo/search?explanation=cake"
 				}
-				resp, err := http.Get(srv.URL + path)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				var a answer
-				err = json.NewDecoder(resp.Body).Decode(&a)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 {
-					t.Errorf("%s: %d %v", path, resp.StatusCode, err)
+				a, status, err := fetch(srv.URL + path)
+				if err != nil || status != 200 {
+					t.Errorf("%s: %d %v", path, status, err)
 					return
 				}
 				if i%2 == 1 {

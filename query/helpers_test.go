@@ -137,3 +137,14 @@ func newAPI(t testing.TB, st store.Store, opts Options) *API {
 func (a answer) marshal() ([]byte, error) {
 	return json.Marshal(envelope{Status: a.Status, Data: a.Data, ErrorType: a.ErrorType, Error: a.Error})
 }
+
+// fetch GETs url from a running server and decodes the envelope.
+func fetch(url string) (a answer, status int, err error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return a, 0, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&a)
+	return a, resp.StatusCode, err
+}

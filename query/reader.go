@@ -130,28 +130,26 @@ func (r *Reader) Manifest(ctx context.Context, name string) (*dataset.Manifest, 
 	if err := dataset.CheckName("dataset", name); err != nil {
 		return nil, badRequest{err.Error()}
 	}
-	if m, ok := r.manifests.Load(name); ok {
-		return m.(*dataset.Manifest), nil
-	}
-	m, err := dataset.ReadManifest(ctx, r.st, name)
-	if err != nil {
-		return nil, err
-	}
-	r.manifests.Store(name, m)
-	return m, nil
+	return loadForever(&r.manifests, name, func() (*dataset.Manifest, error) { return dataset.ReadManifest(ctx, r.st, name) })
 }
 
 // file opens a layer file (footer cached).
 func (r *Reader) file(ctx context.Context, key string) (*dataset.File, error) {
-	if f, ok := r.files.Load(key); ok {
-		return f.(*dataset.File), nil
+	return loadForever(&r.files, key, func() (*dataset.File, error) { return dataset.OpenFile(ctx, r.st, key) })
+}
+
+// loadForever returns the value of key in m, loaded and kept on a miss
+// (for what never changes once it exists: manifests, footers).
+func loadForever[T any](m *sync.Map, key string, load func() (T, error)) (T, error) {
+	if v, ok := m.Load(key); ok {
+		return v.(T), nil
 	}
-	f, err := dataset.OpenFile(ctx, r.st, key)
+	v, err := load()
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	r.files.Store(key, f)
-	return f, nil
+	m.Store(key, v)
+	return v, nil
 }
 
 func recordsSize(v *dataset.ComponentView) int64 {
@@ -310,9 +308,9 @@ func checkLayer(m *dataset.Manifest, location string, layer int) error {
 	return nil
 }
 
-// View reads one component (records from the cached row group, statistics
-// from the cached layer table).
-func (r *Reader) View(ctx context.Context, name, location string, layer, index int) (*dataset.ComponentView, error) {
+// componentManifest returns the manifest of a dataset that has the
+// component (else not found, or a bad request for a malformed name).
+func (r *Reader) componentManifest(ctx context.Context, name, location string, layer, index int) (*dataset.Manifest, error) {
 	m, err := r.Manifest(ctx, name)
 	if err != nil {
 		return nil, err
@@ -321,6 +319,16 @@ func (r *Reader) View(ctx context.Context, name, location string, layer, index i
 		return nil, err
 	}
 	if err := dataset.CheckComponent(m, location, layer, index); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// View reads one component (records and statistics through the caches:
+// see records and componentStats).
+func (r *Reader) View(ctx context.Context, name, location string, layer, index int) (*dataset.ComponentView, error) {
+	m, err := r.componentManifest(ctx, name, location, layer, index)
+	if err != nil {
 		return nil, err
 	}
 	loc, _ := m.Location(location)
