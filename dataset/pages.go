@@ -3,6 +3,7 @@ package dataset
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -88,7 +89,7 @@ func (f *File) readComponentPages(ctx context.Context, st store.Store, g, index 
 		return nil, corrupt("%v", err)
 	}
 	ra := store.NewReaderSize(ctx, st, f.Key, f.Size)
-	if err := prefetchSpan(ra, rg, rg.OffsetIndexLocation); err != nil {
+	if err := prefetchOffsetIndexes(ra, rg); err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	// The scalar columns come first in the row group: one read for all.
@@ -252,12 +253,12 @@ func recordLeaves(md *metadata.FileMetaData) (recordColumns, error) {
 	return c, nil
 }
 
-// prefetchSpan reads, at once, the bytes from the first to the end of the
-// last of the ranges loc gives for rg's columns.
-func prefetchSpan(r *store.Reader, rg *metadata.RowGroupMetaData, loc func(int) (metadata.IndexLocation, bool)) error {
+// prefetchOffsetIndexes reads the offset indexes of rg's columns at once
+// (they are written together).
+func prefetchOffsetIndexes(r *store.Reader, rg *metadata.RowGroupMetaData) error {
 	lo, hi := int64(-1), int64(0)
 	for c := range rg.NumColumns() {
-		if l, ok := loc(c); ok {
+		if l, ok := rg.OffsetIndexLocation(c); ok {
 			if lo < 0 || l.Offset < lo {
 				lo = l.Offset
 			}
@@ -270,25 +271,47 @@ func prefetchSpan(r *store.Reader, rg *metadata.RowGroupMetaData, loc func(int) 
 	return r.Prefetch(lo, hi-lo)
 }
 
-// prefetchColumns reads the column chunks cols of rg at once (one range
-// from the first to the end of the last).
+// prefetchColumns reads the column chunks cols of rg (nil: all) at once,
+// in one range from the first to the end of the last.
 func prefetchColumns(r *store.Reader, rg *metadata.RowGroupMetaData, cols []int) error {
-	return prefetchSpan(r, rg, func(c int) (metadata.IndexLocation, bool) {
-		if !containsInt(cols, c) {
-			return metadata.IndexLocation{}, false
-		}
-		start, size, err := chunkRange(rg, c)
-		return metadata.IndexLocation{Offset: start, Length: int32(size)}, err == nil
-	})
+	off, n, err := chunksRange(rg, cols)
+	if err != nil {
+		return err
+	}
+	if n == 0 || off+n > r.Size() {
+		return nil // let the reader fetch (and report) by itself
+	}
+	return r.Prefetch(off, n)
 }
 
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
+// RowGroupRange is the byte range [off, off+n) that holds every column
+// chunk of rg (n = 0 when the metadata gives none): a reader fetches a row
+// group in one ranged read, not one per page.
+func RowGroupRange(rg *metadata.RowGroupMetaData) (off, n int64, err error) {
+	return chunksRange(rg, nil)
+}
+
+// chunksRange is the byte range from the first to the end of the last of
+// the column chunks cols of rg (nil: all).
+func chunksRange(rg *metadata.RowGroupMetaData, cols []int) (off, n int64, err error) {
+	lo, hi := int64(-1), int64(0)
+	for c := range rg.NumColumns() {
+		if cols != nil && !slices.Contains(cols, c) {
+			continue
 		}
+		start, size, err := chunkRange(rg, c)
+		if err != nil {
+			return 0, 0, err
+		}
+		if lo < 0 || start < lo {
+			lo = start
+		}
+		hi = max(hi, start+size)
 	}
-	return false
+	if lo < 0 || lo >= hi {
+		return 0, 0, nil
+	}
+	return lo, hi - lo, nil
 }
 
 // chunkRange is the byte range of column chunk c of rg (its dictionary

@@ -179,7 +179,7 @@ func (f *File) readGroup(ctx context.Context, st store.Store, g int, row func(re
 		if err := ra.Prefetch(0, f.Size); err != nil {
 			return fmt.Errorf("dataset: %w", err)
 		}
-	} else if err := prefetchRowGroup(ra, f.Meta.RowGroup(g)); err != nil {
+	} else if err := prefetchColumns(ra, f.Meta.RowGroup(g), nil); err != nil {
 		return fmt.Errorf("dataset: %w", err)
 	}
 	pf, err := file.NewParquetReader(ra, file.WithMetadata(f.Meta))
@@ -528,27 +528,4 @@ func openBlob(ctx context.Context, st store.Store, key string) (*store.Reader, e
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	return r, nil
-}
-
-// prefetchRowGroup reads the byte range of every column chunk of rg at once.
-func prefetchRowGroup(r *store.Reader, rg *metadata.RowGroupMetaData) error {
-	lo, hi := int64(-1), int64(0)
-	for c := 0; c < rg.NumColumns(); c++ {
-		cc, err := rg.ColumnChunk(c)
-		if err != nil {
-			return err
-		}
-		start := cc.DataPageOffset()
-		if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 {
-			start = min(start, cc.DictionaryPageOffset())
-		}
-		if lo < 0 || start < lo {
-			lo = start
-		}
-		hi = max(hi, start+cc.TotalCompressedSize())
-	}
-	if lo < 0 || hi > r.Size() || lo >= hi {
-		return nil // let the reader fetch (and report) by itself
-	}
-	return r.Prefetch(lo, hi-lo)
 }
