@@ -20,7 +20,8 @@ import (
 
 // Reader reads datasets from a store with caches: manifests and Parquet
 // footers are kept for ever (a dataset is immutable once its manifest
-// exists), decoded row groups, layer tables, indexes and rendered
+// exists), decoded components (row groups of datasets without a page
+// index), row groups of statistics, layer tables, indexes and rendered
 // components share one LRU bounded by a byte budget. It is safe for
 // concurrent use.
 type Reader struct {
