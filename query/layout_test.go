@@ -3,6 +3,7 @@ package query
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -14,6 +15,7 @@ import (
 
 	"tdb/dataset"
 	"tdb/store"
+	"tdb/store/storetest"
 )
 
 // Datasets written before records.parquet had a page index (one data page
@@ -24,16 +26,11 @@ func TestOlderRecordsLayout(t *testing.T) {
 	paged := store.NewMemory()
 	makeDataset(t, paged, "demo", 40, 8, 300, 1)
 	older := store.NewMemory()
-	keys, err := paged.List(ctx, "datasets/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		b := readAll(t, paged, k)
-		if bytes.HasSuffix([]byte(k), []byte("/records.parquet")) {
+	for k, b := range storetest.Blobs(t, paged, "datasets/") {
+		if strings.HasSuffix(k, "/records.parquet") {
 			b = withoutPageIndex(t, b)
 		}
-		if err := older.Put(ctx, k, bytes.NewReader(b)); err != nil {
+		if err := older.Put(ctx, "datasets/"+k, bytes.NewReader(b)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,20 +50,6 @@ func TestOlderRecordsLayout(t *testing.T) {
 			t.Errorf("%s: %d and %d; the answers differ: %v", p, codeA, codeB, !bytes.Equal(ansA.Data, ansB.Data))
 		}
 	}
-}
-
-func readAll(t *testing.T, st store.Store, key string) []byte {
-	t.Helper()
-	rc, err := st.Get(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(rc); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // withoutPageIndex rewrites a Parquet file row group by row group with
