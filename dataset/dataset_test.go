@@ -132,17 +132,20 @@ func TestManifestRoundTrip(t *testing.T) {
 }
 
 // writeLayer writes a layer's two files from views with the dataset schemas
-// (what a writer must produce), perGroup components per row group; extra
-// writer properties choose the layout (none: the layout before page
-// indexes).
-func writeLayer(t *testing.T, st store.Store, name, loc string, layer int, views []dataset.ComponentView, perGroup int, extra ...parquet.WriterProperty) {
+// (what a writer must produce), perGroup components per row group, the
+// records in the sparse layout if sparse; extra writer properties choose
+// the layout (none: the layout before page indexes).
+func writeLayer(t *testing.T, st store.Store, name, loc string, layer int, views []dataset.ComponentView, perGroup int, sparse bool, extra ...parquet.WriterProperty) {
 	t.Helper()
 	ctx := context.Background()
 	props := parquet.NewWriterProperties(append([]parquet.WriterProperty{parquet.WithStats(false), parquet.WithStatsFor(dataset.ColComponent, true),
 		parquet.WithMaxRowGroupLength(1 << 30), parquet.WithDictionaryDefault(false), parquet.WithDictionaryFor(dataset.ColKind, true)}, extra...)...)
 	write := func(key string, fill func(b *array.RecordBuilder, v *dataset.ComponentView), schemaRecords bool) {
 		schema := dataset.StatsSchema()
-		if schemaRecords {
+		switch {
+		case schemaRecords && sparse:
+			schema = dataset.SparseRecordsSchema()
+		case schemaRecords:
 			schema = dataset.RecordsSchema()
 		}
 		var buf bytes.Buffer
@@ -181,6 +184,15 @@ func writeLayer(t *testing.T, st store.Store, name, loc string, layer int, views
 			tl := b.Field(7).(*array.ListBuilder)
 			tl.Append(true)
 			tl.ValueBuilder().(*array.Int32Builder).AppendValues(r.Tokens, nil)
+			if sparse {
+				pos, vals := dataset.SparseActivations(r.Activations)
+				pl, vl := b.Field(8).(*array.ListBuilder), b.Field(9).(*array.ListBuilder)
+				pl.Append(true)
+				pl.ValueBuilder().(*array.Int32Builder).AppendValues(pos, nil)
+				vl.Append(true)
+				vl.ValueBuilder().(*array.Float32Builder).AppendValues(vals, nil)
+				return
+			}
 			al := b.Field(8).(*array.ListBuilder)
 			al.Append(true)
 			al.ValueBuilder().(*array.Float32Builder).AppendValues(r.Activations, nil)
@@ -248,21 +260,23 @@ func synthViews(loc string, layer, n int) []dataset.ComponentView {
 var pageIndexed = []parquet.WriterProperty{parquet.WithDataPageSize(64), parquet.WithBatchSize(5), parquet.WithPageIndexEnabled(true)}
 
 func TestReadComponent(t *testing.T) {
-	t.Run("page-indexed", func(t *testing.T) { testReadComponent(t, true, pageIndexed...) })
+	t.Run("page-indexed", func(t *testing.T) { testReadComponent(t, true, false, pageIndexed...) })
+	t.Run("page-indexed-sparse", func(t *testing.T) { testReadComponent(t, true, true, pageIndexed...) })
 	// Datasets written before the page index read the same, and so do
 	// files whose list columns have a dictionary (read a row group at a
 	// time).
-	t.Run("row-groups", func(t *testing.T) { testReadComponent(t, false) })
+	t.Run("row-groups", func(t *testing.T) { testReadComponent(t, false, false) })
+	t.Run("row-groups-sparse", func(t *testing.T) { testReadComponent(t, false, true) })
 	t.Run("dictionary", func(t *testing.T) {
-		testReadComponent(t, false, parquet.WithPageIndexEnabled(true), parquet.WithDictionaryDefault(true))
+		testReadComponent(t, false, false, parquet.WithPageIndexEnabled(true), parquet.WithDictionaryDefault(true))
 	})
 }
 
-func testReadComponent(t *testing.T, byPage bool, layout ...parquet.WriterProperty) {
+func testReadComponent(t *testing.T, byPage, sparse bool, layout ...parquet.WriterProperty) {
 	ctx := context.Background()
 	st := store.NewMemory()
 	views := synthViews("mlp.post_act", 2, 40)
-	writeLayer(t, st, "demo", "mlp.post_act", 2, views, 16, layout...)
+	writeLayer(t, st, "demo", "mlp.post_act", 2, views, 16, sparse, layout...)
 	rf, err := dataset.OpenFile(ctx, st, dataset.RecordsKey("demo", "mlp.post_act", 2))
 	if err != nil {
 		t.Fatal(err)
