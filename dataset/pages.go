@@ -465,6 +465,11 @@ func readListRows(ra *store.Reader, rgr *file.RowGroupReader, rg *metadata.RowGr
 		if n == 0 {
 			break
 		}
+		if row == first-1 && reps[0] != 0 {
+			// The offset index's rows are only right when pages start
+			// at a record (arrow-go's writer aligns them).
+			return out, fmt.Errorf("page at row %d does not start at a record", first)
+		}
 		v := 0
 		for k := range n {
 			if reps[k] == 0 {
