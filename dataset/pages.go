@@ -75,9 +75,9 @@ var pageReadProps = func() *parquet.ReaderProperties {
 }()
 
 // readComponentPages reads component index from page-indexed row group g
-// (nil when the group does not hold it): three ranged reads (the offset
-// indexes, the columns with one value per record, the pages of each list
-// column).
+// (nil when the group does not hold it) in a ranged read each for the
+// group's offset indexes, its columns with one value per record, and the
+// component's pages of each list column.
 func (f *File) readComponentPages(ctx context.Context, st store.Store, g, index int) (v *ComponentView, err error) {
 	defer recoverCorrupt(f.Key, &err)
 	corrupt := func(format string, a ...any) error {
@@ -92,7 +92,8 @@ func (f *File) readComponentPages(ctx context.Context, st store.Store, g, index 
 	if err := prefetchOffsetIndexes(ra, rg); err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
-	// The scalar columns come first in the row group: one read for all.
+	// The columns with one value per record come first in the row
+	// group: one read for all.
 	if err := prefetchColumns(ra, rg, cols.scalars()); err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
