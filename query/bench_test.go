@@ -269,8 +269,10 @@ func BenchmarkWarmComponent(b *testing.B) {
 	}
 }
 
-// BenchmarkColdRowGroup renders components of a new row group each time:
-// one ranged read, decode and render (needs the TDB_QUERY_BENCH dataset).
+// BenchmarkColdRowGroup renders a component of a new row group each time:
+// its pages read and decoded (the whole row group in a dataset written
+// without a page index), then rendered (needs the TDB_QUERY_BENCH
+// dataset).
 func BenchmarkColdRowGroup(b *testing.B) {
 	dir := os.Getenv("TDB_QUERY_BENCH")
 	if dir == "" {
