@@ -76,8 +76,8 @@ var pageReadProps = func() *parquet.ReaderProperties {
 
 // readComponentPages reads component index from page-indexed row group g
 // (nil when the group does not hold it) in a ranged read each for the
-// group's offset indexes, its columns with one value per record, and the
-// component's pages of each list column.
+// group's columns with one value per record and the component's pages of
+// each list column (and its offset indexes, unless OpenFile kept them).
 func (f *File) readComponentPages(ctx context.Context, st store.Store, g, index int) (v *ComponentView, err error) {
 	defer recoverCorrupt(f.Key, &err)
 	corrupt := func(format string, a ...any) error {
@@ -89,15 +89,20 @@ func (f *File) readComponentPages(ctx context.Context, st store.Store, g, index 
 		return nil, corrupt("%v", err)
 	}
 	ra := store.NewReaderSize(ctx, st, f.Key, f.Size)
-	if err := prefetchOffsetIndexes(ra, rg); err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
+	var src parquet.ReaderAtSeeker = ra
+	if f.offsetIndexes != nil {
+		src = withBytes{ra, f.offsetIndexesAt, f.offsetIndexes}
+	} else if off, n := offsetIndexSpan(rg); n > 0 {
+		if err := ra.Prefetch(off, n); err != nil {
+			return nil, fmt.Errorf("dataset: %w", err)
+		}
 	}
 	// The columns with one value per record come first in the row
 	// group: one read for all.
 	if err := prefetchColumns(ra, rg, cols.scalars()); err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
-	pf, err := file.NewParquetReader(ra, file.WithMetadata(f.Meta), file.WithReadProps(pageReadProps))
+	pf, err := file.NewParquetReader(src, file.WithMetadata(f.Meta), file.WithReadProps(pageReadProps))
 	if err != nil {
 		return nil, corrupt("%v", err)
 	}
@@ -254,22 +259,39 @@ func recordLeaves(md *metadata.FileMetaData) (recordColumns, error) {
 	return c, nil
 }
 
-// prefetchOffsetIndexes reads the offset indexes of rg's columns at once
-// (they are written together).
-func prefetchOffsetIndexes(r *store.Reader, rg *metadata.RowGroupMetaData) error {
+// offsetIndexSpan is the byte range [off, off+n) of the offset indexes of
+// the row groups' columns (n = 0 without any).
+func offsetIndexSpan(rgs ...*metadata.RowGroupMetaData) (off, n int64) {
 	lo, hi := int64(-1), int64(0)
-	for c := range rg.NumColumns() {
-		if l, ok := rg.OffsetIndexLocation(c); ok {
-			if lo < 0 || l.Offset < lo {
-				lo = l.Offset
+	for _, rg := range rgs {
+		for c := range rg.NumColumns() {
+			if l, ok := rg.OffsetIndexLocation(c); ok {
+				if lo < 0 || l.Offset < lo {
+					lo = l.Offset
+				}
+				hi = max(hi, l.Offset+int64(l.Length))
 			}
-			hi = max(hi, l.Offset+int64(l.Length))
 		}
 	}
 	if lo < 0 || lo >= hi {
-		return nil
+		return 0, 0
 	}
-	return r.Prefetch(lo, hi-lo)
+	return lo, hi - lo
+}
+
+// withBytes serves reads inside [at, at+len(data)) from data, the others
+// from the Reader.
+type withBytes struct {
+	*store.Reader
+	at   int64
+	data []byte
+}
+
+func (w withBytes) ReadAt(p []byte, off int64) (int, error) {
+	if off >= w.at && off+int64(len(p)) <= w.at+int64(len(w.data)) {
+		return copy(p, w.data[off-w.at:]), nil
+	}
+	return w.Reader.ReadAt(p, off)
 }
 
 // prefetchColumns reads the column chunks cols of rg (nil: all) at once,

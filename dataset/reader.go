@@ -106,6 +106,11 @@ type File struct {
 	// ranges are the row groups' component ranges, decoded once from the
 	// statistics (nil: decoded at each call).
 	ranges []componentRange
+	// offsetIndexes are the bytes of every row group's offset indexes
+	// from offset offsetIndexesAt (read on open in a page-indexed file),
+	// so that reading a component by page needs no request for them.
+	offsetIndexes   []byte
+	offsetIndexesAt int64
 }
 
 // componentRange is a row group's range of components [lo, hi]; ok is
@@ -132,8 +137,25 @@ func OpenFile(ctx context.Context, st store.Store, key string) (f *File, err err
 	if md.Schema.NumColumns() == 0 || md.Schema.Column(0).Name() != ColComponent {
 		return nil, fmt.Errorf("dataset: %w: %s: first column is not %q", ErrCorrupt, key, ColComponent)
 	}
-	return &File{Key: key, Size: ra.Size(), Meta: md, ranges: componentRanges(md)}, nil
+	f = &File{Key: key, Size: ra.Size(), Meta: md, ranges: componentRanges(md)}
+	var rgs []*metadata.RowGroupMetaData
+	for g := range md.NumRowGroups() {
+		rgs = append(rgs, md.RowGroup(g))
+	}
+	if off, n := offsetIndexSpan(rgs...); n > 0 && n <= maxOffsetIndexBytes && off+n <= f.Size {
+		// Written together just before the footer: one read.
+		buf := make([]byte, n)
+		if _, err := ra.ReadAt(buf, off); err != nil {
+			return nil, fmt.Errorf("dataset: %w", err)
+		}
+		f.offsetIndexes, f.offsetIndexesAt = buf, off
+	}
+	return f, nil
 }
+
+// maxOffsetIndexBytes bounds the offset indexes a File keeps (a
+// records.parquet of 48 row groups has 68 KB).
+const maxOffsetIndexBytes = 8 << 20
 
 // ErrCorrupt is wrapped by errors about files that cannot be decoded
 // (truncated, corrupted or of an unexpected schema).
