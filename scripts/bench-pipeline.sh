@@ -6,7 +6,9 @@
 #     with real processes: one NATS server (tdb nats-server), one coordinator
 #     and WORKERS worker processes, SHARDS_PER_PARTIAL shards of 131,072
 #     tokens per task: wall time, tokens/s, partial bytes per token, merge
-#     seconds per partial, workers' peak RSS and RSS per component.
+#     seconds per partial, workers' peak RSS and RSS per component, the CPU
+#     seconds of all its processes and their overhead over the bare forward
+#     (1.), per CPU second.
 # Usage: scripts/bench-pipeline.sh [TOKENS] [WORKERS] [SHARDS_PER_PARTIAL]
 set -euo pipefail
 tokens=${1:-10000000}
@@ -20,7 +22,7 @@ cpu_line
 # 1. Per-core rates (a task of 4 shards of 16,384 tokens).
 TDB_BENCH_SHARD_TOKENS=16384 TDB_BENCH_SHARDS_PER_PARTIAL=4 \
   go test ./worker -run '^$' -bench '^BenchmarkTaskTiny$' -benchtime 1x -cpu 1 >"$work/bench.txt"
-python3 - "$work/bench.txt" <<'PY'
+python3 - "$work/bench.txt" "$work/forward.rate" <<'PY'
 import re, sys
 m = {}
 for line in open(sys.argv[1]):
@@ -33,7 +35,11 @@ for line in open(sys.argv[1]):
 print(f"per core: forward {m[('forward','tokens/cpu-s')]:.0f} tokens/s, "
       f"task end to end {m[('end-to-end','tokens/cpu-s')]:.0f} tokens/s, "
       f"collation alone {m[('partial','collate-tokens/cpu-s')]:.0f} tokens/s (tiny model, 512 neurons)")
+fwd, task = m[('forward','tokens/cpu-s')], m[('end-to-end','tokens/cpu-s')]
+print(f"task overhead over the bare forward: {100 * (fwd / task - 1):.1f}% (CPU seconds per token)")
+open(sys.argv[2], "w").write(f"{fwd}\n")
 PY
+forward_rate=$(cat "$work/forward.rate")
 
 # 2. The distributed job.
 pipeline_start "$work/job" "$workers"

@@ -9,7 +9,9 @@
 # pipeline_collate TOKENS GROUP submit the job (dataset and job "bench") in the
 #                               background: $collate_pid; its CPU time goes to DIR/collate.time
 # pipeline_wait                 wait for it; $job_start, $job_end, sets $job_rc
-# pipeline_report WORKERS       the job's figures (wall, tokens/s, CPU, partials, merge, RSS)
+# pipeline_report WORKERS       the job's figures (wall, tokens/s, CPU, partials, merge, RSS);
+#                               with $forward_rate (the bare forward's tokens per CPU second),
+#                               the job's overhead over it
 # pipeline_stop                 stop the cluster, keeping its folder
 # proc_cpu PID                  CPU seconds (user + system) of a live process
 # Needs bash, python3 and GNU time (/usr/bin/time).
@@ -102,9 +104,9 @@ pipeline_report() {
   # temporary file (.tdb-put-*) next to it.
   partials=$(find "$store/jobs/bench/partials" -type f -name 'shard-*' | wc -l)
   pbytes=$(find "$store/jobs/bench/partials" -type f -name 'shard-*' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
-  python3 - "$job_start" "$job_end" "$store/datasets/bench/manifest.json" "$dir/coordinator.log" "$partials" "$pbytes" "$rss" "$1" "$(nproc)" "$cpu" <<'PY'
+  python3 - "$job_start" "$job_end" "$store/datasets/bench/manifest.json" "$dir/coordinator.log" "$partials" "$pbytes" "$rss" "$1" "$(nproc)" "$cpu" "${forward_rate:-0}" <<'PY'
 import json, re, sys
-start, end, manifest, clog, partials, pbytes, rss_kb, workers, cores, cpu = sys.argv[1:]
+start, end, manifest, clog, partials, pbytes, rss_kb, workers, cores, cpu, fwd = sys.argv[1:]
 wall, cpu = float(end) - float(start), float(cpu)
 m = json.load(open(manifest))
 tokens = m["tokens"]
@@ -115,6 +117,8 @@ print(f"job: {tokens} tokens, {comps} components, {workers} worker processes on 
       f"{wall:.1f} s wall, {tokens/wall:.0f} tokens/s ({tokens/wall/int(cores):.0f} per core)")
 print(f"job CPU (workers, coordinator, NATS server, tdb collate): {cpu:.0f} s, "
       f"{tokens/cpu:.0f} tokens per CPU second, {cpu/wall:.2f} cores busy on average")
+if float(fwd) > 0:
+    print(f"job overhead over the bare forward: {100 * (float(fwd) * cpu / tokens - 1):.1f}% (CPU seconds per token)")
 layers = sum(len(l["layers"]) for l in m["locations"])
 print(f"partials: {partials} ({partials // layers} tasks × {layers} layers), "
       f"{pbytes/tokens:.1f} partial bytes per token")
