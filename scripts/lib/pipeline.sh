@@ -89,25 +89,26 @@ pipeline_wait() {
 }
 
 pipeline_report() {
-  local rss=0 cpu=$dead_cpu p r
-  for p in "${worker_pids[@]}" "$coordinator_pid" "$nats_pid"; do
-    [ -e "/proc/$p/status" ] || continue
-    cpu=$(python3 -c "print($cpu + $(proc_cpu "$p"))")
-  done
+  local rss=0 wcpu=$dead_cpu ccpu ncpu lcpu p r
   for p in "${worker_pids[@]}"; do
+    wcpu=$(python3 -c "print($wcpu + $(proc_cpu "$p"))")
     r=$(awk '/VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
     rss=$((rss > r ? rss : r))
   done
-  cpu=$(python3 -c "print($cpu + sum(map(float, open('$dir/collate.time').read().split()[-2:])))")
+  ccpu=$(proc_cpu "$coordinator_pid")
+  ncpu=$(proc_cpu "$nats_pid")
+  lcpu=$(python3 -c "print(sum(map(float, open('$dir/collate.time').read().split()[-2:])))")
   local partials pbytes
   # Partials only: a worker killed while writing one leaves the store's
   # temporary file (.tdb-put-*) next to it.
   partials=$(find "$store/jobs/bench/partials" -type f -name 'shard-*' | wc -l)
   pbytes=$(find "$store/jobs/bench/partials" -type f -name 'shard-*' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
-  python3 - "$job_start" "$job_end" "$store/datasets/bench/manifest.json" "$dir/coordinator.log" "$partials" "$pbytes" "$rss" "$1" "$(nproc)" "$cpu" "${forward_rate:-0}" <<'PY'
+  python3 - "$job_start" "$job_end" "$store/datasets/bench/manifest.json" "$dir/coordinator.log" "$partials" "$pbytes" "$rss" "$1" "$(nproc)" "$wcpu" "$ccpu" "$ncpu" "$lcpu" "${forward_rate:-0}" <<'PY'
 import json, re, sys
-start, end, manifest, clog, partials, pbytes, rss_kb, workers, cores, cpu, fwd = sys.argv[1:]
-wall, cpu = float(end) - float(start), float(cpu)
+start, end, manifest, clog, partials, pbytes, rss_kb, workers, cores, wcpu, ccpu, ncpu, lcpu, fwd = sys.argv[1:]
+wall = float(end) - float(start)
+wcpu, ccpu, ncpu, lcpu = float(wcpu), float(ccpu), float(ncpu), float(lcpu)
+cpu = wcpu + ccpu + ncpu + lcpu
 m = json.load(open(manifest))
 tokens = m["tokens"]
 comps = sum(l["components"] * len(l["layers"]) for l in m["locations"])
@@ -115,7 +116,7 @@ merge = [float(x) for x in re.findall(r"merge_seconds=([0-9.e+-]+)", open(clog).
 partials, pbytes, rss = int(partials), int(pbytes), int(rss_kb) * 1024
 print(f"job: {tokens} tokens, {comps} components, {workers} worker processes on {cores} cores: "
       f"{wall:.1f} s wall, {tokens/wall:.0f} tokens/s ({tokens/wall/int(cores):.0f} per core)")
-print(f"job CPU (workers, coordinator, NATS server, tdb collate): {cpu:.0f} s, "
+print(f"job CPU: {cpu:.1f} s (workers {wcpu:.1f}, coordinator {ccpu:.1f}, NATS server {ncpu:.1f}, tdb collate {lcpu:.1f}), "
       f"{tokens/cpu:.0f} tokens per CPU second, {cpu/wall:.2f} cores busy on average")
 if float(fwd) > 0:
     print(f"job overhead over the bare forward: {100 * (float(fwd) * cpu / tokens - 1):.1f}% (CPU seconds per token)")
