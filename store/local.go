@@ -69,10 +69,7 @@ func (s *Local) notFound(op, key string, err error) error {
 
 // Put writes r to key atomically.
 func (s *Local) Put(ctx context.Context, key string, r io.Reader) error {
-	if err := ValidateKey(key); err != nil {
-		return s.wrap("put", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkKey(ctx, key); err != nil {
 		return s.wrap("put", key, err)
 	}
 	dst := s.path(key)
@@ -205,10 +202,7 @@ type sectionReadCloser struct {
 
 // Size returns key's length in bytes.
 func (s *Local) Size(ctx context.Context, key string) (int64, error) {
-	if err := ValidateKey(key); err != nil {
-		return 0, s.wrap("size", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkKey(ctx, key); err != nil {
 		return 0, s.wrap("size", key, err)
 	}
 	fi, err := os.Stat(s.path(key))
@@ -279,10 +273,7 @@ func (s *Local) List(ctx context.Context, prefix string) ([]string, error) {
 // Delete removes key and then any directories it leaves empty, so that a
 // later Put of a key named like one of those directories can succeed.
 func (s *Local) Delete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
-		return s.wrap("delete", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkKey(ctx, key); err != nil {
 		return s.wrap("delete", key, err)
 	}
 	p := s.path(key)

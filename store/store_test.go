@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
 	"tdb/store"
 	"tdb/store/azuritetest"
 	"tdb/store/storetest"
@@ -348,7 +350,7 @@ func TestAzureCredentials(t *testing.T) {
 	})
 	t.Run("anonymous", func(t *testing.T) {
 		public := newContainerURL(endpoint)
-		createPublicContainer(t, conn, containerName(public))
+		azuritetest.CreateContainer(t, conn, containerName(public), container.PublicAccessTypeContainer)
 		writer, _ := store.NewAzure(public, store.AzureCredentials{ConnectionString: conn})
 		roundTrip(t, writer, "pub/data")
 		anon, err := store.NewAzure(public, store.AzureCredentials{})

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"tdb/kernels"
+	"tdb/store"
+	"tdb/store/storetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden dataset hashes in testdata/golden")
@@ -41,45 +42,32 @@ func TestCollateGolden(t *testing.T) {
 }
 
 func collateGolden(t *testing.T, shardsPerPartial string) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
-	code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=120",
+	collateDataset(t, "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=120",
 		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "16", "--top-k", "4", "--random-k", "3",
 		"--store", storeDir, "--dataset", "golden", "--workers", "2", "--tokens-per-shard", "600", "--block-bytes", "1024",
 		"--shards-per-partial", shardsPerPartial)
-	if code != 0 {
-		t.Fatalf("collate exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	st, err := store.NewLocal(storeDir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	root := filepath.Join(storeDir, "datasets", "golden")
 	got := map[string]string{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
+	for rel, b := range storetest.Blobs(t, st, "datasets/golden/") {
 		if rel == "manifest.json" {
 			// created_by names the job, whose id includes the store (a
 			// temporary folder here): hash the manifest without it.
 			var m map[string]any
 			if err := json.Unmarshal(b, &m); err != nil {
-				return err
+				t.Fatal(err)
 			}
 			delete(m, "created_by")
 			if b, err = json.Marshal(m); err != nil {
-				return err
+				t.Fatal(err)
 			}
 		}
 		sum := sha256.Sum256(b)
-		got[filepath.ToSlash(rel)] = hex.EncodeToString(sum[:])
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		got[rel] = hex.EncodeToString(sum[:])
 	}
 	if len(got) < 5 { // manifest + records and stats of at least two layers
 		t.Fatalf("dataset has only %d files: %v", len(got), got)
