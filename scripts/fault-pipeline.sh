@@ -144,7 +144,7 @@ echo "fault: redelivered task starts:"
 grep -h 'msg="shard started".* delivery=[2-9]' "$dir"/w*.log | sed 's/^time=[^ ]* level=[A-Z]* /  /' || echo "  none"
 orphans=$(cd "$store" && find . -name '.tdb-put-*' -printf '%h/%f (%s bytes)\n')
 if [ -n "$orphans" ]; then
-  echo "fault: temporary files of the killed workers' interrupted store writes remain (the store does not list them; nothing removes them):"
+  echo "fault: temporary files of the killed workers' interrupted store writes remain (the store does not list them; a List or Delete removes them once an hour old):"
   echo "$orphans" | sed 's/^/  /'
 fi
 pipeline_report "$workers"
