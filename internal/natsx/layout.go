@@ -111,18 +111,29 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 // if it does not exist. Clients use it: updating an existing bucket would
 // set its replicas to the client's guess, and a client with the default of
 // 1 would scale a coordinator's 3-replica bucket down to one node.
+//
+// Like EnsureBucket it retries JetStream API calls that time out: a server
+// just started on an existing data directory answers them only once it has
+// recovered its streams.
 func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, Bucket)
+	var kv jetstream.KeyValue
+	err := retryTimeouts(ctx, func() (err error) {
+		kv, err = js.KeyValue(ctx, Bucket)
+		return err
+	})
 	if err == nil {
 		return kv, nil
 	}
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("binding to KV bucket %s: %w", Bucket, err)
 	}
-	kv, err = js.CreateKeyValue(ctx, bucketConfig(replicas))
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, Bucket) // created meanwhile by a coordinator
-	}
+	err = retryTimeouts(ctx, func() (err error) {
+		kv, err = js.CreateKeyValue(ctx, bucketConfig(replicas))
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, Bucket) // created meanwhile by a coordinator
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating KV bucket %s: %w", Bucket, err)
 	}
