@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Runs `tdb bench forward` and the same GPT-2-shaped forward pass in PyTorch
-# (scripts/bench-torch.py; Debian's python3-torch, which uses OpenBLAS) side
-# by side, on the same shapes and the same number of threads, one after the
-# other, and prints tokens/s of both and their ratio. Not a test dependency:
-# without torch it says so and exits 0.
+# (scripts/bench-torch.py; Debian's python3-torch, whose BLAS is whatever
+# libblas.so.3 points to: install libopenblas0-pthread for OpenBLAS, or it
+# runs on the reference BLAS) side by side, on the same shapes and the same
+# number of threads, alternating ROUNDS times so that load from other
+# processes hits both alike. Prints every round (tokens/s of both, their
+# ratio, tdb's share of its GEMM-bound limit, the load average before the
+# round) and the medians. Not a test dependency: without torch it says so
+# and exits 0.
 #
-#   scripts/bench-torch.sh [BATCH] [SEQ] [SECONDS]   (default 8 64 10)
-#   THREADS (default: the number of CPUs) sets GOMAXPROCS and torch's threads.
+#   scripts/bench-torch.sh [BATCH] [SEQ] [SECONDS] [ROUNDS]   (default 8 64 10 3)
+#   THREADS (default: the number of CPUs) sets GOMAXPROCS, torch's threads
+#   and OpenBLAS's/OpenMP's. PYTHON picks the interpreter.
 set -euo pipefail
 batch=${1:-8}
 seq=${2:-64}
 secs=${3:-10}
+rounds=${4:-3}
 threads=${THREADS:-$(nproc)}
 cd "$(dirname "$0")/.."
 # Debian's python3-torch lives in the system python, which a pyenv or venv
@@ -26,13 +32,38 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/tdb" ./cmd/tdb
-GOMAXPROCS=$threads "$work/tdb" bench forward --model random:gpt2 --batch "$batch" --seq "$seq" --time "${secs}s" --json >"$work/tdb.json" 2>/dev/null
-"$py" scripts/bench-torch.py --preset gpt2 --batch "$batch" --seq "$seq" --threads "$threads" --time "$secs" >"$work/torch.json"
-"$py" - "$work/tdb.json" "$work/torch.json" <<'PY'
-import json, sys
-tdb, torch = (json.load(open(f)) for f in sys.argv[1:3])
-print(f"{'logits':<7} {'tdb tokens/s':>13} {'torch tokens/s':>15} {'tdb/torch':>10} {'tdb of limit':>13}")
-for a, b in zip(tdb, torch):
-    print(f"{str(a['logits']):<7} {a['tokens_per_s']:>13.1f} {b['tokens_per_s']:>15.1f} {a['tokens_per_s']/b['tokens_per_s']:>10.2f} {100*a['fraction_of_limit']:>12.0f}%")
-print(f"(batch {tdb[0]['batch']} x seq {tdb[0]['seq']}, {tdb[0]['threads']} threads; tdb kernels {tdb[0]['gemm']}, torch {torch[0]['torch']})")
+export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
+for r in $(seq 1 "$rounds"); do
+  cut -d' ' -f1-3 /proc/loadavg >"$work/load.$r"
+  # Alternate which side goes first, so neither always runs after the other.
+  if [ $((r % 2)) -eq 1 ]; then order="tdb torch"; else order="torch tdb"; fi
+  for side in $order; do
+    if [ "$side" = tdb ]; then
+      GOMAXPROCS=$threads "$work/tdb" bench forward --model random:gpt2 --batch "$batch" --seq "$seq" --time "${secs}s" --json >"$work/tdb.$r" 2>"$work/tdb.err" ||
+        { cat "$work/tdb.err" >&2; exit 1; }
+    else
+      "$py" scripts/bench-torch.py --preset gpt2 --batch "$batch" --seq "$seq" --threads "$threads" --time "$secs" >"$work/torch.$r"
+    fi
+  done
+done
+"$py" - "$work" "$rounds" <<'PY'
+import json, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+rows = {False: [], True: []}
+for r in range(1, rounds + 1):
+    tdb = json.load(open(f"{work}/tdb.{r}"))
+    torch = json.load(open(f"{work}/torch.{r}"))
+    load = open(f"{work}/load.{r}").read().strip()
+    for a, b in zip(tdb, torch):
+        rows[a["logits"]].append((r, a["tokens_per_s"], b["tokens_per_s"], a["fraction_of_limit"], load))
+print(f"{'round':>5} {'logits':<7} {'tdb tokens/s':>13} {'torch tokens/s':>15} {'tdb/torch':>10} {'tdb of limit':>13}  load average")
+for logits, rs in rows.items():
+    for r, a, b, f, load in rs:
+        print(f"{r:>5} {str(logits):<7} {a:>13.1f} {b:>15.1f} {a/b:>10.2f} {100*f:>12.0f}%  {load}")
+for logits, rs in rows.items():
+    med = lambda xs: statistics.median(xs)
+    print(f"{'median':>5} {str(logits):<7} {med([x[1] for x in rs]):>13.1f} {med([x[2] for x in rs]):>15.1f} "
+          f"{med([x[1]/x[2] for x in rs]):>10.2f} {100*med([x[3] for x in rs]):>12.0f}%")
+print(f"(batch {tdb[0]['batch']} x seq {tdb[0]['seq']}, {tdb[0]['threads']} threads, {rounds} alternating rounds; "
+      f"tdb kernels {tdb[0]['gemm']}, torch {torch[0]['torch']}; the median ratio is the median of each round's ratio)")
 PY
