@@ -11,7 +11,10 @@
 #
 #   scripts/bench-torch.sh [BATCH] [SEQ] [SECONDS] [ROUNDS]   (default 8 64 10 3)
 #   THREADS (default: the number of CPUs) sets GOMAXPROCS, torch's threads
-#   and OpenBLAS's/OpenMP's. PYTHON picks the interpreter.
+#   and OpenBLAS's/OpenMP's. PYTHON picks the interpreter. MAX_LOAD, on a
+#   shared machine, makes each round first wait (up to MAX_WAIT seconds,
+#   default 600) until the 1-minute load average is below it. KEEP=<dir>
+#   keeps every round's JSON (tdb.N, torch.N, load.N) there.
 set -euo pipefail
 batch=${1:-8}
 seq=${2:-64}
@@ -34,6 +37,12 @@ trap 'rm -rf "$work"' EXIT
 go build -o "$work/tdb" ./cmd/tdb
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 for r in $(seq 1 "$rounds"); do
+  if [ -n "${MAX_LOAD:-}" ]; then
+    waited=0
+    while awk -v max="$MAX_LOAD" '{exit !($1 >= max)}' /proc/loadavg && [ "$waited" -lt "${MAX_WAIT:-600}" ]; do
+      sleep 5; waited=$((waited + 5))
+    done
+  fi
   cut -d' ' -f1-3 /proc/loadavg >"$work/load.$r"
   # Alternate which side goes first, so neither always runs after the other.
   if [ $((r % 2)) -eq 1 ]; then order="tdb torch"; else order="torch tdb"; fi
@@ -46,6 +55,7 @@ for r in $(seq 1 "$rounds"); do
     fi
   done
 done
+if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$work"/tdb.[0-9]* "$work"/torch.[0-9]* "$work"/load.[0-9]* "$KEEP"/; fi
 "$py" - "$work" "$rounds" <<'PY'
 import json, statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
