@@ -5,9 +5,13 @@
 # runs on the reference BLAS) side by side, on the same shapes and the same
 # number of threads, alternating ROUNDS times so that load from other
 # processes hits both alike. Prints every round (tokens/s of both, their
-# ratio, tdb's share of its GEMM-bound limit, the load average before the
-# round) and the medians. Not a test dependency: without torch it says so
-# and exits 0.
+# ratio, tdb's share of its GEMM-bound limit, tokens per CPU-second of
+# both and their ratio, the load average before the round) and the medians.
+# On a machine shared with other jobs, wall-clock rates swing with their
+# load (and OpenMP's spinning threads suffer more from it than Go's); at
+# THREADS=1 tokens per CPU-second (and tdb's share of the limit in CPU
+# time) is the comparison to trust. Not a test dependency: without torch it
+# says so and exits 0.
 #
 #   scripts/bench-torch.sh [BATCH] [SEQ] [SECONDS] [ROUNDS]   (default 8 64 10 3)
 #   THREADS (default: the number of CPUs) sets GOMAXPROCS, torch's threads
@@ -65,15 +69,20 @@ for r in range(1, rounds + 1):
     torch = json.load(open(f"{work}/torch.{r}"))
     load = open(f"{work}/load.{r}").read().strip()
     for a, b in zip(tdb, torch):
-        rows[a["logits"]].append((r, a["tokens_per_s"], b["tokens_per_s"], a["fraction_of_limit"], load))
-print(f"{'round':>5} {'logits':<7} {'tdb tokens/s':>13} {'torch tokens/s':>15} {'tdb/torch':>10} {'tdb of limit':>13}  load average")
+        rows[a["logits"]].append((r, a["tokens_per_s"], b["tokens_per_s"], a["fraction_of_limit"],
+                                  a["tokens_per_cpu_s"], b["tokens_per_cpu_s"], a["fraction_of_limit_cpu"], load))
+print(f"{'round':>6} {'logits':<7} {'tdb tokens/s':>13} {'torch tokens/s':>15} {'tdb/torch':>10} {'tdb of limit':>13}"
+      f" {'tdb tok/cpu-s':>14} {'torch tok/cpu-s':>16} {'tdb/torch':>10} {'of limit (cpu)':>15}  load average")
 for logits, rs in rows.items():
-    for r, a, b, f, load in rs:
-        print(f"{r:>5} {str(logits):<7} {a:>13.1f} {b:>15.1f} {a/b:>10.2f} {100*f:>12.0f}%  {load}")
+    for r, a, b, f, ac, bc, fc, load in rs:
+        print(f"{r:>6} {str(logits):<7} {a:>13.1f} {b:>15.1f} {a/b:>10.2f} {100*f:>12.0f}% {ac:>14.1f} {bc:>16.1f} {ac/bc:>10.2f} {100*fc:>14.0f}%  {load}")
 for logits, rs in rows.items():
     med = lambda xs: statistics.median(xs)
-    print(f"{'median':>5} {str(logits):<7} {med([x[1] for x in rs]):>13.1f} {med([x[2] for x in rs]):>15.1f} "
-          f"{med([x[1]/x[2] for x in rs]):>10.2f} {100*med([x[3] for x in rs]):>12.0f}%")
+    print(f"{'median':>6} {str(logits):<7} {med([x[1] for x in rs]):>13.1f} {med([x[2] for x in rs]):>15.1f} "
+          f"{med([x[1]/x[2] for x in rs]):>10.2f} {100*med([x[3] for x in rs]):>12.0f}% "
+          f"{med([x[4] for x in rs]):>14.1f} {med([x[5] for x in rs]):>16.1f} {med([x[4]/x[5] for x in rs]):>10.2f} "
+          f"{100*med([x[6] for x in rs]):>14.0f}%")
 print(f"(batch {tdb[0]['batch']} x seq {tdb[0]['seq']}, {tdb[0]['threads']} threads, {rounds} alternating rounds; "
-      f"tdb kernels {tdb[0]['gemm']}, torch {torch[0]['torch']}; the median ratio is the median of each round's ratio)")
+      f"tdb kernels {tdb[0]['gemm']}, torch {torch[0]['torch']}; a median ratio is the median of each round's ratio; "
+      f"tok/cpu-s: tokens per CPU-second of the process, all threads, which other jobs' load disturbs least at one thread)")
 PY
