@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"tdb/model"
@@ -52,14 +51,7 @@ func TestParseName(t *testing.T) {
 func TestPullFromAzurite(t *testing.T) {
 	conn, endpoint := azuritetest.Start(t)
 	ctx := context.Background()
-	admin, err := azblob.NewClientFromConnectionString(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	public := container.PublicAccessTypeBlob
-	if _, err := admin.CreateContainer(ctx, blobContainer, &azblob.CreateContainerOptions{Access: &public}); err != nil {
-		t.Fatal(err)
-	}
+	admin := azuritetest.CreateContainer(t, conn, blobContainer, container.PublicAccessTypeBlob)
 	files := map[string][]byte{}
 	w := randomWeights(31, 24, 48)
 	w.activation, w.k, w.postact = "TopK", 4, "ReLU"
@@ -133,20 +125,14 @@ func TestPullFromAzurite(t *testing.T) {
 func TestPullPrivateContainer(t *testing.T) {
 	conn, endpoint := azuritetest.Start(t)
 	ctx := context.Background()
-	admin, err := azblob.NewClientFromConnectionString(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.CreateContainer(ctx, blobContainer, nil); err != nil {
-		t.Fatal(err)
-	}
+	admin := azuritetest.CreateContainer(t, conn, blobContainer, "")
 	n, _ := ParseName("mlp_post_act/0")
 	if _, err := admin.UploadBuffer(ctx, blobContainer, n.Blob(), encodePT(randomWeights(1, 4, 4), ptOptions{}), nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(envEndpoint, endpoint)
 	t.Setenv("TDB_CACHE_DIR", t.TempDir())
-	_, err = Pull(ctx, n.String(), nil)
+	_, err := Pull(ctx, n.String(), nil)
 	if err == nil || !strings.Contains(err.Error(), "anonymous read refused") {
 		t.Fatalf("private container: %v", err)
 	}

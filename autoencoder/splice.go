@@ -179,17 +179,9 @@ func (s *Spliced) LatentGrad(g *model.Tensor) (*model.Tensor, error) {
 // pre-activation is w·(x − mean(x))/(std + 1e-5) + const: the mean's
 // dependence on x is exact (the row is centred) and std is held constant.
 func (s *Spliced) PreActGrad(b, t, i int) ([]float32, error) {
-	a := s.AE
-	if i < 0 || i >= a.NLatents {
-		return nil, fmt.Errorf("latent %d out of range [0, %d)", i, a.NLatents)
-	}
-	w := a.EncoderRow(i)
-	if !a.Normalize {
-		return w, nil
-	}
-	sd, err := s.stat(b, t)
-	if err != nil {
-		return nil, err
+	w, sd, err := s.latentVector(b, t, i, s.AE.EncoderRow)
+	if err != nil || !s.AE.Normalize {
+		return w, err
 	}
 	var mean float64
 	for _, v := range w {
@@ -207,22 +199,33 @@ func (s *Spliced) PreActGrad(b, t, i int) ([]float32, error) {
 // token (b, t): the decoder column, times the token's std for normalising
 // autoencoders.
 func (s *Spliced) WriteVector(b, t, i int) ([]float32, error) {
-	a := s.AE
-	if i < 0 || i >= a.NLatents {
-		return nil, fmt.Errorf("latent %d out of range [0, %d)", i, a.NLatents)
-	}
-	w := a.DecoderColumn(i)
-	if !a.Normalize {
-		return w, nil
-	}
-	sd, err := s.stat(b, t)
-	if err != nil {
-		return nil, err
+	w, sd, err := s.latentVector(b, t, i, s.AE.DecoderColumn)
+	if err != nil || !s.AE.Normalize {
+		return w, err
 	}
 	for j := range w {
 		w[j] *= sd
 	}
 	return w, nil
+}
+
+// latentVector checks latent i and returns vec(i) (a copy of its encoder
+// row or decoder column) and, for a normalising autoencoder, the std of
+// token (b, t) that PreActGrad and WriteVector scale it by.
+func (s *Spliced) latentVector(b, t, i int, vec func(int) []float32) ([]float32, float32, error) {
+	a := s.AE
+	if i < 0 || i >= a.NLatents {
+		return nil, 0, fmt.Errorf("latent %d out of range [0, %d)", i, a.NLatents)
+	}
+	w := vec(i)
+	if !a.Normalize {
+		return w, 0, nil
+	}
+	sd, err := s.stat(b, t)
+	if err != nil {
+		return nil, 0, err
+	}
+	return w, sd, nil
 }
 
 func (s *Spliced) stat(b, t int) (float32, error) {

@@ -23,20 +23,35 @@ import (
 // one component is one small ranged read.
 const DefaultComponentsPerRowGroup = 64
 
+// RecordsPageBytes bounds a data page of records.parquet. Pages are small
+// and the file carries a page index (offset index), so that a reader
+// decodes the pages of one component's records, not the whole row group
+// of DefaultComponentsPerRowGroup components
+// (dataset.File.ReadComponentRecords). Smaller pages compress worse (each
+// is compressed alone); 8 KiB pages read no faster (docs/performance.md).
+const RecordsPageBytes = 32 << 10
+
 // writerProps are fixed so that the same accumulator always gives the same
-// bytes: no timestamps, a fixed created_by, zstd at a fixed level.
-func writerProps() *parquet.WriterProperties {
-	return parquet.NewWriterProperties(
+// bytes: no timestamps, a fixed created_by, zstd at a fixed level. extra
+// adds the properties of one kind of file.
+func writerProps(extra ...parquet.WriterProperty) *parquet.WriterProperties {
+	return parquet.NewWriterProperties(append([]parquet.WriterProperty{
 		parquet.WithCreatedBy("tdb collate"),
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithCompressionLevel(3),
-		parquet.WithMaxRowGroupLength(1<<40),
+		parquet.WithMaxRowGroupLength(1 << 40),
 		parquet.WithDictionaryDefault(false),
 		parquet.WithDictionaryFor("kind", true),
 		parquet.WithStats(false),
 		parquet.WithStatsFor("component", true),
 		parquet.WithAllocator(memory.DefaultAllocator),
-	)
+	}, extra...)...)
+}
+
+// recordsProps are the writer properties of records.parquet: small data
+// pages, aligned on records, with a page index.
+func recordsProps() *parquet.WriterProperties {
+	return writerProps(parquet.WithDataPageSize(RecordsPageBytes), parquet.WithPageIndexEnabled(true))
 }
 
 // WriteLayer finalizes a merged accumulator and writes its records.parquet,
@@ -107,8 +122,8 @@ func layerMeta(location string, layer, components, perGroup int, pairs bool) map
 
 // writeParquet writes one row group per group of components; fill appends
 // the rows of components [c0, c1) to the builder.
-func writeParquet(w io.Writer, schema *arrow.Schema, meta map[string]string, n, perGroup int, fill func(b *array.RecordBuilder, c0, c1 int) error) error {
-	fw, err := pqarrow.NewFileWriter(schema, w, writerProps(), pqarrow.NewArrowWriterProperties())
+func writeParquet(w io.Writer, props *parquet.WriterProperties, schema *arrow.Schema, meta map[string]string, n, perGroup int, fill func(b *array.RecordBuilder, c0, c1 int) error) error {
+	fw, err := pqarrow.NewFileWriter(schema, w, props, pqarrow.NewArrowWriterProperties())
 	if err != nil {
 		return err
 	}
@@ -188,84 +203,65 @@ func (a *LayerAccumulator) writeDenseRecords(w io.Writer, perGroup int) error {
 // writeRecordsOf writes the records of components 0..n-1 as view returns
 // them.
 func writeRecordsOf(w io.Writer, meta map[string]string, n, perGroup int, view func(c int) (*dataset.ComponentView, error), seen func(*dataset.ComponentView)) error {
-	return writeParquet(w, dataset.RecordsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
-		comp := b.Field(0).(*array.Int32Builder)
-		kind := b.Field(1).(*array.StringBuilder)
-		rank := b.Field(2).(*array.Int32Builder)
-		bucket := b.Field(3).(*array.Int8Builder)
-		maxAct := b.Field(4).(*array.Float32Builder)
-		doc := b.Field(5).(*array.Int64Builder)
-		off := b.Field(6).(*array.Int64Builder)
-		toks := b.Field(7).(*array.ListBuilder)
-		tokv := toks.ValueBuilder().(*array.Int32Builder)
+	return writeParquet(w, recordsProps(), dataset.RecordsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
+		lead := newLeadingBuilders(b)
 		acts := b.Field(8).(*array.ListBuilder)
 		actv := acts.ValueBuilder().(*array.Float32Builder)
 		add := func(c int, k string, r int, bk int8, rc *dataset.Record) {
-			comp.Append(int32(c))
-			kind.Append(k)
-			rank.Append(int32(r))
-			bucket.Append(bk)
-			maxAct.Append(rc.MaxActivation)
-			doc.Append(rc.Source.Doc)
-			off.Append(rc.Source.Offset)
-			toks.Append(true)
-			tokv.AppendValues(rc.Tokens, nil)
+			lead.append(c, k, r, bk, rc)
 			acts.Append(true)
 			actv.AppendValues(rc.Activations, nil)
 		}
-		for c := c0; c < c1; c++ {
-			v, err := view(c)
-			if err != nil {
-				return err
-			}
-			if seen != nil {
-				seen(v)
-			}
-			for i := range v.Top {
-				add(c, dataset.KindTop, i, -1, &v.Top[i])
-			}
-			for i := range v.Random {
-				add(c, dataset.KindRandom, i, -1, &v.Random[i])
-			}
-			r := 0
-			for bk, recs := range v.Quantiles {
-				for i := range recs {
-					add(c, dataset.KindQuantile, r, int8(bk), &recs[i])
-					r++
-				}
-			}
-		}
-		return nil
+		return eachRecord(c0, c1, view, seen, add)
 	})
+}
+
+// leadingBuilders append the columns that both records layouts start with
+// (component, kind, rank, bucket, max_activation, doc, offset, tokens).
+type leadingBuilders struct {
+	comp, rank *array.Int32Builder
+	kind       *array.StringBuilder
+	bucket     *array.Int8Builder
+	maxAct     *array.Float32Builder
+	doc, off   *array.Int64Builder
+	toks       *array.ListBuilder
+	tokv       *array.Int32Builder
+}
+
+func newLeadingBuilders(b *array.RecordBuilder) leadingBuilders {
+	toks := b.Field(7).(*array.ListBuilder)
+	return leadingBuilders{
+		comp: b.Field(0).(*array.Int32Builder), kind: b.Field(1).(*array.StringBuilder), rank: b.Field(2).(*array.Int32Builder),
+		bucket: b.Field(3).(*array.Int8Builder), maxAct: b.Field(4).(*array.Float32Builder),
+		doc: b.Field(5).(*array.Int64Builder), off: b.Field(6).(*array.Int64Builder),
+		toks: toks, tokv: toks.ValueBuilder().(*array.Int32Builder),
+	}
+}
+
+// append adds record rc of component c (kind k, rank r, quantile bucket bk).
+func (l leadingBuilders) append(c int, k string, r int, bk int8, rc *dataset.Record) {
+	l.comp.Append(int32(c))
+	l.kind.Append(k)
+	l.rank.Append(int32(r))
+	l.bucket.Append(bk)
+	l.maxAct.Append(rc.MaxActivation)
+	l.doc.Append(rc.Source.Doc)
+	l.off.Append(rc.Source.Offset)
+	l.toks.Append(true)
+	l.tokv.AppendValues(rc.Tokens, nil)
 }
 
 // writeSparseRecordsOf is writeRecordsOf in the sparse layout: the
 // activations as the positions and values of those that are not +0.
 func writeSparseRecordsOf(w io.Writer, meta map[string]string, n, perGroup int, view func(c int) (*dataset.ComponentView, error), seen func(*dataset.ComponentView)) error {
-	return writeParquet(w, dataset.SparseRecordsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
-		comp := b.Field(0).(*array.Int32Builder)
-		kind := b.Field(1).(*array.StringBuilder)
-		rank := b.Field(2).(*array.Int32Builder)
-		bucket := b.Field(3).(*array.Int8Builder)
-		maxAct := b.Field(4).(*array.Float32Builder)
-		doc := b.Field(5).(*array.Int64Builder)
-		off := b.Field(6).(*array.Int64Builder)
-		toks := b.Field(7).(*array.ListBuilder)
-		tokv := toks.ValueBuilder().(*array.Int32Builder)
+	return writeParquet(w, recordsProps(), dataset.SparseRecordsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
+		lead := newLeadingBuilders(b)
 		pos := b.Field(8).(*array.ListBuilder)
 		posv := pos.ValueBuilder().(*array.Int32Builder)
 		vals := b.Field(9).(*array.ListBuilder)
 		valv := vals.ValueBuilder().(*array.Float32Builder)
 		add := func(c int, k string, r int, bk int8, rc *dataset.Record) {
-			comp.Append(int32(c))
-			kind.Append(k)
-			rank.Append(int32(r))
-			bucket.Append(bk)
-			maxAct.Append(rc.MaxActivation)
-			doc.Append(rc.Source.Doc)
-			off.Append(rc.Source.Offset)
-			toks.Append(true)
-			tokv.AppendValues(rc.Tokens, nil)
+			lead.append(c, k, r, bk, rc)
 			p, v := dataset.SparseActivations(rc.Activations)
 			pos.Append(true)
 			posv.AppendValues(p, nil)
@@ -311,7 +307,7 @@ func (a *LayerAccumulator) WriteStats(w io.Writer, perGroup int) error {
 
 // writeStatsOf writes the statistics of components 0..n-1.
 func writeStatsOf(w io.Writer, meta map[string]string, n, perGroup int, stats func(c int) dataset.Stats) error {
-	return writeParquet(w, dataset.StatsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
+	return writeParquet(w, writerProps(), dataset.StatsSchema(), meta, n, perGroup, func(b *array.RecordBuilder, c0, c1 int) error {
 		bounds := b.Field(9).(*array.ListBuilder)
 		boundv := bounds.ValueBuilder().(*array.Float32Builder)
 		hist := b.Field(10).(*array.ListBuilder)

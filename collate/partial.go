@@ -88,7 +88,7 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 		e.uvarint(uint64(a.wins.ntok(w)))
 	}
 	for _, w := range ids {
-		e.buf = appendI32s(e.buf, a.wins.tokens(w))
+		e.buf = appendWords(e.buf, a.wins.tokens(w))
 		e.maybeFlush()
 	}
 
@@ -154,7 +154,7 @@ func (a *LayerAccumulator) Encode(w io.Writer) error {
 			} else {
 				e.buf = append(e.buf, r.flags)
 				e.f32(r.max)
-				e.buf = appendF32s(e.buf, vals)
+				e.buf = appendWords(e.buf, vals)
 			}
 			e.maybeFlush()
 		}
@@ -353,7 +353,7 @@ func (d *decoder) partial() (*LayerAccumulator, error) {
 	}
 	a.wins.start = append([]int64{0}, a.wins.start...)
 	a.wins.toks = make([]int32, total)
-	readI32s(a.wins.toks, d.take(4*total))
+	readWords(a.wins.toks, d.take(4*total))
 	a.wins.live = nw
 	if nw > 0 && kind == kindUnset {
 		return nil, errors.New("records of unknown kind")
@@ -466,7 +466,7 @@ func (d *decoder) records(a *LayerAccumulator, c, nw int) {
 				return
 			}
 			ref = a.acts.alloc(L)
-			readF32s(a.acts.get(ref, L), vals)
+			readWords(a.acts.get(ref, L), vals)
 		}
 		if flags&1 != 0 {
 			if len(a.top[c]) == cfg.TopK {

@@ -230,8 +230,11 @@ var littleEndian = func() bool {
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }()
 
-// appendF32s appends vs as little-endian float32s.
-func appendF32s(b []byte, vs []float32) []byte {
+// word is a 4-byte value of the partial encoding (tokens, activations).
+type word interface{ ~float32 | ~int32 }
+
+// appendWords appends vs as little-endian 4-byte words.
+func appendWords[T word](b []byte, vs []T) []byte {
 	if len(vs) == 0 {
 		return b
 	}
@@ -239,29 +242,14 @@ func appendF32s(b []byte, vs []float32) []byte {
 		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), 4*len(vs))...)
 	}
 	b = slices.Grow(b, 4*len(vs))
-	for _, v := range vs {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	for i := range vs {
+		b = binary.LittleEndian.AppendUint32(b, *(*uint32)(unsafe.Pointer(&vs[i])))
 	}
 	return b
 }
 
-// appendI32s appends vs as little-endian int32s.
-func appendI32s(b []byte, vs []int32) []byte {
-	if len(vs) == 0 {
-		return b
-	}
-	if littleEndian {
-		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), 4*len(vs))...)
-	}
-	b = slices.Grow(b, 4*len(vs))
-	for _, v := range vs {
-		b = binary.LittleEndian.AppendUint32(b, uint32(v))
-	}
-	return b
-}
-
-// readF32s fills dst from len(dst) little-endian float32s in src.
-func readF32s(dst []float32, src []byte) {
+// readWords fills dst from len(dst) little-endian 4-byte words in src.
+func readWords[T word](dst []T, src []byte) {
 	if len(dst) == 0 {
 		return
 	}
@@ -270,20 +258,6 @@ func readF32s(dst []float32, src []byte) {
 		return
 	}
 	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-	}
-}
-
-// readI32s fills dst from len(dst) little-endian int32s in src.
-func readI32s(dst []int32, src []byte) {
-	if len(dst) == 0 {
-		return
-	}
-	if littleEndian {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), src)
-		return
-	}
-	for i := range dst {
-		dst[i] = int32(binary.LittleEndian.Uint32(src[4*i:]))
+		*(*uint32)(unsafe.Pointer(&dst[i])) = binary.LittleEndian.Uint32(src[4*i:])
 	}
 }

@@ -1,9 +1,7 @@
 package compat
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -12,32 +10,15 @@ import (
 	"tdb/dataset"
 	"tdb/explain"
 	"tdb/store"
+	"tdb/store/storetest"
 )
 
 // copyStore copies every blob of src (so a test can add explanations
 // without touching the shared fixture's store).
 func copyStore(t *testing.T, src store.Store) store.Store {
 	t.Helper()
-	ctx := context.Background()
 	dst := store.NewMemory()
-	keys, err := src.List(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		rc, err := src.Get(ctx, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := dst.Put(ctx, k, bytes.NewReader(b)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.Copy(t, src, dst, "")
 	return dst
 }
 

@@ -287,8 +287,22 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 		return stageErr("plan", "planning corpus: %w", err)
 	}
 	// A task is a group of consecutive shards with one partial per target
-	// (jobs.JobSpec.PartialGroup); the plan fixes the grouping.
-	tasks := jobs.GroupShards(shards, spec.PartialGroup(len(shards)))
+	// (jobs.JobSpec.PartialGroup) × a component group whose memory fits
+	// the worker's budget (jobs.JobSpec.PlanGroups); the plan fixes both.
+	n := spec.PartialGroup(len(shards))
+	var taskTokens int64
+	for _, r := range jobs.GroupShards(shards, n) {
+		var t int64
+		for _, sh := range r.Shards {
+			t += sh.EstTokens
+		}
+		taskTokens = max(taskTokens, t)
+	}
+	mem, err := spec.PlanGroups(taskTokens, n)
+	if err != nil {
+		return stageErr("plan", "%w", err)
+	}
+	tasks := jobs.PlanTasks(shards, n, mem.Groups)
 	b, err := json.Marshal(tasks)
 	if err != nil {
 		return stageErr("plan", "encoding plan: %w", err)
@@ -298,10 +312,13 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 	if err := c.cfg.Store.Put(ctx, jobs.PlanKey(spec.ID), bytes.NewReader(b)); err != nil {
 		return stageErr("plan", "writing the shard plan: %w", err)
 	}
+	// Every component group runs the forward over every token: the
+	// planned tokens are the tokens the workers will run.
 	var est int64
 	for _, s := range shards {
 		est += s.EstTokens
 	}
+	est *= int64(max(len(mem.Groups), 1))
 	moved := false
 	_, err = natsx.UpdateState(ctx, c.kv, spec.ID, func(s *jobs.JobState) bool {
 		if s.Attempt != st.Attempt || (s.Status != jobs.Submitted && s.Status != jobs.Planning) {
@@ -316,7 +333,11 @@ func (c *Coordinator) plan(ctx context.Context, spec jobs.JobSpec, st jobs.JobSt
 		return err
 	}
 	if moved {
-		log.Info("job planned", "shards", len(shards), "tasks", len(tasks), "estimated_tokens", est)
+		log.Info("job planned", "shards", len(shards), "tasks", len(tasks), "component_groups", max(len(mem.Groups), 1), "estimated_tokens", est)
+		for i, g := range mem.Groups {
+			log.Info("component group", "group", i, "targets", len(g), "first", g[0].String(), "last", g[len(g)-1].String(),
+				"estimated_memory", jobs.FormatBytes(mem.Bytes[i]), "worker_memory", jobs.FormatBytes(spec.WorkerMemory))
+		}
 	}
 	return nil // follow publishes
 }

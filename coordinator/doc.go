@@ -1,7 +1,9 @@
 // Package coordinator runs collation jobs over NATS JetStream. A job's spec
 // and state live in a KV bucket; the coordinator plans the corpus into
-// shards, publishes one work-queue message per shard (Nats-Msg-Id =
-// job/attempt/shard, so a re-plan never duplicates work), follows the
+// shards, publishes one work-queue message per task (Nats-Msg-Id =
+// job/attempt/shard, so a re-plan never duplicates work; a task is a range
+// of consecutive shards × a component group when the job's targets do not
+// fit its worker memory, jobs.JobSpec.PlanGroups), follows the
 // workers' shard records in KV, fails the job when a shard runs out of
 // deliveries (the server's MAX_DELIVERIES advisory or a worker's final error
 // record), and when every shard is done runs the merge as tasks on the

@@ -3,7 +3,6 @@ package coordinator_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,31 +12,8 @@ import (
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 	"tdb/store"
+	"tdb/store/storetest"
 )
-
-// copyPrefix copies every blob under prefix from one store to another.
-func copyPrefix(t *testing.T, from, to store.Store, prefix string) {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := from.List(ctx, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		rc, err := from.Get(ctx, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := to.Put(ctx, k, bytes.NewReader(b)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // explanationFiles reads a dataset's explanation files.
 func explanationFiles(t *testing.T, st store.Store, dataset string) map[string][]byte {
@@ -84,7 +60,7 @@ func TestExplainJobOnTheQueue(t *testing.T) {
 
 	// The reference: the in-process run over a copy of the dataset.
 	ref := store.NewMemory()
-	copyPrefix(t, st, ref, "datasets/demo/")
+	storetest.Copy(t, st, ref, "datasets/demo/")
 	vocab, err := explain.GPT2Vocab()
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +165,7 @@ func TestFaultKillWorkerMidExplainTask(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ref := store.NewMemory()
-	copyPrefix(t, st, ref, "datasets/demo/")
+	storetest.Copy(t, st, ref, "datasets/demo/")
 	vocab, err := explain.GPT2Vocab()
 	if err != nil {
 		t.Fatal(err)

@@ -145,15 +145,16 @@ func (c *Coordinator) merge(ctx context.Context, spec jobs.JobSpec, st jobs.JobS
 	return nil
 }
 
-// collectPartials reads every shard record and groups the partials by
-// location and layer, sorted; every shard must be done and list the same
-// locations and layers, or the job fails instead of writing a dataset with
-// data missing.
+// collectPartials reads every task record and groups the partials by
+// location and layer, sorted, each in task order (shard order: tasks are
+// group-major, jobs.PlanTasks). Every task must be done, and every target
+// must have one partial per shard range and as many tokens as every other
+// (with component groups a target is in one task of each range), or the
+// job fails instead of writing a dataset with data missing.
 func (c *Coordinator) collectPartials(ctx context.Context, id string, shards int) ([]group, int64, error) {
 	var groups []group
 	index := map[string]int{}
-	var tokens int64
-	var first string
+	var tokens []int64 // per group
 	for i := range shards {
 		var r jobs.ShardRecord
 		if _, err := natsx.GetJSON(ctx, c.kv, jobs.ShardKey(id, i), &r); err != nil {
@@ -165,17 +166,6 @@ func (c *Coordinator) collectPartials(ctx context.Context, id string, shards int
 		if len(r.Partials) == 0 {
 			return nil, 0, stageErr("merge", "shard %d recorded no partials", i)
 		}
-		var names []string
-		for _, p := range r.Partials {
-			names = append(names, fmt.Sprintf("%s/%d", p.Location, p.Layer))
-		}
-		slices.Sort(names)
-		sig := strings.Join(names, ",")
-		if i == 0 {
-			first = sig
-		} else if sig != first {
-			return nil, 0, stageErr("merge", "shard %d has partials for %s, shard 0 for %s", i, sig, first)
-		}
 		for _, p := range r.Partials {
 			k := fmt.Sprintf("%s/%d", p.Location, p.Layer)
 			gi, ok := index[k]
@@ -183,10 +173,17 @@ func (c *Coordinator) collectPartials(ctx context.Context, id string, shards int
 				gi = len(groups)
 				index[k] = gi
 				groups = append(groups, group{location: p.Location, layer: p.Layer})
+				tokens = append(tokens, 0)
 			}
 			groups[gi].refs = append(groups[gi].refs, p)
+			tokens[gi] += r.Tokens
 		}
-		tokens += r.Tokens
+	}
+	for gi, g := range groups[1:] {
+		if f := groups[0]; len(g.refs) != len(f.refs) || tokens[gi+1] != tokens[0] {
+			return nil, 0, stageErr("merge", "%s layer %d has %d partials of %d tokens, %s layer %d %d of %d: a task's partials are missing",
+				g.location, g.layer, len(g.refs), tokens[gi+1], f.location, f.layer, len(f.refs), tokens[0])
+		}
 	}
 	slices.SortFunc(groups, func(a, b group) int {
 		if a.location != b.location {
@@ -194,7 +191,7 @@ func (c *Coordinator) collectPartials(ctx context.Context, id string, shards int
 		}
 		return a.layer - b.layer
 	})
-	return groups, tokens, nil
+	return groups, tokens[0], nil
 }
 
 // deletePartials removes a finished job's partials (the shards' and the

@@ -19,6 +19,7 @@ import (
 	"tdb/internal/natsx"
 	"tdb/model"
 	"tdb/store"
+	"tdb/store/storetest"
 	"tdb/worker"
 )
 
@@ -103,26 +104,7 @@ func tinySpec(dataset string, tokensPerShard int64) jobs.JobSpec {
 
 // datasetFiles reads every blob of a dataset.
 func datasetFiles(t *testing.T, st store.Store, dataset string) map[string][]byte {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := st.List(ctx, "datasets/"+dataset+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	for _, k := range keys {
-		rc, err := st.Get(ctx, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[k[len("datasets/"+dataset+"/"):]] = b
-	}
-	return out
+	return storetest.Blobs(t, st, "datasets/"+dataset+"/")
 }
 
 // The dataset of a job is the same bytes whatever the worker count, and

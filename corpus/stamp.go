@@ -208,20 +208,9 @@ func (c *Corpus) hashParts(ctx context.Context, parts []estPart) error {
 		g.SetLimit(4)
 		for i := range parts {
 			g.Go(func() error {
-				h := newBlockHasher()
-				for f := parts[i].Start; f < parts[i].End; f++ {
-					if err := gctx.Err(); err != nil {
-						return err
-					}
-					b, err := c.readWhole(gctx, c.files[f])
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(h, "%d\n", len(b))
-					h.Write(b)
-				}
-				parts[i].Hash = h.sum()
-				return nil
+				_, hash, err := c.readTextBlock(gctx, parts[i].Part)
+				parts[i].Hash = hash
+				return err
 			})
 		}
 		return g.Wait()

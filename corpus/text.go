@@ -42,25 +42,15 @@ func (c *Corpus) readText(ctx context.Context, sh Shard, s sink) error {
 	for _, p := range sh.Parts {
 		// The block's files are read and checked against the plan's hash
 		// before any is tokenized.
-		texts := make([][]byte, 0, p.End-p.Start)
-		h := newBlockHasher()
-		for i := p.Start; i < p.End; i++ {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			text, err := c.readWhole(ctx, c.files[i])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "%d\n", len(text))
-			h.Write(text)
-			texts = append(texts, text)
+		texts, hash, err := c.readTextBlock(ctx, p)
+		if err != nil {
+			return err
 		}
 		what := c.src.where(c.files[p.Start])
 		if p.End-p.Start > 1 {
 			what = fmt.Sprintf("files %s .. %s", what, c.src.where(c.files[p.End-1]))
 		}
-		if err := checkHash(p.Hash, h.sum(), what); err != nil {
+		if err := checkHash(p.Hash, hash, what); err != nil {
 			return err
 		}
 		for k, text := range texts {
@@ -73,6 +63,27 @@ func (c *Corpus) readText(ctx context.Context, sh Shard, s sink) error {
 		}
 	}
 	return nil
+}
+
+// readTextBlock reads the files of text block p, each whole, and returns
+// them with the block's hash: each file's length, then its bytes. The
+// planner records that hash; readText checks it.
+func (c *Corpus) readTextBlock(ctx context.Context, p Part) ([][]byte, string, error) {
+	texts := make([][]byte, 0, p.End-p.Start)
+	h := newBlockHasher()
+	for i := p.Start; i < p.End; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
+		text, err := c.readWhole(ctx, c.files[i])
+		if err != nil {
+			return nil, "", err
+		}
+		fmt.Fprintf(h, "%d\n", len(text))
+		h.Write(text)
+		texts = append(texts, text)
+	}
+	return texts, h.sum(), nil
 }
 
 // readWhole reads one document file, refusing files over MaxDocBytes.

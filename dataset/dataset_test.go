@@ -132,14 +132,20 @@ func TestManifestRoundTrip(t *testing.T) {
 }
 
 // writeLayer writes a layer's two files from views with the dataset schemas
-// (what a writer must produce), perGroup components per row group.
-func writeLayer(t *testing.T, st store.Store, name, loc string, layer int, views []dataset.ComponentView, perGroup int) {
+// (what a writer must produce), perGroup components per row group, the
+// records in the sparse layout if sparse; extra writer properties choose
+// the layout (none: the layout before page indexes).
+func writeLayer(t *testing.T, st store.Store, name, loc string, layer int, views []dataset.ComponentView, perGroup int, sparse bool, extra ...parquet.WriterProperty) {
 	t.Helper()
 	ctx := context.Background()
-	props := parquet.NewWriterProperties(parquet.WithStats(false), parquet.WithStatsFor(dataset.ColComponent, true), parquet.WithMaxRowGroupLength(1<<30))
+	props := parquet.NewWriterProperties(append([]parquet.WriterProperty{parquet.WithStats(false), parquet.WithStatsFor(dataset.ColComponent, true),
+		parquet.WithMaxRowGroupLength(1 << 30), parquet.WithDictionaryDefault(false), parquet.WithDictionaryFor(dataset.ColKind, true)}, extra...)...)
 	write := func(key string, fill func(b *array.RecordBuilder, v *dataset.ComponentView), schemaRecords bool) {
 		schema := dataset.StatsSchema()
-		if schemaRecords {
+		switch {
+		case schemaRecords && sparse:
+			schema = dataset.SparseRecordsSchema()
+		case schemaRecords:
 			schema = dataset.RecordsSchema()
 		}
 		var buf bytes.Buffer
@@ -178,6 +184,15 @@ func writeLayer(t *testing.T, st store.Store, name, loc string, layer int, views
 			tl := b.Field(7).(*array.ListBuilder)
 			tl.Append(true)
 			tl.ValueBuilder().(*array.Int32Builder).AppendValues(r.Tokens, nil)
+			if sparse {
+				pos, vals := dataset.SparseActivations(r.Activations)
+				pl, vl := b.Field(8).(*array.ListBuilder), b.Field(9).(*array.ListBuilder)
+				pl.Append(true)
+				pl.ValueBuilder().(*array.Int32Builder).AppendValues(pos, nil)
+				vl.Append(true)
+				vl.ValueBuilder().(*array.Float32Builder).AppendValues(vals, nil)
+				return
+			}
 			al := b.Field(8).(*array.ListBuilder)
 			al.Append(true)
 			al.ValueBuilder().(*array.Float32Builder).AppendValues(r.Activations, nil)
@@ -238,11 +253,54 @@ func synthViews(loc string, layer, n int) []dataset.ComponentView {
 	return views
 }
 
+// pageIndexed is the layout collate writes: small data pages (here tiny,
+// so that records span pages) and a page index, which readers use to
+// decode only one component's pages.
+// (The writer checks the page size after every batch of levels.)
+var pageIndexed = []parquet.WriterProperty{parquet.WithDataPageSize(64), parquet.WithBatchSize(5), parquet.WithPageIndexEnabled(true)}
+
 func TestReadComponent(t *testing.T) {
+	t.Run("page-indexed", func(t *testing.T) { testReadComponent(t, true, false, pageIndexed...) })
+	t.Run("page-indexed-sparse", func(t *testing.T) { testReadComponent(t, true, true, pageIndexed...) })
+	// Datasets written before the page index read the same, and so do
+	// files whose list columns have a dictionary (read a row group at a
+	// time).
+	t.Run("row-groups", func(t *testing.T) { testReadComponent(t, false, false) })
+	t.Run("row-groups-sparse", func(t *testing.T) { testReadComponent(t, false, true) })
+	t.Run("dictionary", func(t *testing.T) {
+		testReadComponent(t, false, false, parquet.WithPageIndexEnabled(true), parquet.WithDictionaryDefault(true))
+	})
+}
+
+func testReadComponent(t *testing.T, byPage, sparse bool, layout ...parquet.WriterProperty) {
 	ctx := context.Background()
 	st := store.NewMemory()
 	views := synthViews("mlp.post_act", 2, 40)
-	writeLayer(t, st, "demo", "mlp.post_act", 2, views, 16)
+	writeLayer(t, st, "demo", "mlp.post_act", 2, views, 16, sparse, layout...)
+	rf, err := dataset.OpenFile(ctx, st, dataset.RecordsKey("demo", "mlp.post_act", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g := range rf.NumGroups() {
+		if rf.PageIndexed(g) != byPage {
+			t.Fatalf("row group %d: PageIndexed %v, want %v", g, !byPage, byPage)
+		}
+		// Every component of the group reads the same alone as with its
+		// row group (the first and last rows of a group included).
+		group, err := rf.ReadRecords(ctx, st, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c, want := range group {
+			got, err := rf.ReadComponentRecords(ctx, st, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("component %d alone:\n got %+v\nwant %+v", c, got, want)
+			}
+		}
+	}
 	if _, err := dataset.ReadComponent(ctx, st, "demo", "mlp.post_act", 2, 0); !errors.Is(err, dataset.ErrNoDataset) {
 		t.Fatalf("layer files without a manifest are visible: %v", err)
 	}
@@ -273,7 +331,7 @@ func TestReadComponent(t *testing.T) {
 	if err := st.Put(ctx, dataset.StatsKey("demo", "mlp.post_act", 2), strings.NewReader("PAR1 this is not parquet PAR1")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := dataset.ReadComponent(ctx, st, "demo", "mlp.post_act", 2, 1)
+	_, err = dataset.ReadComponent(ctx, st, "demo", "mlp.post_act", 2, 1)
 	if err == nil || errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "stats.parquet") {
 		t.Errorf("corrupt stats file: %v", err)
 	}

@@ -19,7 +19,9 @@
 // zero, SparseRecordsSchema's activation_positions and activation_values,
 // which the reader detects by column and expands, so a ComponentView looks
 // the same) sorted by component, kind, rank, in row groups of
-// whole components with min/max statistics on component; stats.parquet holds
+// whole components with min/max statistics on component (and, since
+// page-indexed reads, small data pages aligned on records with an offset
+// index); stats.parquet holds
 // StatsSchema (count, mean, variance, skewness, kurtosis, max, min,
 // frac_nonzero, quantile_boundaries, histogram). The histogram's bin edges are
 // HistogramEdges (also in the file metadata, MetaHistogramEdges).
@@ -29,7 +31,11 @@
 // Start at ReadManifest, then ReadComponentFrom (or ReadComponent, which
 // reads the manifest itself): it opens the layer's two files with ranged
 // reads, prefetches the footer and reads only the row group that holds the
-// component. Errors wrap store.ErrNotFound for missing datasets, locations,
+// component; in a records.parquet with a page index (small data pages
+// aligned on records, as collate writes them) only the pages that hold the
+// component's rows (File.ReadComponentRecords), since decoding the token
+// and activation lists of a whole row group was most of a first read's
+// time. Files without one are read a row group at a time. Errors wrap store.ErrNotFound for missing datasets, locations,
 // layers and components and ErrBadName for names that are not valid, so
 // services can map them to HTTP status codes with errors.Is.
 package dataset

@@ -88,33 +88,46 @@ func IndexRowsOf(v *ComponentView) []IndexRow {
 
 // BuildIndex writes the search index of one layer of a dataset from its
 // records.parquet, one row group at a time. The collation calls it after
-// writing a layer (before the manifest); the query service calls it lazily
-// for datasets written before indexes existed.
+// writing a layer (before the manifest); the query service keeps the same
+// rows (IndexRowsOfFile) in memory for datasets written before indexes
+// existed.
 func BuildIndex(ctx context.Context, st store.Store, dataset, location string, layer int, pairs bool) error {
 	rf, err := OpenFile(ctx, st, RecordsKey(dataset, location, layer))
 	if err != nil {
 		return err
 	}
+	rows, err := IndexRowsOfFile(ctx, st, rf, pairs)
+	if err != nil {
+		return err
+	}
+	return WriteIndex(ctx, st, IndexKey(dataset, location, layer), rows)
+}
+
+// IndexRowsOfFile returns the index rows of every component of a records
+// file (read a row group at a time), sorted as index.parquet is.
+func IndexRowsOfFile(ctx context.Context, st store.Store, rf *File, pairs bool) ([]IndexRow, error) {
 	var rows []IndexRow
 	for g := 0; g < rf.NumGroups(); g++ {
 		views, err := rf.ReadRecords(ctx, st, g)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, v := range views {
 			v.Pairs = pairs
 			for _, r := range IndexRowsOf(v) {
+				// Not the row group's arrays, which may then be freed.
 				r.Tokens = slices.Clone(r.Tokens)
 				rows = append(rows, r)
 			}
 		}
 	}
-	return WriteIndex(ctx, st, IndexKey(dataset, location, layer), rows)
+	SortIndexRows(rows)
+	return rows, nil
 }
 
-// WriteIndex sorts rows (token, then max activation descending, component,
-// rank) and writes them to key.
-func WriteIndex(ctx context.Context, st store.Store, key string, rows []IndexRow) error {
+// SortIndexRows sorts rows as index.parquet is: by token, then maximum
+// activation (descending), component and rank.
+func SortIndexRows(rows []IndexRow) {
 	slices.SortFunc(rows, func(a, b IndexRow) int {
 		switch {
 		case a.Token != b.Token:
@@ -129,6 +142,11 @@ func WriteIndex(ctx context.Context, st store.Store, key string, rows []IndexRow
 		}
 		return int(a.Rank) - int(b.Rank)
 	})
+}
+
+// WriteIndex sorts rows (SortIndexRows) and writes them to key.
+func WriteIndex(ctx context.Context, st store.Store, key string, rows []IndexRow) error {
+	SortIndexRows(rows)
 	props := parquet.NewWriterProperties(
 		parquet.WithCreatedBy("tdb dataset index"),
 		parquet.WithCompression(compress.Codecs.Zstd),

@@ -61,15 +61,11 @@ func ReadComponentFrom(ctx context.Context, st store.Store, m *Manifest, locatio
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range rf.Groups(index) {
-		views, err := rf.ReadRecords(ctx, st, g)
-		if err != nil {
-			return nil, err
-		}
-		if r, ok := views[index]; ok {
-			v.Top, v.Random, v.Quantiles = r.Top, r.Random, r.Quantiles
-		}
+	r, err := rf.ReadComponentRecords(ctx, st, index)
+	if err != nil {
+		return nil, err
 	}
+	v.Top, v.Random, v.Quantiles = r.Top, r.Random, r.Quantiles
 	sf, err := OpenFile(ctx, st, StatsKey(m.Name, location, layer))
 	if err != nil {
 		return nil, err
@@ -107,6 +103,21 @@ type File struct {
 	Key  string
 	Size int64
 	Meta *metadata.FileMetaData
+	// ranges are the row groups' component ranges, decoded once from the
+	// statistics (nil: decoded at each call).
+	ranges []componentRange
+	// offsetIndexes are the bytes of every row group's offset indexes
+	// from offset offsetIndexesAt (read on open in a page-indexed file),
+	// so that reading a component by page needs no request for them.
+	offsetIndexes   []byte
+	offsetIndexesAt int64
+}
+
+// componentRange is a row group's range of components [lo, hi]; ok is
+// false without statistics.
+type componentRange struct {
+	lo, hi int
+	ok     bool
 }
 
 // OpenFile reads a Parquet file's footer with ranged reads (one size
@@ -126,8 +137,25 @@ func OpenFile(ctx context.Context, st store.Store, key string) (f *File, err err
 	if md.Schema.NumColumns() == 0 || md.Schema.Column(0).Name() != ColComponent {
 		return nil, fmt.Errorf("dataset: %w: %s: first column is not %q", ErrCorrupt, key, ColComponent)
 	}
-	return &File{Key: key, Size: ra.Size(), Meta: md}, nil
+	f = &File{Key: key, Size: ra.Size(), Meta: md, ranges: componentRanges(md)}
+	var rgs []*metadata.RowGroupMetaData
+	for g := range md.NumRowGroups() {
+		rgs = append(rgs, md.RowGroup(g))
+	}
+	if off, n := offsetIndexSpan(rgs...); n > 0 && n <= maxOffsetIndexBytes && off+n <= f.Size {
+		// Written together just before the footer: one read.
+		buf := make([]byte, n)
+		if _, err := ra.ReadAt(buf, off); err != nil {
+			return nil, fmt.Errorf("dataset: %w", err)
+		}
+		f.offsetIndexes, f.offsetIndexesAt = buf, off
+	}
+	return f, nil
 }
+
+// maxOffsetIndexBytes bounds the offset indexes a File keeps (a
+// records.parquet of 48 row groups has 68 KB).
+const maxOffsetIndexBytes = 8 << 20
 
 // ErrCorrupt is wrapped by errors about files that cannot be decoded
 // (truncated, corrupted or of an unexpected schema).
@@ -149,7 +177,12 @@ func (f *File) GroupBytes(g int) int64 { return f.Meta.RowGroup(g).TotalCompress
 
 // Groups returns the row groups that may hold component index (pruned by
 // the component column's min/max statistics).
-func (f *File) Groups(index int) []int { return componentGroups(f.Meta, index) }
+func (f *File) Groups(index int) []int {
+	if len(f.ranges) != f.NumGroups() {
+		return componentGroups(f.Meta, index)
+	}
+	return groupsHolding(f.Meta, f.ranges, index)
+}
 
 // readGroup calls row for every row of row group g (g < 0: every row
 // group, fetched with one ranged read).
@@ -168,7 +201,7 @@ func (f *File) readGroup(ctx context.Context, st store.Store, g int, row func(re
 		if err := ra.Prefetch(0, f.Size); err != nil {
 			return fmt.Errorf("dataset: %w", err)
 		}
-	} else if err := prefetchRowGroup(ra, f.Meta.RowGroup(g)); err != nil {
+	} else if err := prefetchColumns(ra, f.Meta.RowGroup(g), nil); err != nil {
 		return fmt.Errorf("dataset: %w", err)
 	}
 	pf, err := file.NewParquetReader(ra, file.WithMetadata(f.Meta))
@@ -220,7 +253,7 @@ func (f *File) ReadRecords(ctx context.Context, st store.Store, g int) (map[int]
 			v = &ComponentView{Index: c}
 			out[c] = v
 		}
-		return v.addRecord(&cols, rec, i)
+		return v.addRow(&cols, rec, i)
 	})
 	return out, err
 }
@@ -243,13 +276,28 @@ func (f *File) ReadStats(ctx context.Context, st store.Store, g int) (map[int]St
 // componentGroups returns the row groups whose component statistics may
 // hold index; without statistics, the group the layout metadata names.
 func componentGroups(md *metadata.FileMetaData, index int) []int {
+	return groupsHolding(md, componentRanges(md), index)
+}
+
+// componentRanges decodes the component range of every row group.
+func componentRanges(md *metadata.FileMetaData) []componentRange {
+	out := make([]componentRange, md.NumRowGroups())
+	for g := range out {
+		if s, ok := int32Range(md, g, 0); ok {
+			out[g] = componentRange{int(s.Min()), int(s.Max()), true}
+		}
+	}
+	return out
+}
+
+// groupsHolding returns the row groups whose range holds index.
+func groupsHolding(md *metadata.FileMetaData, ranges []componentRange, index int) []int {
 	var out []int
-	for g := 0; g < md.NumRowGroups(); g++ {
-		s, ok := int32Range(md, g, 0)
-		if !ok {
+	for g, r := range ranges {
+		if !r.ok {
 			return layoutGroup(md, index)
 		}
-		if int(s.Min()) <= index && index <= int(s.Max()) {
+		if r.lo <= index && index <= r.hi {
 			out = append(out, g)
 		}
 	}
@@ -328,14 +376,15 @@ func (c *recordCols) resolve(rec arrow.RecordBatch) error {
 		return nil
 	}
 	c.sparse = len(rec.Schema().FieldIndices(ColActivationPositions)) > 0
+	names := []string{ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations}
 	if c.sparse {
-		return c.resolveSparse(rec)
+		names = append(names[:7], ColActivationPositions, ColActivationValues)
 	}
-	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivations)
+	cols, err := columns(rec, names...)
 	if err != nil {
 		return err
 	}
-	var ok [10]bool
+	var ok [9]bool
 	c.kind, ok[0] = cols[0].(*array.String)
 	c.rank, ok[1] = cols[1].(*array.Int32)
 	c.bucket, ok[2] = cols[2].(*array.Int8)
@@ -344,51 +393,38 @@ func (c *recordCols) resolve(rec arrow.RecordBatch) error {
 	c.off, ok[5] = cols[5].(*array.Int64)
 	c.toks, ok[6] = cols[6].(*array.List)
 	c.acts, ok[7] = cols[7].(*array.List)
-	if slices.Contains(ok[:8], false) {
+	ok[8] = true
+	if c.sparse {
+		c.vals, ok[8] = cols[8].(*array.List)
+	}
+	if slices.Contains(ok[:], false) {
 		return errors.New("unexpected column types")
 	}
-	c.tv, ok[8] = c.toks.ListValues().(*array.Int32)
-	c.av, ok[9] = c.acts.ListValues().(*array.Float32)
-	if !ok[8] || !ok[9] {
+	// The dense activations, or the sparse values with their positions.
+	values, pos := c.acts, (*array.List)(nil)
+	if c.sparse {
+		values, pos = c.vals, c.acts
+	}
+	var okT, okA, okP bool
+	c.tv, okT = c.toks.ListValues().(*array.Int32)
+	c.av, okA = values.ListValues().(*array.Float32)
+	var pv *array.Int32
+	if okP = !c.sparse; c.sparse {
+		pv, okP = pos.ListValues().(*array.Int32)
+	}
+	if !okT || !okA || !okP {
 		return errors.New("unexpected list types")
 	}
 	c.tvals, c.avals = slices.Clone(c.tv.Int32Values()), slices.Clone(c.av.Float32Values())
+	if pv != nil {
+		c.pvals = pv.Int32Values()
+	}
 	c.rec = rec
 	return nil
 }
 
-// resolveSparse is resolve for the sparse layout.
-func (c *recordCols) resolveSparse(rec arrow.RecordBatch) error {
-	cols, err := columns(rec, ColKind, ColRank, ColBucket, ColMaxActivation, ColDoc, ColOffset, ColTokens, ColActivationPositions, ColActivationValues)
-	if err != nil {
-		return err
-	}
-	var ok [12]bool
-	c.kind, ok[0] = cols[0].(*array.String)
-	c.rank, ok[1] = cols[1].(*array.Int32)
-	c.bucket, ok[2] = cols[2].(*array.Int8)
-	c.mx, ok[3] = cols[3].(*array.Float32)
-	c.doc, ok[4] = cols[4].(*array.Int64)
-	c.off, ok[5] = cols[5].(*array.Int64)
-	c.toks, ok[6] = cols[6].(*array.List)
-	c.acts, ok[7] = cols[7].(*array.List)
-	c.vals, ok[8] = cols[8].(*array.List)
-	if slices.Contains(ok[:9], false) {
-		return errors.New("unexpected column types")
-	}
-	var pv *array.Int32
-	c.tv, ok[9] = c.toks.ListValues().(*array.Int32)
-	pv, ok[10] = c.acts.ListValues().(*array.Int32)
-	c.av, ok[11] = c.vals.ListValues().(*array.Float32)
-	if slices.Contains(ok[9:], false) {
-		return errors.New("unexpected list types")
-	}
-	c.tvals, c.pvals, c.avals = slices.Clone(c.tv.Int32Values()), pv.Int32Values(), c.av.Float32Values()
-	c.rec = rec
-	return nil
-}
-
-func (v *ComponentView) addRecord(c *recordCols, rec arrow.RecordBatch, i int) error {
+// addRow files row i of a records batch.
+func (v *ComponentView) addRow(c *recordCols, rec arrow.RecordBatch, i int) error {
 	if err := c.resolve(rec); err != nil {
 		return err
 	}
@@ -410,31 +446,35 @@ func (v *ComponentView) addRecord(c *recordCols, rec arrow.RecordBatch, i int) e
 	} else {
 		r.Activations = c.avals[a0:a1:a1]
 	}
-	rk := int(rank.Value(i))
+	return v.addRecord(kind.Value(i), int(rank.Value(i)), int(bucket.Value(i)), r)
+}
+
+// addRecord files record r of a kind ("top", "random", "quantile") at its
+// rank (records come in rank order) and, for quantile records, bucket.
+func (v *ComponentView) addRecord(kind string, rank, bucket int, r Record) error {
 	place := func(list *[]Record) error {
-		if rk != len(*list) {
-			return fmt.Errorf("%s record rank %d out of order", kind.Value(i), rk)
+		if rank != len(*list) {
+			return fmt.Errorf("%s record rank %d out of order", kind, rank)
 		}
 		*list = append(*list, r)
 		return nil
 	}
-	switch kind.Value(i) {
+	switch kind {
 	case KindTop:
 		return place(&v.Top)
 	case KindRandom:
 		return place(&v.Random)
 	case KindQuantile:
-		b := int(bucket.Value(i))
-		if b < 0 || b >= MaxQuantileBuckets {
-			return fmt.Errorf("quantile bucket %d out of range", b)
+		if bucket < 0 || bucket >= MaxQuantileBuckets {
+			return fmt.Errorf("quantile bucket %d out of range", bucket)
 		}
-		for len(v.Quantiles) <= b {
+		for len(v.Quantiles) <= bucket {
 			v.Quantiles = append(v.Quantiles, nil)
 		}
-		v.Quantiles[b] = append(v.Quantiles[b], r)
+		v.Quantiles[bucket] = append(v.Quantiles[bucket], r)
 		return nil
 	}
-	return fmt.Errorf("unknown record kind %q", kind.Value(i))
+	return fmt.Errorf("unknown record kind %q", kind)
 }
 
 func (v *ComponentView) setStatsRow(rec arrow.RecordBatch, i int) error {
@@ -510,27 +550,4 @@ func openBlob(ctx context.Context, st store.Store, key string) (*store.Reader, e
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	return r, nil
-}
-
-// prefetchRowGroup reads the byte range of every column chunk of rg at once.
-func prefetchRowGroup(r *store.Reader, rg *metadata.RowGroupMetaData) error {
-	lo, hi := int64(-1), int64(0)
-	for c := 0; c < rg.NumColumns(); c++ {
-		cc, err := rg.ColumnChunk(c)
-		if err != nil {
-			return err
-		}
-		start := cc.DataPageOffset()
-		if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 {
-			start = min(start, cc.DictionaryPageOffset())
-		}
-		if lo < 0 || start < lo {
-			lo = start
-		}
-		hi = max(hi, start+cc.TotalCompressedSize())
-	}
-	if lo < 0 || hi > r.Size() || lo >= hi {
-		return nil // let the reader fetch (and report) by itself
-	}
-	return r.Prefetch(lo, hi-lo)
 }

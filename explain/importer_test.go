@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"tdb/store"
@@ -96,14 +95,7 @@ func TestImportFromStore(t *testing.T) {
 func TestImportFromAzurite(t *testing.T) {
 	conn, endpoint := azuritetest.Start(t)
 	ctx := context.Background()
-	admin, err := azblob.NewClientFromConnectionString(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	public := container.PublicAccessTypeContainer
-	if _, err := admin.CreateContainer(ctx, "openaipublic", &azblob.CreateContainerOptions{Access: &public}); err != nil {
-		t.Fatal(err)
-	}
+	admin := azuritetest.CreateContainer(t, conn, "openaipublic", container.PublicAccessTypeContainer)
 	for l := range 3 {
 		for c := range 6 {
 			if c == 4 {

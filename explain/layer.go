@@ -136,26 +136,11 @@ func EachComponent(ctx context.Context, st store.Store, m *dataset.Manifest, loc
 // prefetchGroup fetches row group g's bytes in one ranged read, so that a
 // remote store (Azure) serves a row group in one request, not one per page.
 func prefetchGroup(ra *store.Reader, pf *file.Reader, g int) error {
-	rg := pf.MetaData().RowGroup(g)
-	lo, hi := int64(-1), int64(0)
-	for c := 0; c < rg.NumColumns(); c++ {
-		cc, err := rg.ColumnChunk(c)
-		if err != nil {
-			return err
-		}
-		start := cc.DataPageOffset()
-		if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 {
-			start = min(start, cc.DictionaryPageOffset())
-		}
-		if lo < 0 || start < lo {
-			lo = start
-		}
-		hi = max(hi, start+cc.TotalCompressedSize())
+	off, n, err := dataset.RowGroupRange(pf.MetaData().RowGroup(g))
+	if err != nil || n == 0 || off+n > ra.Size() {
+		return err
 	}
-	if lo < 0 || lo >= hi || hi > ra.Size() {
-		return nil
-	}
-	return ra.PrefetchWindow(lo, hi-lo)
+	return ra.PrefetchWindow(off, n)
 }
 
 func eachRow(tbl arrow.Table, fn func(comp int, kind string, rank, bucket int, r Record) error) error {

@@ -140,14 +140,7 @@ func TestImportLocal(t *testing.T) {
 // with no credentials, as from the public neuron-viewer storage.
 func TestImportAzureAnonymous(t *testing.T) {
 	conn, endpoint := azuritetest.Start(t)
-	c, err := container.NewClientFromConnectionString(conn, "viewer", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	access := container.PublicAccessTypeContainer
-	if _, err := c.Create(t.Context(), &container.CreateOptions{Access: &access}); err != nil {
-		t.Fatal(err)
-	}
+	azuritetest.CreateContainer(t, conn, "viewer", container.PublicAccessTypeContainer)
 	writer, err := store.NewAzure(endpoint+"/viewer/neurons", store.AzureCredentials{ConnectionString: conn})
 	if err != nil {
 		t.Fatal(err)

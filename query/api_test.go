@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"regexp"
@@ -280,11 +279,7 @@ func TestAPI(t *testing.T) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		for _, tc := range []struct {
-			path, typ string
-			code      int
-			msg       string
-		}{
+		checkErrors(t, api, []errorCase{
 			{"/api/v1/datasets/nope", "not_found", 404, "nope"},
 			{"/api/v1/datasets/nope/mlp.post_act/0/1", "not_found", 404, "nope"},
 			{"/api/v1/datasets/demo/mlp.pre_act/0/1", "not_found", 404, "mlp.pre_act"},
@@ -303,12 +298,7 @@ func TestAPI(t *testing.T) {
 			{"/api/v1/datasets/demo/search?token=%20Paris%20is", "bad_request", 400, "not exactly one"},
 			{"/api/v1/datasets/demo/search?token=%23-1", "bad_request", 400, "#N"},
 			{"/api/v1/nothing", "not_found", 404, "no such endpoint"},
-		} {
-			code, a, _ := get(t, api, tc.path)
-			if code != tc.code || a.Status != "error" || a.ErrorType != tc.typ || !strings.Contains(a.Error, tc.msg) {
-				t.Errorf("GET %s: %d %s %q, want %d %s containing %q", tc.path, code, a.ErrorType, a.Error, tc.code, tc.typ, tc.msg)
-			}
-		}
+		})
 		req := httptest.NewRequest("POST", "/api/v1/datasets", nil)
 		rec := httptest.NewRecorder()
 		api.ServeHTTP(rec, req)
@@ -452,16 +442,9 @@ func TestConcurrentReads(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(g), 1))
 			for range 40 {
 				p := paths[rng.IntN(len(paths))]
-				resp, err := http.Get(srv.URL + p)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				var a answer
-				err = json.NewDecoder(resp.Body).Decode(&a)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 || !bytes.Equal(a.Data, want[p]) {
-					t.Errorf("%s: %d %v (answer differs: %v)", p, resp.StatusCode, err, !bytes.Equal(a.Data, want[p]))
+				a, status, err := fetch(srv.URL + p)
+				if err != nil || status != 200 || !bytes.Equal(a.Data, want[p]) {
+					t.Errorf("%s: %d %v (answer differs: %v)", p, status, err, !bytes.Equal(a.Data, want[p]))
 					return
 				}
 			}

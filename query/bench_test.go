@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,8 +269,10 @@ func BenchmarkWarmComponent(b *testing.B) {
 	}
 }
 
-// BenchmarkColdRowGroup renders components of a new row group each time:
-// one ranged read, decode and render (needs the TDB_QUERY_BENCH dataset).
+// BenchmarkColdRowGroup renders a component of a new row group each time:
+// its pages read and decoded (the whole row group in a dataset written
+// without a page index), then rendered (needs the TDB_QUERY_BENCH
+// dataset).
 func BenchmarkColdRowGroup(b *testing.B) {
 	dir := os.Getenv("TDB_QUERY_BENCH")
 	if dir == "" {
@@ -285,4 +288,60 @@ func BenchmarkColdRowGroup(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkColdRead renders components as the serving benchmark's cold
+// phase does: a fresh Reader (empty caches) reads the first 300 of a
+// random sequence of components over the layers, then starts afresh; it
+// reports the CPU time of the process per read (cpu-ms/op, less sensitive
+// to other load on the machine than the wall time; run with -cpu 1).
+// Needs the TDB_QUERY_BENCH dataset.
+func BenchmarkColdRead(b *testing.B) {
+	dir := os.Getenv("TDB_QUERY_BENCH")
+	if dir == "" {
+		b.Skip("set TDB_QUERY_BENCH=DIR (the serving benchmark's dataset)")
+	}
+	st, err := store.NewLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := dataset.ReadManifest(context.Background(), st, "gpt2-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	layers := len(m.Locations[0].Layers)
+	rng := rand.New(rand.NewPCG(5, 6))
+	type comp struct{ layer, index int }
+	seq := make([]comp, 300)
+	for i := range seq {
+		seq[i] = comp{rng.IntN(layers), rng.IntN(benchComponents)}
+	}
+	strs := testOpts(b).Strings
+	ctx := context.Background()
+	var r *Reader
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%len(seq) == 0 {
+			b.StopTimer()
+			r = NewReader(st, strs, 1<<30)
+			runtime.GC()
+			b.StartTimer()
+		}
+		c := seq[i%len(seq)]
+		if _, err := r.ComponentJSON(ctx, "gpt2-bench", "mlp.post_act", c.layer, c.index); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

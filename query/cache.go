@@ -90,6 +90,18 @@ func (c *lru) get(ctx context.Context, key string, load func(ctx context.Context
 	return val, err
 }
 
+// peek returns the cached value of key, if any, without loading it.
+func (c *lru) peek(key string) (any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[key]
+	if !ok {
+		return nil, false
+	}
+	c.ll.MoveToFront(e)
+	return e.Value.(*entry).val, true
+}
+
 // bytes is the size of what the cache holds.
 func (c *lru) bytes() int64 {
 	c.mu.Lock()

@@ -13,8 +13,8 @@
 //
 // Start at New: it returns an http.Handler serving /api/v1/...; Reader
 // holds the caches (manifests and Parquet footers for ever: a dataset is
-// immutable once its manifest exists; decoded row groups and rendered
-// components in a byte-bounded LRU). Errors are mapped to the envelope and
+// immutable once its manifest exists; decoded components, row groups and
+// rendered answers in a byte-bounded LRU). Errors are mapped to the envelope and
 // HTTP status in one place, writeError: store.ErrNotFound → 404 not_found,
 // badRequest → 400 bad_request, dataset.ErrCorrupt and the rest → 500
 // internal (naming the file), context deadlines → 503 unavailable.

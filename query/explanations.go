@@ -98,14 +98,7 @@ func (r *Reader) fresh(ctx context.Context, key string, load func(ctx context.Co
 // when it has none); a dataset, location, layer or component that does not
 // exist is not found.
 func (r *Reader) Explanations(ctx context.Context, name, location string, layer, index int) ([]Explanation, error) {
-	m, err := r.Manifest(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkLayer(m, location, layer); err != nil {
-		return nil, err
-	}
-	if err := dataset.CheckComponent(m, location, layer, index); err != nil {
+	if _, err := r.componentManifest(ctx, name, location, layer, index); err != nil {
 		return nil, err
 	}
 	// One cache entry per explanations file (ChunkSize components).

@@ -54,24 +54,18 @@ func gpt2SmallExplanations(b *testing.B) store.Store {
 func BenchmarkExplanationSearch(b *testing.B) {
 	st := gpt2SmallExplanations(b)
 	ctx := context.Background()
-	for _, cold := range []bool{false, true} {
-		b.Run(map[bool]string{false: "warm", true: "cold"}[cold], func(b *testing.B) {
-			r := NewReader(st, nil, 256<<20)
-			if cold {
-				r.explTTL = -1
+	warmAndCold(b, st, func(b *testing.B, r *Reader) {
+		o := SearchOptions{Layer: -1, Limit: 20}
+		if _, err := r.SearchExplanations(ctx, "gpt2s", "after", o); err != nil { // warm up (outside the timer)
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			res, err := r.SearchExplanations(ctx, "gpt2s", "after", o)
+			if err != nil || len(res.Hits) != 20 {
+				b.Fatal(err, res)
 			}
-			o := SearchOptions{Layer: -1, Limit: 20}
-			if _, err := r.SearchExplanations(ctx, "gpt2s", "after", o); err != nil { // warm up (outside the timer)
-				b.Fatal(err)
-			}
-			for b.Loop() {
-				res, err := r.SearchExplanations(ctx, "gpt2s", "after", o)
-				if err != nil || len(res.Hits) != 20 {
-					b.Fatal(err, res)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkComponentExplanations: one component's explanations, warm and
@@ -79,25 +73,33 @@ func BenchmarkExplanationSearch(b *testing.B) {
 func BenchmarkComponentExplanations(b *testing.B) {
 	st := gpt2SmallExplanations(b)
 	ctx := context.Background()
+	warmAndCold(b, st, func(b *testing.B, r *Reader) {
+		i := 0
+		for l := range 12 { // warm up (outside the timer)
+			if _, err := r.Explanations(ctx, "gpt2s", "mlp.post_act", l, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for b.Loop() {
+			i = (i + 7919) % 3072
+			got, err := r.Explanations(ctx, "gpt2s", "mlp.post_act", i%12, i)
+			if err != nil || len(got) != 1 {
+				b.Fatal(err, got)
+			}
+		}
+	})
+}
+
+// warmAndCold runs bench on a Reader of st whose explanations are cached
+// ("warm") and on one that reads them at every request ("cold").
+func warmAndCold(b *testing.B, st store.Store, bench func(b *testing.B, r *Reader)) {
 	for _, cold := range []bool{false, true} {
 		b.Run(map[bool]string{false: "warm", true: "cold"}[cold], func(b *testing.B) {
 			r := NewReader(st, nil, 256<<20)
 			if cold {
 				r.explTTL = -1
 			}
-			i := 0
-			for l := range 12 { // warm up (outside the timer)
-				if _, err := r.Explanations(ctx, "gpt2s", "mlp.post_act", l, 0); err != nil {
-					b.Fatal(err)
-				}
-			}
-			for b.Loop() {
-				i = (i + 7919) % 3072
-				got, err := r.Explanations(ctx, "gpt2s", "mlp.post_act", i%12, i)
-				if err != nil || len(got) != 1 {
-					b.Fatal(err, got)
-				}
-			}
+			bench(b, r)
 		})
 	}
 }

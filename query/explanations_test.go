@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -138,11 +137,7 @@ func TestExplanations(t *testing.T) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		for _, tc := range []struct {
-			path, typ string
-			code      int
-			msg       string
-		}{
+		checkErrors(t, api, []errorCase{
 			{"/api/v1/datasets/nope/mlp.post_act/1/7/explanations", "not_found", 404, "nope"},
 			{explPath("mlp.pre_act", 1, 7), "not_found", 404, "mlp.pre_act"},
 			{explPath("mlp.post_act", 5, 7), "not_found", 404, "layer 5"},
@@ -154,12 +149,7 @@ func TestExplanations(t *testing.T) {
 			{"/api/v1/datasets/demo/search?explanation=" + strings.Repeat("a", 300), "bad_request", 400, "at most 256"},
 			{"/api/v1/datasets/demo/search?explanation=cake&location=mlp.pre_act", "not_found", 404, "mlp.pre_act"},
 			{"/api/v1/datasets/nope/search?explanation=cake", "not_found", 404, "nope"},
-		} {
-			code, a, _ := get(t, api, tc.path)
-			if code != tc.code || a.Status != "error" || a.ErrorType != tc.typ || !strings.Contains(a.Error, tc.msg) {
-				t.Errorf("GET %s: %d %s %q, want %d %s containing %q", tc.path, code, a.ErrorType, a.Error, tc.code, tc.typ, tc.msg)
-			}
-		}
+		})
 	})
 
 	t.Run("search", func(t *testing.T) {
@@ -281,16 +271,9 @@ func TestExplanationsConcurrent(t *testing.T) {
 				if i%2 == 1 {
 					path = "/api/v1/datasets/demo/search?explanation=cake"
 				}
-				resp, err := http.Get(srv.URL + path)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				var a answer
-				err = json.NewDecoder(resp.Body).Decode(&a)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 {
-					t.Errorf("%s: %d %v", path, resp.StatusCode, err)
+				a, status, err := fetch(srv.URL + path)
+				if err != nil || status != 200 {
+					t.Errorf("%s: %d %v", path, status, err)
 					return
 				}
 				if i%2 == 1 {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"tdb/collate"
@@ -136,4 +137,34 @@ func newAPI(t testing.TB, st store.Store, opts Options) *API {
 // marshal re-encodes an answer as the API sends it.
 func (a answer) marshal() ([]byte, error) {
 	return json.Marshal(envelope{Status: a.Status, Data: a.Data, ErrorType: a.ErrorType, Error: a.Error})
+}
+
+// fetch GETs url from a running server and decodes the envelope.
+func fetch(url string) (a answer, status int, err error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return a, 0, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&a)
+	return a, resp.StatusCode, err
+}
+
+// errorCase is a request that must fail: the HTTP status, the error type
+// and a part of the message.
+type errorCase struct {
+	path, typ string
+	code      int
+	msg       string
+}
+
+// checkErrors GETs every case and checks its error envelope.
+func checkErrors(t *testing.T, h http.Handler, cases []errorCase) {
+	t.Helper()
+	for _, tc := range cases {
+		code, a, _ := get(t, h, tc.path)
+		if code != tc.code || a.Status != "error" || a.ErrorType != tc.typ || !strings.Contains(a.Error, tc.msg) {
+			t.Errorf("GET %s: %d %s %q, want %d %s containing %q", tc.path, code, a.ErrorType, a.Error, tc.code, tc.typ, tc.msg)
+		}
+	}
 }

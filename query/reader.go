@@ -20,7 +20,8 @@ import (
 
 // Reader reads datasets from a store with caches: manifests and Parquet
 // footers are kept for ever (a dataset is immutable once its manifest
-// exists), decoded row groups, layer tables, indexes and rendered
+// exists), decoded components (row groups of datasets without a page
+// index), row groups of statistics, layer tables, indexes and rendered
 // components share one LRU bounded by a byte budget. It is safe for
 // concurrent use.
 type Reader struct {
@@ -130,28 +131,26 @@ func (r *Reader) Manifest(ctx context.Context, name string) (*dataset.Manifest, 
 	if err := dataset.CheckName("dataset", name); err != nil {
 		return nil, badRequest{err.Error()}
 	}
-	if m, ok := r.manifests.Load(name); ok {
-		return m.(*dataset.Manifest), nil
-	}
-	m, err := dataset.ReadManifest(ctx, r.st, name)
-	if err != nil {
-		return nil, err
-	}
-	r.manifests.Store(name, m)
-	return m, nil
+	return loadForever(&r.manifests, name, func() (*dataset.Manifest, error) { return dataset.ReadManifest(ctx, r.st, name) })
 }
 
 // file opens a layer file (footer cached).
 func (r *Reader) file(ctx context.Context, key string) (*dataset.File, error) {
-	if f, ok := r.files.Load(key); ok {
-		return f.(*dataset.File), nil
+	return loadForever(&r.files, key, func() (*dataset.File, error) { return dataset.OpenFile(ctx, r.st, key) })
+}
+
+// loadForever returns the value of key in m, loaded and kept on a miss
+// (for what never changes once it exists: manifests, footers).
+func loadForever[T any](m *sync.Map, key string, load func() (T, error)) (T, error) {
+	if v, ok := m.Load(key); ok {
+		return v.(T), nil
 	}
-	f, err := dataset.OpenFile(ctx, r.st, key)
+	v, err := load()
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	r.files.Store(key, f)
-	return f, nil
+	m.Store(key, v)
+	return v, nil
 }
 
 func recordsSize(v *dataset.ComponentView) int64 {
@@ -162,6 +161,35 @@ func recordsSize(v *dataset.ComponentView) int64 {
 		}
 	}
 	return n
+}
+
+// records returns one component's records: read alone from a file with a
+// page index (its pages only), else from its cached row group (datasets
+// written before page indexes: neighbours share the decode).
+func (r *Reader) records(ctx context.Context, f *dataset.File, index int) (*dataset.ComponentView, error) {
+	for _, g := range f.Groups(index) {
+		if f.PageIndexed(g) {
+			v, err := r.cache.get(ctx, "c|"+f.Key+"|"+strconv.Itoa(index), func(lctx context.Context) (any, int64, error) {
+				v, err := f.ReadComponentRecords(lctx, r.st, index)
+				if err != nil {
+					return nil, 0, err
+				}
+				return v, recordsSize(v), nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			return v.(*dataset.ComponentView), nil
+		}
+		views, err := r.recordsGroup(ctx, f, g)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := views[index]; ok {
+			return v, nil
+		}
+	}
+	return &dataset.ComponentView{Index: index}, nil
 }
 
 // recordsGroup returns the decoded row group g of a records file.
@@ -216,7 +244,7 @@ func (r *Reader) layerStats(ctx context.Context, m *dataset.Manifest, location s
 				}
 				out[c] = s
 				seen++
-				size += 160 + 4*int64(len(s.QuantileBoundaries)) + 8*int64(len(s.Histogram))
+				size += statsSize(&s)
 			}
 		}
 		if seen != len(out) {
@@ -228,6 +256,42 @@ func (r *Reader) layerStats(ctx context.Context, m *dataset.Manifest, location s
 		return nil, err
 	}
 	return v.([]dataset.Stats), nil
+}
+
+// componentStats returns one component's statistics: from the layer's
+// table when it is cached, else from the (cached) row group of stats.parquet
+// that holds it, so that a first read does not decode the whole layer.
+func (r *Reader) componentStats(ctx context.Context, m *dataset.Manifest, location string, layer, index int) (dataset.Stats, error) {
+	key := dataset.StatsKey(m.Name, location, layer)
+	if t, ok := r.cache.peek("stats|" + key); ok {
+		return t.([]dataset.Stats)[index], nil
+	}
+	f, err := r.file(ctx, key)
+	if err != nil {
+		return dataset.Stats{}, err
+	}
+	for _, g := range f.Groups(index) {
+		v, err := r.cache.get(ctx, "sg|"+key+"|"+strconv.Itoa(g), func(lctx context.Context) (any, int64, error) {
+			stats, err := f.ReadStats(lctx, r.st, g)
+			var size int64
+			for _, s := range stats {
+				size += statsSize(&s)
+			}
+			return stats, size, err
+		})
+		if err != nil {
+			return dataset.Stats{}, err
+		}
+		if s, ok := v.(map[int]dataset.Stats)[index]; ok {
+			return s, nil
+		}
+	}
+	return dataset.Stats{}, fmt.Errorf("%w: %s has no statistics row for component %d", dataset.ErrCorrupt, key, index)
+}
+
+// statsSize estimates the bytes one component's statistics hold.
+func statsSize(s *dataset.Stats) int64 {
+	return 160 + 4*int64(len(s.QuantileBoundaries)) + 8*int64(len(s.Histogram))
 }
 
 // checkLayer validates a location and layer against the manifest.
@@ -245,9 +309,9 @@ func checkLayer(m *dataset.Manifest, location string, layer int) error {
 	return nil
 }
 
-// View reads one component (records from the cached row group, statistics
-// from the cached layer table).
-func (r *Reader) View(ctx context.Context, name, location string, layer, index int) (*dataset.ComponentView, error) {
+// componentManifest returns the manifest of a dataset that has the
+// component (else not found, or a bad request for a malformed name).
+func (r *Reader) componentManifest(ctx context.Context, name, location string, layer, index int) (*dataset.Manifest, error) {
 	m, err := r.Manifest(ctx, name)
 	if err != nil {
 		return nil, err
@@ -258,26 +322,30 @@ func (r *Reader) View(ctx context.Context, name, location string, layer, index i
 	if err := dataset.CheckComponent(m, location, layer, index); err != nil {
 		return nil, err
 	}
+	return m, nil
+}
+
+// View reads one component (records and statistics through the caches:
+// see records and componentStats).
+func (r *Reader) View(ctx context.Context, name, location string, layer, index int) (*dataset.ComponentView, error) {
+	m, err := r.componentManifest(ctx, name, location, layer, index)
+	if err != nil {
+		return nil, err
+	}
 	loc, _ := m.Location(location)
 	f, err := r.file(ctx, dataset.RecordsKey(name, location, layer))
 	if err != nil {
 		return nil, err
 	}
 	v := &dataset.ComponentView{Location: location, Layer: layer, Index: index, Pairs: loc.Pairs}
-	for _, g := range f.Groups(index) {
-		views, err := r.recordsGroup(ctx, f, g)
-		if err != nil {
-			return nil, err
-		}
-		if c, ok := views[index]; ok {
-			v.Top, v.Random, v.Quantiles = c.Top, c.Random, c.Quantiles
-		}
-	}
-	stats, err := r.layerStats(ctx, m, location, layer)
+	c, err := r.records(ctx, f, index)
 	if err != nil {
 		return nil, err
 	}
-	v.Stats = stats[index]
+	v.Top, v.Random, v.Quantiles = c.Top, c.Random, c.Quantiles
+	if v.Stats, err = r.componentStats(ctx, m, location, layer, index); err != nil {
+		return nil, err
+	}
 	if n := len(v.Stats.QuantileBoundaries) - 1; n > 0 && len(v.Quantiles) < n {
 		v.Quantiles = append(slices.Clone(v.Quantiles), make([][]dataset.Record, n-len(v.Quantiles))...)
 	}

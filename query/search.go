@@ -99,32 +99,7 @@ func (r *Reader) buildIndex(ctx context.Context, m *dataset.Manifest, location s
 	if err != nil {
 		return nil, err
 	}
-	var rows []dataset.IndexRow
-	for g := 0; g < f.NumGroups(); g++ {
-		views, err := f.ReadRecords(ctx, r.st, g)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range views {
-			v.Pairs = loc.Pairs
-			rows = append(rows, dataset.IndexRowsOf(v)...)
-		}
-	}
-	slices.SortFunc(rows, func(a, b dataset.IndexRow) int {
-		switch {
-		case a.Token != b.Token:
-			return int(a.Token) - int(b.Token)
-		case a.MaxActivation != b.MaxActivation:
-			if a.MaxActivation > b.MaxActivation {
-				return -1
-			}
-			return 1
-		case a.Component != b.Component:
-			return int(a.Component) - int(b.Component)
-		}
-		return int(a.Rank) - int(b.Rank)
-	})
-	return rows, nil
+	return dataset.IndexRowsOfFile(ctx, r.st, f, loc.Pairs)
 }
 
 // SearchOptions narrow a search.

@@ -338,6 +338,14 @@ func layerParams(r *http.Request) (string, string, int, error) {
 	return name, location, layer, err
 }
 
+// componentParams are layerParams and the component index.
+func componentParams(r *http.Request) (name, location string, layer, index int, err error) {
+	if name, location, layer, err = layerParams(r); err == nil {
+		index, err = pathInt(r, "index")
+	}
+	return name, location, layer, index, err
+}
+
 func (a *API) datasets(w http.ResponseWriter, r *http.Request) error {
 	ds, err := a.r.Datasets(r.Context())
 	if err != nil {
@@ -355,11 +363,7 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) component(w http.ResponseWriter, r *http.Request) error {
-	name, location, layer, err := layerParams(r)
-	if err != nil {
-		return err
-	}
-	index, err := pathInt(r, "index")
+	name, location, layer, index, err := componentParams(r)
 	if err != nil {
 		return err
 	}
@@ -469,11 +473,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) explanations(w http.ResponseWriter, r *http.Request) error {
-	name, location, layer, err := layerParams(r)
-	if err != nil {
-		return err
-	}
-	index, err := pathInt(r, "index")
+	name, location, layer, index, err := componentParams(r)
 	if err != nil {
 		return err
 	}

@@ -32,16 +32,3 @@ func containerSAS(t *testing.T, conn, name string) string {
 	}
 	return q
 }
-
-// createPublicContainer creates a container whose blobs anyone may read.
-func createPublicContainer(t *testing.T, conn, name string) {
-	t.Helper()
-	c, err := container.NewClientFromConnectionString(conn, name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	access := container.PublicAccessTypeContainer
-	if _, err := c.Create(t.Context(), &container.CreateOptions{Access: &access}); err != nil {
-		t.Fatalf("create public container %s: %v", name, err)
-	}
-}

@@ -14,6 +14,10 @@
 // every backend rejects the same malformed keys (see ValidateKey) so that code
 // tested against the local filesystem behaves the same on Azure.
 //
+// The local store writes each blob to a temporary file (.tdb-put-*) and
+// renames it; a writer killed mid-write leaves its file, which List and
+// Delete remove once it is StaleTempAge old.
+//
 // It imports nothing else of tdb; its only outside dependency is the Azure SDK
 // (azcore, azblob). Tests of other packages can start an Azurite emulator with
 // the azuritetest subpackage and check a backend with storetest.

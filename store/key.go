@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,6 +19,15 @@ const MaxKeyLen = 1024
 // tempMarker starts the names of the local store's temporary files. Keys may
 // not have a segment starting with it, so List can skip half-written files.
 const tempMarker = ".tdb-put-"
+
+// checkKey is what a backend checks before it touches key: the key is
+// valid and the context still live.
+func checkKey(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
 
 // ValidateKey reports whether key is a well-formed blob key: non-empty valid
 // UTF-8, at most MaxKeyLen bytes, slash-separated segments that are neither

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"tdb/internal/fsutil"
 )
@@ -69,10 +70,7 @@ func (s *Local) notFound(op, key string, err error) error {
 
 // Put writes r to key atomically.
 func (s *Local) Put(ctx context.Context, key string, r io.Reader) error {
-	if err := ValidateKey(key); err != nil {
-		return s.wrap("put", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkKey(ctx, key); err != nil {
 		return s.wrap("put", key, err)
 	}
 	dst := s.path(key)
@@ -205,10 +203,7 @@ type sectionReadCloser struct {
 
 // Size returns key's length in bytes.
 func (s *Local) Size(ctx context.Context, key string) (int64, error) {
-	if err := ValidateKey(key); err != nil {
-		return 0, s.wrap("size", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkKey(ctx, key); err != nil {
 		return 0, s.wrap("size", key, err)
 	}
 	fi, err := os.Stat(s.path(key))
@@ -249,7 +244,8 @@ func (s *Local) List(ctx context.Context, prefix string) ([]string, error) {
 			return nil
 		}
 		if strings.HasPrefix(d.Name(), tempMarker) {
-			return nil // a Put in progress or one that crashed
+			removeIfStale(p) // a Put in progress, or one that crashed
+			return nil
 		}
 		rel, err := filepath.Rel(s.root, p)
 		if err != nil {
@@ -279,10 +275,7 @@ func (s *Local) List(ctx context.Context, prefix string) ([]string, error) {
 // Delete removes key and then any directories it leaves empty, so that a
 // later Put of a key named like one of those directories can succeed.
 func (s *Local) Delete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
-		return s.wrap("delete", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkKey(ctx, key); err != nil {
 		return s.wrap("delete", key, err)
 	}
 	p := s.path(key)
@@ -296,11 +289,31 @@ func (s *Local) Delete(ctx context.Context, key string) error {
 		return s.wrap("delete", key, err)
 	}
 	for dir := filepath.Dir(p); dir != s.root && strings.HasPrefix(dir, s.root); dir = filepath.Dir(dir) {
+		if temps, err := filepath.Glob(filepath.Join(dir, tempMarker+"*")); err == nil {
+			for _, t := range temps {
+				removeIfStale(t)
+			}
+		}
 		if os.Remove(dir) != nil {
 			break // not empty (or already gone): stop climbing
 		}
 	}
 	return nil
+}
+
+// StaleTempAge is how long a temporary file may go unwritten before the
+// store takes it for the leftover of a Put whose process died (kill -9,
+// power loss): a live Put writes it continuously, then renames it.
+const StaleTempAge = time.Hour
+
+// removeIfStale removes the temporary file p if nothing has written to it
+// for StaleTempAge. List and Delete call it, so a crashed writer's file
+// neither stays in a dataset's folder for good nor keeps its folder from
+// being removed.
+func removeIfStale(p string) {
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > StaleTempAge {
+		os.Remove(p)
+	}
 }
 
 // ctxReader stops a copy when its context is done.

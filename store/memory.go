@@ -142,10 +142,7 @@ func (m *Memory) List(ctx context.Context, prefix string) ([]string, error) {
 
 // Delete removes key; a missing key is not an error.
 func (m *Memory) Delete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
-		return m.wrap("delete", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkKey(ctx, key); err != nil {
 		return m.wrap("delete", key, err)
 	}
 	m.mu.Lock()

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"tdb/store"
 	"tdb/store/azuritetest"
@@ -202,6 +206,49 @@ func TestLocalListSkipsTempFiles(t *testing.T) {
 	}
 }
 
+// A temporary file nothing has written to for StaleTempAge is what a Put
+// killed mid-write leaves: List and Delete remove it (and Delete then its
+// emptied folder); a fresh one may be a Put in progress and stays.
+func TestLocalSweepsStaleTempFiles(t *testing.T) {
+	root := t.TempDir()
+	s, _ := store.NewLocal(root)
+	for _, k := range []string{"a/real", "b/real"} {
+		if err := s.Put(t.Context(), k, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-store.StaleTempAge - time.Minute)
+	temp := func(dir, name string, stale bool) string {
+		p := filepath.Join(root, dir, name)
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if stale {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	staleA, freshA := temp("a", ".tdb-put-1", true), temp("a", ".tdb-put-2", false)
+	staleB := temp("b", ".tdb-put-3", true)
+	if keys, err := s.List(t.Context(), "a/"); err != nil || !slices.Equal(keys, []string{"a/real"}) {
+		t.Fatalf("List = %q, %v", keys, err)
+	}
+	if _, err := os.Stat(staleA); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale temp file after List: %v, want it removed", err)
+	}
+	if _, err := os.Stat(freshA); err != nil {
+		t.Errorf("fresh temp file after List: %v, want it kept", err)
+	}
+	if err := s.Delete(t.Context(), "b/real"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(staleB)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("folder of a deleted key with only a stale temp file: %v, want it removed", err)
+	}
+}
+
 func TestOpen(t *testing.T) {
 	dir := t.TempDir()
 	clearAzureEnv(t)
@@ -348,7 +395,7 @@ func TestAzureCredentials(t *testing.T) {
 	})
 	t.Run("anonymous", func(t *testing.T) {
 		public := newContainerURL(endpoint)
-		createPublicContainer(t, conn, containerName(public))
+		azuritetest.CreateContainer(t, conn, containerName(public), container.PublicAccessTypeContainer)
 		writer, _ := store.NewAzure(public, store.AzureCredentials{ConnectionString: conn})
 		roundTrip(t, writer, "pub/data")
 		anon, err := store.NewAzure(public, store.AzureCredentials{})

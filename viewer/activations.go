@@ -1,7 +1,6 @@
 package viewer
 
 import (
-	"context"
 	"net/http"
 	"strings"
 
@@ -33,12 +32,8 @@ type ActivationsResponse struct {
 }
 
 func (s *Server) handleActivations(w http.ResponseWriter, r *http.Request) {
-	if s.noModel(w) {
-		return
-	}
-	var req ActivationsRequest
-	if err := decode(r, w, &req); err != nil {
-		s.fail(w, r, err)
+	req, ok := modelRequest[ActivationsRequest](s, w, r)
+	if !ok {
 		return
 	}
 	if strings.TrimSpace(req.Prompt) == "" {
@@ -75,14 +70,11 @@ func (s *Server) handleActivations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ids := s.tok.Encode(req.Prompt)
-	ctx, cancel := context.WithTimeout(r.Context(), s.opt.RequestTimeout)
-	defer cancel()
-	release, err := s.q.acquire(ctx)
-	if err != nil {
-		s.fail(w, r, err)
+	ctx, done, ok := s.modelSlot(w, r)
+	if !ok {
 		return
 	}
-	defer release()
+	defer done()
 	res, err := m.Forward(ctx, model.Request{Tokens: [][]int{ids}, Capture: []model.Site{site}})
 	if err != nil {
 		s.fail(w, r, err)

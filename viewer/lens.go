@@ -63,12 +63,8 @@ func (s *Server) lensNode(req LensRequest) (debugger.Node, error) {
 }
 
 func (s *Server) handleLens(w http.ResponseWriter, r *http.Request) {
-	if s.noModel(w) {
-		return
-	}
-	var req LensRequest
-	if err := decode(r, w, &req); err != nil {
-		s.fail(w, r, err)
+	req, ok := modelRequest[LensRequest](s, w, r)
+	if !ok {
 		return
 	}
 	switch {

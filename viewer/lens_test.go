@@ -14,7 +14,6 @@ import (
 	"tdb/autoencoder"
 	"tdb/debugger"
 	"tdb/model"
-	"tdb/model/tokenizer"
 )
 
 // testSAE writes and loads a random SAELens-format autoencoder.
@@ -55,15 +54,8 @@ func testSAE(t *testing.T, in, lat int, cfg map[string]any, seed uint64) *autoen
 // one-token prompt (details.go's path, not OutputTokenLens'): the same
 // tokens with the same scores.
 func TestLensEqualsDebuggerDetail(t *testing.T) {
-	m, err := model.NewRandom(model.TinyConfig, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.GPT2()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := debugger.New(m, tok)
+	e := testEngine(t)
+	m := e.Model
 	if err := e.AddAutoencoder(testSAE(t, m.DMLP, 96, map[string]any{"architecture": "standard"}, 1), 1, model.MLPPostAct); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package viewer
 import (
 	"context"
 	"errors"
+	"net/http"
 )
 
 // errBusy is returned when the model queue is full.
@@ -50,4 +51,18 @@ func (s *Server) Acquire(ctx context.Context) (done func(), err error) {
 		s.busy.Inc()
 	}
 	return done, err
+}
+
+// modelSlot is how a model handler starts its work: the request bounded
+// by RequestTimeout, and a slot of the queue. ok false: it has answered
+// with the error. done ends both.
+func (s *Server) modelSlot(w http.ResponseWriter, r *http.Request) (ctx context.Context, done func(), ok bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.opt.RequestTimeout)
+	release, err := s.q.acquire(ctx)
+	if err != nil {
+		cancel()
+		s.fail(w, r, err)
+		return nil, nil, false
+	}
+	return ctx, func() { release(); cancel() }, true
 }

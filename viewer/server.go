@@ -351,6 +351,20 @@ func (s *Server) noModel(w http.ResponseWriter) bool {
 	return false
 }
 
+// modelRequest reads the request of a handler that runs the model: 503
+// without a model, 400 for a body that is not a T. ok false: it has
+// answered.
+func modelRequest[T any](s *Server, w http.ResponseWriter, r *http.Request) (req T, ok bool) {
+	if s.noModel(w) {
+		return req, false
+	}
+	if err := decode(r, w, &req); err != nil {
+		s.fail(w, r, err)
+		return req, false
+	}
+	return req, true
+}
+
 // checkPrompt limits a prompt's token length.
 func (s *Server) checkPrompt(name, prompt string, tokens int) error {
 	n := tokens
@@ -369,12 +383,8 @@ func (s *Server) checkPrompt(name, prompt string, tokens int) error {
 // handleTDB answers POST /api/v1/tdb: a debugger.Request in, the
 // debugger.Response as the envelope's data.
 func (s *Server) handleTDB(w http.ResponseWriter, r *http.Request) {
-	if s.noModel(w) {
-		return
-	}
-	var req debugger.Request
-	if err := decode(r, w, &req); err != nil {
-		s.fail(w, r, err)
+	req, ok := modelRequest[debugger.Request](s, w, r)
+	if !ok {
 		return
 	}
 	if req.Prompt == "" && len(req.Tokens) == 0 {
@@ -393,14 +403,11 @@ func (s *Server) handleTDB(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badf("request too large: top_k ≤ 200, candidates ≤ 1000, inspect ≤ 64 nodes, ablations ≤ 256"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opt.RequestTimeout)
-	defer cancel()
-	release, err := s.q.acquire(ctx)
-	if err != nil {
-		s.fail(w, r, err)
+	ctx, done, ok := s.modelSlot(w, r)
+	if !ok {
 		return
 	}
-	defer release()
+	defer done()
 	resp, err := s.opt.Engine.Run(ctx, req)
 	if err != nil {
 		s.fail(w, r, err)

@@ -18,18 +18,25 @@ import (
 	"tdb/store"
 )
 
+// testEngine is the engine of a random tiny model (seed 1) with GPT-2's
+// tokenizer.
+func testEngine(t *testing.T) *debugger.Engine {
+	t.Helper()
+	m, err := model.NewRandom(model.TinyConfig, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.GPT2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return debugger.New(m, tok)
+}
+
 func newTestServer(t *testing.T, opt Options) (*Server, *httptest.Server) {
 	t.Helper()
 	if opt.Engine == nil {
-		m, err := model.NewRandom(model.TinyConfig, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, err := tokenizer.GPT2()
-		if err != nil {
-			t.Fatal(err)
-		}
-		opt.Engine = debugger.New(m, tok)
+		opt.Engine = testEngine(t)
 	}
 	s, err := New(opt)
 	if err != nil {

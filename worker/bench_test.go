@@ -162,7 +162,7 @@ func benchTask(b *testing.B, preset string) {
 		cpu0 := cpuTime()
 		for b.Loop() {
 			for i := 0; i < len(windows); i += job.Spec.BatchSize {
-				if _, err := job.Model.Forward(ctx, model.Request{Tokens: windows[i:min(i+job.Spec.BatchSize, len(windows))], Capture: job.capture}); err != nil {
+				if _, err := job.Model.Forward(ctx, model.Request{Tokens: windows[i:min(i+job.Spec.BatchSize, len(windows))], Capture: captures(job.targets)}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -212,7 +212,7 @@ func benchPartial(b *testing.B, job *Job, wins []corpus.Window, windows [][]int)
 	// Captured activations per target, [window][T*C].
 	acts := make([][][]float32, len(job.targets))
 	for i := 0; i < n; i += bs {
-		res, err := job.Model.Forward(ctx, model.Request{Tokens: windows[i:min(i+bs, n)], Capture: job.capture})
+		res, err := job.Model.Forward(ctx, model.Request{Tokens: windows[i:min(i+bs, n)], Capture: captures(job.targets)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -25,8 +25,8 @@ type Job struct {
 	Model   *model.Model
 	Corpus  *corpus.Corpus
 	targets []target
-	capture []model.Site
 	cfg     collate.Config
+	aes     aeCache
 }
 
 // NewJob prepares a job: it checks the spec against the model and opens the
@@ -49,7 +49,39 @@ func NewJob(ctx context.Context, spec jobs.JobSpec, m *model.Model, opts corpus.
 	if err != nil {
 		return nil, err
 	}
-	return &Job{Spec: spec, Model: m, Corpus: c, targets: ts, capture: captures(ts), cfg: cfg}, nil
+	return &Job{Spec: spec, Model: m, Corpus: c, targets: ts, cfg: cfg}, nil
+}
+
+// Targets lists the job's targets (locations and layers), in job order.
+func (j *Job) Targets() []jobs.TargetRef {
+	out := make([]jobs.TargetRef, len(j.targets))
+	for i, t := range j.targets {
+		out[i] = t.ref()
+	}
+	return out
+}
+
+// group returns the job's targets in a task's component group, in job
+// order (every target for an empty group).
+func (j *Job) group(refs []jobs.TargetRef) ([]target, error) {
+	if len(refs) == 0 {
+		return j.targets, nil
+	}
+	want := map[jobs.TargetRef]bool{}
+	for _, r := range refs {
+		want[r] = true
+	}
+	var out []target
+	for _, t := range j.targets {
+		if want[t.ref()] {
+			out = append(out, t)
+			delete(want, t.ref())
+		}
+	}
+	for r := range want {
+		return nil, jobs.Permanent(fmt.Errorf("the task's component group has %s, which the job does not collate", r))
+	}
+	return out, nil
 }
 
 // ShardResult is a computed shard: one accumulator per target, in the
@@ -64,8 +96,14 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 	return j.RunShards(ctx, []corpus.Shard{sh}, progress)
 }
 
-// RunShards computes a task: consecutive shards run into one accumulator
-// per target, whose partial is then the merge of the shards' own partials
+// RunShards runs a task of every target: RunTask without a group.
+func (j *Job) RunShards(ctx context.Context, shards []corpus.Shard, progress func(tokens int64)) (*ShardResult, error) {
+	return j.RunTask(ctx, jobs.TaskShards{Shards: shards}, progress)
+}
+
+// RunTask computes a task: consecutive shards run into one accumulator
+// per target of the task's component group (task.Targets; empty: every
+// target), whose partial is then the merge of the shards' own partials
 // (every shard's sums are closed with EndShard where it ends, and batches
 // never span two shards, so each shard's numbers are those it gives
 // alone). progress (may be nil) gets the tokens done so far after every
@@ -76,11 +114,24 @@ func (j *Job) Run(ctx context.Context, sh corpus.Shard, progress func(tokens int
 // (collate.LayerAccumulator.PlanSources) before the first batch. The forward
 // pass of one batch then runs while the previous batch is accumulated; the
 // captured activations are copied by hooks into two reused buffer sets
-// instead of being allocated per batch.
-func (j *Job) RunShards(ctx context.Context, shards []corpus.Shard, progress func(tokens int64)) (*ShardResult, error) {
+// instead of being allocated per batch. Only the group's sites are
+// captured and only its autoencoders loaded (the forward pass stops after
+// the group's last layer).
+func (j *Job) RunTask(ctx context.Context, task jobs.TaskShards, progress func(tokens int64)) (*ShardResult, error) {
+	shards := task.Shards
 	if len(shards) == 0 {
 		return nil, fmt.Errorf("a task without shards")
 	}
+	targets, err := j.group(task.Targets)
+	if err != nil {
+		return nil, err
+	}
+	capture := captures(targets)
+	aes, release, err := j.aes.acquire(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var wins []corpus.Window
 	var ends []int // ends[i]: windows of shards 0..i
 	var st corpus.Stats
@@ -99,15 +150,15 @@ func (j *Job) RunShards(ctx context.Context, shards []corpus.Shard, progress fun
 	for i, w := range wins {
 		srcs[i] = dataset.Source{Doc: w.Doc, Offset: w.Offset}
 	}
-	accs := make([]*collate.LayerAccumulator, len(j.targets))
-	feeds := make([]*feeder, len(j.targets))
-	for i, t := range j.targets {
+	accs := make([]*collate.LayerAccumulator, len(targets))
+	feeds := make([]*feeder, len(targets))
+	for i, t := range targets {
 		a, err := collate.NewLayerAccumulator(t.location, t.layer, t.components, j.cfg)
 		if err != nil {
 			return nil, err
 		}
 		accs[i] = a
-		feeds[i] = &feeder{t: t, acc: a, m: j.Model}
+		feeds[i] = &feeder{t: t, acc: a, m: j.Model, ae: aes[i]}
 	}
 	if err := forEach(ctx, len(accs), func(i int) error { return accs[i].PlanSources(srcs) }); err != nil {
 		return nil, err
@@ -194,7 +245,7 @@ func (j *Job) RunShards(ctx context.Context, shards []corpus.Shard, progress fun
 			// The task's last shard stays open, as a task of one shard
 			// leaves it (its partial carries the live sums).
 			ba.batch, ba.endsShard = batch, sp.last && i < len(batches)-1
-			if _, err := j.Model.Forward(ctx, model.Request{Tokens: tokens, Hooks: ba.hooks(j.capture)}); err != nil {
+			if _, err := j.Model.Forward(ctx, model.Request{Tokens: tokens, Hooks: ba.hooks(capture)}); err != nil {
 				free <- ba
 				return fmt.Errorf("forward pass on windows from document %d offset %d: %w", batch[0].Doc, batch[0].Offset, err)
 			}
@@ -263,6 +314,7 @@ type feeder struct {
 	t     target
 	acc   *collate.LayerAccumulator
 	m     *model.Model
+	ae    *autoencoder.Autoencoder // the target's, for latents
 	codes autoencoder.Codes
 	// head scratch
 	norms, proj, scores []float32
@@ -272,10 +324,10 @@ func (f *feeder) feed(res *model.Result, batch []corpus.Window) error {
 	switch {
 	case f.t.heads:
 		return f.feedHeads(res, batch)
-	case f.t.ae != nil:
+	case f.ae != nil:
 		x := res.Acts[f.t.site]
 		B, T := x.Shape[0], x.Shape[1]
-		if err := f.t.ae.EncodeInto(&f.codes, x.Data, B*T); err != nil {
+		if err := f.ae.EncodeInto(&f.codes, x.Data, B*T); err != nil {
 			return err
 		}
 		return f.feedTokens(f.codes.Latents, T, batch)

@@ -10,6 +10,13 @@
 // shard is not redelivered; a crash leaves the message unacked and the
 // server redelivers it to another worker.
 //
+// A task may cover one component group of the job (jobs.TaskShards.Targets,
+// planned by jobs.JobSpec.PlanGroups to fit a worker's memory): the worker
+// then builds accumulators, captures sites and loads autoencoders for that
+// group only (memory.go: autoencoders are loaded per task and the last
+// group's kept for the next task of that group). SizeJob gives the
+// submitter the sizes the plan is made from.
+//
 // A shard runs as a pipeline: its windows are read first (tokens are small)
 // so every accumulator can plan the shard's sources; then the forward pass
 // of one batch runs while the previous batch is accumulated (hooks copy the

@@ -31,8 +31,14 @@ type target struct {
 	components int
 	site       model.Site // captured site (per-token locations, autoencoder inputs)
 	heads      bool
-	ae         *autoencoder.Autoencoder
+	// ae is the autoencoder file of latents (loaded per task: Job.aes);
+	// aeInputs its inputs per token.
+	ae       string
+	aeInputs int
 }
+
+// ref names the target in a task's component group.
+func (t target) ref() jobs.TargetRef { return jobs.TargetRef{Location: t.location, Layer: t.layer} }
 
 // ValidateLocation reports whether loc can be collated from a model of shape
 // cfg and how many components one layer of it has.
@@ -134,7 +140,13 @@ func planTargets(ctx context.Context, cfg model.Config, locations []string, laye
 		if err != nil {
 			return nil, jobs.Permanent(err)
 		}
-		ae, err := autoencoder.Load(ctx, spec.Path, autoencoder.Options{})
+		// The header only: the weights are loaded by the tasks whose
+		// group has the target (Job.aes), so a worker holds those of
+		// its group alone.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		info, err := autoencoder.Inspect(spec.Path)
 		if err != nil {
 			if localFileProblem(spec.Path) {
 				err = jobs.Permanent(err) // missing or unreadable as an autoencoder; a download may succeed later
@@ -143,18 +155,12 @@ func planTargets(ctx context.Context, cfg model.Config, locations []string, laye
 		}
 		// The location from the spec, else the file, else mlp.post_act
 		// for an autoencoder of d_mlp inputs, as tdb run places it.
-		site, err := ae.Info().Place(cfg, spec.Location, spec.Layer)
+		site, err := info.Place(cfg, spec.Location, spec.Layer)
 		if err != nil {
 			return nil, jobs.Permanent(err)
 		}
-		sp, err := ae.Splice(spec.Layer, site.Loc)
-		if err != nil {
-			return nil, jobs.Permanent(err)
-		}
-		if err := sp.Check(cfg); err != nil {
-			return nil, jobs.Permanent(err)
-		}
-		if err := add(target{location: AutoencoderPrefix + string(site.Loc), layer: spec.Layer, components: ae.NLatents, site: sp.Site, ae: ae}); err != nil {
+		if err := add(target{location: AutoencoderPrefix + string(site.Loc), layer: spec.Layer, components: info.NLatents, site: site,
+			ae: spec.Path, aeInputs: info.NInputs}); err != nil {
 			return nil, jobs.Permanent(err)
 		}
 	}

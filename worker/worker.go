@@ -287,7 +287,7 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 	if err != nil {
 		return nil, 0, 0, nil, err
 	}
-	shards, err := jobs.DecodeTaskShards(task.Shard)
+	ts, err := jobs.DecodeTask(task.Shard)
 	if err != nil {
 		return nil, 0, 0, nil, fmt.Errorf("decoding task %d: %w", task.Index, err)
 	}
@@ -298,7 +298,7 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 		case <-time.After(w.cfg.ShardDelay):
 		}
 	}
-	res, err := job.RunShards(cctx, shards, func(n int64) {
+	res, err := job.RunTask(cctx, ts, func(n int64) {
 		progress.Lock()
 		sofar = n
 		progress.Unlock()

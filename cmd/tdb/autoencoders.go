@@ -6,8 +6,10 @@ import (
 	"io"
 
 	"tdb/autoencoder"
+	"tdb/debugger"
 	"tdb/internal/textutil"
 	"tdb/model"
+	"tdb/model/tokenizer"
 )
 
 func init() {
@@ -79,4 +81,36 @@ func openAutoencoders(ctx context.Context, spec string, dropDead bool, m *model.
 		}
 	}
 	return out, nil
+}
+
+// openEngine loads the model and makes the TDB engine of tdb debug and tdb
+// serve, with the autoencoders of --mlp-autoencoders and
+// --attn-autoencoders (openAutoencoders) attached; it returns those of
+// each kind.
+func openEngine(ctx context.Context, modelName, mlpAE, attnAE string, dropDead bool, stderr io.Writer) (eng *debugger.Engine, mlp, attn []attachedAE, err error) {
+	m, err := loadModel(ctx, modelName, stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tok, err := tokenizer.GPT2()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	eng = debugger.New(m, tok)
+	for _, kind := range []struct {
+		spec string
+		aes  *[]attachedAE
+	}{{mlpAE, &mlp}, {attnAE, &attn}} {
+		aes, err := openAutoencoders(ctx, kind.spec, dropDead, m, stderr)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for _, a := range aes {
+			if err := eng.AddAutoencoder(a.ae, a.layer, a.loc); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		*kind.aes = aes
+	}
+	return eng, mlp, attn, nil
 }

@@ -106,7 +106,7 @@ func TestBadInputIsExitTwo(t *testing.T) {
 		{[]string{"bench", "forward", "--model", "random:tiny", "--batch", "0"}, "must be positive"},
 		{[]string{"bench", "forward", "--model", "random:nope"}, "unknown preset"},
 	} {
-		code, _, stderr := tdb(t, c.args...)
+		code, _, stderr := runTDB(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 mentioning %q", c.args, code, stderr, c.want)
 		}
@@ -125,7 +125,7 @@ func TestRunAutoencoderSpecForms(t *testing.T) {
 		{residAE + "@1:resid.delta_mlp", "resid.delta_mlp.latents/1"},
 	} {
 		out := filepath.Join(t.TempDir(), "acts.safetensors")
-		code, _, stderr := tdb(t, "run", "--model", dir, "--tokens", "1,2,3", "--autoencoder", c.spec, "--out", out)
+		code, _, stderr := runTDB(t, "run", "--model", dir, "--tokens", "1,2,3", "--autoencoder", c.spec, "--out", out)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", c.spec, code, stderr)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -208,9 +207,7 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 		results = append(results, r)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return writeJSON(stdout, results)
 	}
 	fmt.Fprintf(stdout, "%-14s %5s %4s %-7s %12s %10s %10s %12s %14s %9s %13s\n", "model", "batch", "seq", "logits", "tokens/s", "s/batch", "peak MiB", "GEMM GFLOP/s", "limit tokens/s", "of limit", "tokens/cpu-s")
 	for _, r := range results {

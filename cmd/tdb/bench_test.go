@@ -14,12 +14,13 @@ import (
 	"tdb/model"
 )
 
-// TestBenchForwardLimit checks the GEMM-bound limit of tdb bench forward:
-// its keys, and that limit and rate agree with the pass's matrix-multiply
-// flops, computed here from the model's shape.
+// TestBenchForwardLimit checks tdb bench forward: its JSON keys (a row
+// without, then one with the logits), that the GEMM-bound limit and rate
+// agree with the pass's matrix-multiply flops, computed here from the
+// model's shape, the table, and that --seq beyond the context is refused.
 func TestBenchForwardLimit(t *testing.T) {
 	const B, T = 2, 16
-	code, stdout, stderr := tdb(t, "bench", "forward", "--model", "random:tiny", "--batch", "2", "--seq", "16", "--time", "50ms", "--json")
+	code, stdout, stderr := runTDB(t, "bench", "forward", "--model", "random:tiny", "--batch", "2", "--seq", "16", "--time", "50ms", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -34,9 +35,14 @@ func TestBenchForwardLimit(t *testing.T) {
 		TokensCPU  float64 `json:"tokens_per_cpu_s"`
 		LimitCPU   float64 `json:"limit_tokens_per_cpu_s"`
 		FracCPU    float64 `json:"fraction_of_limit_cpu"`
+		PeakRSS    float64 `json:"peak_rss_mib"`
+		Batch      int     `json:"batch"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 2 {
 		t.Fatalf("rows %v: %v\n%s", rows, err, stdout)
+	}
+	if rows[0].Logits || !rows[1].Logits || rows[0].Batch != B {
+		t.Fatalf("rows %+v: want batch %d without, then with logits", rows, B)
 	}
 	c := model.TinyConfig
 	d, mlp := float64(c.DModel), float64(c.DMLP)
@@ -46,7 +52,7 @@ func TestBenchForwardLimit(t *testing.T) {
 		if r.Logits {
 			flops += 2 * d * float64(c.Vocab)
 		}
-		if !(r.GEMMGFLOPS > 0 && r.Limit > 0 && r.Fraction > 0) || r.GEMM == "" {
+		if !(r.TokensSec > 0 && r.PeakRSS > 0 && r.GEMMGFLOPS > 0 && r.Limit > 0 && r.Fraction > 0) || r.GEMM == "" {
 			t.Fatalf("row %+v", r)
 		}
 		if got := r.Limit * flops / 1e9; math.Abs(got-r.GEMMGFLOPS) > 1e-9*r.GEMMGFLOPS {
@@ -65,9 +71,12 @@ func TestBenchForwardLimit(t *testing.T) {
 		}
 	}
 
-	code, stdout, stderr = tdb(t, "bench", "forward", "--model", "random:tiny", "--batch", "2", "--seq", "16", "--time", "50ms")
+	code, stdout, stderr = runTDB(t, "bench", "forward", "--model", "random:tiny", "--batch", "2", "--seq", "16", "--time", "50ms")
 	if code != 0 || !strings.Contains(stdout, "limit tokens/s") || !strings.Contains(stdout, "GEMM GFLOP/s") || !strings.Contains(stdout, "%") {
 		t.Fatalf("exit %d, table:\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runTDB(t, "bench", "forward", "--model", "random:tiny", "--seq", "100"); code != 2 || !strings.Contains(stderr, "context") {
+		t.Errorf("--seq beyond the context: exit %d, %s", code, stderr)
 	}
 }
 

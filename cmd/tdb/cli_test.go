@@ -9,16 +9,29 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"tdb/model"
 )
 
-// tdb runs the command in-process and returns exit code, stdout, stderr.
-func tdb(t *testing.T, args ...string) (int, string, string) {
+// runTDB runs the command in-process (bounded at two minutes) and returns
+// exit code, stdout and stderr.
+func runTDB(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb)
+	code = run(ctx, args, &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// testDir is a temporary folder whose cache/ is the command's cache
+// ($TDB_CACHE_DIR), so that the models, jobs and embedded NATS data of a
+// test are its own.
+func testDir(t *testing.T) string {
+	dir := t.TempDir()
+	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	return dir
 }
 
 // smallModel is the small-vocab fixture copied into model/testdata (present on a fresh clone).
@@ -33,7 +46,7 @@ func smallModel(t *testing.T) string {
 func TestRunWritesActivationsAndGradients(t *testing.T) {
 	dir := smallModel(t)
 	out := filepath.Join(t.TempDir(), "acts.safetensors")
-	code, stdout, stderr := tdb(t, "run", "--model", dir, "--tokens", "1,2,3,4", "--tokens", "5,6",
+	code, stdout, stderr := runTDB(t, "run", "--model", dir, "--tokens", "1,2,3,4", "--tokens", "5,6",
 		"--locations", "mlp.post_act,attn.qk_probs/1,resid.post_emb,logits", "--target", "#17", "--distractor", "#42", "--freeze-ln-f", "--out", out)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -96,7 +109,7 @@ func TestBadInputExitCodes(t *testing.T) {
 		{[]string{"model", "random", "--config", "gpt5", "--out", t.TempDir()}, 2, "unknown --config"},
 		{[]string{"nope"}, 2, "unknown command"},
 	} {
-		code, _, stderr := tdb(t, c.args...)
+		code, _, stderr := runTDB(t, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d (want %d), stderr %q (want %q)", c.args, code, c.code, stderr, c.want)
 		}
@@ -104,7 +117,7 @@ func TestBadInputExitCodes(t *testing.T) {
 }
 
 func TestDebugJSON(t *testing.T) {
-	code, stdout, stderr := tdb(t, "debug", "--model", "random:tiny", "--prompt", "<|endoftext|>Paris, France. Ottawa,",
+	code, stdout, stderr := runTDB(t, "debug", "--model", "random:tiny", "--prompt", "<|endoftext|>Paris, France. Ottawa,",
 		"--target", " Canada", "--distractor", " Germany", "--top", "3", "--ablate", "mlp_L1_7@6=0.5", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -140,39 +153,12 @@ func TestDebugJSON(t *testing.T) {
 
 func TestModelRandomThenRun(t *testing.T) {
 	dir := t.TempDir()
-	code, _, stderr := tdb(t, "model", "random", "--config", "tiny", "--seed", "3", "--out", dir)
+	code, _, stderr := runTDB(t, "model", "random", "--config", "tiny", "--seed", "3", "--out", dir)
 	if code != 0 || !strings.Contains(stderr, "RANDOM") {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	code, stdout, stderr := tdb(t, "run", "--model", dir, "--prompt", "Hello world")
+	code, stdout, stderr := runTDB(t, "run", "--model", dir, "--prompt", "Hello world")
 	if code != 0 || !strings.Contains(stderr, "RANDOM") || !strings.Contains(stdout, `"Hello"`) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
-	}
-}
-
-func TestBenchForwardJSON(t *testing.T) {
-	code, stdout, stderr := tdb(t, "bench", "forward", "--model", "random:tiny", "--batch", "2", "--seq", "16", "--time", "50ms", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var rows []struct {
-		Logits    bool    `json:"logits"`
-		TokensSec float64 `json:"tokens_per_s"`
-		PeakRSS   float64 `json:"peak_rss_mib"`
-		Batch     int     `json:"batch"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, stdout)
-	}
-	if len(rows) != 2 || rows[0].Logits || !rows[1].Logits || rows[0].Batch != 2 {
-		t.Fatalf("rows %+v", rows)
-	}
-	for _, r := range rows {
-		if r.TokensSec <= 0 || r.PeakRSS <= 0 {
-			t.Errorf("row %+v", r)
-		}
-	}
-	if code, _, stderr := tdb(t, "bench", "forward", "--model", "random:tiny", "--seq", "100"); code != 2 || !strings.Contains(stderr, "context") {
-		t.Errorf("--seq beyond the context: exit %d, %s", code, stderr)
 	}
 }

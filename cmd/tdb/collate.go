@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -26,7 +25,6 @@ import (
 	"tdb/internal/service"
 	"tdb/internal/textutil"
 	"tdb/model"
-	"tdb/model/hub"
 	"tdb/store"
 	"tdb/worker"
 )
@@ -37,8 +35,8 @@ func init() {
 
 func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("collate", stderr)
-	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder, or random:<gpt2|gpt2-medium|gpt2-large|gpt2-xl|tiny> (random weights, for trying the pipeline) ($TDB_MODEL)")
-	corpusSpec := fs.String("corpus", envOr("TDB_CORPUS", "synthetic:ioi"), "corpus spec: text:GLOB, jsonl:GLOB[#field], parquet:GLOB[#column], tokens:GLOB, synthetic:ioi|facts[?docs=N&seed=S] ($TDB_CORPUS)")
+	modelName := modelFlag(fs, "model: hub name, local folder, or random:<gpt2|gpt2-medium|gpt2-large|gpt2-xl|tiny> (random weights, for trying the pipeline)")
+	corpusSpec := envString(fs, "corpus", "TDB_CORPUS", "synthetic:ioi", "corpus spec: text:GLOB, jsonl:GLOB[#field], parquet:GLOB[#column], tokens:GLOB, synthetic:ioi|facts[?docs=N&seed=S]")
 	locations := fs.String("locations", "mlp.post_act", "comma-separated locations: mlp.post_act, attn.heads, or any per-token location (resid.delta_mlp, ...)")
 	layers := fs.String("layers", "", "comma-separated layers (default: all)")
 	var aes stringList
@@ -52,14 +50,15 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	seed := fs.Uint64("seed", def.Seed, "seed of the random samples")
 	shardTokens := fs.Int64("tokens-per-shard", def.TokensPerShard, "approximate tokens per shard (the unit of work and of retry)")
 	shardsPerPartial := fs.Int("shards-per-partial", 0, "consecutive shards a worker runs into one partial (0: automatic, up to 16 on large jobs); changes no byte of the dataset")
+	workerMemory := envString(fs, "worker-memory", "TDB_WORKER_MEMORY", "", "memory budget of one worker, e.g. 24GB or 24GiB: the plan splits the components into the fewest groups (by layer and location) whose estimated memory fits, each group running the forward pass again (default: this machine's memory, shared by the local --workers in embedded mode); changes no byte of the dataset")
 	batch := fs.Int("batch", def.BatchSize, "windows per forward pass")
 	blockBytes := fs.Int64("block-bytes", 0, "corpus block size in bytes (0: the corpus default of 64 KiB); part of the job")
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "where datasets go: a folder, file:///abs, mem://, azblob://ACCOUNT/CONTAINER[/prefix] ($TDB_STORE)")
+	storeURL := storeFlag(fs, "where datasets go: a folder, file:///abs, mem://, azblob://ACCOUNT/CONTAINER[/prefix]")
 	dataset := fs.String("dataset", "", "dataset name (default: derived from model, corpus and the job id)")
 	jobID := fs.String("job", "", "job id (default: a hash of the job spec, so re-running the same command resumes it)")
 	workers := fs.Int("workers", defaultWorkers(), "local workers (embedded mode)")
-	natsURL := fs.String("nats", envOr("TDB_NATS", ""), "submit to the NATS cluster at this URL where tdb coordinator and tdb worker run (default: embedded server, local workers) ($TDB_NATS)")
-	natsDir := fs.String("nats-dir", envOr("TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats")), "embedded NATS data folder; an interrupted job resumes from it ($TDB_NATS_DIR)")
+	natsURL := envString(fs, "nats", "TDB_NATS", "", "submit to the NATS cluster at this URL where tdb coordinator and tdb worker run (default: embedded server, local workers)")
+	natsDir := natsDirFlag(fs, "nats-dir", "embedded NATS data folder; an interrupted job resumes from it")
 	natsListen := fs.String("nats-listen", "127.0.0.1:0", "embedded mode: TCP address of the embedded server (port 0: any free port), so tdb jobs and extra tdb worker processes can reach it; empty: in-process only")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "embedded mode: time a shard may go without an (in-progress) ack before redelivery")
 	maxDeliver := fs.Int("max-deliver", 5, "embedded mode: deliveries of a shard before the job fails")
@@ -110,9 +109,16 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := corpus.ParseSpec(spec.Corpus); err != nil {
 		return usagef("--corpus: %v", err)
 	}
-	vocab, err := checkLocations(ctx, spec, *natsURL == "", stderr)
+	if spec.WorkerMemory, err = workerBudget(*workerMemory, *natsURL == "", *workers); err != nil {
+		return err
+	}
+	cfg, known, err := checkLocations(ctx, spec, *natsURL == "", stderr)
 	if err != nil {
 		return err
+	}
+	vocab := 0
+	if known {
+		vocab = cfg.Vocab
 	}
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
@@ -149,6 +155,14 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	spec, err = jobs.Normalize(spec)
 	if err != nil {
 		return usagef("%v", err)
+	}
+	if err := sizeJob(ctx, &spec, cfg, known, stderr); err != nil {
+		return err
+	}
+	if *natsURL == "" && spec.WorkerMemory > 0 {
+		// The in-process workers' soft memory limit: the garbage
+		// collector keeps the heap under what the plan was made for.
+		defer setMemoryLimit(spec.WorkerMemory * int64(*workers))()
 	}
 
 	level := slog.LevelWarn
@@ -188,32 +202,8 @@ func cmdCollate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout, state.ID)
 		return nil
 	}
-	prog := &progressPrinter{w: stderr, tty: tty}
-	waitCtx, cancelWait := context.WithCancel(ctx)
-	defer cancelWait()
-	go func() {
-		select {
-		case err := <-svcErr:
-			if err != nil {
-				fmt.Fprintf(stderr, "tdb collate: %v\n", err)
-				cancelWait()
-			}
-		case <-waitCtx.Done():
-		}
-	}()
-	if *natsURL != "" {
-		go warnNoCoordinator(waitCtx, client, state.ID, stderr)
-	}
-	final, err := client.Wait(waitCtx, state.ID, prog.update)
-	prog.finish()
+	final, err := waitJob(ctx, client, state.ID, svcErr, *natsURL, *natsDir, "tdb collate", &progressPrinter{w: stderr, tty: tty}, stderr)
 	if err != nil {
-		if ctx.Err() != nil {
-			where := *natsDir
-			if *natsURL != "" {
-				where = *natsURL
-			}
-			fmt.Fprintf(stderr, "interrupted: job %s is kept in %s; run the same command again to resume it\n", state.ID, where)
-		}
 		return err
 	}
 	// "Done" is only reported when the manifest is in the store.
@@ -289,6 +279,45 @@ func warnNoCoordinator(ctx context.Context, client *coordinator.Client, id strin
 	fmt.Fprintf(stderr, "no coordinator has picked up job %s; is `tdb coordinator` running against this NATS?\n", id)
 }
 
+// jobProgress draws a job's progress while tdb waits for it.
+type jobProgress interface {
+	update(coordinator.Progress)
+	finish()
+}
+
+// waitJob follows job id to its end for tdb collate and tdb explain (name),
+// drawing prog. A failure of the embedded services (svcErr) ends the wait;
+// with a natsURL it warns when no coordinator picks the job up; on an
+// interrupt it says where the job is kept (natsURL, else natsDir), so that
+// the same command resumes it.
+func waitJob(ctx context.Context, client *coordinator.Client, id string, svcErr <-chan error, natsURL, natsDir, name string, prog jobProgress, stderr io.Writer) (jobs.JobState, error) {
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	go func() {
+		select {
+		case err := <-svcErr:
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", name, err)
+				cancelWait()
+			}
+		case <-waitCtx.Done():
+		}
+	}()
+	if natsURL != "" {
+		go warnNoCoordinator(waitCtx, client, id, stderr)
+	}
+	final, err := client.Wait(waitCtx, id, prog.update)
+	prog.finish()
+	if err != nil && ctx.Err() != nil {
+		where := natsDir
+		if natsURL != "" {
+			where = natsURL
+		}
+		fmt.Fprintf(stderr, "interrupted: job %s is kept in %s; run the same command again to resume it\n", id, where)
+	}
+	return final, err
+}
+
 // defaultWorkers leaves the cores to the forward pass (it is multi-threaded):
 // one worker per four cores.
 func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
@@ -302,10 +331,10 @@ func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 // model is not local.
 // It returns the model's vocabulary size (0 when the model is not known
 // here).
-func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) (int, error) {
+func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) (model.Config, bool, error) {
 	cfg, isRandom, err := model.RandomConfig(spec.Model)
 	if err != nil {
-		return 0, usagef("--model: %v", err)
+		return cfg, false, usagef("--model: %v", err)
 	}
 	known := true // cfg is the model's real shape
 	if isRandom {
@@ -313,38 +342,38 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 	} else if fi, statErr := os.Stat(spec.Model); (statErr == nil && fi.IsDir()) || resolve {
 		if cfg, err = model.InspectName(ctx, spec.Model, stderr); err != nil {
 			if errors.Is(err, model.ErrInvalid) || errors.Is(err, model.ErrUnknownPreset) {
-				return 0, usagef("--model: %v", err)
+				return cfg, false, usagef("--model: %v", err)
 			}
-			return 0, err
+			return cfg, false, err
 		}
 	} else {
 		cfg, known = model.Presets["gpt2"], false // names only; the workers check the rest
 	}
 	if known {
 		if err := model.ValidateContext(cfg, spec.NCtx); err != nil {
-			return 0, usagef("--n-ctx: %v", err)
+			return cfg, false, usagef("--n-ctx: %v", err)
 		}
 	}
 	if err := spec.CollateConfig().Validate(); err != nil {
-		return 0, usagef("%v", err)
+		return cfg, false, usagef("%v", err)
 	}
 	if len(spec.Locations) == 0 && len(spec.Autoencoders) == 0 {
-		return 0, usagef("--locations: give at least one location")
+		return cfg, false, usagef("--locations: give at least one location")
 	}
 	for _, l := range spec.Locations {
 		if _, err := worker.ValidateLocation(cfg, l); err != nil {
-			return 0, usagef("--locations: %v", err)
+			return cfg, false, usagef("--locations: %v", err)
 		}
 	}
 	for _, l := range spec.Layers {
 		if l < 0 || l >= cfg.NLayer {
-			return 0, usagef("--layers: layer %d is out of range: the model has layers 0..%d", l, cfg.NLayer-1)
+			return cfg, false, usagef("--layers: layer %d is out of range: the model has layers 0..%d", l, cfg.NLayer-1)
 		}
 	}
 	for _, a := range spec.Autoencoders {
 		as, err := worker.ParseAutoencoderSpec(a)
 		if err != nil {
-			return 0, usagef("--autoencoder: %v", err)
+			return cfg, false, usagef("--autoencoder: %v", err)
 		}
 		if strings.Contains(as.Path, "://") {
 			continue // on a store: the workers check it
@@ -354,18 +383,15 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 		}
 		info, err := autoencoder.Inspect(as.Path)
 		if err != nil {
-			return 0, usagef("--autoencoder: %v", err)
+			return cfg, false, usagef("--autoencoder: %v", err)
 		}
 		if known {
 			if _, err := info.Place(cfg, as.Location, as.Layer); err != nil {
-				return 0, usagef("--autoencoder: %v", err)
+				return cfg, false, usagef("--autoencoder: %v", err)
 			}
 		}
 	}
-	if !known {
-		return 0, nil
-	}
-	return cfg.Vocab, nil
+	return cfg, known, nil
 }
 
 func parseInts(s string) ([]int, error) {

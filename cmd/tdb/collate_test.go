@@ -15,24 +15,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"tdb/model"
 )
-
-func runTDB(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out, errb bytes.Buffer
-	code = run(ctx, args, &out, &errb)
-	return code, out.String(), errb.String()
-}
 
 // The main job on embedded defaults: one command, no set-up; then tdb top
 // and tdb jobs read what it did.
 func TestCollateEmbeddedThenTopAndJobs(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
 	code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=300",
 		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "32", "--top-k", "5", "--store", storeDir,
@@ -167,8 +155,7 @@ func TestCollateEmbeddedThenTopAndJobs(t *testing.T) {
 }
 
 func TestCollateBadInput(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	tests := []struct {
 		name string
 		args []string
@@ -267,14 +254,8 @@ func testQueryServer(t *testing.T, storeDir, path string, v any) {
 // truncatedModel saves a tiny random model and cuts its weights file short.
 func truncatedModel(t *testing.T, dir string) string {
 	t.Helper()
-	m, err := model.NewRandom(model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	md := filepath.Join(dir, "truncated")
-	if err := m.Save(md); err != nil {
-		t.Fatal(err)
-	}
+	saveRandomModel(t, md, 1)
 	path := filepath.Join(md, "model.safetensors")
 	fi, err := os.Stat(path)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -11,7 +10,6 @@ import (
 	"text/tabwriter"
 
 	"tdb/debugger"
-	"tdb/model/tokenizer"
 )
 
 func init() {
@@ -20,7 +18,7 @@ func init() {
 
 func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("debug", stderr)
-	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder or random:<preset> ($TDB_MODEL)")
+	modelName := modelFlag(fs, "model: hub name, local folder or random:<preset>")
 	prompt := fs.String("prompt", "", "the prompt (<|endoftext|> is the special token)")
 	var targets, distractors, ablations, inspect stringList
 	fs.Var(&targets, "target", "target token, exactly one token (repeatable; #N for token id N)")
@@ -76,38 +74,17 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		req.Inspect = append(req.Inspect, n)
 	}
-	m, err := loadModel(ctx, *modelName, stderr)
+	eng, mlp, attn, err := openEngine(ctx, *modelName, *mlpAE, *attnAE, *dropDead, stderr)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
-	tok, err := tokenizer.GPT2()
-	if err != nil {
-		return err
-	}
-	eng := debugger.New(m, tok)
-	for _, spec := range []struct {
-		flag string
-		on   *bool
-	}{{*mlpAE, &req.UseMLPAutoencoders}, {*attnAE, &req.UseAttnAutoencoders}} {
-		aes, err := openAutoencoders(ctx, spec.flag, *dropDead, m, stderr)
-		if err != nil {
-			return err
-		}
-		for _, a := range aes {
-			if err := eng.AddAutoencoder(a.ae, a.layer, a.loc); err != nil {
-				return badInput(err)
-			}
-			*spec.on = true
-		}
-	}
+	req.UseMLPAutoencoders, req.UseAttnAutoencoders = len(mlp) > 0, len(attn) > 0
 	resp, err := eng.Run(ctx, req)
 	if err != nil {
 		return badInput(err) // a debugger.BadRequest: exit 2
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(resp)
+		return writeJSON(stdout, resp)
 	}
 	printDebug(stdout, resp)
 	return nil

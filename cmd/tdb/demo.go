@@ -33,10 +33,10 @@ var demoCorpora = []struct{ name, spec string }{
 // serving.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
-	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder, or random:gpt2 / random:tiny (random weights, offline) ($TDB_MODEL)")
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store for the datasets ($TDB_STORE)")
+	modelName := modelFlag(fs, "model: hub name, local folder, or random:gpt2 / random:tiny (random weights, offline)")
+	storeURL := storeFlag(fs, "store for the datasets")
 	docs := fs.Int("docs", 2000, "documents per built-in corpus")
-	addr := fs.String("addr", envOr("TDB_ADDR", "127.0.0.1:8080"), "listen address of the viewer and the query API ($TDB_ADDR)")
+	addr := envString(fs, "addr", "TDB_ADDR", "127.0.0.1:8080", "listen address of the viewer and the query API")
 	noServe := fs.Bool("no-serve", false, "stop after collation")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -20,8 +20,7 @@ import (
 // TestDemoCollatesThenReuses: the demo collates one dataset per built-in
 // corpus, and a second run finds them and collates nothing.
 func TestDemoCollatesThenReuses(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
 	code, out, errOut := runTDB(t, "demo", "--model", "random:tiny", "--docs", "40", "--store", storeDir, "--no-serve")
 	if code != 0 {
@@ -53,8 +52,7 @@ func TestDemoCollatesThenReuses(t *testing.T) {
 // TestDemoServes: after collation the demo serves the viewer and the query
 // API on --addr until cancelled.
 func TestDemoServes(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +98,7 @@ func TestDemoServes(t *testing.T) {
 // TestDemoOfflineNamesRandomTiny: without network and without cached
 // weights the demo fails within seconds and says how to run offline.
 func TestDemoOfflineNamesRandomTiny(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	t.Setenv("TDB_HF_ENDPOINT", "http://127.0.0.1:1") // nothing listens there
 	start := time.Now()
 	code, _, errOut := runTDB(t, "demo", "--store", filepath.Join(dir, "data"), "--no-serve")

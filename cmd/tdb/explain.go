@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 	"tdb/internal/natsx"
 	"tdb/internal/service"
 	"tdb/internal/textutil"
-	"tdb/model/hub"
 	"tdb/store"
 )
 
@@ -40,14 +38,10 @@ type llmFlags struct {
 	attempts   *int
 }
 
-func addLLMFlags(fs interface {
-	String(string, string, string) *string
-	Float64(string, float64, string) *float64
-	Int(string, int, string) *int
-}) llmFlags {
+func addLLMFlags(fs *flag.FlagSet) llmFlags {
 	return llmFlags{
-		url:      fs.String("llm-url", envOr("TDB_LLM_URL", ""), "OpenAI-compatible API base, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama); the key comes from TDB_LLM_API_KEY ($TDB_LLM_URL)"),
-		model:    fs.String("llm-model", envOr("TDB_LLM_MODEL", ""), "model name at --llm-url ($TDB_LLM_MODEL)"),
+		url:      envString(fs, "llm-url", "TDB_LLM_URL", "", "OpenAI-compatible API base, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama); the key comes from TDB_LLM_API_KEY"),
+		model:    envString(fs, "llm-model", "TDB_LLM_MODEL", "", "model name at --llm-url"),
 		rps:      fs.Float64("llm-rps", 2, "at most this many LLM requests per second (0: unlimited)"),
 		batch:    fs.Int("llm-batch", 5, "records per judge request"),
 		attempts: fs.Int("llm-attempts", 6, "tries per LLM request (errors, 429s and unusable answers are retried with back-off)"),
@@ -87,7 +81,7 @@ func (s selection) parse() (layers, components []int, err error) {
 // component already explained with the method.
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", stderr)
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
+	storeURL := storeFlag(fs, "store holding the dataset")
 	dsName := fs.String("dataset", "", "dataset name")
 	locations := fs.String("locations", "", "comma-separated locations (default: all of the dataset)")
 	sel := addSelection(fs, "0-5,7", "0-99", "all")
@@ -97,8 +91,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	workers := fs.Int("workers", defaultWorkers(), "local workers (embedded mode); each explains the components of its task on every core")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	jobID := fs.String("job", "", "job id (default: a hash of the job spec, so re-running the same command resumes it)")
-	natsURL := fs.String("nats", envOr("TDB_NATS", ""), "submit to the NATS cluster at this URL where tdb coordinator and tdb worker run (default: embedded server, local workers) ($TDB_NATS)")
-	natsDir := fs.String("nats-dir", envOr("TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats")), "embedded NATS data folder; an interrupted job resumes from it ($TDB_NATS_DIR)")
+	natsURL := envString(fs, "nats", "TDB_NATS", "", "submit to the NATS cluster at this URL where tdb coordinator and tdb worker run (default: embedded server, local workers)")
+	natsDir := natsDirFlag(fs, "nats-dir", "embedded NATS data folder; an interrupted job resumes from it")
 	natsListen := fs.String("nats-listen", "127.0.0.1:0", "embedded mode: TCP address of the embedded server (port 0: any free port), so extra tdb worker processes can join; empty: in-process only")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "embedded mode: time a task may go without an (in-progress) ack before redelivery")
 	maxDeliver := fs.Int("max-deliver", 5, "embedded mode: deliveries of a task before the job fails")
@@ -203,32 +197,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout, state.ID)
 		return nil
 	}
-	waitCtx, cancelWait := context.WithCancel(ctx)
-	defer cancelWait()
-	go func() {
-		select {
-		case err := <-svcErr:
-			if err != nil {
-				fmt.Fprintf(stderr, "tdb explain: %v\n", err)
-				cancelWait()
-			}
-		case <-waitCtx.Done():
-		}
-	}()
-	if *natsURL != "" {
-		go warnNoCoordinator(waitCtx, client, state.ID, stderr)
-	}
-	prog := &explainProgress{w: stderr, tty: tty}
-	final, err := client.Wait(waitCtx, state.ID, prog.update)
-	prog.finish()
+	final, err := waitJob(ctx, client, state.ID, svcErr, *natsURL, *natsDir, "tdb explain", &explainProgress{w: stderr, tty: tty}, stderr)
 	if err != nil {
-		if ctx.Err() != nil {
-			where := *natsDir
-			if *natsURL != "" {
-				where = *natsURL
-			}
-			fmt.Fprintf(stderr, "interrupted: job %s is kept in %s; run the same command again to resume it\n", state.ID, where)
-		}
 		return err
 	}
 	p, err := client.Progress(ctx, final.ID)
@@ -305,7 +275,7 @@ func (p *explainProgress) finish() {
 
 func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain import", stderr)
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store to import into ($TDB_STORE)")
+	storeURL := storeFlag(fs, "store to import into")
 	from := fs.String("from", "https://openaipublic.blob.core.windows.net/neuron-explainer/data/explanations", "store URL of the folder holding {layer}/{index}.jsonl (anonymous reads of public containers)")
 	dsName := fs.String("dataset", "", "dataset whose explanations these are")
 	location := fs.String("location", "mlp.post_act", "location of the explained components")
@@ -360,7 +330,7 @@ func cmdExplainImport(ctx context.Context, args []string, stdout, stderr io.Writ
 
 func cmdExplainShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain show", stderr)
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
+	storeURL := storeFlag(fs, "store holding the dataset")
 	dsName := fs.String("dataset", "", "dataset name")
 	location := fs.String("location", "mlp.post_act", "location")
 	layer := fs.Int("layer", 0, "layer")
@@ -404,7 +374,7 @@ func scoreText(s *explain.Score) string {
 
 func cmdExplainSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain search", stderr)
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
+	storeURL := storeFlag(fs, "store holding the dataset")
 	dsName := fs.String("dataset", "", "dataset name")
 	query := fs.String("query", "", "words to look for in explanations")
 	limit := fs.Int("limit", 20, "at most this many results")

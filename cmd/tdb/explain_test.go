@@ -17,15 +17,11 @@ import (
 // tdb collate on embedded defaults, then tdb explain over the whole
 // dataset (MLP neurons and attention heads), resumed, shown and searched.
 func TestExplainCollatedDataset(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
-	code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=300",
+	collateDataset(t, "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=300",
 		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "32", "--top-k", "8", "--store", storeDir,
 		"--dataset", "demo", "--workers", "2", "--tokens-per-shard", "2000", "--block-bytes", "2048")
-	if code != 0 {
-		t.Fatalf("collate exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
-	}
 	st, _ := store.Open(context.Background(), storeDir)
 	m, err := dataset.ReadManifest(context.Background(), st, "demo")
 	if err != nil {
@@ -36,7 +32,7 @@ func TestExplainCollatedDataset(t *testing.T) {
 		total += len(l.Layers) * l.Components
 	}
 
-	code, out, errOut = runTDB(t, "explain", "--store", storeDir, "--dataset", "demo", "--layers", "0",
+	code, out, errOut := runTDB(t, "explain", "--store", storeDir, "--dataset", "demo", "--layers", "0",
 		"--score", "simulation,detection,fuzzing", "--workers", "2", "--json")
 	if code != 0 {
 		t.Fatalf("explain exit %d: %s", code, errOut)
@@ -128,14 +124,11 @@ func TestExplainCollatedDataset(t *testing.T) {
 // (separate services on one NATS server), follows the job to the end, and
 // stores what the embedded mode stores; --detach returns the job id.
 func TestExplainDistributed(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
-	if code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=100",
+	collateDataset(t, "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=100",
 		"--locations", "mlp.post_act", "--n-ctx", "32", "--top-k", "8", "--store", storeDir,
-		"--dataset", "demo", "--workers", "1", "--tokens-per-shard", "2000"); code != 0 {
-		t.Fatalf("collate exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
-	}
+		"--dataset", "demo", "--workers", "1", "--tokens-per-shard", "2000")
 	emb := startNATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var services sync.WaitGroup

@@ -1,18 +1,25 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
+	"tdb/internal/jobs"
 	"tdb/kernels"
+	"tdb/model"
+	"tdb/store"
+	"tdb/store/storetest"
+	"tdb/worker"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden dataset hashes in testdata/golden")
@@ -38,54 +45,72 @@ func TestCollateGolden(t *testing.T) {
 	for _, group := range []string{"0", "3"} {
 		t.Run("shards-per-partial="+group, func(t *testing.T) { collateGolden(t, group) })
 	}
+	// Component groups: a worker memory that holds about one target, so
+	// every task covers shards × one of four groups: the same bytes.
+	t.Run("component-groups", func(t *testing.T) { collateGolden(t, "0", "--worker-memory", goldenGroupsBudget(t)) })
 }
 
-func collateGolden(t *testing.T, shardsPerPartial string) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+// goldenGroupsBudget is a worker memory for the golden job that holds its
+// fixed part and one target and a half, in bytes.
+func goldenGroupsBudget(t *testing.T) string {
+	cfg, _, err := model.RandomConfig("random:tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := jobs.JobSpec{Model: "random:tiny", Corpus: "synthetic:ioi?docs=120", Dataset: "golden", Locations: []string{"mlp.post_act", "attn.heads"},
+		NCtx: 16, TopK: 4, RandomK: 3, QuantileBuckets: 10, PerBucket: 5, TokensPerShard: 600, BatchSize: 8}
+	sz, err := worker.SizeJob(context.Background(), cfg, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := int64(jobs.DefaultShardsPerPartial) * spec.TokensPerShard
+	var most int64
+	for _, ts := range sz.Targets {
+		most = max(most, spec.TargetBytes(ts, tokens, jobs.DefaultShardsPerPartial))
+	}
+	return strconv.FormatInt(int64(float64(spec.FixedBytes(sz, tokens)+most*3/2)/jobs.PlanFill), 10)
+}
+
+func collateGolden(t *testing.T, shardsPerPartial string, extra ...string) {
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
-	code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=120",
+	args := append([]string{"collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=120",
 		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "16", "--top-k", "4", "--random-k", "3",
 		"--store", storeDir, "--dataset", "golden", "--workers", "2", "--tokens-per-shard", "600", "--block-bytes", "1024",
-		"--shards-per-partial", shardsPerPartial)
+		"--shards-per-partial", shardsPerPartial}, extra...)
+	code, out, errOut := runTDB(t, args...)
 	if code != 0 {
 		t.Fatalf("collate exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	root := filepath.Join(storeDir, "datasets", "golden")
+	if len(extra) > 0 && !strings.Contains(errOut, "component groups") {
+		t.Fatalf("%v: no component groups planned\nstderr: %s", extra, errOut)
+	}
+	st, err := store.NewLocal(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := map[string]string{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
+	for rel, b := range storetest.Blobs(t, st, "datasets/golden/") {
 		if rel == "manifest.json" {
 			// created_by names the job, whose id includes the store (a
 			// temporary folder here): hash the manifest without it.
 			var m map[string]any
 			if err := json.Unmarshal(b, &m); err != nil {
-				return err
+				t.Fatal(err)
 			}
 			delete(m, "created_by")
 			if b, err = json.Marshal(m); err != nil {
-				return err
+				t.Fatal(err)
 			}
 		}
 		sum := sha256.Sum256(b)
-		got[filepath.ToSlash(rel)] = hex.EncodeToString(sum[:])
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		got[rel] = hex.EncodeToString(sum[:])
 	}
 	if len(got) < 5 { // manifest + records and stats of at least two layers
 		t.Fatalf("dataset has only %d files: %v", len(got), got)
 	}
 	file := goldenFile()
-	if *update && shardsPerPartial == "0" {
+	if *update && shardsPerPartial == "0" && len(extra) == 0 {
 		b, _ := json.MarshalIndent(got, "", "  ")
 		if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
 			t.Fatal(err)

@@ -21,7 +21,7 @@ func init() {
 func cmdImportNeuronViewer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("import neuron-viewer", stderr)
 	from := fs.String("from", "", "source: a folder, or an Azure Blob URL (read anonymously unless AZURE_STORAGE_* is set) holding {layer}/{index}.json")
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store to write the dataset to ($TDB_STORE)")
+	storeURL := storeFlag(fs, "store to write the dataset to")
 	name := fs.String("dataset", "", "dataset name")
 	location := fs.String("location", "mlp.post_act", "location the components are stored at")
 	layersFlag := fs.String("layers", "", "comma-separated layers (default: every layer folder)")

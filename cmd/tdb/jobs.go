@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
 	"tdb/internal/textutil"
-	"tdb/model/hub"
 )
 
 func init() {
@@ -62,49 +60,56 @@ func jobsConn(ctx context.Context, url, dir string) (*nats.Conn, func(), error) 
 	return nc, nc.Close, nil
 }
 
-type jobsFlags struct {
-	url, dir *string
-	asJSON   *bool
+// jobsCommand is what each tdb jobs command starts from: its flags parsed,
+// its JOB argument (for those that take one) and a client connected to
+// --nats, or to the embedded server (jobsConn).
+type jobsCommand struct {
+	client *coordinator.Client
+	close  func()
+	id     string
+	asJSON bool
 }
 
-func newJobsFlags(name string, stderr io.Writer) (*flag.FlagSet, jobsFlags) {
+// openJobsCommand parses the flags of the tdb jobs command name (withJob:
+// it takes one JOB argument) and connects its client; the caller closes it.
+func openJobsCommand(ctx context.Context, name string, args []string, withJob bool, stderr io.Writer) (*jobsCommand, error) {
 	fs := newFlags(name, stderr)
-	f := jobsFlags{
-		url:    fs.String("nats", envOr("TDB_NATS", ""), "NATS URL of the cluster (default: the embedded server of tdb collate) ($TDB_NATS)"),
-		dir:    fs.String("nats-dir", envOr("TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats")), "embedded NATS data folder ($TDB_NATS_DIR)"),
-		asJSON: fs.Bool("json", false, "print JSON"),
+	url := envString(fs, "nats", "TDB_NATS", "", "NATS URL of the cluster (default: the embedded server of tdb collate)")
+	dir := natsDirFlag(fs, "nats-dir", "embedded NATS data folder")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
 	}
-	return fs, f
-}
-
-func jobsClient(ctx context.Context, f jobsFlags) (*coordinator.Client, func(), error) {
-	nc, closeFn, err := jobsConn(ctx, *f.url, *f.dir)
-	if err != nil {
-		return nil, nil, err
+	jc := &jobsCommand{asJSON: *asJSON}
+	if withJob {
+		if fs.NArg() != 1 {
+			return nil, usagef("usage: tdb %s [flags] JOB", name)
+		}
+		jc.id = fs.Arg(0)
 	}
-	c, err := coordinator.NewClient(ctx, nc, 1)
+	nc, closeFn, err := jobsConn(ctx, *url, *dir)
 	if err != nil {
+		return nil, err
+	}
+	if jc.client, err = coordinator.NewClient(ctx, nc, 1); err != nil {
 		closeFn()
-		return nil, nil, err
+		return nil, err
 	}
-	return c, closeFn, nil
+	jc.close = closeFn
+	return jc, nil
 }
 
 func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newJobsFlags("jobs list", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, closeFn, err := jobsClient(ctx, f)
+	jc, err := openJobsCommand(ctx, "jobs list", args, false, stderr)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	states, err := c.List(ctx)
+	defer jc.close()
+	states, err := jc.client.List(ctx)
 	if err != nil {
 		return err
 	}
-	if *f.asJSON {
+	if jc.asJSON {
 		if states == nil {
 			states = []jobs.JobState{}
 		}
@@ -119,28 +124,20 @@ func cmdJobsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newJobsFlags("jobs status", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("usage: tdb jobs status [flags] JOB")
-	}
-	c, closeFn, err := jobsClient(ctx, f)
+	jc, err := openJobsCommand(ctx, "jobs status", args, true, stderr)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	id := fs.Arg(0)
-	spec, _, err := c.Job(ctx, id)
+	defer jc.close()
+	spec, _, err := jc.client.Job(ctx, jc.id)
 	if err != nil {
 		return err
 	}
-	p, err := c.Progress(ctx, id)
+	p, err := jc.client.Progress(ctx, jc.id)
 	if err != nil {
 		return err
 	}
-	if *f.asJSON {
+	if jc.asJSON {
 		return writeJSON(stdout, map[string]any{"spec": spec, "state": p.State,
 			"shards": map[string]any{"done": p.Done, "running": p.Running, "failed": p.Failed}, "tokens": p.Tokens, "last_error": p.LastError})
 	}
@@ -163,19 +160,12 @@ func cmdJobsStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func cmdJobsCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newJobsFlags("jobs cancel", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("usage: tdb jobs cancel [flags] JOB")
-	}
-	c, closeFn, err := jobsClient(ctx, f)
+	jc, err := openJobsCommand(ctx, "jobs cancel", args, true, stderr)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	st, err := c.Cancel(ctx, fs.Arg(0))
+	defer jc.close()
+	st, err := jc.client.Cancel(ctx, jc.id)
 	if err != nil {
 		if errors.Is(err, coordinator.ErrNoJob) {
 			return usagef("%v", err)

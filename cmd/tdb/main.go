@@ -13,11 +13,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 
 	"tdb/kernels"
+	"tdb/model/hub"
 	"tdb/store"
 )
 
@@ -156,4 +158,28 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// envString defines a string flag that defaults to $env (def when that is
+// unset or empty) and names the variable at the end of its help, the one way
+// tdb writes it.
+func envString(fs *flag.FlagSet, name, env, def, usage string) *string {
+	return fs.String(name, envOr(env, def), usage+" ($"+env+")")
+}
+
+// storeFlag is --store, the store URL: $TDB_STORE, else ./tdb-data.
+func storeFlag(fs *flag.FlagSet, usage string) *string {
+	return envString(fs, "store", "TDB_STORE", "./tdb-data", usage)
+}
+
+// modelFlag is --model: $TDB_MODEL, else gpt2.
+func modelFlag(fs *flag.FlagSet, usage string) *string {
+	return envString(fs, "model", "TDB_MODEL", "gpt2", usage)
+}
+
+// natsDirFlag is the embedded NATS server's data folder: $TDB_NATS_DIR,
+// else nats/ in the cache, shared by tdb collate, explain, jobs and
+// nats-server so that each finds the others' jobs.
+func natsDirFlag(fs *flag.FlagSet, name, usage string) *string {
+	return envString(fs, name, "TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats"), usage)
 }

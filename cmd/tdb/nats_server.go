@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"tdb/internal/natsx"
-	"tdb/model/hub"
 )
 
 func init() {
@@ -17,7 +15,7 @@ func init() {
 func cmdNatsServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("nats-server", stderr)
 	listen := fs.String("listen", "127.0.0.1:4222", "client address host:port (port 0: any free port)")
-	dir := fs.String("dir", envOr("TDB_NATS_DIR", filepath.Join(hub.CacheDir(), "nats")), "JetStream data folder ($TDB_NATS_DIR)")
+	dir := natsDirFlag(fs, "dir", "JetStream data folder")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,10 +27,10 @@ func init() {
 
 func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("query", stderr)
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the datasets ($TDB_STORE)")
+	storeURL := storeFlag(fs, "store holding the datasets")
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address (127.0.0.1: this machine only)")
 	cacheBytes := fs.Int64("cache-bytes", 256<<20, "bound of the cache of decoded row groups and rendered answers")
-	authToken := fs.String("auth-token", os.Getenv("TDB_AUTH_TOKEN"), "require Authorization: Bearer TOKEN ($TDB_AUTH_TOKEN)")
+	authToken := envString(fs, "auth-token", "TDB_AUTH_TOKEN", "", "require Authorization: Bearer TOKEN")
 	cors := fs.String("cors-origin", "", "comma-separated origins allowed to call the API from a browser (* for any)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one request's store reads")
 	explTTL := fs.Duration("explanations-ttl", query.DefaultExplanationsTTL, "how long stored explanations are cached (tdb explain may add more; negative: not cached)")
@@ -82,27 +81,12 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WriteTimeout: 10 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "tdb query: serving %s on http://%s%s/ (datasets, docs: %s/openapi.json)\n", st, ln.Addr(), query.Prefix, query.Prefix)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return service.ServeUntil(ctx, srv, ln, 10*time.Second)
 }
 
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("export", stderr)
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
+	storeURL := storeFlag(fs, "store holding the dataset")
 	name := fs.String("dataset", "", "dataset name")
 	location := fs.String("location", "mlp.post_act", "location")
 	layer := fs.Int("layer", 0, "layer")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -34,13 +35,37 @@ func writeCorpus(t *testing.T, path string, docs int, mtime time.Time) {
 
 var writtenRe = regexp.MustCompile(`dataset (\S+) written to \S+: (\d+) tokens`)
 
+// collateDataset runs tdb collate with args, which must succeed, and
+// returns the name of the dataset it wrote.
+func collateDataset(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := runTDB(t, append([]string{"collate"}, args...)...)
+	m := writtenRe.FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	return m[1]
+}
+
+// saveRandomModel writes a small random GPT-2 (two layers, GPT-2's
+// vocabulary) drawn from seed to the folder dir.
+func saveRandomModel(t *testing.T, dir string, seed uint64) {
+	t.Helper()
+	m, err := model.NewRandom(model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A finished job is reused only for the same store, the same corpus
 // content and a dataset that is still there: another store, a deleted
 // dataset or a changed corpus computes again (each used to print
 // "written" without writing anything, or reuse stale data).
 func TestCollateNeverReportsStaleDatasets(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	corpusPath := filepath.Join(dir, "docs.jsonl")
 	writeCorpus(t, corpusPath, 60, time.Now().Add(-time.Hour))
 	collate := func(storeDir string, extra ...string) (string, string) {
@@ -152,8 +177,7 @@ func TestCollateRefusesAnotherStoreThanTheCoordinators(t *testing.T) {
 // 6. A second tdb collate on the same cache does not start a second server
 // on the JetStream folder: it says another one runs, with its PID.
 func TestCollateSecondRunOnSameCacheRefused(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	first, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(dir, "cache", "nats"), Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -167,39 +191,48 @@ func TestCollateSecondRunOnSameCacheRefused(t *testing.T) {
 }
 
 // 2. New weights in the same model folder are a new job, not the finished
-// one reused.
+// one reused: with newer modification times, and with the sizes and times
+// of the old ones (a copy that preserves times), since the spec holds the
+// files' sampled content hashes, not only sizes and times.
 func TestCollateNewWeightsAreANewJob(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
-	md := filepath.Join(dir, "model")
-	save := func(seed uint64) {
-		m, err := model.NewRandom(model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}, seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Save(md); err != nil {
-			t.Fatal(err)
-		}
-	}
-	collate := func() string {
-		code, out, errOut := runTDB(t, "collate", "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
-			"--store", filepath.Join(dir, "data"), "--workers", "1")
-		m := writtenRe.FindStringSubmatch(out)
-		if code != 0 || m == nil {
-			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
-		}
-		return m[1]
-	}
-	save(1)
-	first := collate()
-	save(2)
-	later := time.Now().Add(2 * time.Second)
-	for _, f := range []string{"model.safetensors", "config.json"} {
-		if err := os.Chtimes(filepath.Join(md, f), later, later); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if second := collate(); second == first {
-		t.Fatalf("new weights reused dataset %s", first)
+	for _, sameSizeAndTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("same size and time %v", sameSizeAndTime), func(t *testing.T) {
+			dir := testDir(t)
+			md := filepath.Join(dir, "model")
+			// save writes weights drawn from seed, modified at when, and
+			// returns the files' sizes.
+			save := func(seed uint64, when time.Time) map[string]int64 {
+				saveRandomModel(t, md, seed)
+				sizes := map[string]int64{}
+				for _, f := range []string{"model.safetensors", "config.json"} {
+					p := filepath.Join(md, f)
+					if err := os.Chtimes(p, when, when); err != nil {
+						t.Fatal(err)
+					}
+					fi, err := os.Stat(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sizes[f] = fi.Size()
+				}
+				return sizes
+			}
+			collate := func() string {
+				return collateDataset(t, "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
+					"--store", filepath.Join(dir, "data"), "--workers", "1")
+			}
+			when := time.Now().Add(-time.Hour)
+			sizes := save(1, when)
+			first := collate()
+			if !sameSizeAndTime {
+				when = time.Now().Add(2 * time.Second)
+			}
+			if now := save(2, when); sameSizeAndTime && !maps.Equal(now, sizes) {
+				t.Fatalf("sizes %v, were %v", now, sizes)
+			}
+			if second := collate(); second == first {
+				t.Fatalf("new weights reused dataset %s", first)
+			}
+		})
 	}
 }

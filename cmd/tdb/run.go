@@ -22,7 +22,7 @@ func init() {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
-	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name (gpt2, gpt2-medium, ...; pulled on first use), local folder, or random:<preset> ($TDB_MODEL)")
+	modelName := modelFlag(fs, "model: hub name (gpt2, gpt2-medium, ...; pulled on first use), local folder, or random:<preset>")
 	var prompts, tokenLists stringList
 	fs.Var(&prompts, "prompt", "prompt text (repeatable: one batch row each); <|endoftext|> is the special token")
 	fs.Var(&tokenLists, "tokens", "comma-separated token ids (repeatable: one batch row each)")

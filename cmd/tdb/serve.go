@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,9 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"tdb/compat"
-	"tdb/debugger"
 	"tdb/explain"
-	"tdb/model/tokenizer"
+	"tdb/internal/service"
 	"tdb/query"
 	"tdb/store"
 	"tdb/viewer"
@@ -59,25 +57,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opt.Queue = -1 // no waiting
 	}
 	if *modelName != "none" && *modelName != "" {
-		m, err := loadModel(ctx, *modelName, stderr)
+		eng, mlp, attn, err := openEngine(ctx, *modelName, *mlpAE, *attnAE, *dropDead, stderr)
 		if err != nil {
 			return err
 		}
-		tok, err := tokenizer.GPT2()
-		if err != nil {
-			return err
-		}
-		eng := debugger.New(m, tok)
-		for _, spec := range []struct{ flag, kind string }{{*mlpAE, "mlp"}, {*attnAE, "attention"}} {
-			aes, err := openAutoencoders(ctx, spec.flag, *dropDead, m, stderr)
-			if err != nil {
-				return err
-			}
+		for kind, aes := range map[string][]attachedAE{"mlp": mlp, "attention": attn} {
 			for _, a := range aes {
-				if err := eng.AddAutoencoder(a.ae, a.layer, a.loc); err != nil {
-					return err
-				}
-				opt.Autoencoders[spec.kind] = append(opt.Autoencoders[spec.kind], fmt.Sprintf("%s@%d", a.loc, a.layer))
+				opt.Autoencoders[kind] = append(opt.Autoencoders[kind], fmt.Sprintf("%s@%d", a.loc, a.layer))
 			}
 		}
 		opt.Engine = eng
@@ -126,17 +112,5 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !strings.HasPrefix(host, "127.") && host != "::1" && *token == "" {
 		fmt.Fprintf(stderr, "WARNING: tdb serve listens on %s without --auth-token: anyone who can reach it can run the model\n", host)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shut); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return service.ServeUntil(ctx, hs, ln, 5*time.Second)
 }

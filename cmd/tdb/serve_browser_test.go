@@ -59,14 +59,11 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in -short mode")
 	}
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	storeDir := filepath.Join(dir, "data")
-	if code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=200",
+	collateDataset(t, "--model", "random:tiny", "--corpus", "synthetic:ioi?docs=200",
 		"--locations", "mlp.post_act,attn.heads", "--n-ctx", "24", "--top-k", "8", "--store", storeDir,
-		"--dataset", "demo", "--workers", "1"); code != 0 {
-		t.Fatalf("collate exit %d\n%s\n%s", code, out, errOut)
-	}
+		"--dataset", "demo", "--workers", "1")
 
 	const prompt = "<|endoftext|>When Mary and John went to the store, John gave a drink to"
 	debugJSON := func(extra ...string) map[string]any {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -17,21 +19,42 @@ import (
 	"tdb/worker"
 )
 
-// openServiceBase opens the store and, unless metricsAddr is empty, serves
-// a new metrics registry on it (with /healthz): what every service command
-// does first.
-func openServiceBase(ctx context.Context, storeURL, metricsAddr string, log *slog.Logger) (store.Store, *prometheus.Registry, error) {
-	st, err := store.Open(ctx, storeURL)
+// serviceFlags are the flags of the long-running services, tdb
+// coordinator and tdb worker: the NATS cluster, the store, the metrics
+// address and the log format.
+type serviceFlags struct {
+	nats, store, metricsAddr *string
+	jsonLogs                 *bool
+}
+
+// addServiceFlags defines them; storeUsage says what the service keeps in
+// the store, metricsAddr is its default /metrics address.
+func addServiceFlags(fs *flag.FlagSet, storeUsage, metricsAddr string) serviceFlags {
+	return serviceFlags{
+		nats:        envString(fs, "nats", "TDB_NATS", "nats://127.0.0.1:4222", "NATS URL"),
+		store:       storeFlag(fs, storeUsage),
+		metricsAddr: envString(fs, "metrics-addr", "TDB_METRICS_ADDR", metricsAddr, "Prometheus /metrics address, empty to disable"),
+		jsonLogs:    fs.Bool("json-logs", false, "log JSON lines"),
+	}
+}
+
+// open does what every service command does first: it makes the logger,
+// opens the store and, unless the metrics address is empty, serves a new
+// metrics registry on it (with /healthz). The options it returns dial the
+// cluster with retries; the caller says which services to run.
+func (f serviceFlags) open(ctx context.Context, stderr io.Writer) (serviceOptions, error) {
+	log := service.NewLogger(stderr, *f.jsonLogs, slog.LevelInfo)
+	st, err := store.Open(ctx, *f.store)
 	if err != nil {
-		return nil, nil, err
+		return serviceOptions{}, err
 	}
 	reg := service.NewRegistry()
-	if metricsAddr != "" {
-		if _, err := service.ServeMetrics(ctx, metricsAddr, reg, log); err != nil {
-			return nil, nil, err
+	if *f.metricsAddr != "" {
+		if _, err := service.ServeMetrics(ctx, *f.metricsAddr, reg, log); err != nil {
+			return serviceOptions{}, err
 		}
 	}
-	return st, reg, nil
+	return serviceOptions{dial: natsx.RetryDialer(*f.nats, log), store: st, log: log, reg: reg}, nil
 }
 
 // serviceOptions are the services one tdb process runs: tdb coordinator,

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"tdb/model"
 )
@@ -16,8 +15,7 @@ import (
 // A token id beyond the model's vocabulary in a tokens: corpus is refused
 // before anything is submitted (exit code 2, naming the file and offset).
 func TestCollateRefusesTokensBeyondVocabulary(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	toks := filepath.Join(dir, "toks.bin")
 	raw := make([]byte, 2*3000)
 	for i := range 3000 {
@@ -38,53 +36,6 @@ func TestCollateRefusesTokensBeyondVocabulary(t *testing.T) {
 	}
 }
 
-// Weights replaced with others of the same size, the modification times
-// restored (a copy that preserves times), are a new job: the spec holds the
-// files' sampled content hashes, not only sizes and times.
-func TestCollateSameSizeSameTimeWeightsAreANewJob(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
-	md := filepath.Join(dir, "model")
-	save := func(seed uint64) {
-		m, err := model.NewRandom(model.Config{NLayer: 2, NHead: 2, DModel: 32, DMLP: 128, NCtx: 64, Vocab: 50257, Eps: 1e-5}, seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Save(md); err != nil {
-			t.Fatal(err)
-		}
-	}
-	collate := func() string {
-		code, out, errOut := runTDB(t, "collate", "--model", md, "--corpus", "synthetic:ioi?docs=30", "--n-ctx", "16",
-			"--store", filepath.Join(dir, "data"), "--workers", "1")
-		m := writtenRe.FindStringSubmatch(out)
-		if code != 0 || m == nil {
-			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
-		}
-		return m[1]
-	}
-	save(1)
-	when := time.Now().Add(-time.Hour)
-	names := []string{"model.safetensors", "config.json"}
-	sizes := map[string]int64{}
-	for _, f := range names {
-		os.Chtimes(filepath.Join(md, f), when, when)
-		fi, _ := os.Stat(filepath.Join(md, f))
-		sizes[f] = fi.Size()
-	}
-	first := collate()
-	save(2)
-	for _, f := range names {
-		os.Chtimes(filepath.Join(md, f), when, when)
-		if fi, _ := os.Stat(filepath.Join(md, f)); fi.Size() != sizes[f] {
-			t.Fatalf("%s: size %d, was %d", f, fi.Size(), sizes[f])
-		}
-	}
-	if second := collate(); second == first {
-		t.Fatalf("new weights of the same size and time reused dataset %s", first)
-	}
-}
-
 // A finished job is not reused after the corpus is edited with its size and
 // modification time restored: the command makes a new dataset with the new
 // content (Linux: the status change time is part of the corpus stamp).
@@ -92,8 +43,7 @@ func TestCollateCorpusEditedWithTimesRestoredIsANewJob(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the status change time is read on Linux")
 	}
-	dir := t.TempDir()
-	t.Setenv("TDB_CACHE_DIR", filepath.Join(dir, "cache"))
+	dir := testDir(t)
 	path := filepath.Join(dir, "docs.jsonl")
 	write := func(word string) {
 		var b strings.Builder
@@ -107,13 +57,8 @@ func TestCollateCorpusEditedWithTimesRestoredIsANewJob(t *testing.T) {
 	write("cat")
 	fi, _ := os.Stat(path)
 	collate := func() string {
-		code, out, errOut := runTDB(t, "collate", "--model", "random:tiny", "--corpus", "jsonl:"+path, "--n-ctx", "16",
+		return collateDataset(t, "--model", "random:tiny", "--corpus", "jsonl:"+path, "--n-ctx", "16",
 			"--top-k", "3", "--store", filepath.Join(dir, "data"), "--workers", "1")
-		m := writtenRe.FindStringSubmatch(out)
-		if code != 0 || m == nil {
-			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
-		}
-		return m[1]
 	}
 	first := collate()
 	write("dog")

@@ -21,7 +21,7 @@ func init() {
 
 func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("top", stderr)
-	storeURL := fs.String("store", envOr("TDB_STORE", "./tdb-data"), "store holding the dataset ($TDB_STORE)")
+	storeURL := storeFlag(fs, "store holding the dataset")
 	name := fs.String("dataset", "", "dataset name")
 	location := fs.String("location", "mlp.post_act", "location (mlp.post_act, attn.heads, ...)")
 	layer := fs.Int("layer", 0, "layer")

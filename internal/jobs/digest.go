@@ -88,11 +88,10 @@ func SampledHash(path string) (int64, string, error) {
 	return size, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// localFiles lists the regular files named by paths: a file itself, a
-// folder's files (not recursive). Names that are not local paths
+// eachLocalFile calls fn with every regular file named by paths: a file
+// itself, a folder's files (not recursive). Names that are not local paths
 // (random:<preset>, hub names, store URLs) or do not exist give nothing.
-func localFiles(paths ...string) []string {
-	var out []string
+func eachLocalFile(paths []string, fn func(path string, fi os.FileInfo)) {
 	for _, p := range paths {
 		if p == "" || strings.Contains(p, "://") {
 			continue
@@ -103,7 +102,7 @@ func localFiles(paths ...string) []string {
 		}
 		if !fi.IsDir() {
 			if fi.Mode().IsRegular() {
-				out = append(out, p)
+				fn(p, fi)
 			}
 			continue
 		}
@@ -113,10 +112,16 @@ func localFiles(paths ...string) []string {
 		}
 		for _, de := range des {
 			if fi, err := de.Info(); err == nil && fi.Mode().IsRegular() {
-				out = append(out, filepath.Join(p, de.Name()))
+				fn(filepath.Join(p, de.Name()), fi)
 			}
 		}
 	}
+}
+
+// localFiles lists the files of eachLocalFile, sorted, each once.
+func localFiles(paths ...string) []string {
+	var out []string
+	eachLocalFile(paths, func(p string, _ os.FileInfo) { out = append(out, p) })
 	slices.Sort(out)
 	return slices.Compact(out)
 }

@@ -16,6 +16,12 @@
 // the spec at submission, and VerifyFiles is how a worker checks the files
 // it loads against them.
 //
+// A job's worker memory (JobSpec.WorkerMemory) and the sizes the submitter
+// resolved (Sizing) let the plan split its targets into component groups
+// that fit (memory.go: FixedBytes, TargetBytes, PlanGroups; PlanTasks
+// makes the tasks shard ranges × groups). Neither changes the dataset,
+// so neither is part of the default id.
+//
 // Start at JobSpec and Normalize, then JobState and ShardRecord; keys.go
 // lists where each lives.
 package jobs

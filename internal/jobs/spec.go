@@ -45,6 +45,17 @@ type JobSpec struct {
 	// partial would), only the partial bytes per token and the work a
 	// retry redoes, so it is not part of the default id.
 	ShardsPerPartial int `json:"shards_per_partial,omitempty"`
+	// WorkerMemory is the memory budget of one worker in bytes (0: no
+	// budget): the plan splits the targets into the fewest component
+	// groups whose estimated memory fits it (PlanGroups), each task then
+	// covering a range of shards × one group. Like ShardsPerPartial it
+	// changes no byte of the dataset, so it is not part of the default id.
+	WorkerMemory int64 `json:"worker_memory,omitempty"`
+	// Sizing is the model's and the targets' sizes as the submitter
+	// resolved them, for PlanGroups (nil when they could not be known:
+	// then every target is in one group). Derived from the model and the
+	// autoencoders, so not part of the default id either.
+	Sizing *Sizing `json:"sizing,omitempty"`
 	// Store is the store the dataset goes to (as store.Store.String()
 	// says); a coordinator writing elsewhere refuses the job. Part of the
 	// job's identity, so the same command against another store is
@@ -82,7 +93,7 @@ func ValidateJobID(id string) error {
 // JSON without its id.
 func (s JobSpec) DefaultID() string {
 	s.ID = ""
-	s.ShardsPerPartial = 0
+	s.ShardsPerPartial, s.WorkerMemory, s.Sizing = 0, 0, nil
 	b, _ := json.Marshal(s)
 	return "j-" + sha256Hex(b)[:12]
 }
@@ -171,6 +182,8 @@ func Normalize(s JobSpec) (JobSpec, error) {
 		return s, fmt.Errorf("job spec: tokens per shard %d is less than one window of %d", s.TokensPerShard, s.NCtx)
 	case s.BatchSize < 1:
 		return s, fmt.Errorf("job spec: batch size %d must be positive", s.BatchSize)
+	case s.WorkerMemory < 0:
+		return s, fmt.Errorf("job spec: worker memory %d must not be negative", s.WorkerMemory)
 	case s.ShardsPerPartial < 0 || s.ShardsPerPartial > MaxShardsPerPartial:
 		return s, fmt.Errorf("job spec: shards per partial %d out of range [0, %d]", s.ShardsPerPartial, MaxShardsPerPartial)
 	}

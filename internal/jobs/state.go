@@ -35,7 +35,10 @@ type JobState struct {
 	Reason string    `json:"reason,omitempty"`
 	// Attempt counts submissions of the same spec after a failure or
 	// cancellation; it is part of every message id so a retry republishes.
-	Attempt       int        `json:"attempt"`
+	Attempt int `json:"attempt"`
+	// Shards counts the job's tasks (shard ranges × component groups);
+	// PlannedTokens the tokens they run (the corpus's tokens once per
+	// component group), Tokens the corpus's tokens collated.
 	Shards        int        `json:"shards"`
 	PlannedTokens int64      `json:"planned_tokens"`
 	Tokens        int64      `json:"tokens,omitempty"`
@@ -76,6 +79,9 @@ func PlanHash(store string, shard []byte) string {
 // one worker runs into one accumulator per target and one partial.
 type TaskShards struct {
 	Shards []corpus.Shard `json:"shards"`
+	// Targets is the task's component group (MemoryPlan); empty: every
+	// target of the job.
+	Targets []TargetRef `json:"targets,omitempty"`
 }
 
 // GroupShards cuts a shard plan into tasks of n consecutive shards (the
@@ -87,6 +93,36 @@ func GroupShards(shards []corpus.Shard, n int) []TaskShards {
 		tasks = append(tasks, TaskShards{Shards: shards[i:min(i+n, len(shards))]})
 	}
 	return tasks
+}
+
+// PlanTasks is the task plan of a job: GroupShards for every component
+// group (nil groups: one task per shard range, every target). Tasks are
+// group-major (task g·R+i is shard range i of group g, R ranges), so every
+// target's partials come in shard order.
+func PlanTasks(shards []corpus.Shard, n int, groups [][]TargetRef) []TaskShards {
+	ranges := GroupShards(shards, n)
+	if len(groups) <= 1 {
+		return ranges
+	}
+	tasks := make([]TaskShards, 0, len(groups)*len(ranges))
+	for _, g := range groups {
+		for _, r := range ranges {
+			tasks = append(tasks, TaskShards{Shards: r.Shards, Targets: g})
+		}
+	}
+	return tasks
+}
+
+// DecodeTask reads a task: its shards (DecodeTaskShards) and its
+// component group (empty: every target).
+func DecodeTask(raw json.RawMessage) (TaskShards, error) {
+	shards, err := DecodeTaskShards(raw)
+	if err != nil {
+		return TaskShards{}, err
+	}
+	var t TaskShards
+	_ = json.Unmarshal(raw, &t) // a plain corpus shard has no targets
+	return TaskShards{Shards: shards, Targets: t.Targets}, nil
 }
 
 // DecodeTaskShards reads a task's shards: a TaskShards object, or a

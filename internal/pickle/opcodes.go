@@ -51,3 +51,15 @@ const (
 	opReduce          byte = 'R'  // REDUCE
 	opBuild           byte = 'b'  // BUILD
 )
+
+// argWidth is the width in bytes of the integer argument that follows each
+// opcode that has one: the value itself (BININT*, the memo index of
+// BINPUT/BINGET and their LONG_ forms) or the length of the bytes that
+// follow it (LONG*, BINUNICODE*, BINSTRING*, BINBYTES*).
+var argWidth = map[byte]int{
+	opBinInt: 4, opBinInt1: 1, opBinInt2: 2,
+	opLong1: 1, opLong4: 4,
+	opBinUnicode: 4, opShortBinUnicode: 1, opBinUnicode8: 8,
+	opBinString: 4, opShortBinString: 1, opBinBytes: 4, opShortBinBytes: 1, opBinBytes8: 8,
+	opBinPut: 1, opLongBinPut: 4, opBinGet: 1, opLongBinGet: 4,
+}

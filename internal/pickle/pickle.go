@@ -230,7 +230,7 @@ func (u *unpickler) popMark() ([]any, error) {
 	return items, nil
 }
 
-// popN pops n items (in push order) for TUPLE1..3.
+// popN pops n items (in push order).
 func (u *unpickler) popN(n int) ([]any, error) {
 	out := make([]any, n)
 	for i := n - 1; i >= 0; i-- {
@@ -241,6 +241,15 @@ func (u *unpickler) popN(n int) ([]any, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// operands pops what APPEND(S) and SETITEM(S) act on: the items since
+// MARK for the plural forms, else the top n (a value, or a key and a value).
+func (u *unpickler) operands(sinceMark bool, n int) ([]any, error) {
+	if sinceMark {
+		return u.popMark()
+	}
+	return u.popN(n)
 }
 
 func (u *unpickler) memoize(idx int64) error {
@@ -318,30 +327,18 @@ func (u *unpickler) run() (any, error) {
 			u.push(true)
 		case opNewFalse:
 			u.push(false)
-		case opBinInt:
-			v, err := u.uint(4)
+		case opBinInt, opBinInt1, opBinInt2:
+			v, err := u.uint(argWidth[op])
 			if err != nil {
 				return nil, err
 			}
-			u.push(int64(int32(uint32(v))))
-		case opBinInt1:
-			v, err := u.uint(1)
-			if err != nil {
-				return nil, err
+			n := int64(v)
+			if op == opBinInt { // the only signed one
+				n = int64(int32(uint32(v)))
 			}
-			u.push(int64(v))
-		case opBinInt2:
-			v, err := u.uint(2)
-			if err != nil {
-				return nil, err
-			}
-			u.push(int64(v))
+			u.push(n)
 		case opLong1, opLong4: // little-endian two's complement
-			width := 1
-			if op == opLong4 {
-				width = 4
-			}
-			b, err := u.sized(width)
+			b, err := u.sized(argWidth[op])
 			if err != nil {
 				return nil, err
 			}
@@ -356,16 +353,9 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 			u.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
-		case opBinUnicode, opShortBinUnicode, opBinUnicode8:
-			width := map[byte]int{opBinUnicode: 4, opShortBinUnicode: 1, opBinUnicode8: 8}[op]
-			b, err := u.sized(width)
-			if err != nil {
-				return nil, err
-			}
-			u.push(string(b))
-		case opBinString, opShortBinString, opBinBytes, opShortBinBytes, opBinBytes8:
-			width := map[byte]int{opBinString: 4, opShortBinString: 1, opBinBytes: 4, opShortBinBytes: 1, opBinBytes8: 8}[op]
-			b, err := u.sized(width)
+		case opBinUnicode, opShortBinUnicode, opBinUnicode8,
+			opBinString, opShortBinString, opBinBytes, opShortBinBytes, opBinBytes8:
+			b, err := u.sized(argWidth[op])
 			if err != nil {
 				return nil, err
 			}
@@ -399,36 +389,20 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 			u.push(Tuple(items))
-		case opAppend:
-			v, err := u.pop()
+		case opAppend, opAppends:
+			items, err := u.operands(op == opAppends, 1)
+			if err == nil {
+				err = u.appendTo(items)
+			}
 			if err != nil {
 				return nil, err
 			}
-			if err := u.appendTo([]any{v}); err != nil {
-				return nil, err
+		case opSetItem, opSetItems:
+			items, err := u.operands(op == opSetItems, 2)
+			if err == nil {
+				err = u.setItemsOnTop(items)
 			}
-		case opAppends:
-			items, err := u.popMark()
 			if err != nil {
-				return nil, err
-			}
-			if err := u.appendTo(items); err != nil {
-				return nil, err
-			}
-		case opSetItem:
-			kv, err := u.popN(2)
-			if err != nil {
-				return nil, err
-			}
-			if err := u.setItemsOnTop(kv); err != nil {
-				return nil, err
-			}
-		case opSetItems:
-			items, err := u.popMark()
-			if err != nil {
-				return nil, err
-			}
-			if err := u.setItemsOnTop(items); err != nil {
 				return nil, err
 			}
 		case opGlobal:
@@ -457,15 +431,11 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 		case opBinPut, opLongBinPut:
-			width := 1
-			if op == opLongBinPut {
-				width = 4
+			idx, err := u.uint(argWidth[op])
+			if err == nil {
+				err = u.memoize(int64(idx))
 			}
-			idx, err := u.uint(width)
 			if err != nil {
-				return nil, err
-			}
-			if err := u.memoize(int64(idx)); err != nil {
 				return nil, err
 			}
 		case opMemoize:
@@ -473,15 +443,11 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 		case opBinGet, opLongBinGet:
-			width := 1
-			if op == opLongBinGet {
-				width = 4
+			idx, err := u.uint(argWidth[op])
+			if err == nil {
+				err = u.recall(int64(idx))
 			}
-			idx, err := u.uint(width)
 			if err != nil {
-				return nil, err
-			}
-			if err := u.recall(int64(idx)); err != nil {
 				return nil, err
 			}
 		case opBinPersID:

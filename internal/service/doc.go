@@ -5,4 +5,6 @@
 //
 // Start at NewRegistry, then NewMux (add the service's routes) and Serve;
 // ServeMetrics is the two together for services with no other routes.
+// ServeUntil is the foreground loop of a command that is a server (tdb
+// query, tdb serve).
 package service

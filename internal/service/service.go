@@ -53,6 +53,29 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (
 	return ln.Addr().String(), nil
 }
 
+// ServeUntil serves srv on ln in the foreground, as a service command's
+// main loop, until ctx ends; then it shuts srv down, letting requests in
+// flight finish within grace. It returns at once with the server's error if
+// serving fails.
+func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
 // ServeMetrics serves reg on http://addr/metrics (and /healthz) until ctx
 // ends and returns the address it listens on (addr may use port 0).
 func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (string, error) {

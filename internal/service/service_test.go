@@ -3,11 +3,14 @@ package service
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -74,5 +77,65 @@ func TestNewLogger(t *testing.T) {
 	NewLogger(&b, false, slog.LevelInfo).Info("text", "k", 2)
 	if s := b.String(); !strings.Contains(s, "msg=text") || !strings.Contains(s, "k=2") {
 		t.Fatalf("text log: %q", s)
+	}
+}
+
+// ServeUntil answers until its context ends, then lets a request in flight
+// finish within the grace period and returns nil; a listener that fails
+// ends it at once with the error.
+func TestServeUntil(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, finish := make(chan struct{}), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, _ *http.Request) {
+		close(started)
+		<-finish
+		io.WriteString(w, "done")
+	})
+	mux.HandleFunc("/fast", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "fast") })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ServeUntil(ctx, &http.Server{Handler: mux}, ln, 5*time.Second) }()
+	url := "http://" + ln.Addr().String()
+	if got := get(t, url+"/fast"); got != "fast" {
+		t.Fatalf("/fast: %q", got)
+	}
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(url + "/slow")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		slow <- string(b)
+	}()
+	<-started
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("returned (%v) with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(finish)
+	if got := <-slow; got != "done" {
+		t.Fatalf("the request in flight got %q", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("after shutdown: %v", err)
+	}
+
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2.Close()
+	if err := ServeUntil(context.Background(), &http.Server{Handler: mux}, ln2, time.Second); err == nil || errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("closed listener: %v", err)
 	}
 }

@@ -70,6 +70,17 @@ func (h *fakeHub) add(repo, rev string, files map[string][]byte) {
 	h.repos[repo+"@"+rev] = files
 }
 
+// newFakeHubWith is a fake hub serving a test checkpoint (testCheckpoint
+// of seed and weightBytes) as the main revision of repo; it returns the
+// hub and the checkpoint's files.
+func newFakeHubWith(t testing.TB, repo string, seed uint64, weightBytes int) (*fakeHub, map[string][]byte) {
+	t.Helper()
+	h := newFakeHub(t)
+	files := testCheckpoint(t, seed, weightBytes)
+	h.add(repo, "main", files)
+	return h, files
+}
+
 func (h *fakeHub) log() []request {
 	h.mu.Lock()
 	defer h.mu.Unlock()

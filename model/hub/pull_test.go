@@ -50,9 +50,7 @@ func checkPulled(t *testing.T, dir string, files map[string][]byte) {
 }
 
 func TestPullSuccess(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 1, weightBytes)
-	h.add("openai-community/gpt2", "main", files)
+	h, files := newFakeHubWith(t, "openai-community/gpt2", 1, weightBytes)
 	opts := testOptions(t, h)
 	var progress bytes.Buffer
 	opts.Progress = &progress
@@ -117,9 +115,7 @@ func TestPullRevision(t *testing.T) {
 }
 
 func TestPullResumesAfterInterruption(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 3, weightBytes)
-	h.add("openai-community/gpt2-medium", "main", files)
+	h, files := newFakeHubWith(t, "openai-community/gpt2-medium", 3, weightBytes)
 	half := int64(len(files[weightsFile]) / 2)
 	h.cutOnce = half
 	opts := testOptions(t, h)
@@ -158,9 +154,7 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 }
 
 func TestPullRetriesWithinOneCall(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 4, weightBytes)
-	h.add("openai-community/gpt2", "main", files)
+	h, files := newFakeHubWith(t, "openai-community/gpt2", 4, weightBytes)
 	h.failOnce = 1
 	h.cutOnce = 1 << 20
 	opts := testOptions(t, h)
@@ -200,9 +194,7 @@ func TestPullGivesUpAfterMaxAttempts(t *testing.T) {
 }
 
 func TestPullStartsOverWhenRangeIgnored(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 6, weightBytes)
-	h.add("openai-community/gpt2", "main", files)
+	h, files := newFakeHubWith(t, "openai-community/gpt2", 6, weightBytes)
 	h.ignoreRange = true
 	opts := testOptions(t, h)
 	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
@@ -225,9 +217,7 @@ func TestPullStartsOverWhenRangeIgnored(t *testing.T) {
 func TestPullFinishesCompletePart(t *testing.T) {
 	// A run that stopped after the last byte but before the rename: the
 	// server answers 416 to the Range request and the part is verified as is.
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 7, 1<<16)
-	h.add("openai-community/gpt2", "main", files)
+	h, files := newFakeHubWith(t, "openai-community/gpt2", 7, 1<<16)
 	opts := testOptions(t, h)
 	dir := modelDir(opts.CacheDir, Ref{"openai-community/gpt2", "main"})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -327,9 +317,7 @@ func TestPullCorrupted(t *testing.T) {
 }
 
 func TestPullCancel(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 10, weightBytes)
-	h.add("openai-community/gpt2", "main", files)
+	h, _ := newFakeHubWith(t, "openai-community/gpt2", 10, weightBytes)
 	h.hangOnce = 1 << 20
 	h.hangStarted = make(chan struct{})
 	opts := testOptions(t, h)
@@ -364,9 +352,7 @@ func TestPullCancel(t *testing.T) {
 }
 
 func TestPullStallTimeout(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 11, weightBytes)
-	h.add("openai-community/gpt2", "main", files)
+	h, files := newFakeHubWith(t, "openai-community/gpt2", 11, weightBytes)
 	h.hangOnce = 1 << 20
 	opts := testOptions(t, h)
 	opts.MaxAttempts = 2
@@ -383,9 +369,7 @@ func TestPullStallTimeout(t *testing.T) {
 }
 
 func TestPullCacheHit(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 12, weightBytes)
-	h.add("openai-community/gpt2-xl", "main", files)
+	h, _ := newFakeHubWith(t, "openai-community/gpt2-xl", 12, weightBytes)
 	opts := testOptions(t, h)
 	dir1, err := Pull(context.Background(), "gpt2-xl", opts)
 	if err != nil {
@@ -410,9 +394,7 @@ func TestPullCacheHit(t *testing.T) {
 }
 
 func TestPullConcurrentSameModel(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 13, weightBytes)
-	h.add("openai-community/gpt2", "main", files)
+	h, files := newFakeHubWith(t, "openai-community/gpt2", 13, weightBytes)
 	opts := testOptions(t, h)
 	var wg sync.WaitGroup
 	dirs := make([]string, 4)
@@ -454,9 +436,7 @@ func TestPullBadInput(t *testing.T) {
 }
 
 func TestResolve(t *testing.T) {
-	h := newFakeHub(t)
-	files := testCheckpoint(t, 14, 1<<16)
-	h.add("openai-community/gpt2", "main", files)
+	h, files := newFakeHubWith(t, "openai-community/gpt2", 14, 1<<16)
 	cache := t.TempDir()
 	t.Setenv("TDB_HF_ENDPOINT", h.hub.URL)
 	t.Setenv("TDB_CACHE_DIR", cache)

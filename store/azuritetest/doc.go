@@ -1,6 +1,7 @@
 // Package azuritetest starts the Azurite Azure Blob emulator for tests, so
 // that code using Azure Blob is tested against the real Blob REST API rather
-// than a mock. It imports only the standard library (and testing).
+// than a mock. Start needs only the standard library; CreateContainer uses
+// the Azure Blob SDK, which the tests of Azure code import anyway.
 //
 // The azurite-blob binary is found through $TDB_AZURITE (a path to the
 // binary), then node_modules/.bin/azurite-blob under .ci/node or the module
