@@ -87,8 +87,8 @@ func BenchGEMM(ctx context.Context, w io.Writer, jsonOut bool) error {
 func benchGEMM(ctx context.Context, w io.Writer, jsonOut bool, shapes []GEMMShape, budget time.Duration) error {
 	var impls []namedImpl
 	for _, im := range benchImpls() {
-		if im.Name == "tdb-generic" && len(cpuPaths) > 1 {
-			continue // only interesting where it is the fastest
+		if im.Name == "tdb-generic" && len(cpuPaths) > 1 && Name() != "generic" {
+			continue // only interesting where it is the fastest or forced
 		}
 		impls = append(impls, im)
 	}

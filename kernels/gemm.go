@@ -34,6 +34,9 @@ type packers struct {
 	// rows, when set, copies rows × nr floats from src (row stride
 	// srcStride) to dst: one full micro-panel of a B that is not transposed.
 	rows func(dst, src *float32, srcStride, rows int)
+	// panelA, when set, packs mr rows × 8·blocks columns of an A that is
+	// not transposed into a k-major micro-panel (dst[k·mr+r]).
+	panelA func(dst, src *float32, srcStride, blocks int)
 }
 
 // workBuf is one worker's private packing space.
@@ -289,7 +292,7 @@ func (j *gemmJob) run() {
 			kc := min(sp.kc, g.k-pc)
 			dst := j.packA[p*sp.kc*mbR+ip*kc*sp.mr:]
 			r0 := ip * sp.mr
-			packA(dst[:kc*sp.mr], g.a, g.lda, g.aTrans, ib+r0, min(sp.mr, mb-r0), pc, kc, sp.mr)
+			packA(dst[:kc*sp.mr], g.a, g.lda, g.aTrans, ib+r0, min(sp.mr, mb-r0), pc, kc, sp.mr, &sp.pack)
 			j.unitsDone.Add(1)
 		}
 		waitFor(&j.unitsDone, uEnd)
@@ -396,7 +399,22 @@ func (j *gemmJob) macro(w *workBuf, a []float32, mc, nc, kc, ic, jc int, beta fl
 
 // packA copies rows [r0, r0+rows) × columns [pc, pc+kc) of op(A) into dst as
 // one mr-row micro-panel, k-major (dst[kk*mr+r]), zero-padding missing rows.
-func packA(dst, a []float32, lda int, trans bool, r0, rows, pc, kc, mr int) {
+func packA(dst, a []float32, lda int, trans bool, r0, rows, pc, kc, mr int, pk *packers) {
+	if !trans && rows == mr && kc >= 8 && pk.panelA != nil {
+		kb := kc / 8
+		off := r0*lda + pc
+		// Bounds the assembly relies on.
+		_ = a[off+(mr-1)*lda+8*kb-1]
+		_ = dst[8*kb*mr-1]
+		pk.panelA(&dst[0], &a[off], lda, kb)
+		for r := 0; r < rows; r++ {
+			src := a[off+r*lda : off+r*lda+kc]
+			for kk := 8 * kb; kk < kc; kk++ {
+				dst[kk*mr+r] = src[kk]
+			}
+		}
+		return
+	}
 	if trans {
 		for kk := 0; kk < kc; kk++ {
 			d := dst[kk*mr : kk*mr+mr]

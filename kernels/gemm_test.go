@@ -242,3 +242,46 @@ func TestSgemmConcurrentCalls(t *testing.T) {
 		<-done
 	}
 }
+
+// TestPackA checks each path's A packing against the portable Go loop,
+// for panel depths with and without a tail, rows that end the source
+// exactly, short panels, and that nothing past the panel is written.
+func TestPackA(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, p := range cpuPaths {
+		s := p.spec
+		t.Run(s.name, func(t *testing.T) {
+			for _, kc := range []int{1, 7, 8, 9, 16, 23, 64, 256} {
+				for _, rows := range []int{s.mr, s.mr - 1, 1} {
+					for _, trans := range []bool{false, true} {
+						lda := kc + 3
+						if trans {
+							lda = 2*s.mr + 1
+						}
+						r0, pc := s.mr, 2
+						n := (r0+rows-1)*lda + pc + kc // the last row ends the source
+						if trans {
+							n = (pc+kc-1)*lda + r0 + rows
+						}
+						a := randSlice(r, n)
+						want := make([]float32, kc*s.mr)
+						packA(want, a, lda, trans, r0, rows, pc, kc, s.mr, &packers{})
+						got := randSlice(r, kc*s.mr+16)
+						guard := append([]float32(nil), got[kc*s.mr:]...)
+						packA(got[:kc*s.mr], a, lda, trans, r0, rows, pc, kc, s.mr, &s.pack)
+						for i, w := range want {
+							if got[i] != w {
+								t.Fatalf("kc %d rows %d trans %v: dst[%d] = %v, want %v", kc, rows, trans, i, got[i], w)
+							}
+						}
+						for i, g := range guard {
+							if got[kc*s.mr+i] != g {
+								t.Fatalf("kc %d rows %d trans %v: wrote past the panel at +%d", kc, rows, trans, i)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}

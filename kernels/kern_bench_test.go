@@ -49,7 +49,7 @@ func BenchmarkPack(b *testing.B) {
 			b.SetBytes(4 * kc * mc)
 			for b.Loop() {
 				for ip := 0; ip < mc; ip += s.mr {
-					packA(dst[ip*kc:], src, ld, trans, ip, s.mr, 0, kc, s.mr)
+					packA(dst[ip*kc:], src, ld, trans, ip, s.mr, 0, kc, s.mr, &s.pack)
 				}
 			}
 		})

@@ -13,7 +13,7 @@ var (
 	avx512Spec = &kernelSpec{name: "avx512", mr: 8, nr: 48, kc: 256, mc: 512, nc: 3072, kern: kernAVX512x8x48,
 		pack: packers{tile: transpose16AVX512, tileW: 16}}
 	avx2Spec = &kernelSpec{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 384, nc: 3072, kern: kernAVX2x6x16,
-		pack: packers{tile: transpose8AVX2, tileW: 8, rows: copyRows16AVX2}}
+		pack: packers{tile: transpose8AVX2, tileW: 8, rows: copyRows16AVX2, panelA: packA6AVX2}}
 )
 
 // cpuPaths lists the paths this CPU runs, fastest first. AVX-512 machines

@@ -16,3 +16,9 @@ func transpose8AVX2(dst *float32, dstStride int, src *float32, srcStride int, bl
 //
 //go:noescape
 func copyRows16AVX2(dst, src *float32, srcStride, rows int)
+
+// packA6AVX2 packs 6 rows × 8·blocks columns of src (row stride srcStride)
+// into a k-major micro-panel of A: dst[6k+r] = src[r][k].
+//
+//go:noescape
+func packA6AVX2(dst, src *float32, srcStride, blocks int)

@@ -235,3 +235,70 @@ c16loop:
 c16done:
 	VZEROUPPER
 	RET
+
+// func packA6AVX2(dst, src *float32, srcStride, blocks int)
+//
+// Packs 6 rows × 8·blocks columns of src (row stride srcStride floats) into
+// one k-major micro-panel of A for the 6×16 kernel: dst[6k+r] = src[r][k].
+// Each 8-column block is an 8×8 transpose whose rows 6 and 7 are zero; its
+// eight 6-float columns are stored with 8-float stores in increasing order,
+// each overwriting the two zeros the previous one left past its end, and the
+// last one in a 4-float and a 2-float store so nothing beyond the 48 floats
+// is written.
+TEXT ·packA6AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ srcStride+16(FP), BX
+	MOVQ blocks+24(FP), CX
+	SHLQ $2, BX
+	LEAQ (BX)(BX*2), R8 // 3 rows of src
+	VXORPS Y15, Y15, Y15
+pa6loop:
+	TESTQ CX, CX
+	JEQ   pa6done
+	LEAQ (SI)(R8*1), R9
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(BX*1), Y1
+	VMOVUPS (SI)(BX*2), Y2
+	VMOVUPS (R9), Y3
+	VMOVUPS (R9)(BX*1), Y4
+	VMOVUPS (R9)(BX*2), Y5
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VSHUFPS $0x44, Y10, Y8, Y0  // columns 0 and 4, rows 0-3
+	VSHUFPS $0xEE, Y10, Y8, Y1  // columns 1 and 5
+	VSHUFPS $0x44, Y11, Y9, Y2  // columns 2 and 6
+	VSHUFPS $0xEE, Y11, Y9, Y3  // columns 3 and 7
+	VSHUFPS $0x44, Y15, Y12, Y4 // columns 0 and 4, rows 4-5 and two zeros
+	VSHUFPS $0xEE, Y15, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8  // column 0
+	VPERM2F128 $0x20, Y5, Y1, Y9  // column 1
+	VPERM2F128 $0x20, Y6, Y2, Y10 // column 2
+	VPERM2F128 $0x20, Y7, Y3, Y11 // column 3
+	VPERM2F128 $0x31, Y4, Y0, Y12 // column 4
+	VPERM2F128 $0x31, Y5, Y1, Y13 // column 5
+	VPERM2F128 $0x31, Y6, Y2, Y14 // column 6
+	VPERM2F128 $0x31, Y7, Y3, Y7  // column 7
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, 24(DI)
+	VMOVUPS Y10, 48(DI)
+	VMOVUPS Y11, 72(DI)
+	VMOVUPS Y12, 96(DI)
+	VMOVUPS Y13, 120(DI)
+	VMOVUPS Y14, 144(DI)
+	VMOVUPS X7, 168(DI)
+	VEXTRACTF128 $1, Y7, X7
+	VMOVSD X7, 184(DI)
+	ADDQ $32, SI
+	ADDQ $192, DI
+	DECQ CX
+	JMP  pa6loop
+pa6done:
+	VZEROUPPER
+	RET

@@ -5,7 +5,8 @@ embeddings, n_layer pre-LN blocks (attention with a causal mask, MLP with
 gelu_new), the final LayerNorm and, for the second row, the unembedding
 (tied to the token embedding). The MLP activations of every layer are
 kept, as tdb bench forward captures them. Prints JSON rows with the same
-keys as `tdb bench forward --json` that both report.
+keys as `tdb bench forward --json` that both report (tokens_per_cpu_s: process
+CPU time, all threads, which at one thread other jobs' load disturbs least).
 """
 import argparse
 import json
@@ -71,13 +72,14 @@ def main():
     with torch.inference_mode():
         for logits in (False, True):
             forward(logits)  # warm-up
-            n, start = 0, time.perf_counter()
+            n, start, cpu0 = 0, time.perf_counter(), time.process_time()
             while n == 0 or time.perf_counter() - start < a.time:
                 forward(logits)
                 n += 1
-            el = time.perf_counter() - start
+            el, cpu = time.perf_counter() - start, time.process_time() - cpu0
             rows.append(dict(model="torch:" + a.preset, batch=B, seq=T, logits=logits,
                              tokens_per_s=n * B * T / el, seconds_per_batch=el / n,
+                             cpu_s_per_batch=cpu / n, tokens_per_cpu_s=n * B * T / cpu,
                              threads=a.threads, torch=torch.__version__))
     print(json.dumps(rows, indent=2))
 

@@ -43,6 +43,15 @@ type forwardResult struct {
 	GEMMGFLOPS  float64 `json:"gemm_gflops"`
 	LimitTokens float64 `json:"limit_tokens_per_s"`
 	Fraction    float64 `json:"fraction_of_limit"`
+	// CPU time of the forward passes alone (all threads): on a machine
+	// shared with other jobs, tokens per CPU-second at one thread is the
+	// figure that other jobs' load disturbs least.
+	CPUSeconds   float64 `json:"cpu_s_per_batch"`
+	TokensCPUSec float64 `json:"tokens_per_cpu_s"`
+	// The limit and the fraction in CPU time: at one thread they hold
+	// still while other jobs load the machine.
+	LimitTokensCPU float64 `json:"limit_tokens_per_cpu_s"`
+	FractionCPU    float64 `json:"fraction_of_limit_cpu"`
 }
 
 // forwardGEMMs lists the matrix multiplies of one forward pass of a batch of
@@ -94,25 +103,34 @@ func newForwardBench(ctx context.Context, m *model.Model, tokens [][]int, logits
 		}
 		fb.runners = append(fb.runners, r)
 	}
-	_, _, err := fb.round(ctx)
+	_, err := fb.round(ctx)
 	return fb, err
+}
+
+// roundTimes is one round: wall time and process CPU seconds of the
+// forward pass and of its matrix multiplies alone.
+type roundTimes struct {
+	fwd, gemm    time.Duration
+	cpu, gemmCPU float64
 }
 
 // round times one forward pass, then the pass's matrix multiplies alone
 // (each shape once, counted as often as the pass runs it), so both see the
 // same load from the rest of the machine.
-func (fb *forwardBench) round(ctx context.Context) (fwd, gemm time.Duration, err error) {
-	t0 := time.Now()
+func (fb *forwardBench) round(ctx context.Context) (roundTimes, error) {
+	var rt roundTimes
+	c0, t0 := memstat.CPUSeconds(), time.Now()
 	if _, err := fb.m.Forward(ctx, fb.req); err != nil {
-		return 0, 0, err
+		return rt, err
 	}
-	fwd = time.Since(t0)
+	rt.fwd, rt.cpu = time.Since(t0), memstat.CPUSeconds()-c0
 	for i, g := range fb.gemms {
-		t0 := time.Now()
+		c0, t0 := memstat.CPUSeconds(), time.Now()
 		fb.runners[i].Run()
-		gemm += time.Since(t0) * time.Duration(g.n)
+		rt.gemm += time.Since(t0) * time.Duration(g.n)
+		rt.gemmCPU += (memstat.CPUSeconds() - c0) * float64(g.n)
 	}
-	return fwd, gemm, nil
+	return rt, nil
 }
 
 // flops is the matrix-multiply work of one pass.
@@ -166,13 +184,14 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 		var fwd, gemm time.Duration
+		var cpu, gemmCPU float64
 		n := 0
 		for n == 0 || fwd < *dur {
-			f, g, err := fb.round(ctx)
+			rt, err := fb.round(ctx)
 			if err != nil {
 				return err
 			}
-			fwd, gemm, n = fwd+f, gemm+g, n+1
+			fwd, gemm, cpu, gemmCPU, n = fwd+rt.fwd, gemm+rt.gemm, cpu+rt.cpu, gemmCPU+rt.gemmCPU, n+1
 		}
 		tokens := float64(n * *batch * *seq)
 		r := forwardResult{Model: *modelName, Batch: *batch, Seq: *seq, Logits: logits,
@@ -180,14 +199,19 @@ func cmdBenchForward(ctx context.Context, args []string, stdout, stderr io.Write
 			GEMM: kernels.Name(), Threads: runtime.GOMAXPROCS(0),
 			GEMMGFLOPS: fb.flops() * float64(n) / gemm.Seconds() / 1e9, LimitTokens: tokens / gemm.Seconds()}
 		r.Fraction = r.TokensSec / r.LimitTokens
+		if cpu > 0 && gemmCPU > 0 {
+			r.CPUSeconds, r.TokensCPUSec = cpu/float64(n), tokens/cpu
+			r.LimitTokensCPU = tokens / gemmCPU
+			r.FractionCPU = r.TokensCPUSec / r.LimitTokensCPU
+		}
 		results = append(results, r)
 	}
 	if *asJSON {
 		return writeJSON(stdout, results)
 	}
-	fmt.Fprintf(stdout, "%-14s %5s %4s %-7s %12s %10s %10s %12s %14s %9s\n", "model", "batch", "seq", "logits", "tokens/s", "s/batch", "peak MiB", "GEMM GFLOP/s", "limit tokens/s", "of limit")
+	fmt.Fprintf(stdout, "%-14s %5s %4s %-7s %12s %10s %10s %12s %14s %9s %13s\n", "model", "batch", "seq", "logits", "tokens/s", "s/batch", "peak MiB", "GEMM GFLOP/s", "limit tokens/s", "of limit", "tokens/cpu-s")
 	for _, r := range results {
-		fmt.Fprintf(stdout, "%-14s %5d %4d %-7v %12.1f %10.3f %10.0f %12.1f %14.1f %8.0f%%\n", r.Model, r.Batch, r.Seq, r.Logits, r.TokensSec, r.Seconds, r.PeakRSS, r.GEMMGFLOPS, r.LimitTokens, 100*r.Fraction)
+		fmt.Fprintf(stdout, "%-14s %5d %4d %-7v %12.1f %10.3f %10.0f %12.1f %14.1f %8.0f%% %13.1f\n", r.Model, r.Batch, r.Seq, r.Logits, r.TokensSec, r.Seconds, r.PeakRSS, r.GEMMGFLOPS, r.LimitTokens, 100*r.Fraction, r.TokensCPUSec)
 	}
 	fmt.Fprintf(stdout, "(MLP activations of every layer captured; kernels %s, %d threads; the limit is the pass's matrix multiplies alone at the GEMM rate measured on its shapes)\n", kernels.Name(), runtime.GOMAXPROCS(0))
 	return nil

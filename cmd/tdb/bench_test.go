@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,10 @@ func TestBenchForwardLimit(t *testing.T) {
 		Limit      float64 `json:"limit_tokens_per_s"`
 		Fraction   float64 `json:"fraction_of_limit"`
 		GEMM       string  `json:"gemm"`
+		CPU        float64 `json:"cpu_s_per_batch"`
+		TokensCPU  float64 `json:"tokens_per_cpu_s"`
+		LimitCPU   float64 `json:"limit_tokens_per_cpu_s"`
+		FracCPU    float64 `json:"fraction_of_limit_cpu"`
 		PeakRSS    float64 `json:"peak_rss_mib"`
 		Batch      int     `json:"batch"`
 	}
@@ -55,6 +60,14 @@ func TestBenchForwardLimit(t *testing.T) {
 		}
 		if math.Abs(r.Fraction-r.TokensSec/r.Limit) > 1e-9*r.Fraction {
 			t.Errorf("logits=%v: fraction %v, tokens/s ÷ limit = %v", r.Logits, r.Fraction, r.TokensSec/r.Limit)
+		}
+		if runtime.GOOS == "linux" {
+			if !(r.CPU > 0) || math.Abs(r.TokensCPU*r.CPU-B*T) > 1e-9*B*T {
+				t.Errorf("logits=%v: cpu_s_per_batch %v × tokens_per_cpu_s %v is not the batch's %d tokens", r.Logits, r.CPU, r.TokensCPU, B*T)
+			}
+			if !(r.LimitCPU > 0) || math.Abs(r.FracCPU-r.TokensCPU/r.LimitCPU) > 1e-9*r.FracCPU {
+				t.Errorf("logits=%v: fraction_of_limit_cpu %v, tokens_per_cpu_s ÷ limit_tokens_per_cpu_s = %v", r.Logits, r.FracCPU, r.TokensCPU/r.LimitCPU)
+			}
 		}
 	}
 
@@ -100,11 +113,11 @@ func BenchmarkForwardLimit(b *testing.B) {
 				}
 				var fwd, gemm time.Duration
 				for b.Loop() {
-					f, g, err := fb.round(ctx)
+					rt, err := fb.round(ctx)
 					if err != nil {
 						b.Fatal(err)
 					}
-					fwd, gemm = fwd+f, gemm+g
+					fwd, gemm = fwd+rt.fwd, gemm+rt.gemm
 				}
 				n := float64(b.N * batch * 64)
 				b.ReportMetric(n/fwd.Seconds(), "tokens/s")
