@@ -25,6 +25,35 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 }
 
+// unembedShapes are GPT-2 small's unembedding (logits = x·WTEᵀ) at batch
+// 8 × 64 and 32 × 64 tokens.
+var unembedShapes = []GEMMShape{
+	{M: 512, K: 768, N: 50257, TransB: true},
+	{M: 2048, K: 768, N: 50257, TransB: true},
+}
+
+// BenchmarkSgemmUnembed runs the unembedding shapes, reporting GFLOP/s
+// (gonum's reference GEMM left out: seconds per call).
+func BenchmarkSgemmUnembed(b *testing.B) {
+	for _, s := range unembedShapes {
+		a, bm, c := benchOperands(s)
+		for _, im := range benchImpls() {
+			if im.Name == "gonum" {
+				continue
+			}
+			b.Run(s.String()+"/"+im.Name, func(b *testing.B) {
+				runGEMM(im.Impl, s, a, bm, c)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					runGEMM(im.Impl, s, a, bm, c)
+				}
+				b.ReportMetric(s.Flops()*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
 // BenchmarkSgemmAttention covers per-head attention products at 64 tokens:
 // Q·Kᵀ (TransB) with the row stride of a fused QKV buffer, and P·V.
 func BenchmarkSgemmAttention(b *testing.B) {

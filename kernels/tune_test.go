@@ -14,7 +14,8 @@ import (
 )
 
 // TestTune prints best-of GFLOP/s for blocking variants of the default
-// kernel; it runs only with KERNELS_TUNE=kc,mc,nc;kc,mc,nc;...
+// kernel; it runs only with KERNELS_TUNE=kc,mc,nc;kc,mc,nc;... Set
+// KERNELS_TUNE_UNEMBED to time only the unembedding at 512 and 2048 tokens.
 func TestTune(t *testing.T) {
 	env := os.Getenv("KERNELS_TUNE")
 	if env == "" {
@@ -39,7 +40,11 @@ func TestTune(t *testing.T) {
 		impls = append(impls, namedImpl{Name: v, Impl: Implementation{spec: s}})
 	}
 	impls = append(impls, extraImpls...)
-	for _, s := range gpt2Shapes {
+	shapes := gpt2Shapes
+	if os.Getenv("KERNELS_TUNE_UNEMBED") != "" {
+		shapes = unembedShapes
+	}
+	for _, s := range shapes {
 		a, b, c := benchOperands(s)
 		best := make([]time.Duration, len(impls))
 		for i := range best {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -73,4 +74,51 @@ func BenchmarkForward(b *testing.B) {
 	b.Run("kernels/8x64/mlp+logits", func(b *testing.B) { benchForward(b, 8, 64, withLogits, true) })
 	b.Run("kernels/32x64/mlp", func(b *testing.B) { benchForward(b, 32, 64, allMLP, true) })
 	b.Run("kernels/32x64/mlp+logits", func(b *testing.B) { benchForward(b, 32, 64, withLogits, true) })
+}
+
+func logitsOnly(Config) []Site { return []Site{At(Logits, NoLayer)} }
+
+// BenchmarkUnembed: passes that capture only the logits (GPT-2-small
+// shapes, random weights), each Result dropped ("fresh": the next pass
+// allocates its 50,257-wide logits anew) or released ("release": the next
+// pass writes into the same memory).
+func BenchmarkUnembed(b *testing.B) {
+	for _, sh := range []struct{ batch, seq int }{{8, 64}, {32, 64}} {
+		for _, release := range []bool{false, true} {
+			name := fmt.Sprintf("%dx%d/fresh", sh.batch, sh.seq)
+			if release {
+				name = fmt.Sprintf("%dx%d/release", sh.batch, sh.seq)
+			}
+			b.Run(name, func(b *testing.B) { benchUnembed(b, sh.batch, sh.seq, release) })
+		}
+	}
+}
+
+func benchUnembed(b *testing.B, batch, seq int, release bool) {
+	kernels.Install()
+	m := gpt2Small(b)
+	tokens := make([][]int, batch)
+	for i := range tokens {
+		tokens[i] = make([]int, seq)
+		for t := range tokens[i] {
+			tokens[i][t] = (i*7919 + t*104729) % m.Vocab
+		}
+	}
+	req := Request{Tokens: tokens, Capture: logitsOnly(m.Config)}
+	run := func() {
+		res, err := m.Forward(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if release {
+			res.Release()
+		}
+	}
+	run() // warm the workspace
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		run()
+	}
+	b.ReportMetric(float64(batch*seq*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }

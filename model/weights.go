@@ -33,7 +33,8 @@ type Model struct {
 	// Random is true for weights made by NewRandom: they predict nothing.
 	Random bool
 
-	pool sync.Pool // *workspace, reused by forward passes without a tape
+	pool  sync.Pool // *workspace, reused by forward passes without a tape
+	spare spareBufs // captured buffers handed back by Result.Release
 }
 
 // Load reads a Hugging Face GPT-2 checkpoint folder (config.json +
