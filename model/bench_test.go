@@ -27,6 +27,12 @@ func gpt2Small(b *testing.B) *Model {
 }
 
 func benchForward(b *testing.B, batch, seq int, capture func(c Config) []Site, fast bool) {
+	benchForwardRelease(b, batch, seq, capture, fast, false)
+}
+
+// benchForwardRelease is benchForward, releasing each Result when release
+// is set (the next pass captures into its memory).
+func benchForwardRelease(b *testing.B, batch, seq int, capture func(c Config) []Site, fast, release bool) {
 	if fast {
 		kernels.Install()
 	}
@@ -45,8 +51,12 @@ func benchForward(b *testing.B, batch, seq int, capture func(c Config) []Site, f
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := m.Forward(context.Background(), req); err != nil {
+		res, err := m.Forward(context.Background(), req)
+		if err != nil {
 			b.Fatal(err)
+		}
+		if release {
+			res.Release()
 		}
 	}
 	b.ReportMetric(float64(batch*seq*b.N)/b.Elapsed().Seconds(), "tokens/s")
@@ -67,13 +77,14 @@ func withLogits(c Config) []Site { return append(allMLP(c), At(Logits, NoLayer))
 // activations of all layers captured (the collation workload), with and
 // without the unembedding, on gonum's Sgemm and on package kernels
 // (TDB_KERNELS picks the kernel path; the gonum case uses it for the vector
-// kernels too).
+// kernels too). "/release" releases each Result (Result.Release).
 func BenchmarkForward(b *testing.B) {
 	b.Run("gonum/8x64/mlp", func(b *testing.B) { benchForward(b, 8, 64, allMLP, false) })
 	b.Run("kernels/8x64/mlp", func(b *testing.B) { benchForward(b, 8, 64, allMLP, true) })
 	b.Run("kernels/8x64/mlp+logits", func(b *testing.B) { benchForward(b, 8, 64, withLogits, true) })
 	b.Run("kernels/32x64/mlp", func(b *testing.B) { benchForward(b, 32, 64, allMLP, true) })
 	b.Run("kernels/32x64/mlp+logits", func(b *testing.B) { benchForward(b, 32, 64, withLogits, true) })
+	b.Run("kernels/32x64/mlp+logits/release", func(b *testing.B) { benchForwardRelease(b, 32, 64, withLogits, true, true) })
 }
 
 func logitsOnly(Config) []Site { return []Site{At(Logits, NoLayer)} }
