@@ -87,19 +87,35 @@ func parseCLI(dir string) (map[string]map[string]bool, error) {
 	out := map[string]map[string]bool{}
 	for cmd, fn := range registered {
 		flags := map[string]bool{}
-		collectFlags(funcs, fn, flags, map[string]bool{})
+		collectFlags(funcs, fn, flags, nil, map[string]bool{})
 		out[cmd] = flags
 	}
 	return out, nil
 }
 
-func collectFlags(funcs map[string]*ast.FuncDecl, name string, flags, seen map[string]bool) {
+// collectFlags adds the flags the function name defines: fs.X("name", ...)
+// calls in its body and, through the helpers it calls (envString(fs,
+// "store", ...)), theirs. A helper's flag name may be one of its
+// parameters; params holds the string literals the caller passed for them.
+// onPath stops recursion cycles.
+func collectFlags(funcs map[string]*ast.FuncDecl, name string, flags map[string]bool, params map[string]string, onPath map[string]bool) {
 	fd := funcs[name]
-	if fd == nil || seen[name] {
+	if fd == nil || onPath[name] {
 		return
 	}
-	seen[name] = true
-	ast.Inspect(fd, func(n ast.Node) bool {
+	onPath[name] = true
+	defer delete(onPath, name)
+	literal := func(e ast.Expr) (string, bool) {
+		if s, ok := stringLit(e); ok {
+			return s, true
+		}
+		if id, ok := e.(*ast.Ident); ok {
+			s, ok := params[id.Name]
+			return s, ok
+		}
+		return "", false
+	}
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
 		if !ok {
 			return true
@@ -109,14 +125,30 @@ func collectFlags(funcs map[string]*ast.FuncDecl, name string, flags, seen map[s
 			if recv, ok := fun.X.(*ast.Ident); ok && recv.Name == "fs" && len(call.Args) > 0 {
 				// fs.String("name", ...) or fs.StringVar(&v, "name", ...)
 				for _, a := range call.Args[:min(2, len(call.Args))] {
-					if s, ok := stringLit(a); ok {
+					if s, ok := literal(a); ok {
 						flags[s] = true
 						break
 					}
 				}
 			}
 		case *ast.Ident:
-			collectFlags(funcs, fun.Name, flags, seen)
+			callee := funcs[fun.Name]
+			if callee == nil {
+				return true
+			}
+			args := map[string]string{}
+			i := 0
+			for _, field := range callee.Type.Params.List {
+				for _, pn := range field.Names {
+					if i < len(call.Args) {
+						if s, ok := literal(call.Args[i]); ok {
+							args[pn.Name] = s
+						}
+					}
+					i++
+				}
+			}
+			collectFlags(funcs, fun.Name, flags, args, onPath)
 		}
 		return true
 	})
