@@ -167,6 +167,23 @@ func envString(fs *flag.FlagSet, name, env, def, usage string) *string {
 	return fs.String(name, envOr(env, def), usage+" ($"+env+")")
 }
 
+// secretFlag is a string flag that falls back to the environment variable
+// env like envString, but whose value --help never prints: a default taken
+// from the environment would show a secret (an auth token) to anyone who
+// runs --help.
+func secretFlag(fs *flag.FlagSet, name, env, usage string) *string {
+	v := os.Getenv(env)
+	fs.Var(hiddenString{&v}, name, usage+" ($"+env+")")
+	return &v
+}
+
+// hiddenString is secretFlag's flag.Value; String is empty, so the flag
+// package shows no default.
+type hiddenString struct{ p *string }
+
+func (h hiddenString) String() string     { return "" }
+func (h hiddenString) Set(s string) error { *h.p = s; return nil }
+
 // storeFlag is --store, the store URL: $TDB_STORE, else ./tdb-data.
 func storeFlag(fs *flag.FlagSet, usage string) *string {
 	return envString(fs, "store", "TDB_STORE", "./tdb-data", usage)

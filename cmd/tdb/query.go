@@ -30,7 +30,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	storeURL := storeFlag(fs, "store holding the datasets")
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address (127.0.0.1: this machine only)")
 	cacheBytes := fs.Int64("cache-bytes", 256<<20, "bound of the cache of decoded row groups and rendered answers")
-	authToken := envString(fs, "auth-token", "TDB_AUTH_TOKEN", "", "require Authorization: Bearer TOKEN")
+	authToken := secretFlag(fs, "auth-token", "TDB_AUTH_TOKEN", "require Authorization: Bearer `TOKEN`")
 	cors := fs.String("cors-origin", "", "comma-separated origins allowed to call the API from a browser (* for any)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one request's store reads")
 	explTTL := fs.Duration("explanations-ttl", query.DefaultExplanationsTTL, "how long stored explanations are cached (tdb explain may add more; negative: not cached)")

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -28,12 +27,12 @@ func init() {
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
-	modelName := fs.String("model", envOr("TDB_MODEL", "gpt2"), "model: hub name, local folder, random:<preset>, or none (dataset pages only) [TDB_MODEL]")
-	storeURL := fs.String("store", envOr("TDB_STORE", ""), "store holding the datasets; empty: no dataset pages [TDB_STORE]")
+	modelName := modelFlag(fs, "model: hub name, local folder, random:<preset>, or none (dataset pages only)")
+	storeURL := envString(fs, "store", "TDB_STORE", "", "store holding the datasets; empty: no dataset pages")
 	var datasets stringList
 	fs.Var(&datasets, "dataset", "dataset the node table links to (repeatable; first match per location wins)")
-	addr := fs.String("addr", envOr("TDB_ADDR", "127.0.0.1:8080"), "listen address (127.0.0.1 by default: only this machine) [TDB_ADDR]")
-	token := fs.String("auth-token", os.Getenv("TDB_AUTH_TOKEN"), "require this bearer token on every request but /healthz [TDB_AUTH_TOKEN]")
+	addr := envString(fs, "addr", "TDB_ADDR", "127.0.0.1:8080", "listen address (127.0.0.1 by default: only this machine)")
+	token := secretFlag(fs, "auth-token", "TDB_AUTH_TOKEN", "require this bearer `token` on every request but /healthz")
 	compatOpen := fs.Bool("compat-open", false, "serve /compat (the original TDB front end's API) without --auth-token: that app cannot send a token; anyone who reaches the port can then run the model through /compat (docs/compat.md)")
 	workers := fs.Int("workers", 1, "model requests that run at once")
 	queue := fs.Int("queue", 8, "model requests that may wait; beyond that the server answers 503 busy")

@@ -128,3 +128,34 @@ func TestServeCompatOpen(t *testing.T) {
 		t.Errorf("/api/v1/tokenize without the token under --compat-open: %d, want 401", code)
 	}
 }
+
+// $TDB_AUTH_TOKEN sets the token like --auth-token does, and neither tdb
+// serve's nor tdb query's --help prints it (a flag's default would be).
+func TestServeAuthTokenFromEnv(t *testing.T) {
+	t.Setenv("TDB_AUTH_TOKEN", "env-s3cret")
+	for _, cmd := range []string{"serve", "query"} {
+		code, _, help := runTDB(t, cmd, "--help")
+		if code != 0 || !strings.Contains(help, "$TDB_AUTH_TOKEN") || strings.Contains(help, "env-s3cret") {
+			t.Fatalf("tdb %s --help (exit %d) should name $TDB_AUTH_TOKEN but not print its value:\n%s", cmd, code, help)
+		}
+	}
+	url := startServe(t, "--model", "random:tiny")
+	for _, c := range []struct {
+		hdr  string
+		want int
+	}{{"", 401}, {"Bearer env-s3cret", 200}} {
+		req, _ := http.NewRequest("POST", url+"/api/v1/tokenize", strings.NewReader(`{"text":"hi"}`))
+		if c.hdr != "" {
+			req.Header.Set("Authorization", c.hdr)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("tokenize with %q: %d, want %d", c.hdr, res.StatusCode, c.want)
+		}
+	}
+}
