@@ -102,6 +102,24 @@ func InspectName(ctx context.Context, name string, progress io.Writer) (Config, 
 	return cfg, err
 }
 
+// KnownShape is the shape of a hub name of OpenAI's GPT-2 checkpoints
+// ("gpt2-xl", "openai-community/gpt2-xl@main", ...) without fetching
+// anything: those repositories' configs are the presets. A submitter that
+// cannot (or need not) download the model, as with a cluster, can still
+// size and check the job. Any other name is not known (false).
+func KnownShape(name string) (Config, bool) {
+	ref, err := hub.ParseName(name, "")
+	if err != nil {
+		return Config{}, false
+	}
+	preset, ok := strings.CutPrefix(ref.Repo, "openai-community/")
+	if !ok {
+		return Config{}, false
+	}
+	cfg, ok := Presets[preset]
+	return cfg, ok
+}
+
 // resolve is hub.Resolve, with names that can never resolve (malformed, a
 // missing folder, a repository the hub does not have) marked ErrInvalid.
 func resolve(ctx context.Context, name string, progress io.Writer) (string, error) {

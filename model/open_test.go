@@ -62,3 +62,22 @@ func TestOpen(t *testing.T) {
 		t.Errorf("missing folder: %v", err)
 	}
 }
+
+// KnownShape knows OpenAI's GPT-2 repositories by name, in every spelling
+// the hub accepts, and nothing else.
+func TestKnownShape(t *testing.T) {
+	for name, want := range map[string]string{
+		"gpt2": "gpt2", "gpt2-xl": "gpt2-xl", "openai-community/gpt2-medium": "gpt2-medium",
+		"openai-community/gpt2-large@main": "gpt2-large", "gpt2-xl@refs/pr/1": "gpt2-xl",
+	} {
+		cfg, ok := KnownShape(name)
+		if !ok || cfg != Presets[want] {
+			t.Errorf("KnownShape(%q) = %+v, %v; want the %s preset", name, cfg, ok, want)
+		}
+	}
+	for _, name := range []string{"someone/gpt2-xl", "distilgpt2", "random:gpt2", "./models/gpt2", "", "openai-community/gpt2-huge"} {
+		if _, ok := KnownShape(name); ok {
+			t.Errorf("KnownShape(%q) is known, want not", name)
+		}
+	}
+}

@@ -327,8 +327,9 @@ func defaultWorkers() int { return max(1, runtime.NumCPU()/4) }
 // checkpoint header, --n-ctx against its context, the sample sizes, the
 // locations and layers, and every autoencoder's header and placement. In
 // embedded mode the model is resolved (downloaded if needed: the workers
-// need it anyway); with a cluster only the names are checked when the
-// model is not local.
+// need it anyway); with a cluster, a model that is not local is known by
+// its name when it is one of OpenAI's GPT-2 checkpoints (model.KnownShape),
+// else only the names are checked.
 // It returns the model's vocabulary size (0 when the model is not known
 // here).
 func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr io.Writer) (model.Config, bool, error) {
@@ -346,8 +347,8 @@ func checkLocations(ctx context.Context, spec jobs.JobSpec, resolve bool, stderr
 			}
 			return cfg, false, err
 		}
-	} else {
-		cfg, known = model.Presets["gpt2"], false // names only; the workers check the rest
+	} else if cfg, known = model.KnownShape(spec.Model); !known {
+		cfg = model.Presets["gpt2"] // names only; the workers check the rest
 	}
 	if known {
 		if err := model.ValidateContext(cfg, spec.NCtx); err != nil {
