@@ -45,14 +45,7 @@ func TestTaskOfShardsMatchesShards(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, a := range res.Accumulators {
-			b, err := a.MarshalBinary()
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := collate.DecodePartial(b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := decodedPartial(t, a)
 			if len(merged) <= i {
 				merged = append(merged, p)
 			} else if err := merged[i].Merge(p); err != nil {
@@ -71,14 +64,7 @@ func TestTaskOfShardsMatchesShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, a := range res.Accumulators {
-		b, err := a.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := collate.DecodePartial(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := decodedPartial(t, a)
 		var want, have bytes.Buffer
 		if err := merged[i].WriteRecords(&want, 8); err != nil {
 			t.Fatal(err)
@@ -96,4 +82,24 @@ func TestTaskOfShardsMatchesShards(t *testing.T) {
 			t.Errorf("%s layer %d: the task's files differ from the merged shards'", a.Location(), a.Layer())
 		}
 	}
+}
+
+// partialBytes is a's partial, as a worker stores it.
+func partialBytes(t *testing.T, a *collate.LayerAccumulator) []byte {
+	t.Helper()
+	b, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// decodedPartial is a's partial read back, as the merge reads it.
+func decodedPartial(t *testing.T, a *collate.LayerAccumulator) *collate.LayerAccumulator {
+	t.Helper()
+	p, err := collate.DecodePartial(partialBytes(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
