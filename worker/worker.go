@@ -185,7 +185,13 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	}
 	var state jobs.JobState
-	if _, err := natsx.GetJSON(ctx, w.kv, jobs.StateKey(task.Job), &state); err != nil {
+	if err := w.holdWhile(ctx, msg, log, "reading the job state", func(ctx context.Context) error {
+		_, err := natsx.GetJSON(ctx, w.kv, jobs.StateKey(task.Job), &state)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return stopHolding(err)
+		}
+		return err
+	}); err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			log.Warn("shard of an unknown job; dropping it")
 			m.Shards.WithLabelValues("stale").Inc()
@@ -222,7 +228,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	rec.Status, rec.Partials, rec.Tokens, rec.Windows, rec.Merge = jobs.ShardDone, refs, tokens, windows, merged
 	rec.Updated = time.Now().UTC()
 	rec.Seconds = time.Since(start).Seconds()
-	if err := natsx.PutJSON(ctx, w.kv, jobs.TaskKey(task.Job, task.Kind, task.Index), rec); err != nil {
+	if err := w.holdWhile(ctx, msg, log, "recording the finished shard", func(ctx context.Context) error {
+		return natsx.PutJSON(ctx, w.kv, jobs.TaskKey(task.Job, task.Kind, task.Index), rec)
+	}); err != nil {
 		// Without the record the coordinator cannot count the shard: let
 		// it be redelivered (the recomputation writes the same partials).
 		m.Errors.WithLabelValues("kv").Inc()

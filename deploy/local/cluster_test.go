@@ -235,10 +235,17 @@ func TestClusterSurvivesKills(t *testing.T) {
 	leader, how := leaderCoordinator(ctx, t, js, pid)
 	kill(leader, how)
 
-	// 3. A NATS node: the leader of the shard stream.
+	// 3. A NATS node: the leader of the job bucket, which every worker
+	// writes a finished shard to (until a new leader is elected, workers
+	// must hold their deliveries, not give them back), and of the shard
+	// stream when one server leads both.
 	records = waitShards(ctx, t, kv, jobID, collateDone, func(rs map[int]shardRecord) bool { return countDone(rs) >= doneAt+8 })
-	node := streamLeader(ctx, t, js)
-	kill("nats-"+strings.TrimPrefix(node, "n"), fmt.Sprintf("server %s leads stream TDB_SHARDS; %d shards done", node, countDone(records)))
+	node, shardsNode := streamLeader(ctx, t, js, "KV_tdb-jobs"), streamLeader(ctx, t, js, "TDB_SHARDS")
+	leads := "the job bucket KV_tdb-jobs"
+	if node == shardsNode {
+		leads += " and stream TDB_SHARDS"
+	}
+	kill("nats-"+strings.TrimPrefix(node, "n"), fmt.Sprintf("server %s leads %s; %d shards done", node, leads, countDone(records)))
 
 	select {
 	case err := <-collateDone:
@@ -640,12 +647,12 @@ func leaderCoordinator(ctx context.Context, t *testing.T, js jetstream.JetStream
 	return "", ""
 }
 
-// streamLeader names the server that leads the shard stream.
-func streamLeader(ctx context.Context, t *testing.T, js jetstream.JetStream) string {
+// streamLeader names the server that leads a stream.
+func streamLeader(ctx context.Context, t *testing.T, js jetstream.JetStream, stream string) string {
 	t.Helper()
 	var leader string
 	err := retry(ctx, 15*time.Second, func(ctx context.Context) error {
-		s, err := js.Stream(ctx, "TDB_SHARDS")
+		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return err
 		}
@@ -660,7 +667,7 @@ func streamLeader(ctx context.Context, t *testing.T, js jetstream.JetStream) str
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("stream TDB_SHARDS leader: %v", err)
+		t.Fatalf("stream %s leader: %v", stream, err)
 	}
 	if !regexp.MustCompile(`^n[123]$`).MatchString(leader) {
 		t.Fatalf("stream leader %q is not one of cluster.sh's servers n1..n3", leader)
