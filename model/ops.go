@@ -20,9 +20,13 @@ func general(rows, cols, stride int, data []float32) blas32.General {
 func linear(out, x []float32, n, in int, w []float32, o int, bias []float32) {
 	beta := float32(0)
 	if bias != nil {
-		for r := range n {
-			copy(out[r*o:(r+1)*o], bias)
-		}
+		// On every core: a single-threaded broadcast left the other cores
+		// idle for 3% of a 32 × 64 pass.
+		parallel.Rows(n, max(1, 1<<14/o), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				copy(out[r*o:(r+1)*o], bias)
+			}
+		})
 		beta = 1
 	}
 	blas32.Gemm(blas.NoTrans, blas.NoTrans, 1, general(n, in, in, x), general(in, o, o, w), beta, general(n, o, o, out))
