@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"tdb/dataset"
 	"tdb/internal/jobs"
 	"tdb/internal/natsx"
@@ -68,6 +70,27 @@ func TestPipelineComponentGroups(t *testing.T) {
 	m, err := dataset.ReadManifest(context.Background(), st, "grouped")
 	if err != nil || m.Tokens != whole.Tokens {
 		t.Fatalf("manifest %+v, %v", m, err)
+	}
+
+	// Two workers of one process (tdb worker --workers 2) whose memory
+	// holds the model but no second task: tasks run one at a time (each
+	// waits until the other's memory is free), and the bytes are the same.
+	spec := groupedSpec(t, tinySpec("shared", 600), 1.2)
+	gate, metrics := worker.NewMemoryGate(jobs.WorkerBaseBytes+spec.Sizing.ModelBytes+1), worker.NewMetrics(nil)
+	shared := startClusterWith(t, 2, natsx.QueueConfig{AckWait: 2 * time.Second, MaxDeliver: 3}, st, func(cfg *worker.Config) {
+		cfg.Memory, cfg.Metrics = gate, metrics
+	})
+	if state, err := shared.run(spec); err != nil || state.Status != jobs.Done {
+		t.Fatalf("shared memory: %+v, %v", state, err)
+	}
+	var waits dto.Metric
+	if err := metrics.MemoryWaits.Write(&waits); err != nil || waits.GetCounter().GetValue() == 0 {
+		t.Errorf("two workers sharing one task's memory never waited for each other (%v)", err)
+	}
+	for k, v := range datasetFiles(t, st, "shared") {
+		if k != "manifest.json" && !bytes.Equal(v, b[k]) {
+			t.Errorf("%s differs when the workers share memory", k)
+		}
 	}
 
 	small := groupedSpec(t, tinySpec("small", 600), 0.5)

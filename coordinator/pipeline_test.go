@@ -43,6 +43,13 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func startCluster(t *testing.T, workers int, q natsx.QueueConfig, st store.Store) *cluster {
 	t.Helper()
+	return startClusterWith(t, workers, q, st, nil)
+}
+
+// startClusterWith is startCluster with each worker's config passed
+// through with (nil: as is).
+func startClusterWith(t *testing.T, workers int, q natsx.QueueConfig, st store.Store, with func(*worker.Config)) *cluster {
+	t.Helper()
 	emb, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats")})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +69,11 @@ func startCluster(t *testing.T, workers int, q natsx.QueueConfig, st store.Store
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			if err := worker.Run(ctx, worker.Config{Name: fmt.Sprintf("w%d", i), Dial: emb.Dialer(), Store: st, Models: models, Logger: log, FetchWait: 200 * time.Millisecond}); err != nil {
+			cfg := worker.Config{Name: fmt.Sprintf("w%d", i), Dial: emb.Dialer(), Store: st, Models: models, Logger: log, FetchWait: 200 * time.Millisecond}
+			if with != nil {
+				with(&cfg)
+			}
+			if err := worker.Run(ctx, cfg); err != nil {
 				t.Errorf("worker %d: %v", i, err)
 			}
 		}()

@@ -16,6 +16,9 @@ type Metrics struct {
 	// write the layer) divided by its partials.
 	MergePartials          prometheus.Counter
 	MergeSecondsPerPartial prometheus.Histogram
+	// MemoryWaits counts tasks that waited for the process's memory
+	// (MemoryGate).
+	MemoryWaits prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -34,9 +37,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		MergePartials: prometheus.NewCounter(prometheus.CounterOpts{Name: "tdb_worker_merge_partials_total", Help: "Partials merged by merge tasks."}),
 		MergeSecondsPerPartial: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tdb_worker_merge_seconds_per_partial",
 			Help: "A merge task's time (read, merge, write the layer) per partial it merged.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		MemoryWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "tdb_worker_memory_waits_total",
+			Help: "Tasks that waited for memory the process's other tasks held (--workers N sharing --worker-memory)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Tokens, m.Shards, m.ShardDuration, m.Redeliveries, m.Errors, m.InFlight, m.MergePartials, m.MergeSecondsPerPartial)
+		reg.MustRegister(m.Tokens, m.Shards, m.ShardDuration, m.Redeliveries, m.Errors, m.InFlight, m.MergePartials, m.MergeSecondsPerPartial, m.MemoryWaits)
 	}
 	return m
 }

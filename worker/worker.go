@@ -49,6 +49,9 @@ type Config struct {
 	// FetchWait bounds one pull request (default 2 s); it is also how
 	// quickly the worker notices that its context ended.
 	FetchWait time.Duration
+	// Memory, shared by a process's workers, starts a task only once its
+	// estimated memory fits beside the others' (nil: no limit).
+	Memory *MemoryGate
 }
 
 // Worker runs shards from the shared consumer until its context ends.
@@ -299,6 +302,16 @@ func (w *Worker) compute(ctx context.Context, msg jetstream.Msg, task jobs.Shard
 	if err != nil {
 		return nil, 0, 0, nil, fmt.Errorf("decoding task %d: %w", task.Index, err)
 	}
+	need, shared := taskMemory(job.Spec, ts)
+	release, err := w.cfg.Memory.acquire(cctx, need, shared, func(used int64, running int) {
+		w.cfg.Metrics.MemoryWaits.Inc()
+		w.log.Info("waiting for memory", "job", task.Job, "shard", task.Index, "needs", jobs.FormatBytes(need),
+			"in_use", jobs.FormatBytes(used), "running", running)
+	})
+	if err != nil {
+		return nil, 0, 0, nil, err
+	}
+	defer release()
 	if w.cfg.ShardDelay > 0 {
 		select {
 		case <-cctx.Done():

@@ -71,6 +71,9 @@ type serviceOptions struct {
 	name        string
 	sweep       time.Duration
 	leaderTTL   time.Duration
+	// memory is the process's memory, which its workers' tasks share
+	// (worker.MemoryGate; 0: no gate).
+	memory int64
 }
 
 // startServices runs a coordinator (if asked) and workers as goroutines;
@@ -93,6 +96,10 @@ func startServices(ctx context.Context, wg *sync.WaitGroup, errs chan<- error, o
 	}
 	models := worker.NewModelCache(1, o.log)
 	metrics := worker.NewMetrics(o.reg)
+	var gate *worker.MemoryGate
+	if o.workers > 1 {
+		gate = worker.NewMemoryGate(o.memory)
+	}
 	host, _ := os.Hostname()
 	if o.name == "" {
 		o.name = fmt.Sprintf("%s-%d", host, os.Getpid())
@@ -102,7 +109,7 @@ func startServices(ctx context.Context, wg *sync.WaitGroup, errs chan<- error, o
 		go func() {
 			defer wg.Done()
 			err := worker.Run(ctx, worker.Config{Name: fmt.Sprintf("%s-%d", o.name, i), Dial: o.dial, Store: o.store, Models: models,
-				Metrics: metrics, Logger: o.log, CorpusOptions: corpusOptions(ctx)})
+				Metrics: metrics, Logger: o.log, CorpusOptions: corpusOptions(ctx), Memory: gate})
 			if err != nil {
 				err = fmt.Errorf("worker %d: %w", i, err)
 			}
