@@ -44,7 +44,9 @@ func (w *Worker) holdWhile(ctx context.Context, msg jetstream.Msg, log *slog.Log
 			return err
 		}
 		w.cfg.Metrics.Errors.WithLabelValues("kv").Inc()
-		log.Warn("NATS did not answer; holding the delivery and retrying", "step", what, "try", try, "retry_in", wait, "err", err)
+		if try%10 == 1 { // the first failure and every tenth: an outage is one line, not thirty
+			log.Warn("NATS did not answer; holding the delivery and retrying", "step", what, "try", try, "retry_in", wait, "err", err)
+		}
 		if perr := msg.InProgress(); perr != nil {
 			log.Debug("in-progress ack failed", "err", perr)
 		}
