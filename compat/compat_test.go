@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,6 +144,48 @@ func TestModelInfoAndDatasets(t *testing.T) {
 		dst := get(t, m, "derivedScalarType").(string)
 		if want[dst] != get(t, m, "shortName") || get(t, m, "userVisibleName") == "" || !strings.HasPrefix(get(t, m, "neuronDatasetPath").(string), "tdb://"+datasetName+"/") {
 			t.Fatalf("dataset %v", m)
+		}
+	}
+}
+
+// Several served datasets of one kind each get a short name of their own
+// (the first the model's, the others their dataset's), and a node page
+// asking for one reads that dataset.
+func TestDatasetsShortNames(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMemory()
+	for _, name := range []string{"run_a", "run_b", "run-b"} {
+		m := &dataset.Manifest{Name: name, Model: "gpt2", Tokens: 64, Locations: []dataset.ManifestLocation{
+			{Name: locNeurons, Layers: []int{0}, Components: 3072}, {Name: "ae.mlp.post_act", Layers: []int{0}, Components: 96}}}
+		if err := dataset.WriteManifest(ctx, st, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &Handler{opts: Options{Store: st, Datasets: []string{"run_a", "run_b", "run-b"}}}
+	out, err := h.datasetsMetadata(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range out.([]datasetMetadata) {
+		got = append(got, m.ShortName+" "+m.NeuronDatasetPath)
+	}
+	want := []string{
+		"gpt2-small tdb://run_a/mlp.post_act", "gpt2-small_mlp-post-act tdb://run_a/ae.mlp.post_act",
+		"run-b tdb://run_b/mlp.post_act", "run-b_mlp-post-act tdb://run_b/ae.mlp.post_act",
+		"run-b-2 tdb://run-b/mlp.post_act", "run-b-2_mlp-post-act tdb://run-b/ae.mlp.post_act",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("short names:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for short, ds := range map[string]string{"gpt2-small": "run_a", "run-b": "run_b", "run-b-2": "run-b", "run-b-2_mlp-post-act": "run-b"} {
+		dst := dstMLPPostAct
+		if strings.Contains(short, "_") {
+			dst = dstMLPLatent
+		}
+		_, s, err := h.resolve(ctx, dst, []string{short})
+		if err != nil || s.manifest.Name != ds {
+			t.Errorf("%s resolves to %v (%v), want dataset %s", short, s.manifest, err, ds)
 		}
 	}
 }
@@ -386,6 +429,22 @@ func TestExplanations(t *testing.T) {
 		t.Fatalf("score %v", sc)
 	}
 	g.fails(t, "/score", `{`+node+`, "datasets": []}`, http.StatusBadRequest, "explanation")
+
+	// The app's node table asks for an attention latent's explanations under
+	// its by-token-pair type: they are the latent's.
+	pairs := `"dst": "flattened_attn_write_to_latent_summed_over_heads", "layerIndex": 0, "activationIndex": 5`
+	g.ok(t, "/existing_explanations", `{`+pairs+`, "explanationDatasets": [], "neuronDataset": "tiny-demo_resid-delta-attn"}`, &existing)
+	if len(existing) != 2 || get(t, existing, "0.explanation") != "ae.resid.delta_attn L0 #5" {
+		t.Fatalf("existing explanations of an attention latent by token pair: %v", existing)
+	}
+	g.ok(t, "/explain", `{`+pairs+`, "datasets": ["tiny-demo_resid-delta-attn"]}`, &exp)
+	if get(t, exp, "explanations.0") != "4 top records" || !strings.HasSuffix(get(t, exp, "dataset").(string), "/ae.resid.delta_attn") {
+		t.Fatalf("explain an attention latent by token pair: %v", exp)
+	}
+	g.ok(t, "/score", `{`+pairs+`, "datasets": [], "explanation": "names", "maxSequences": 5}`, &sc)
+	if num(t, sc, "score") != 0.05 {
+		t.Fatalf("score an attention latent by token pair: %v", sc)
+	}
 }
 
 func TestDerivedScalars(t *testing.T) {
@@ -514,6 +573,27 @@ func TestBatchedLogitLens(t *testing.T) {
 		}
 	}
 	f.fails(t, "/batched", `{"inferenceSubRequests": [{"inferenceRequestSpec": {"prompt": "a"}, "processingRequestSpecByName": {"singleton": {"dst": "bogus", "activationIndex": 0, "numTopTokens": 10}}}]}`, http.StatusBadRequest, "ablation spec")
+
+	// An MLP latent's input tokens, top and bottom: the node table's.
+	f.ok(t, "/batched", mustJSON(map[string]any{"inferenceSubRequests": []any{
+		sub("online_mlp_autoencoder_latent", 1, 8, "backward", inputDirectionDst, true)}}), &r)
+	resp, err := f.e.Run(context.Background(), debugger.Request{Prompt: "a", Loss: "zero", UseMLPAutoencoders: true, TopK: 1, Candidates: 1,
+		Inspect: []debugger.Node{{Type: debugger.MLPLatent, Layer: 1, Index: 8, Token: 0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := resp.Details[0]
+	for side, want := range map[string][]debugger.ScoredToken{"top": d.InputTokens, "bottom": d.InputTokensDown} {
+		got := list(t, r, "inferenceSubResponses.0.processingResponseDataByName.singleton.topTokens."+side)
+		if len(want) == 0 || len(got) != len(want) {
+			t.Fatalf("latent input tokens %s: %d, want %d", side, len(got), len(want))
+		}
+		for k, g := range got {
+			if get(t, g, "token") != want[k].Text {
+				t.Fatalf("latent input tokens %s[%d]: %v, want %q", side, k, g, want[k].Text)
+			}
+		}
+	}
 }
 
 // newServer starts a test server closed with the test.

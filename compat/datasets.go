@@ -37,6 +37,10 @@ const pathScheme = "tdb://"
 type source struct {
 	manifest *dataset.Manifest
 	location string
+	// dst is the app's derived scalar type for the location ("" when the
+	// app has no page for it), short the dataset name the app uses for
+	// it (catalog.name).
+	dst, short string
 }
 
 func (s source) path() string { return pathScheme + s.manifest.Name + "/" + s.location }
@@ -106,7 +110,42 @@ func (h *Handler) catalog(ctx context.Context) (*catalog, error) {
 		}
 	}
 	c.modelName = h.modelName(c)
+	c.name()
 	return c, nil
+}
+
+// name gives every source the app can show its derived scalar type and a
+// short name of its own: the first dataset (in Options.Datasets order) of
+// each kind gets the model's name (MODEL, MODEL_mlp-post-act, ...), later
+// ones their own dataset's name in its place, so the app can reach each
+// of them (it splits names on "_", so a dataset's "_" become "-").
+func (c *catalog) name() {
+	used := map[string]bool{}
+	for i := range c.all {
+		s := &c.all[i]
+		var suffix string
+		switch loc := s.location; {
+		case loc == locNeurons:
+			s.dst = dstMLPPostAct
+		case loc == locHeads:
+			s.dst = dstAttnWriteNorm
+		case isMLPLatentLoc(loc):
+			s.dst, suffix = dstMLPLatent, "_"+aeName(strings.TrimPrefix(loc, aePrefix))
+		case isAttnLatentLoc(loc):
+			s.dst, suffix = dstAttnLatent, "_"+aeName(strings.TrimPrefix(loc, aePrefix))
+		default:
+			continue
+		}
+		short := c.modelName + suffix
+		for n := 1; used[s.dst+" "+short]; n++ {
+			short = strings.ReplaceAll(s.manifest.Name, "_", "-") + suffix
+			if n > 1 {
+				short = fmt.Sprintf("%s-%d%s", strings.ReplaceAll(s.manifest.Name, "_", "-"), n, suffix)
+			}
+		}
+		used[s.dst+" "+short] = true
+		s.short = short
+	}
 }
 
 // modelName is Options.ModelName, else gpt2-small for GPT-2 small, else a
@@ -186,22 +225,6 @@ type datasetMetadata struct {
 	NeuronDatasetPath string `json:"neuronDatasetPath"`
 }
 
-// kindOf returns the app's derived scalar type and dataset short name of a
-// collated location ("" for locations the app has no page for).
-func (c *catalog) kindOf(loc string) (dst, shortName string) {
-	switch {
-	case loc == locNeurons:
-		return dstMLPPostAct, c.modelName
-	case loc == locHeads:
-		return dstAttnWriteNorm, c.modelName
-	case isMLPLatentLoc(loc):
-		return dstMLPLatent, c.modelName + "_" + aeName(strings.TrimPrefix(loc, aePrefix))
-	case isAttnLatentLoc(loc):
-		return dstAttnLatent, c.modelName + "_" + aeName(strings.TrimPrefix(loc, aePrefix))
-	}
-	return "", ""
-}
-
 func (h *Handler) datasetsMetadata(ctx context.Context, _ []byte) (any, error) {
 	c, err := h.catalog(ctx)
 	if err != nil {
@@ -209,12 +232,11 @@ func (h *Handler) datasetsMetadata(ctx context.Context, _ []byte) (any, error) {
 	}
 	out := []datasetMetadata{}
 	for _, s := range c.all {
-		dst, short := c.kindOf(s.location)
-		if dst == "" {
+		if s.dst == "" {
 			continue
 		}
-		out = append(out, datasetMetadata{ShortName: short, DerivedScalarType: dst,
-			UserVisibleName:   fmt.Sprintf("%s %s (tdb dataset %s, %d tokens)", short, s.location, s.manifest.Name, s.manifest.Tokens),
+		out = append(out, datasetMetadata{ShortName: s.short, DerivedScalarType: s.dst,
+			UserVisibleName:   fmt.Sprintf("%s: %s of tdb dataset %s (%d tokens)", s.short, s.location, s.manifest.Name, s.manifest.Tokens),
 			NeuronDatasetPath: s.path()})
 	}
 	return out, nil
@@ -228,10 +250,6 @@ func (h *Handler) resolve(ctx context.Context, dst string, datasets []string) (*
 	if err != nil {
 		return nil, source{}, err
 	}
-	want := func(loc string) bool {
-		d, _ := c.kindOf(loc)
-		return d == dst
-	}
 	switch dst {
 	case dstMLPPostAct, dstAttnWriteNorm, dstMLPLatent, dstAttnLatent:
 	case dstLatentPairs:
@@ -243,7 +261,7 @@ func (h *Handler) resolve(ctx context.Context, dst string, datasets []string) (*
 		rest, ok := strings.CutPrefix(d, pathScheme)
 		if !ok { // the app's dataset name: gpt2-small, gpt2-small_mlp-post-act
 			for _, s := range c.all {
-				if dd, short := c.kindOf(s.location); dd == dst && short == d {
+				if s.dst == dst && s.short == d {
 					return c, s, nil
 				}
 			}
@@ -251,13 +269,13 @@ func (h *Handler) resolve(ctx context.Context, dst string, datasets []string) (*
 		}
 		name, loc, _ := strings.Cut(rest, "/")
 		for _, s := range c.all {
-			if s.manifest.Name == name && s.location == loc && want(loc) {
+			if s.manifest.Name == name && s.location == loc && s.dst == dst {
 				return c, s, nil
 			}
 		}
 	}
 	for _, s := range c.all {
-		if want(s.location) {
+		if s.dst == dst {
 			return c, s, nil
 		}
 	}

@@ -58,6 +58,18 @@ func (NoExplanations) Score(context.Context, Component, *dataset.ComponentView, 
 	return 0, ErrNoScorer
 }
 
+// forExplanations reads the node of an explanation route. The app's node
+// table relabels attention latents as by-token-pair latents and asks for
+// their explanations under that type (dst flattened_attn_write_to_latent_
+// summed_over_heads); an explanation is of the latent itself, which tdb
+// collates and explains per token, so those requests are answered as for
+// the attention latent.
+func (r *nodeRequest) forExplanations() {
+	if r.Dst == dstLatentPairs {
+		r.Dst = dstAttnLatent
+	}
+}
+
 type existingRequest struct {
 	nodeRequest
 	ExplanationDatasets []string `json:"explanationDatasets"`
@@ -75,6 +87,7 @@ func (h *Handler) existingExplanations(ctx context.Context, body []byte) (any, e
 	if err := decode(body, &r); err != nil {
 		return nil, err
 	}
+	r.forExplanations()
 	if err := r.check(); err != nil {
 		return nil, err
 	}
@@ -108,6 +121,7 @@ func (h *Handler) explain(ctx context.Context, body []byte) (any, error) {
 	if err := decode(body, &r); err != nil {
 		return nil, err
 	}
+	r.forExplanations()
 	s, v, err := h.component(ctx, r)
 	if err != nil {
 		return nil, err
@@ -137,6 +151,7 @@ func (h *Handler) score(ctx context.Context, body []byte) (any, error) {
 	if err := decode(body, &r); err != nil {
 		return nil, err
 	}
+	r.forExplanations()
 	if r.Explanation == "" {
 		return nil, badRequest("give the explanation to score")
 	}

@@ -288,7 +288,7 @@ func (h *Handler) batched(ctx context.Context, body []byte) (any, error) {
 			case spec.Dst == inputDirectionDst && n.Type == debugger.MLPNeuron:
 				up, down, err = e.InputTokenLens(n, k)
 			case spec.Dst == inputDirectionDst && n.Type == debugger.MLPLatent:
-				up, err = latentInputTokens(ctx, e, tokens, n)
+				up, down, err = latentInputTokens(ctx, e, tokens, n)
 			case spec.Dst == inputDirectionDst: // no input lens for attention nodes
 			case n.Type == debugger.AttnHead: // output tokens of a head depend on the prompt's values
 			default:
@@ -329,14 +329,15 @@ func lensNode(sr batchedSubRequest, dst string, layer, index *int) (debugger.Nod
 
 // latentInputTokens: an MLP latent's input tokens on the prompt, as the
 // node table computes them (the gradient of its pre-activation at the
-// prompt's first token, projected on the token embeddings; top 10).
-func latentInputTokens(ctx context.Context, e *debugger.Engine, tokens []int, n debugger.Node) ([]debugger.ScoredToken, error) {
+// prompt's first token, projected on the token embeddings; top and bottom
+// 10).
+func latentInputTokens(ctx context.Context, e *debugger.Engine, tokens []int, n debugger.Node) (up, down []debugger.ScoredToken, err error) {
 	resp, err := e.Run(ctx, debugger.Request{Tokens: tokens, Loss: "zero", UseMLPAutoencoders: true, Inspect: []debugger.Node{n}, TopK: 1, Candidates: 1})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(resp.Details) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return resp.Details[0].InputTokens, nil
+	return resp.Details[0].InputTokens, resp.Details[0].InputTokensDown, nil
 }

@@ -3,6 +3,7 @@ package compat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -73,6 +74,9 @@ func (h *Handler) fromNodeIndex(e *debugger.Engine, ix nodeIndex) (debugger.Node
 			return *ix.TensorIndices[i]
 		}
 		return -1
+	}
+	if ix.NodeType == "layer" { // how embedding rows come back (toNodeIndex)
+		return debugger.Node{}, errors.New("embedding nodes (nodeType layer) cannot be ablated or traced: like the original backend, tdb ablates and traces neurons, attention heads and autoencoder latents")
 	}
 	if ix.LayerIndex == nil {
 		return debugger.Node{}, fmt.Errorf("node %s has no layerIndex", ix.NodeType)
@@ -355,7 +359,7 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 			inMLP.TopTokensList[i] = makeTopTokens(d.InputTokens, d.InputTokensDown)
 		case debugger.MLPLatent:
 			if len(d.InputTokens) > 0 {
-				inMLP.TopTokensList[i] = makeTopTokens(d.InputTokens, nil)
+				inMLP.TopTokensList[i] = makeTopTokens(d.InputTokens, d.InputTokensDown)
 			}
 		case debugger.AttnLatent:
 			if len(d.AttendedTo) > 0 {
@@ -369,15 +373,20 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 
-	// output-token logits: the union of every run's top candidates
+	// output-token logits: the union of every run's 100 highest and 100
+	// lowest candidates and its target and distractor tokens (the app pins
+	// those and subtracts their logits)
 	var vocabIDs []int
 	seen := map[int]bool{}
 	const topLogits = 100
 	for _, label := range runs {
-		for _, c := range resp.Runs[runIndex[label]].Candidates.Top[:min(topLogits, len(resp.Runs[runIndex[label]].Candidates.Top))] {
-			if !seen[c.ID] {
-				seen[c.ID] = true
-				vocabIDs = append(vocabIDs, c.ID)
+		cs := resp.Runs[runIndex[label]].Candidates
+		for _, list := range [][]debugger.Candidate{cs.Top[:min(topLogits, len(cs.Top))], cs.Bottom[:min(topLogits, len(cs.Bottom))], cs.Pinned} {
+			for _, c := range list {
+				if !seen[c.ID] {
+					seen[c.ID] = true
+					vocabIDs = append(vocabIDs, c.ID)
+				}
 			}
 		}
 	}
@@ -417,8 +426,10 @@ func (h *Handler) batchedTdb(ctx context.Context, body []byte) (any, error) {
 			IntermediateSumActivationsByDstByGroupID: map[string]map[string]map[string]any{}}
 
 		logits := map[int]float64{}
-		for _, c := range run.Candidates.Top {
-			logits[c.ID] = c.Logit
+		for _, list := range [][]debugger.Candidate{run.Candidates.Top, run.Candidates.Bottom, run.Candidates.Pinned} {
+			for _, c := range list {
+				logits[c.ID] = c.Logit
+			}
 		}
 		lg := make([]float64, len(vocabIDs))
 		vocabIdx := make([]nodeIndex, len(vocabIDs))

@@ -251,6 +251,21 @@ func checkTdb(t *testing.T, f *fixture, raw []byte, lastRequest debugger.Request
 		if runs[i] == "main" && int(get(t, lidx[0], "tensorIndices.0").(float64)) != run.Candidates.Top[0].ID {
 			t.Fatalf("first logit is not the top candidate")
 		}
+		// the lowest candidate and the target and distractor are listed too
+		listed := map[int]bool{}
+		for _, ix := range lidx {
+			listed[int(get(t, ix, "tensorIndices.0").(float64))] = true
+		}
+		extra := []debugger.Candidate{run.Candidates.Top[len(run.Candidates.Top)-1]}
+		extra = append(extra, run.Candidates.Pinned...)
+		if len(run.Candidates.Pinned) != 2 {
+			t.Fatalf("pinned candidates %+v, want the target and the distractor", run.Candidates.Pinned)
+		}
+		for _, c := range extra {
+			if !listed[c.ID] {
+				t.Fatalf("logits lack %q (%s)", c.Text, c.Role)
+			}
+		}
 		// token display sums
 		sums := p + "componentSumsForTokenDisplay.intermediateSumActivationsByDstByGroupId.act_times_grad."
 		emb, mlp := list(t, sub, sums+"token_attribution.value"), list(t, sub, sums+"mlp_act_times_grad.value")
@@ -349,6 +364,9 @@ func TestBatchedTdbTwoPrompts(t *testing.T) {
 	other["targetTokens"] = []string{" Italy"}
 	f.fails(t, "/batched_tdb", mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, nil, nil), other}}), http.StatusBadRequest, "share target")
 	f.fails(t, "/batched_tdb", `{"subRequests": []}`, http.StatusBadRequest, "subRequests")
+	// An embedding row comes back as the app got it: nodeType "layer", no layer.
+	embedding := map[string]any{"nodeIndex": map[string]any{"nodeType": "layer", "layerIndex": nil, "tensorIndices": []any{2}, "passType": "forward"}, "value": 0}
+	f.fails(t, "/batched_tdb", mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, []any{embedding}, nil)}}), http.StatusBadRequest, "embedding nodes (nodeType layer) cannot be ablated")
 	f.fails(t, "/batched_tdb", mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, []any{ablation("mlp_neuron", 5, 0, 1)}, nil)}}), http.StatusBadRequest, "layer 5")
 }
 

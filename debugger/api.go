@@ -150,7 +150,7 @@ type NodeDetail struct {
 	// InputTokens that upvote a neuron or latent (gradient of its
 	// pre-activation projected on the token embeddings).
 	InputTokens []ScoredToken `json:"input_tokens,omitempty"`
-	// InputTokensDown, for MLP neurons, are the token embeddings that most
+	// InputTokensDown, for MLP neurons and latents, are the token embeddings that most
 	// lower the pre-activation (scores negative), most negative first.
 	InputTokensDown []ScoredToken `json:"input_tokens_down,omitempty"`
 	// AttendedTo (keys of the node's query) and AttendedFrom (queries onto its key) for heads.

@@ -108,7 +108,7 @@ func (e *Engine) latentDetail(d *NodeDetail, fwd *model.Result, p *prepared, len
 			for o := range u {
 				u[o] *= b.Ln2G[o]
 			}
-			lens.input(u, &d.InputTokens, nil)
+			lens.input(u, &d.InputTokens, &d.InputTokensDown)
 		}
 		return
 	}

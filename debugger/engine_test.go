@@ -472,3 +472,51 @@ func TestOtherLosses(t *testing.T) {
 		}
 	}
 }
+
+// A neuron that fires negatively upvotes what its write vector downvotes:
+// its upvoted list is the positive-activation view's downvoted list, in
+// the same order, with the scores negated (upvoted positive, downvoted
+// negative, whatever the activation's sign).
+func TestUpvotedTokensFollowActivationSign(t *testing.T) {
+	e := loudEngine(t)
+	req := baseRequest()
+	p, _ := e.prepare(req)
+	fwd, err := e.Model.Forward(context.Background(), model.Request{Tokens: [][]int{p.rows[0].tokens}, Capture: []model.Site{model.At(model.MLPPostAct, 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := fwd.Acts[model.At(model.MLPPostAct, 0)].Data
+	neg := -1
+	for i := range e.Model.DMLP {
+		if acts[2*e.Model.DMLP+i] < -1e-3 {
+			neg = i
+			break
+		}
+	}
+	if neg < 0 {
+		t.Fatal("no neuron of layer 0 fires negatively at token 2")
+	}
+	req.Inspect = []Node{{Type: MLPNeuron, Layer: 0, Index: neg, Token: 2}}
+	d := run(t, e, req).Details[0]
+	if len(d.Upvoted) != 10 || len(d.Downvoted) != 10 {
+		t.Fatalf("%d upvoted, %d downvoted", len(d.Upvoted), len(d.Downvoted))
+	}
+	for i := range d.Upvoted {
+		if d.Upvoted[i].Score <= 0 || d.Downvoted[i].Score >= 0 || i > 0 && d.Upvoted[i].Score > d.Upvoted[i-1].Score {
+			t.Fatalf("activation %g: upvoted %+v, downvoted %+v", acts[2*e.Model.DMLP+neg], d.Upvoted, d.Downvoted)
+		}
+	}
+	// The write vector's own view, as for a positive activation.
+	var up, down []ScoredToken
+	lens := &tokenLens{k: 10}
+	lens.output(e, e.Model.Blocks[0].OutW[neg*e.Model.DModel:(neg+1)*e.Model.DModel], 1, &up, &down)
+	lens.run(e)
+	for i := range up {
+		if d.Upvoted[i].ID != down[i].ID || math.Abs(d.Upvoted[i].Score+down[i].Score) > 1e-6 {
+			t.Errorf("upvoted %d: %d (%g), want %d (%g)", i, d.Upvoted[i].ID, d.Upvoted[i].Score, down[i].ID, -down[i].Score)
+		}
+		if d.Downvoted[i].ID != up[i].ID {
+			t.Errorf("downvoted %d: %d, want %d", i, d.Downvoted[i].ID, up[i].ID)
+		}
+	}
+}

@@ -142,7 +142,22 @@ func TestTraceLatent(t *testing.T) {
 		t.Errorf("traced pre-activation %g, latent activation %g", resp.Runs[0].Loss, act)
 	}
 	if len(resp.Details) != 1 || len(resp.Details[0].Upvoted) == 0 || len(resp.Details[0].InputTokens) == 0 {
-		t.Errorf("latent detail %+v", resp.Details)
+		t.Fatalf("latent detail %+v", resp.Details)
+	}
+	// The tokens that most lower the latent's pre-activation: as many as
+	// raise it, negative, most negative first, none of them among those.
+	d := resp.Details[0]
+	if len(d.InputTokensDown) != len(d.InputTokens) {
+		t.Fatalf("%d input tokens down, %d up", len(d.InputTokensDown), len(d.InputTokens))
+	}
+	up := map[int]bool{}
+	for _, s := range d.InputTokens {
+		up[s.ID] = true
+	}
+	for i, s := range d.InputTokensDown {
+		if s.Score >= 0 || i > 0 && s.Score < d.InputTokensDown[i-1].Score || up[s.ID] {
+			t.Errorf("input token down %d: %+v (all: %+v)", i, s, d.InputTokensDown)
+		}
 	}
 }
 

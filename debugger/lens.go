@@ -23,17 +23,20 @@ func (b *tokenLens) add(dir []float32, up, down *[]ScoredToken) {
 }
 
 // output queues a write's output-token view: write × (W_U ⊙ ln_f gain),
-// swapped when act < 0, none when act is 0.
+// negated when act < 0, none when act is 0. Negating swaps the upvoted and
+// downvoted lists (the node writes −write there) and keeps their scores'
+// signs meaning what the lists say: upvoted positive, downvoted negative.
 func (b *tokenLens) output(e *Engine, write []float32, act float64, up, down *[]ScoredToken) {
 	if act == 0 {
 		return
 	}
+	sign := float32(1)
+	if act < 0 {
+		sign = -1
+	}
 	w := make([]float32, len(write))
 	for i := range w {
-		w[i] = write[i] * e.Model.LnFG[i]
-	}
-	if act < 0 {
-		up, down = down, up
+		w[i] = sign * write[i] * e.Model.LnFG[i]
 	}
 	b.add(w, up, down)
 }
