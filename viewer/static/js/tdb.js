@@ -481,7 +481,7 @@ export async function renderTDB(app, url) {
       );
       if (!views.children.length) views.append(el('div.empty', 'no token views (activation 0)'));
       const act = (row.metrics.activation || {}).value;
-      if (act < 0 && (d.upvoted || []).length) views.prepend(el('div.small.muted.span-all', 'Activation < 0: the write points the other way, so the lists are swapped (scores are per unit of the write direction).'));
+      if (act < 0 && (d.upvoted || []).length) views.prepend(el('div.small.muted.span-all', 'Activation < 0: the node writes against its weights, so the lists are swapped and their scores negated (per unit of the write, upvoted positive).'));
     } catch (e) { put(views, el('div.error', e.message)); }
   }
 
