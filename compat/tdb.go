@@ -147,10 +147,15 @@ type tdbRequestSpec struct {
 	UpstreamNodeToTrace         *nodeToTrace   `json:"upstreamNodeToTrace"`
 }
 
-// common is what the sub-requests of one batch must share.
+// common is what the sub-requests of one batch must share (two prompts
+// may have tokens of interest of their own).
 func (s tdbRequestSpec) common() any {
-	return []any{s.ComponentTypeForMlp, s.ComponentTypeForAttention, s.TopAndBottomKForNodeTable, s.HideEarlyLayersWhenAblating, s.UpstreamNodeToTrace,
-		slices.Clone(s.TargetTokens), slices.Clone(s.DistractorTokens)}
+	return []any{s.ComponentTypeForMlp, s.ComponentTypeForAttention, s.TopAndBottomKForNodeTable, s.HideEarlyLayersWhenAblating, s.UpstreamNodeToTrace}
+}
+
+// tokensOfInterest are a sub-request's target and distractor tokens.
+func (s tdbRequestSpec) tokensOfInterest() any {
+	return []any{slices.Clone(s.TargetTokens), slices.Clone(s.DistractorTokens)}
 }
 
 // engineRequest builds the one engine request that answers the batch and
@@ -165,7 +170,7 @@ func (h *Handler) engineRequest(e *debugger.Engine, subs []tdbRequestSpec) (debu
 	case 2:
 		s1 := subs[1]
 		if !reflect.DeepEqual(norm(s0).common(), norm(s1).common()) {
-			return req, nil, badRequest("the two sub-requests must share target and distractor tokens, component types, k, and the traced node")
+			return req, nil, badRequest("the two sub-requests must share component types, k, hideEarlyLayersWhenAblating and the traced node")
 		}
 	default:
 		return req, nil, badRequest("give one sub-request, or two ([ablated, baseline] or [left prompt, right prompt]), not %d", len(subs))
@@ -203,6 +208,9 @@ func (h *Handler) engineRequest(e *debugger.Engine, subs []tdbRequestSpec) (debu
 		s1 := subs[1]
 		switch {
 		case len(s0.NodeAblations) > 0 && len(s1.NodeAblations) == 0 && s0.Prompt == s1.Prompt:
+			if !reflect.DeepEqual(norm(s0).tokensOfInterest(), norm(s1).tokensOfInterest()) {
+				return req, nil, badRequest("an ablated run and its baseline must share target and distractor tokens")
+			}
 			runs = append(runs, "baseline")
 		case reflect.DeepEqual(norm(s0).NodeAblations, norm(s1).NodeAblations):
 			if s1.Prompt == "" {
@@ -213,6 +221,9 @@ func (h *Handler) engineRequest(e *debugger.Engine, subs []tdbRequestSpec) (debu
 					len(e.Tok.Encode(s0.Prompt)), len(e.Tok.Encode(s1.Prompt)))
 			}
 			req.SecondPrompt = s1.Prompt
+			if !reflect.DeepEqual(norm(s0).tokensOfInterest(), norm(s1).tokensOfInterest()) {
+				req.SecondTargets, req.SecondDistractors = s1.TargetTokens, s1.DistractorTokens
+			}
 			runs = append(runs, "right")
 		default:
 			return req, nil, badRequest("two sub-requests are either [ablated, baseline] (same prompt, the second without ablations) or two prompts with the same ablations")

@@ -360,9 +360,16 @@ func TestBatchedTdbTwoPrompts(t *testing.T) {
 	bad = tdbSub(leftPrompt, nil, nil)
 	bad["distractorTokens"] = []string{" Ger many"}
 	f.fails(t, "/batched_tdb", mustJSON(map[string]any{"subRequests": []any{bad}}), http.StatusBadRequest, "not exactly one")
-	other := tdbSub(rightPrompt, nil, nil)
-	other["targetTokens"] = []string{" Italy"}
-	f.fails(t, "/batched_tdb", mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, nil, nil), other}}), http.StatusBadRequest, "share target")
+	// Two prompts whose answers differ: each side has its own tokens of interest.
+	other := tdbSub(rightPrompt, abl, nil)
+	other["targetTokens"], other["distractorTokens"] = []string{" England"}, []string{" Canada"}
+	_, _, raw = f.post(t, "/batched_tdb", mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, abl, nil), other}}))
+	req.SecondTargets, req.SecondDistractors = []string{" England"}, []string{" Canada"}
+	checkTdb(t, f, raw, req, []string{"main", "right"})
+	// An ablated run and its baseline share them.
+	baseline := tdbSub(leftPrompt, nil, nil)
+	baseline["targetTokens"] = []string{" Italy"}
+	f.fails(t, "/batched_tdb", mustJSON(map[string]any{"subRequests": []any{tdbSub(leftPrompt, abl, nil), baseline}}), http.StatusBadRequest, "share target")
 	f.fails(t, "/batched_tdb", `{"subRequests": []}`, http.StatusBadRequest, "subRequests")
 	// An embedding row comes back as the app got it: nodeType "layer", no layer.
 	embedding := map[string]any{"nodeIndex": map[string]any{"nodeType": "layer", "layerIndex": nil, "tensorIndices": []any{2}, "passType": "forward"}, "value": 0}

@@ -18,6 +18,11 @@ type Request struct {
 	Trace *Trace `json:"trace,omitempty"`
 	// SecondPrompt, of equal token length, turns every column into Left / Diff / Right.
 	SecondPrompt string `json:"second_prompt,omitempty"`
+	// SecondTargets and SecondDistractors are the second prompt's tokens
+	// of interest when they differ from the first's (IOI: " Mary" is the
+	// answer on one side, " John" on the other); empty: the first's.
+	SecondTargets     []string `json:"second_targets,omitempty"`
+	SecondDistractors []string `json:"second_distractors,omitempty"`
 	// TopK is the node table's k per column and direction (default 10).
 	TopK int `json:"top_k,omitempty"`
 	// Candidates is the number of top and bottom next-token candidates (default 100).

@@ -225,6 +225,54 @@ func TestBatchedEqualsSingle(t *testing.T) {
 	}
 }
 
+// Two prompts with different answers (IOI-style): each side's loss and
+// pinned candidates are its own tokens', as when each runs alone.
+func TestSecondPromptOwnTargets(t *testing.T) {
+	e := loudEngine(t)
+	second := "<|endoftext|>London, England. Ottawa,"
+	req := baseRequest()
+	req.SecondPrompt, req.SecondTargets, req.SecondDistractors = second, []string{" England"}, []string{" Canada"}
+	both := run(t, e, req)
+	r2 := baseRequest()
+	r2.Prompt, r2.Targets, r2.Distractors = second, []string{" England"}, []string{" Canada"}
+	right := run(t, e, r2)
+	left := run(t, e, baseRequest())
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-5*math.Max(1, math.Abs(b)) }
+	if !near(both.Runs[0].Loss, left.Runs[0].Loss) || !near(both.Runs[1].Loss, right.Runs[0].Loss) {
+		t.Fatalf("batched losses %g/%g, single %g/%g", both.Runs[0].Loss, both.Runs[1].Loss, left.Runs[0].Loss, right.Runs[0].Loss)
+	}
+	same := baseRequest()
+	same.SecondPrompt = second
+	if shared := run(t, e, same); near(shared.Runs[1].Loss, both.Runs[1].Loss) {
+		t.Fatalf("the right side's loss %g does not depend on its own targets", shared.Runs[1].Loss)
+	}
+	pinned := both.Runs[1].Candidates.Pinned
+	if len(pinned) != 2 || pinned[0].Text != " England" || pinned[0].Role != "target" || pinned[1].Text != " Canada" || pinned[1].Role != "distractor" {
+		t.Fatalf("right side pinned %+v", pinned)
+	}
+	if p := both.Runs[0].Candidates.Pinned; p[0].Text != " Canada" {
+		t.Fatalf("left side pinned %+v", p)
+	}
+	// The node table's gradients are of each side's own loss: the right
+	// column of a node is its value when the second prompt runs alone.
+	idx := map[string]NodeRow{}
+	for _, r := range right.Nodes {
+		idx[r.Name] = r
+	}
+	matched := 0
+	for _, r := range both.Nodes {
+		if rr, ok := idx[r.Name]; ok && r.Metrics[ColActTimesGrad].Right != nil {
+			matched++
+			if !near(*r.Metrics[ColActTimesGrad].Right, rr.Metrics[ColActTimesGrad].Value) {
+				t.Errorf("%s: right %g, alone %g", r.Name, *r.Metrics[ColActTimesGrad].Right, rr.Metrics[ColActTimesGrad].Value)
+			}
+		}
+	}
+	if matched == 0 {
+		t.Fatal("no common nodes")
+	}
+}
+
 func TestTableIsTopAndBottom(t *testing.T) {
 	e := loudEngine(t)
 	resp := run(t, e, baseRequest())
@@ -332,6 +380,13 @@ func TestBadRequests(t *testing.T) {
 		{func(r *Request) { r.Loss = "bogus" }, "unknown loss"},
 		{func(r *Request) { r.Prompt = "" }, "empty prompt"},
 		{func(r *Request) { r.SecondPrompt = "a b" }, "equal token length"},
+		{func(r *Request) { r.SecondTargets = []string{" Paris"} }, "give second_prompt"},
+		{func(r *Request) {
+			r.SecondPrompt, r.SecondDistractors = "<|endoftext|>London, England. Ottawa,", []string{" Paris"}
+		}, "second target"},
+		{func(r *Request) {
+			r.SecondPrompt, r.SecondTargets = "<|endoftext|>London, England. Ottawa,", []string{" Paris is"}
+		}, `" Paris is"`},
 		{func(r *Request) { r.Ablations = []Ablation{{Node: Node{Type: MLPNeuron, Layer: 9}}} }, "layer 9"},
 		{func(r *Request) { r.Trace = &Trace{Node: Node{Type: AttnHead, Layer: 1, Token: 2, KeyToken: 5}} }, "causal"},
 		{func(r *Request) { r.Prompt = strings.Repeat(" x", 40) }, "context"},

@@ -15,11 +15,13 @@ func (e BadRequest) Unwrap() error { return e.Err }
 
 func badf(format string, a ...any) error { return BadRequest{fmt.Errorf(format, a...)} }
 
-// row is one batch row of the pass: the main run, its baseline, or the second prompt.
+// row is one batch row of the pass: the main run, its baseline, or the
+// second prompt, with the tokens its loss and candidates are about.
 type row struct {
-	label   string
-	tokens  []int
-	ablated bool
+	label                string
+	tokens               []int
+	ablated              bool
+	targets, distractors []int
 }
 
 // prepared is a validated request.
@@ -82,19 +84,38 @@ func (e *Engine) prepare(req Request) (*prepared, error) {
 		}
 		return id, nil
 	}
-	for _, s := range req.Targets {
-		id, err := one(s)
-		if err != nil {
-			return nil, err
+	ids := func(ss []string) ([]int, error) {
+		var out []int
+		for _, s := range ss {
+			id, err := one(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, id)
 		}
-		p.targets = append(p.targets, id)
+		return out, nil
 	}
-	for _, s := range req.Distractors {
-		id, err := one(s)
-		if err != nil {
+	var err error
+	if p.targets, err = ids(req.Targets); err != nil {
+		return nil, err
+	}
+	if p.distractors, err = ids(req.Distractors); err != nil {
+		return nil, err
+	}
+	secondTargets, secondDistractors := p.targets, p.distractors
+	if len(req.SecondTargets)+len(req.SecondDistractors) > 0 {
+		if req.SecondPrompt == "" {
+			return nil, badf("second_targets and second_distractors are for a second prompt: give second_prompt")
+		}
+		if len(req.SecondTargets) == 0 && req.Loss != "zero" {
+			return nil, badf("give at least one second target token with second distractors")
+		}
+		if secondTargets, err = ids(req.SecondTargets); err != nil {
 			return nil, err
 		}
-		p.distractors = append(p.distractors, id)
+		if secondDistractors, err = ids(req.SecondDistractors); err != nil {
+			return nil, err
+		}
 	}
 	for _, a := range req.Ablations {
 		if v := float64(a.Value); math.IsNaN(v) || math.IsInf(v, 0) {
@@ -125,16 +146,16 @@ func (e *Engine) prepare(req Request) (*prepared, error) {
 			return nil, badf("inspect %s: %v", n.Name(), err)
 		}
 	}
-	p.rows = []row{{label: "main", tokens: tokens, ablated: true}}
+	p.rows = []row{{label: "main", tokens: tokens, ablated: true, targets: p.targets, distractors: p.distractors}}
 	if len(req.Ablations) > 0 {
-		p.rows = append(p.rows, row{label: "baseline", tokens: tokens})
+		p.rows = append(p.rows, row{label: "baseline", tokens: tokens, targets: p.targets, distractors: p.distractors})
 	}
 	if req.SecondPrompt != "" {
 		second := e.Tok.Encode(req.SecondPrompt)
 		if len(second) != p.T {
 			return nil, badf("the second prompt has %d tokens, the first %d: they must have equal token length", len(second), p.T)
 		}
-		p.rows = append(p.rows, row{label: "right", tokens: second, ablated: true})
+		p.rows = append(p.rows, row{label: "right", tokens: second, ablated: true, targets: secondTargets, distractors: secondDistractors})
 	}
 	return p, nil
 }

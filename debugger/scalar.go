@@ -35,20 +35,21 @@ func (e *Engine) lossScalar(p *prepared, fwd *model.Result) *scalarSpec {
 	sc := &scalarSpec{seeds: map[model.Site]*model.Tensor{model.At(model.Logits, model.NoLayer): seed},
 		stops: []model.Site{model.At(model.LnFScale, model.NoLayer)}, gstar: point{m.NLayer, false}, position: T - 1,
 		describe: p.req.Loss}
-	for r := range p.rows {
+	for r, rw := range p.rows {
 		lg := logits.Data[(r*T+T-1)*V : (r*T+T)*V]
 		g := seed.Data[(r*T+T-1)*V : (r*T+T)*V]
+		targets, distractors := rw.targets, rw.distractors
 		var loss float64
 		switch p.req.Loss {
 		case "logit_diff", "logit_minus_mean":
-			for _, t := range p.targets {
-				loss += float64(lg[t]) / float64(len(p.targets))
-				g[t] += 1 / float32(len(p.targets))
+			for _, t := range targets {
+				loss += float64(lg[t]) / float64(len(targets))
+				g[t] += 1 / float32(len(targets))
 			}
 			if p.req.Loss == "logit_diff" {
-				for _, d := range p.distractors {
-					loss -= float64(lg[d]) / float64(len(p.distractors))
-					g[d] -= 1 / float32(len(p.distractors))
+				for _, d := range distractors {
+					loss -= float64(lg[d]) / float64(len(distractors))
+					g[d] -= 1 / float32(len(distractors))
 				}
 			} else {
 				var mean float64
@@ -61,14 +62,14 @@ func (e *Engine) lossScalar(p *prepared, fwd *model.Result) *scalarSpec {
 		case "probs":
 			probs := softmax(lg)
 			var sum float64
-			for _, t := range p.targets {
+			for _, t := range targets {
 				sum += probs[t]
 			}
 			loss = sum
 			for i := range g {
 				g[i] = float32(-probs[i] * sum)
 			}
-			for _, t := range p.targets {
+			for _, t := range targets {
 				g[t] += float32(probs[t])
 			}
 		}
@@ -197,9 +198,10 @@ func (e *Engine) candidates(p *prepared, fwd *model.Result, r, pos int) Candidat
 	V, T := e.Model.Vocab, p.T
 	lg := fwd.Acts[model.At(model.Logits, model.NoLayer)].Data[(r*T+pos)*V : (r*T+pos+1)*V]
 	probs := softmax(lg)
+	targets, distractors := p.rows[r].targets, p.rows[r].distractors
 	ref := 0.0
-	if len(p.targets) > 0 {
-		ref = float64(lg[p.targets[0]])
+	if len(targets) > 0 {
+		ref = float64(lg[targets[0]])
 	}
 	mk := func(id int, role string) Candidate {
 		return Candidate{Token: Token{id, e.Tok.Display([]int{id})[0]}, Logit: float64(lg[id]), Relative: float64(lg[id]) - ref, Prob: probs[id], Role: role}
@@ -221,9 +223,9 @@ func (e *Engine) candidates(p *prepared, fwd *model.Result, r, pos int) Candidat
 	c := Candidates{Position: pos}
 	role := func(id int) string {
 		switch {
-		case slices.Contains(p.targets, id):
+		case slices.Contains(targets, id):
 			return "target"
-		case slices.Contains(p.distractors, id):
+		case slices.Contains(distractors, id):
 			return "distractor"
 		}
 		return ""
@@ -234,10 +236,10 @@ func (e *Engine) candidates(p *prepared, fwd *model.Result, r, pos int) Candidat
 	for i := V - 1; i >= V-k; i-- {
 		c.Bottom = append(c.Bottom, mk(order[i], role(order[i])))
 	}
-	for _, id := range p.targets {
+	for _, id := range targets {
 		c.Pinned = append(c.Pinned, mk(id, "target"))
 	}
-	for _, id := range p.distractors {
+	for _, id := range distractors {
 		c.Pinned = append(c.Pinned, mk(id, "distractor"))
 	}
 	return c
