@@ -425,7 +425,7 @@ func TestExplanations(t *testing.T) {
 	}
 	var sc map[string]any
 	g.ok(t, "/score", `{`+node+`, "datasets": [], "explanation": "numbers", "maxSequences": 5}`, &sc)
-	if num(t, sc, "score") != 0.07 {
+	if num(t, sc, "score") != 0.07 || get(t, sc, "datasetPath") != "tdb://"+datasetName+"/mlp.post_act" {
 		t.Fatalf("score %v", sc)
 	}
 	g.fails(t, "/score", `{`+node+`, "datasets": []}`, http.StatusBadRequest, "explanation")
@@ -478,10 +478,19 @@ func TestDerivedScalars(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		nodes := list(t, r, "derivedScalarsResponseData.nodeIndices")
+		if len(nodes) != len(ids) {
+			t.Fatalf("%s: %d node indices for %d tokens", c.dst, len(nodes), len(ids))
+		}
 		for i := range ids {
 			a := acts[i].(float64)
 			if !near(a, float64(want[i])) || !near(norms[i].(float64), normalize(a, float64(view.Stats.Max))) {
 				t.Fatalf("%s token %d: %v (normalized %v), engine %v, record max %v", c.dst, i, a, norms[i], want[i], view.Stats.Max)
+			}
+			n := c.node
+			n.Token = i
+			if got := engineNode(t, nodes[i]); got != n {
+				t.Fatalf("%s token %d: node index %v, want %+v", c.dst, i, nodes[i], n)
 			}
 		}
 	}

@@ -143,7 +143,8 @@ type scoreRequest struct {
 }
 
 type scoreResponse struct {
-	Score float64 `json:"score"`
+	Score       float64 `json:"score"`
+	DatasetPath string  `json:"datasetPath"`
 }
 
 func (h *Handler) score(ctx context.Context, body []byte) (any, error) {
@@ -169,5 +170,5 @@ func (h *Handler) score(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scoreResponse{Score: sc}, nil
+	return scoreResponse{Score: sc, DatasetPath: s.path()}, nil
 }

@@ -73,6 +73,8 @@ type derivedScalarsResponse struct {
 	DerivedScalarsResponseData struct {
 		Activations           []float64 `json:"activations"`
 		NormalizedActivations []float64 `json:"normalizedActivations"`
+		// NodeIndices names each activation's node: the component at each token.
+		NodeIndices []nodeIndex `json:"nodeIndices"`
 	} `json:"derivedScalarsResponseData"`
 }
 
@@ -127,9 +129,10 @@ func (h *Handler) derivedScalars(ctx context.Context, body []byte) (any, error) 
 	}
 	out := derivedScalarsResponse{InferenceAndTokenData: h.tokenData(e, tokens, start)}
 	d := &out.DerivedScalarsResponseData
-	for _, a := range acts {
+	for t, a := range acts {
 		d.Activations = append(d.Activations, float64(a))
 		d.NormalizedActivations = append(d.NormalizedActivations, normalize(float64(a), mx))
+		d.NodeIndices = append(d.NodeIndices, toNodeIndex(debugger.Node{Type: typ, Layer: *spec.LayerIndex, Index: *spec.ActivationIndex, Token: t}))
 	}
 	return out, nil
 }
