@@ -122,7 +122,7 @@ func (c *Coordinator) lead(ctx context.Context, nc *nats.Conn) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			c.refreshMetrics(ctx)
+			c.sweep(ctx)
 		case e, ok := <-w.Updates():
 			if !ok {
 				return nil // natsx.Watch closes only when ctx ends
@@ -642,8 +642,12 @@ func (c *Coordinator) onMaxDeliveries(ctx context.Context, data []byte) {
 	c.failJob(ctx, task.Job, task.Attempt, reason)
 }
 
-// refreshMetrics updates the queue and job gauges.
-func (c *Coordinator) refreshMetrics(ctx context.Context) {
+// sweep updates the queue and job gauges and starts a driver for every
+// unfinished job that has none. The job watch starts drivers as states
+// change; the sweep is what recovers a job whose update the watch missed,
+// or whose driver stopped on a failed read under load, which would
+// otherwise wait, submitted, until its next state change.
+func (c *Coordinator) sweep(ctx context.Context) {
 	m := c.cfg.Metrics
 	if info, err := c.cons.Info(ctx); err == nil {
 		m.QueueDepth.Set(float64(info.NumPending))
@@ -659,6 +663,9 @@ func (c *Coordinator) refreshMetrics(ctx context.Context) {
 		var st jobs.JobState
 		if _, err := natsx.GetJSON(ctx, c.kv, key, &st); err == nil {
 			counts[st.Status]++
+			if !st.Status.Final() && st.ID != "" {
+				c.startDriver(ctx, st.ID)
+			}
 		}
 	}
 	for _, s := range []jobs.JobStatus{jobs.Submitted, jobs.Planning, jobs.Running, jobs.Merging, jobs.Done, jobs.Failed, jobs.Cancelled} {
