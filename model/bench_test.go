@@ -37,13 +37,7 @@ func benchForwardRelease(b *testing.B, batch, seq int, capture func(c Config) []
 		kernels.Install()
 	}
 	m := gpt2Small(b)
-	tokens := make([][]int, batch)
-	for i := range tokens {
-		tokens[i] = make([]int, seq)
-		for t := range tokens[i] {
-			tokens[i][t] = (i*7919 + t*104729) % m.Vocab
-		}
-	}
+	tokens := benchTokens(batch, seq, m.Vocab)
 	req := Request{Tokens: tokens, Capture: capture(m.Config)}
 	if _, err := m.Forward(context.Background(), req); err != nil { // warm the workspace
 		b.Fatal(err)
@@ -108,13 +102,7 @@ func BenchmarkUnembed(b *testing.B) {
 func benchUnembed(b *testing.B, batch, seq int, release bool) {
 	kernels.Install()
 	m := gpt2Small(b)
-	tokens := make([][]int, batch)
-	for i := range tokens {
-		tokens[i] = make([]int, seq)
-		for t := range tokens[i] {
-			tokens[i][t] = (i*7919 + t*104729) % m.Vocab
-		}
-	}
+	tokens := benchTokens(batch, seq, m.Vocab)
 	req := Request{Tokens: tokens, Capture: logitsOnly(m.Config)}
 	run := func() {
 		res, err := m.Forward(context.Background(), req)
@@ -132,4 +120,17 @@ func benchUnembed(b *testing.B, batch, seq int, release bool) {
 		run()
 	}
 	b.ReportMetric(float64(batch*seq*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// benchTokens is a batch of token ids spread over the vocabulary, the same
+// for every forward benchmark.
+func benchTokens(batch, seq, vocab int) [][]int {
+	tokens := make([][]int, batch)
+	for i := range tokens {
+		tokens[i] = make([]int, seq)
+		for t := range tokens[i] {
+			tokens[i][t] = (i*7919 + t*104729) % vocab
+		}
+	}
+	return tokens
 }
